@@ -1,0 +1,44 @@
+# pli — the two commands a new user needs are `make run` and `make test`.
+VENV    ?= .venv
+PYTHON  ?= python3
+DATA    ?= var
+BIN     := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test install apt-deps lint typecheck pytest clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## make run: install, initialise ./var with the demo directory, print the accounts, serve.
+run: install
+	$(BIN)/pli init --demo --data-dir $(DATA)
+	$(BIN)/pli serve --data-dir $(DATA)
+
+apt-deps:
+	bash deploy/dev/apt-deps.sh
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install apt-deps
+	$(BIN)/pytest
+
+## make test: everything the tests need (apt included), then ruff, mypy and pytest.
+test: install apt-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

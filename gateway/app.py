@@ -1,0 +1,154 @@
+"""The composition root: configuration → backends → services → listeners.
+
+The only module that names concrete backends. Everything it builds is handed
+down explicitly (no module-level state) and registered on an AsyncExitStack,
+so shutdown releases listeners, then services, then the database, in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from directory.sql import SqlDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from directory.base import Directory
+from gateway import events
+from gateway.config import Settings
+from gateway.core.accounts import Accounts
+from gateway.core.ingest import IngestService
+from gateway.core.mailstore import MailStore
+from gateway.db import create_engine, migrate
+from gateway.errors import ConfigError
+from gateway.http.health import start_health
+from gateway.imap.server import start_imap
+from gateway.smtp.auth import SubmissionSMTP
+from gateway.smtp.handler import SmtpHandler
+from gateway.smtp.server import start_smtp
+from gateway.tls import server_context
+from policies.engine import PolicyEngine
+from vault.fs import FsBlobStore
+from vault.keys import KeyFileProvider
+from vault.service import Vault
+
+__all__ = ["Services", "build_services", "run_server", "start_listeners"]
+
+log = structlog.get_logger("pli.app")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    directory: Directory
+    vault: Vault
+    accounts: Accounts
+    policy: PolicyEngine
+    ingest: IngestService
+    mailstore: MailStore
+
+
+async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
+    """Open the database (migrated), the vault and the directory."""
+    engine = create_engine(settings.database_url())
+    stack.push_async_callback(engine.dispose)
+    await migrate(engine)
+    keys = KeyFileProvider.from_file(settings.kek_path(), os.environ.get("PLI_VAULT_KEK_HEX"))
+    vault = Vault(engine, FsBlobStore(settings.vault_path()), keys, settings.vault.chunk_size)
+    directory = SqlDirectory(engine)
+    accounts = Accounts(engine)
+    policy = PolicyEngine(directory, settings.domains)
+    ingest = IngestService(engine, vault, policy, settings.hostname)
+    mailstore = MailStore(engine, vault, accounts)
+    return Services(settings, engine, directory, vault, accounts, policy, ingest, mailstore)
+
+
+def _port(server: asyncio.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str, int]:
+    """Start every listener; return the bound ports and write them to run/ports.json."""
+    s = services.settings
+    if not s.domains:
+        raise ConfigError("invalid configuration key 'domains': no served mail domain")
+    cert, key = s.tls_files()
+    try:
+        tls = server_context(cert, key)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"invalid configuration key 'tls': cannot load {cert}: {exc}") from None
+    servers: dict[str, asyncio.Server] = {}
+    mta = SmtpHandler(services.ingest, protocol="smtp", max_recipients=s.smtp.max_recipients)
+    servers["smtp"] = await start_smtp(
+        mta, host=s.smtp.host, port=s.smtp.mta_port, hostname=s.hostname, tls_context=tls,
+        require_tls=s.smtp.require_tls, data_size_limit=s.smtp.max_message_size,
+    )
+    async def submission_login(user: str, password: str, remote: str) -> str | None:
+        principal = await services.mailstore.login(user, password, remote, "submission")
+        return principal.address if principal else None
+
+    submission = SmtpHandler(services.ingest, protocol="submission",
+                             max_recipients=s.smtp.max_recipients)
+    servers["submission"] = await start_smtp(
+        submission, host=s.smtp.host, port=s.smtp.submission_port, hostname=s.hostname,
+        tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
+        protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
+    )
+    servers["imap"] = await start_imap(
+        services.mailstore, host=s.imap.host, port=s.imap.port, tls_context=tls,
+        max_connections=s.imap.max_connections, idle_timeout=s.imap.idle_timeout,
+    )
+
+    async def ready() -> bool:
+        try:
+            async with services.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # readiness is a yes/no answer whatever the failure
+            return False
+
+    servers["http"] = await start_health(s.http.host, s.http.port, ready)
+    for srv in servers.values():
+        stack.push_async_callback(_close, srv)
+    ports = {name: _port(srv) for name, srv in servers.items()}
+    for name, port in ports.items():
+        log.info(events.LISTENER_STARTED, listener=name, port=port)
+    run_dir = s.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "ports.json.tmp"
+    tmp.write_text(json.dumps(ports, indent=2) + "\n")
+    tmp.replace(run_dir / "ports.json")
+    return ports
+
+
+async def _close(server: asyncio.Server) -> None:
+    server.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(server.wait_closed(), timeout=5)
+
+
+async def run_server(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        services = await build_services(settings, stack)
+        await start_listeners(services, stack)
+        await stop.wait()
+    log.info(events.SERVER_STOPPED)
+
+
+def pid_file(settings: Settings) -> Path:
+    return settings.run_dir() / "pli.pid"

@@ -1,0 +1,284 @@
+"""The ``pli`` command: parse, call a service, print. No business logic lives here.
+
+Exit codes: 0 ok, 1 failure, 2 usage error. Errors are one line on stderr;
+``--debug`` adds the traceback. Secrets are read from stdin or a prompt, never
+from the command line (which other users can see in the process list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import getpass
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from directory.base import DirectoryError, normalize_address
+from gateway.config import Settings, load_settings
+from gateway.errors import PliError
+from vault.base import VaultError
+
+__all__ = ["build_parser", "main"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS lets the options stand before or after the sub-command.
+    p.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                   help="data directory (env PLI_DATA_DIR, default ./var)")
+    p.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                   help="configuration file (env PLI_CONFIG, default DATA_DIR/pli.toml)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="print tracebacks on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pli", description="pli: secure health document exchange gateway")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="initialise a data directory (keys, TLS, schema)")
+    _common(p)
+    p.add_argument("--demo", action="store_true", help="load the demo directory and accounts")
+    p.add_argument("--domain", action="append", default=[], help="a served mail domain")
+
+    p = sub.add_parser("serve", help="run the SMTP, IMAP and HTTP listeners")
+    _common(p)
+
+    d = sub.add_parser("directory", help="the professional directory").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = d.add_parser("import", help="import an extraction or a liste blanche")
+    _common(p)
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", choices=["extraction", "liste-blanche"], default=None,
+                   help="default: guessed from the file name (.xml is a liste blanche)")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--max-errors", type=int, default=100)
+    p = d.add_parser("show", help="show one directory entry")
+    _common(p)
+    p.add_argument("address")
+
+    u = sub.add_parser("user", help="mailbox users").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = u.add_parser("passwd", help="set a user's password")
+    _common(p)
+    p.add_argument("address")
+    p.add_argument("--stdin", action="store_true", help="read the password from stdin")
+
+    a = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = a.add_parser("verify", help="verify the hash chain")
+    _common(p)
+    p = a.add_parser("query", help="list audit entries")
+    _common(p)
+    p.add_argument("--mailbox")
+    p.add_argument("--actor")
+    p.add_argument("--action", dest="event_action", metavar="ACTION")
+    p.add_argument("--since", type=_when, help="ISO date or time (UTC if no offset)")
+    p.add_argument("--until", type=_when)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    return parser
+
+
+def _when(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
+
+
+async def _cmd_init(args: argparse.Namespace) -> int:
+    from gateway.datadir import init_data_dir
+
+    data_dir = getattr(args, "data_dir", None) or _settings(args).data_dir
+    settings, accounts = await init_data_dir(
+        data_dir, demo=args.demo, domains=tuple(args.domain),
+        config_file=getattr(args, "config", None))
+    print(f"data directory ready: {settings.data_dir.resolve()}")
+    if accounts:
+        _print_demo(settings, accounts)
+    return 0
+
+
+def _print_demo(settings: Settings, accounts: Sequence[Any]) -> None:
+    print("\nDemo accounts (address / password), also in DATA_DIR/demo-accounts.txt:")
+    for acc in accounts:
+        print(f"  {acc.address:58} {acc.password}")
+    print(
+        f"\nMail client: IMAP {settings.imap.host}:{settings.imap.port} STARTTLS, "
+        f"user = the address; incoming SMTP {settings.smtp.host}:{settings.smtp.mta_port} "
+        "STARTTLS.\nThe TLS certificate is self-signed for development: accept it once.\n"
+        f"Try: swaks --server {settings.smtp.host}:{settings.smtp.mta_port} -tls "
+        "--from jean.petit@medecin.mssante.fr --to sophie.bernard@ch-arras.mssante.fr"
+    )
+
+
+async def _cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.app import run_server
+    from gateway.datadir import read_demo_accounts
+    from gateway.events import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log.level)
+    accounts = read_demo_accounts(settings.data_dir)
+    if accounts and sys.stdout.isatty():
+        _print_demo(settings, accounts)
+    await run_server(settings)
+    return 0
+
+
+async def _open(args: argparse.Namespace) -> tuple[Settings, Any]:
+    from gateway.db import create_engine, migrate
+
+    settings = _settings(args)
+    engine = create_engine(settings.database_url())
+    await migrate(engine)
+    return settings, engine
+
+
+async def _cmd_directory(args: argparse.Namespace) -> int:
+    from directory.sql import SqlDirectory, import_extraction, import_trustlist
+
+    _, engine = await _open(args)
+    try:
+        if args.action == "show":
+            entry = await SqlDirectory(engine).resolve(normalize_address(args.address))
+            if entry is None:
+                print(f"pli: not in the directory: {args.address}", file=sys.stderr)
+                return 1
+            for key, value in _entry_fields(entry):
+                print(f"{key:16} {value}")
+            return 0
+        fmt = args.format or ("liste-blanche" if args.file.suffix == ".xml" else "extraction")
+        if fmt == "liste-blanche":
+            count = await import_trustlist(engine, args.file)
+            print(f"trusted domains: {count}")
+            return 0
+        report = await import_extraction(engine, args.file, dry_run=args.dry_run,
+                                         max_errors=args.max_errors)
+        for err in report.errors:
+            print(f"{args.file}:{err.line_no}: {err.column or '-'}: {err.reason}",
+                  file=sys.stderr)
+        print(report.summary())
+        return 0 if report.ok else 1
+    finally:
+        await engine.dispose()
+
+
+def _entry_fields(entry: Any) -> list[tuple[str, str]]:
+    out = []
+    for name in entry.__slots__:
+        value = getattr(entry, name)
+        if name == "certificates":
+            value = f"{len(value)} certificate(s)"
+        out.append((name, str(value)))
+    return out
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Again: ") != first:
+        raise PliError("the two passwords differ")
+    return first
+
+
+async def _cmd_user(args: argparse.Namespace) -> int:
+    from directory.sql import SqlDirectory
+
+    from gateway.core.accounts import Accounts, WeakPassword
+
+    address = normalize_address(args.address)
+    _, engine = await _open(args)
+    try:
+        if await SqlDirectory(engine).resolve(address) is None:
+            raise PliError(f"{address} is not in the directory; import it first")
+        try:
+            await Accounts(engine).set_password(address, _read_password(args.stdin))
+        except WeakPassword as exc:
+            raise PliError(str(exc)) from None
+        print(f"password set for {address}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def _cmd_audit(args: argparse.Namespace) -> int:
+    from vault import audit
+
+    _, engine = await _open(args)
+    try:
+        if args.action == "verify":
+            report = await audit.verify(engine)
+            if report.ok:
+                print(f"audit chain OK: {report.entries} entries")
+                return 0
+            print(f"pli: audit chain BROKEN at entry {report.first_bad_seq}: {report.problem}",
+                  file=sys.stderr)
+            return 1
+        flt = audit.AuditFilter(mailbox=args.mailbox, actor=args.actor,
+                                action=args.event_action, since=args.since,
+                                until=args.until, limit=args.limit)
+        cols = ["seq", "ts", "actor", "action", "mailbox", "msg_id", "result", "reason",
+                "remote"]
+        writer = csv.writer(sys.stdout) if args.format == "csv" else None
+        if writer:
+            writer.writerow(cols)
+        elif args.format == "table":
+            print(f"{'seq':>6}  {'time (UTC)':26}  {'action':18} {'result':7} {'actor':30} mailbox")
+        async for rec in audit.query(engine, flt):
+            d = rec.as_dict()
+            if args.format == "json":
+                print(json.dumps(d, sort_keys=True))
+            elif writer:
+                writer.writerow([d[c] for c in cols])
+            else:
+                print(f"{rec.seq:>6}  {d['ts'][:26]:26}  {rec.action:18} {rec.result:7} "
+                      f"{rec.actor[:30]:30} {rec.mailbox}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+_COMMANDS = {"init": _cmd_init, "serve": _cmd_serve, "directory": _cmd_directory,
+             "user": _cmd_user, "audit": _cmd_audit}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return asyncio.run(_COMMANDS[args.command](args))
+    except KeyboardInterrupt:
+        return 130
+    except (PliError, DirectoryError, VaultError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        text = getattr(exc, "text", None) or str(exc) or type(exc).__name__
+        print(f"pli: error: {text}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the last resort: one line, never a traceback by default
+        if debug:
+            traceback.print_exc()
+        print(f"pli: internal error: {type(exc).__name__} (run with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Settings: one TOML file, overridable key by key from ``PLI_`` environment variables.
+
+The file path comes from ``--config`` or ``PLI_CONFIG``, else ``DATA_DIR/pli.toml``
+if it exists. ``PLI_SMTP__MTA_PORT=0`` overrides ``[smtp] mta_port``: nested keys
+are joined with ``__``. Everything is validated at start-up and an invalid value
+fails with a :class:`ConfigError` naming the key, never later in a request.
+Backends are chosen here by name; only ``gateway/app.py`` turns names into objects.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.errors import ConfigError
+
+__all__ = [
+    "DatabaseSettings",
+    "DirectorySettings",
+    "HttpSettings",
+    "ImapSettings",
+    "LogSettings",
+    "Settings",
+    "SmtpSettings",
+    "TlsSettings",
+    "VaultSettings",
+    "load_settings",
+]
+
+_ENV_PREFIX = "PLI_"
+_NOT_KEYS = {"PLI_CONFIG"}  # environment variables that are not configuration keys
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Port = int
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    mta_port: Port = Field(2525, ge=0, le=65535)
+    submission_port: Port = Field(5587, ge=0, le=65535)
+    # MSSanté: exchanges between operators are over TLS; STARTTLS is required by default.
+    require_tls: bool = True
+    max_message_size: int = Field(50 * 1024 * 1024, gt=0)
+    max_recipients: int = Field(100, gt=0)
+
+
+class ImapSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Port = Field(1143, ge=0, le=65535)
+    max_connections: int = Field(1000, gt=0)
+    idle_timeout: float = Field(1800.0, gt=0)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Port = Field(8080, ge=0, le=65535)
+
+
+class DatabaseSettings(_Section):
+    # Empty means the embedded default: SQLite (WAL) at DATA_DIR/pli.db.
+    url: str = ""
+
+
+class VaultSettings(_Section):
+    backend: Literal["fs"] = "fs"
+    path: str = ""  # default DATA_DIR/vault
+    kek_file: str = ""  # default DATA_DIR/keys/kek.key; or PLI_VAULT_KEK_HEX
+    chunk_size: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
+
+
+class DirectorySettings(_Section):
+    backend: Literal["sql"] = "sql"
+
+
+class TlsSettings(_Section):
+    cert_file: str = ""  # default DATA_DIR/tls/server.crt
+    key_file: str = ""  # default DATA_DIR/tls/server.key
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(_Section):
+    data_dir: Path = Path("var")
+    hostname: str = "pli.localhost"
+    # Mail domains this gateway serves (holds mailboxes for); others are never relayed to.
+    domains: tuple[str, ...] = ()
+    smtp: SmtpSettings = SmtpSettings()
+    imap: ImapSettings = ImapSettings()
+    http: HttpSettings = HttpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    vault: VaultSettings = VaultSettings()
+    directory: DirectorySettings = DirectorySettings()
+    tls: TlsSettings = TlsSettings()
+    log: LogSettings = LogSettings()
+
+    # Derived paths: defaults live under the data dir.
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'pli.db').resolve()}"
+
+    def vault_path(self) -> Path:
+        return Path(self.vault.path) if self.vault.path else self.data_dir / "vault"
+
+    def kek_path(self) -> Path:
+        if self.vault.kek_file:
+            return Path(self.vault.kek_file)
+        return self.data_dir / "keys/kek.key"
+
+    def tls_files(self) -> tuple[Path, Path]:
+        cert = Path(self.tls.cert_file) if self.tls.cert_file else self.data_dir / "tls/server.crt"
+        key = Path(self.tls.key_file) if self.tls.key_file else self.data_dir / "tls/server.key"
+        return cert, key
+
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(_ENV_PREFIX) or name in _NOT_KEYS:
+            continue
+        if name == "PLI_VAULT_KEK_HEX":  # a secret handed to the key provider, not a setting
+            continue
+        path = name[len(_ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment variable {name} conflicts with another")
+            node = child
+        leaf = path[-1]
+        if leaf == "domains":  # a list: PLI_DOMAINS=a.fr,b.fr
+            node[leaf] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            node[leaf] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_settings(
+    config_file: Path | None = None,
+    data_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read file, then environment, then explicit overrides (CLI flags), and validate."""
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get("PLI_CONFIG"):
+        config_file = Path(env["PLI_CONFIG"])
+    env_tree = _env_overrides(env)
+    if data_dir is None:
+        data_dir = Path(env_tree.get("data_dir") or "var")
+    if config_file is None and (data_dir / "pli.toml").is_file():
+        config_file = data_dir / "pli.toml"
+    raw: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file not found: {config_file}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config_file}: invalid TOML: {exc}") from None
+    merged = _merge(_merge(raw, env_tree), dict(overrides or {}))
+    merged["data_dir"] = str(data_dir)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        env_name = _ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+        raise ConfigError(
+            f"invalid configuration key '{key}' (env {env_name}): {err['msg']}"
+        ) from None

@@ -1,0 +1,71 @@
+"""Passwords of mailbox users: argon2id hashes, checked in a thread.
+
+Argon2 is deliberately slow, so hashing never runs on the event loop. A login
+for an unknown address still spends one hash, so timing does not reveal which
+addresses have accounts. Passwords are never logged or stored in clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.core.tables import account
+
+__all__ = ["Accounts", "WeakPassword"]
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class WeakPassword(ValueError):
+    """The password does not meet the minimum rules."""
+
+
+class Accounts:
+    def __init__(self, engine: AsyncEngine, hasher: PasswordHasher | None = None) -> None:
+        self._engine = engine
+        self._hasher = hasher or PasswordHasher()
+        self._dummy = self._hasher.hash("pli-dummy-password-for-timing")
+
+    async def set_password(self, address: str, password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise WeakPassword(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+        hashed = await asyncio.to_thread(self._hasher.hash, password)
+        now = dt.datetime.now(dt.UTC)
+        async with self._engine.begin() as conn:
+            found = await conn.execute(
+                select(account.c.address).where(account.c.address == address)
+            )
+            if found.first() is None:
+                await conn.execute(
+                    account.insert().values(address=address, password_hash=hashed, updated_at=now)
+                )
+            else:
+                await conn.execute(
+                    account.update()
+                    .where(account.c.address == address)
+                    .values(password_hash=hashed, updated_at=now)
+                )
+
+    async def verify(self, address: str, password: str) -> bool:
+        async with self._engine.connect() as conn:
+            stored = (
+                await conn.execute(
+                    select(account.c.password_hash).where(account.c.address == address)
+                )
+            ).scalar_one_or_none()
+        target = stored if stored is not None else self._dummy
+
+        def _check() -> bool:
+            try:
+                return self._hasher.verify(target, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        ok = await asyncio.to_thread(_check)
+        return ok and stored is not None

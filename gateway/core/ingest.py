@@ -1,0 +1,203 @@
+"""THE entry of every message into pli: begin → add_sender → add_recipient → put_body → commit.
+
+SMTP (and later HTTP, IMAP APPEND, pli's own DSN/MDN) call this and nothing
+else. Nothing persistent is visible before :meth:`Delivery.commit`: the body
+goes to the vault encrypted, then ONE SQL transaction records the vault
+object, the mailbox rows and the audit entries. Only when that transaction has
+committed does the caller answer 250. Any dependency failure raises
+:class:`TemporaryFailure` (451) after removing what was written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import secrets
+
+import structlog
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from directory.base import normalize_address
+from gateway import events
+from gateway.core.mailstore import allocate_uid, ensure_mailbox
+from gateway.core.model import SessionInfo
+from gateway.core.tables import message
+from gateway.errors import TemporaryFailure
+from policies.engine import PolicyEngine
+from policies.model import Decision
+from vault import audit
+from vault.base import VaultError
+from vault.service import StoredObject, Vault
+
+__all__ = ["Delivery", "IngestService"]
+
+log = structlog.get_logger("pli.ingest")
+
+
+def _new_ref() -> str:
+    return secrets.token_hex(8)
+
+
+class Delivery:
+    """One message in flight. Not reusable: commit or abort exactly once."""
+
+    def __init__(self, service: IngestService, info: SessionInfo) -> None:
+        self._svc = service
+        self.info = info
+        self.ref = _new_ref()
+        self.sender: str | None = None
+        self.recipients: list[str] = []
+        self._stored: StoredObject | None = None
+        self._done = False
+
+    async def add_sender(self, address: str) -> Decision:
+        decision = await self._svc.policy.check_sender(address)
+        if decision.accepted:
+            self.sender = normalize_address(address) if address else ""
+        else:
+            await self._svc.audit_decision(self.info, "smtp.mail", address, "", decision)
+        return decision
+
+    async def add_recipient(self, address: str) -> Decision:
+        decision = await self._svc.policy.check_recipient(address)
+        if decision.accepted:
+            rcpt = normalize_address(address)
+            if rcpt not in self.recipients:
+                self.recipients.append(rcpt)
+        else:
+            await self._svc.audit_decision(
+                self.info, "smtp.rcpt", self.sender or "", address, decision
+            )
+        return decision
+
+    def _trace_headers(self) -> bytes:
+        # RFC 5321 §4.4: Return-Path at final delivery, Received trace by every hop.
+        now = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+        tls = f" (using {self.info.tls})" if self.info.tls else ""
+        helo = self.info.helo or "unknown"
+        proto = "ESMTPS" if self.info.tls else "ESMTP"
+        return (
+            f"Return-Path: <{self.sender or ''}>\r\n"
+            f"Received: from {helo} ([{self.info.remote}]){tls}\r\n"
+            f"\tby {self._svc.hostname} (pli) with {proto} id {self.ref};\r\n"
+            f"\t{now}\r\n"
+        ).encode("ascii", "replace")
+
+    async def put_body(self, data: bytes) -> None:
+        """Store the message encrypted; not visible until commit."""
+        if self.sender is None or not self.recipients:
+            raise RuntimeError("put_body before sender and recipients")
+        try:
+            self._stored = await self._svc.vault.put(self._trace_headers() + data)
+        except (VaultError, OSError) as exc:
+            log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="vault-unavailable",
+                      error=type(exc).__name__)
+            raise TemporaryFailure("Storage unavailable, try again later",
+                                   reason="vault-unavailable") from exc
+
+    async def commit(self) -> str:
+        """Record everything in one transaction; return the message reference."""
+        if self._stored is None or self._done:
+            raise RuntimeError("commit without a stored body, or twice")
+        stored = self._stored
+        now = dt.datetime.now(dt.UTC)
+        try:
+            async with self._svc.engine.begin() as conn:
+                # The audit head is locked first: it orders concurrent commits.
+                await audit.append(
+                    conn,
+                    audit.AuditEvent(
+                        action="message.accepted", actor=self.sender or "", msg_id=self.ref,
+                        remote=self.info.remote,
+                        detail={"protocol": self.info.protocol, "size": stored.size,
+                                "recipients": len(self.recipients),
+                                "session": self.info.session_id},
+                    ),
+                    now=now,
+                )
+                await self._svc.vault.record(conn, stored)
+                for rcpt in self.recipients:
+                    mid = await ensure_mailbox(conn, rcpt)
+                    uid = await allocate_uid(conn, mid)
+                    await conn.execute(
+                        message.insert().values(
+                            msg_ref=self.ref, mailbox_id=mid, uid=uid, blob=stored.name,
+                            size=stored.size, internal_date=now, flags="",
+                        )
+                    )
+                    await audit.append(
+                        conn,
+                        audit.AuditEvent(action="message.delivered", actor=self.sender or "",
+                                         mailbox=rcpt, msg_id=self.ref, remote=self.info.remote),
+                        now=now,
+                    )
+        except (SQLAlchemyError, OSError) as exc:
+            await self._cleanup_after_failed_commit(stored)
+            log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="database-unavailable",
+                      error=type(exc).__name__)
+            raise TemporaryFailure("Database unavailable, try again later",
+                                   reason="database-unavailable") from exc
+        self._done = True
+        log.info(events.INGEST_COMMITTED, msg_ref=self.ref, size=stored.size,
+                 recipients=len(self.recipients))
+        return self.ref
+
+    async def _cleanup_after_failed_commit(self, stored: StoredObject) -> None:
+        """Remove the body only if the database confirms the commit did not happen.
+
+        A COMMIT that failed in flight may have succeeded; deleting the blob
+        then would lose an accepted message. An orphan blob is harmless (a
+        sweep can collect it); a missing one is not.
+        """
+        self._done = True
+        try:
+            recorded = await self._svc.vault.is_recorded(stored.name)
+        except (SQLAlchemyError, OSError):
+            log.warning(events.INGEST_ABORTED, msg_ref=self.ref, reason="blob-kept-unknown")
+            return
+        if not recorded:
+            try:
+                await self._svc.vault.discard(stored)
+            except (VaultError, OSError):
+                log.warning(events.INGEST_ABORTED, msg_ref=self.ref, reason="cleanup-failed")
+
+    async def abort(self) -> None:
+        """Remove the stored body if the message was not committed."""
+        if self._stored is not None and not self._done:
+            try:
+                await self._svc.vault.discard(self._stored)
+            except (VaultError, OSError):
+                log.warning(events.INGEST_ABORTED, msg_ref=self.ref, reason="cleanup-failed")
+        self._done = True
+
+
+class IngestService:
+    def __init__(
+        self, engine: AsyncEngine, vault: Vault, policy: PolicyEngine, hostname: str
+    ) -> None:
+        self.engine = engine
+        self.vault = vault
+        self.policy = policy
+        self.hostname = hostname
+
+    def begin(self, info: SessionInfo) -> Delivery:
+        return Delivery(self, info)
+
+    async def audit_decision(
+        self, info: SessionInfo, action: str, actor: str, target: str, decision: Decision
+    ) -> None:
+        """Refusals are audited too; a failure to audit a refusal never turns it into a 250."""
+        try:
+            async with self.engine.begin() as conn:
+                await audit.append(
+                    conn,
+                    audit.AuditEvent(
+                        action=action, actor=actor[:320], mailbox=target[:320],
+                        result=decision.verdict.value, reason=decision.reason,
+                        remote=info.remote,
+                        detail={"code": decision.smtp_code, "session": info.session_id},
+                    ),
+                )
+        except (OperationalError, DBAPIError, OSError) as exc:
+            log.warning(events.SMTP_REJECT, reason="audit-unavailable", error=type(exc).__name__)

@@ -1,0 +1,111 @@
+"""Initialisation of a data directory: config file, keys, TLS certificate, schema, demo.
+
+Idempotent: running it again never replaces a key, a certificate, a password
+or a config file that exists, so ``make run`` can call it every time. Secrets
+(the KEK, the TLS key, demo passwords) are created with mode 0600.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from directory.sql import import_extraction, import_trustlist
+
+from gateway.config import Settings, load_settings
+from gateway.core.accounts import Accounts
+from gateway.db import create_engine, migrate
+from gateway.demo import DEMO_DIR, DEMO_DOMAINS, DEMO_IDENTITIES
+from gateway.tls import make_dev_certificate
+from vault.keys import create_kek_file
+
+__all__ = ["DemoAccount", "init_data_dir", "read_demo_accounts"]
+
+_DEMO_FILE = "demo-accounts.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    address: str
+    password: str
+
+
+def _toml_config(domains: tuple[str, ...], hostname: str) -> str:
+    listed = ", ".join(f'"{d}"' for d in domains)
+    return (
+        "# pli configuration; every key can be overridden by PLI_<SECTION>__<KEY>.\n"
+        f'hostname = "{hostname}"\n'
+        f"domains = [{listed}]\n\n"
+        "[smtp]\nhost = \"127.0.0.1\"\nmta_port = 2525\nsubmission_port = 5587\n\n"
+        "[imap]\nhost = \"127.0.0.1\"\nport = 1143\n\n"
+        "[http]\nhost = \"127.0.0.1\"\nport = 8080\n"
+    )
+
+
+def _write_demo_accounts(data_dir: Path, accounts: list[DemoAccount]) -> None:
+    fd = os.open(data_dir / _DEMO_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.writelines(f"{a.address} {a.password}\n" for a in accounts)
+
+
+def read_demo_accounts(data_dir: Path) -> list[DemoAccount]:
+    path = data_dir / _DEMO_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        addr, _, pw = line.partition(" ")
+        if addr and pw:
+            out.append(DemoAccount(addr, pw))
+    return out
+
+
+def _prepare_files(
+    data_dir: Path, demo: bool, domains: tuple[str, ...], config_file: Path | None
+) -> Settings:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    cfg = data_dir / "pli.toml"
+    if config_file is None and not cfg.exists():
+        served = domains or (DEMO_DOMAINS if demo else ())
+        cfg.write_text(_toml_config(served, "pli.localhost"))
+    settings = load_settings(config_file, data_dir)
+    if not settings.kek_path().exists():
+        create_kek_file(settings.kek_path())
+    cert, key = settings.tls_files()
+    if not cert.exists() or not key.exists():
+        make_dev_certificate(
+            cert.parent, ["localhost", "127.0.0.1", settings.hostname, *settings.domains]
+        )
+    settings.vault_path().mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+async def init_data_dir(
+    data_dir: Path,
+    *,
+    demo: bool,
+    domains: tuple[str, ...] = (),
+    config_file: Path | None = None,
+) -> tuple[Settings, list[DemoAccount]]:
+    settings = await asyncio.to_thread(_prepare_files, data_dir, demo, domains, config_file)
+    accounts: list[DemoAccount] = []
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.database_url())
+        stack.push_async_callback(engine.dispose)
+        await migrate(engine)
+        if demo:
+            await import_extraction(engine, DEMO_DIR / "extraction-demo.txt")
+            await import_trustlist(engine, DEMO_DIR / "liste-blanche-demo.xml")
+            accounts = await asyncio.to_thread(read_demo_accounts, data_dir)
+            if not accounts:
+                store = Accounts(engine)
+                accounts = [DemoAccount(a, secrets.token_urlsafe(12)) for a in DEMO_IDENTITIES]
+                for acc in accounts:
+                    await store.set_password(acc.address, acc.password)
+                await asyncio.to_thread(_write_demo_accounts, data_dir, accounts)
+    return settings, accounts

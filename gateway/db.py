@@ -1,0 +1,62 @@
+"""Database engine creation and schema migration for every package's tables.
+
+SQLite is tuned here once (WAL, ``synchronous=FULL`` because a 250 is a
+promise that survives power loss, a busy timeout so writers queue instead of
+failing); PostgreSQL needs nothing special. Migrations are Alembic revisions
+under ``gateway/migrations``, applied by ``pli init`` and at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, MetaData, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+__all__ = ["all_metadata", "create_engine", "migrate"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine; on SQLite, each connection gets WAL and durable commits."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def all_metadata() -> list[MetaData]:
+    """Each package's own MetaData, in dependency order (Alembic's target)."""
+    from directory.tables import metadata as directory_md
+
+    from gateway.core.tables import metadata as gateway_md
+    from vault.tables import metadata as vault_md
+
+    return [directory_md, vault_md, gateway_md]
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, revision)
+
+
+async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` inside one connection."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade, revision)

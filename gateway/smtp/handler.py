@@ -1,0 +1,128 @@
+"""aiosmtpd hooks that translate SMTP to the ingest core, and nothing more.
+
+Each hook asks :class:`gateway.core.ingest.Delivery` and turns its Decision or
+error into the exact reply. Content is never logged. Once ``handle_RCPT`` is
+defined aiosmtpd stops recording recipients, so accepted ones are appended to
+``envelope.rcpt_tos`` here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+
+from directory.base import InvalidAddress, normalize_address
+from gateway import events
+from gateway.core.ingest import Delivery, IngestService
+from gateway.core.model import SessionInfo
+from gateway.errors import PliError
+
+__all__ = ["SmtpHandler"]
+
+log = structlog.get_logger("pli.smtp")
+
+# RFC 5321 §2.3.8 and §4.1.1.4: CR and LF only as CRLF. A bare LF or CR is how
+# SMTP smuggling hides a second message inside the first; refuse the message.
+_BARE_CR_LF = re.compile(rb"(?<!\r)\n|\r(?!\n)")
+
+
+def _tls_text(session: Any) -> str:
+    extra = getattr(session, "ssl", None)
+    if not extra:
+        return ""
+    sslobj = extra.get("ssl_object")
+    if sslobj is None:
+        return ""
+    cipher = sslobj.cipher()
+    return f"{sslobj.version()} {cipher[0] if cipher else ''}".strip()
+
+
+def _remote(session: Any) -> str:
+    peer = getattr(session, "peer", None)
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")
+
+
+def _owns(user: str, address: str) -> bool:
+    # Delegation to ORG/APP mailboxes comes with the directory issue.
+    try:
+        return bool(user) and normalize_address(address) == user
+    except InvalidAddress:
+        return False
+
+
+class SmtpHandler:
+    def __init__(self, ingest: IngestService, *, protocol: str, max_recipients: int) -> None:
+        self._ingest = ingest
+        self._protocol = protocol
+        self._max_rcpt = max_recipients
+
+    def _info(self, server: Any, session: Any) -> SessionInfo:
+        return SessionInfo(
+            session_id=getattr(server, "pli_session_id", ""),
+            protocol=self._protocol,
+            remote=_remote(session),
+            helo=str(session.host_name or ""),
+            tls=_tls_text(session),
+            authenticated_as=(
+                str(session.auth_data or "") if getattr(session, "authenticated", False) else ""
+            ),
+        )
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        info = self._info(server, session)
+        if self._protocol == "submission" and not _owns(info.authenticated_as, address):
+            # RFC 6409 §6.1: the submission server checks the sender is the user's own.
+            log.info(events.SMTP_REJECT, stage="mail", reason="sender-not-owned", code=553)
+            return "553 5.7.1 Sender address not owned by the authenticated user"
+        delivery = self._ingest.begin(info)
+        decision = await delivery.add_sender(address)
+        if not decision.accepted:
+            log.info(events.SMTP_REJECT, stage="mail", reason=decision.reason,
+                     code=decision.smtp_code)
+            return decision.reply()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.pli_delivery = delivery
+        return decision.reply()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        delivery: Delivery = envelope.pli_delivery
+        if len(envelope.rcpt_tos) >= self._max_rcpt:
+            # RFC 5321 §4.5.3.1.10: too many recipients is a temporary 452.
+            return "452 4.5.3 Too many recipients"
+        decision = await delivery.add_recipient(address)
+        if decision.accepted:
+            envelope.rcpt_tos.append(address)
+        else:
+            log.info(events.SMTP_REJECT, stage="rcpt", reason=decision.reason,
+                     code=decision.smtp_code)
+        return decision.reply()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        delivery: Delivery = envelope.pli_delivery
+        content: bytes = envelope.original_content or b""
+        if _BARE_CR_LF.search(content):
+            log.info(events.SMTP_REJECT, stage="data", reason="bare-cr-lf", msg_ref=delivery.ref)
+            return "554 5.6.0 Message contains a bare CR or LF (RFC 5321 2.3.8)"
+        try:
+            await delivery.put_body(content)
+            ref = await delivery.commit()
+        except PliError as exc:
+            await delivery.abort()
+            log.warning(events.SMTP_TEMPFAIL, stage="data", reason=exc.reason,
+                        msg_ref=delivery.ref)
+            return exc.smtp_reply(delivery.ref)
+        return f"250 2.0.0 OK id={ref}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd's default answers "500 Error: (Class) text": a leak and a permanent code.
+        log.error("smtp.exception", error=type(error).__name__, exc_info=error)
+        return "451 4.3.0 Internal error, try again later"

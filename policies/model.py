@@ -1,0 +1,42 @@
+"""Decisions are values: a verdict, a reason code and the exact reply it maps to.
+
+Front ends turn a Decision into a protocol reply and an audit entry; they
+never invent codes of their own. ``pli policy explain`` will replay the same
+evaluation and print these values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from policies import reasons
+
+__all__ = ["Decision", "Verdict"]
+
+
+class Verdict(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"  # permanent: 5xx
+    DEFER = "defer"  # temporary: 4xx
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    reason: str
+    smtp_code: int
+    enhanced_code: str
+    text: str
+    rule_id: str = "default"
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict is Verdict.ACCEPT
+
+    def reply(self) -> str:
+        return f"{self.smtp_code} {self.enhanced_code} {self.text}"
+
+    @classmethod
+    def accept(cls, text: str = "OK", enhanced: str = "2.1.5") -> Decision:
+        return cls(Verdict.ACCEPT, reasons.ACCEPTED, 250, enhanced, text)

@@ -1,0 +1,32 @@
+"""Suite-wide fixtures: a fresh database per test, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.postgres import PostgresCluster
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database of each kind (schema not created)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'pli.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    name = "t_" + secrets.token_hex(6)
+    cluster.create_database(name)
+    return cluster.url(name)

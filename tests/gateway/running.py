@@ -1,0 +1,70 @@
+"""Start and stop a real pli server in a subprocess, on ephemeral ports, in a temp data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PLI = [sys.executable, "-m", "gateway.cli"]
+
+
+@dataclass
+class RunningPli:
+    data_dir: Path
+    ports: dict[str, int]
+    accounts: dict[str, str]
+    log_path: Path
+    cafile: Path
+    proc: subprocess.Popen[bytes]
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*PLI, *args, "--data-dir", str(self.data_dir)], input=stdin,
+            capture_output=True, text=True, timeout=60, env=_env(),
+        )
+
+    def log_lines(self) -> list[dict[str, object]]:
+        return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.startswith("{")]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}
+    env.update(PLI_SMTP__MTA_PORT="0", PLI_SMTP__SUBMISSION_PORT="0", PLI_IMAP__PORT="0",
+               PLI_HTTP__PORT="0")
+    return env
+
+
+def start_pli(data_dir: Path) -> RunningPli:
+    init = subprocess.run([*PLI, "init", "--demo", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=120, env=_env())
+    assert init.returncode == 0, init.stderr
+    accounts = dict(line.split(" ", 1) for line in
+                    (data_dir / "demo-accounts.txt").read_text().splitlines())
+    log_path = data_dir / "serve.log"
+    ports_file = data_dir / "run" / "ports.json"
+    ports_file.unlink(missing_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([*PLI, "serve", "--data-dir", str(data_dir)],
+                                stdout=log, stderr=subprocess.STDOUT, env=_env())
+    deadline = time.monotonic() + 60
+    while not ports_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"pli serve did not start:\n{log_path.read_text()}")
+        time.sleep(0.1)
+    ports = json.loads(ports_file.read_text())
+    return RunningPli(data_dir, ports, accounts, log_path, data_dir / "tls" / "server.crt", proc)
+
+
+def stop_pli(pli: RunningPli) -> None:
+    pli.proc.terminate()
+    try:
+        pli.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pli.proc.kill()
+        pli.proc.wait()

@@ -1,0 +1,178 @@
+"""The thin path, for real: smtplib → pli (directory, vault, audit) → imaplib."""
+
+from __future__ import annotations
+
+import imaplib
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+from tests.gateway.running import RunningPli
+
+NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
+GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
+
+
+def _ctx(pli: RunningPli) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pli.cafile))
+    ctx.check_hostname = False  # the dev certificate names localhost, we dial 127.0.0.1 too
+    return ctx
+
+
+def _message(subject: str, body: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = NURSE
+    msg["To"] = GERIATRICIAN
+    msg["Subject"] = subject
+    msg.set_content(body)
+    return msg
+
+
+def _smtp(pli: RunningPli) -> smtplib.SMTP:
+    s = smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30)
+    s.starttls(context=_ctx(pli))
+    s.ehlo("ehpad.test")
+    return s
+
+
+def test_smtp_to_imap_with_audit(pli: RunningPli) -> None:
+    marker = uuid.uuid4().hex
+    subject = f"DLU patiente {marker}"
+    with _smtp(pli) as s:
+        refused = s.send_message(_message(subject, f"Corps {marker}\n"))
+        assert refused == {}
+        code, _ = s.noop()
+        assert code == 250
+
+    imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
+    try:
+        assert "LOGINDISABLED" in imap.capabilities
+        imap.starttls(ssl_context=_ctx(pli))
+        typ, _ = imap.login(GERIATRICIAN, pli.accounts[GERIATRICIAN])
+        assert typ == "OK"
+        typ, data = imap.select("INBOX")
+        assert typ == "OK" and int(data[0] or 0) >= 1
+        typ, fetched = imap.fetch(data[0] or b"1", "(RFC822)")
+        assert typ == "OK"
+        raw = fetched[0][1] if isinstance(fetched[0], tuple) else b""
+        assert marker.encode() in raw
+        assert b"Received: from ehpad.test" in raw and b"Return-Path: <" + NURSE.encode() in raw
+        imap.logout()
+    finally:
+        imap.shutdown()
+
+    verify = pli.cli("audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "audit chain OK" in verify.stdout
+    actions = pli.cli("audit", "query", "--mailbox", GERIATRICIAN, "--format", "csv").stdout
+    assert "message.delivered" in actions and "message.read" in actions and "login" in actions
+
+    # No content in logs: neither the subject nor the body marker, and sessions are tagged.
+    log_text = pli.log_path.read_text()
+    assert marker not in log_text
+    smtp_events = [e for e in pli.log_lines() if str(e.get("event", "")).startswith("smtp.")]
+    assert smtp_events and all(e.get("session_id") for e in smtp_events)
+    ingest = [e for e in pli.log_lines() if e.get("event") == "ingest.committed"]
+    assert ingest and all(e.get("session_id") for e in ingest)
+
+
+@pytest.mark.parametrize(
+    ("sender", "rcpt", "code", "enhanced"),
+    [
+        (NURSE, "nobody.here@ch-arras.mssante.fr", 550, b"5.1.1"),
+        (NURSE, "someone@gmail.com", 550, b"5.7.1"),  # never relay
+        (NURSE, "x@unknown-operator.mssante.fr", 550, b"5.7.1"),
+        ("spammer@example.org", GERIATRICIAN, 550, b"5.7.1"),  # sender outside the trust space
+        (NURSE, "bad@@address", 553, b"5.1.3"),
+    ],
+)
+def test_refusals(pli: RunningPli, sender: str, rcpt: str, code: int, enhanced: bytes) -> None:
+    with _smtp(pli) as s:
+        got, msg = s.mail(sender)
+        if got == 250:
+            got, msg = s.rcpt(rcpt)
+        assert got == code, msg
+        assert msg.startswith(enhanced), msg
+
+
+def test_tls_required_before_mail(pli: RunningPli) -> None:
+    with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
+        s.ehlo("x.test")
+        code, msg = s.mail(NURSE)
+        assert code == 530, msg
+
+
+def test_smuggling_bare_lf_refused(pli: RunningPli) -> None:
+    with _smtp(pli) as s:
+        s.mail(NURSE)
+        s.rcpt(GERIATRICIAN)
+        smuggled = (
+            b"Subject: a\r\n\r\nfirst\n.\nMAIL FROM:<" + NURSE.encode() + b">\r\n"
+        )
+        code, msg = s.data(smuggled)
+        assert code == 554 and b"bare" in msg
+
+
+def test_tls_floor_is_1_2(pli: RunningPli) -> None:
+    ctx = _ctx(pli)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s, \
+            pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionError)):
+        s.starttls(context=ctx)
+
+
+def test_user_passwd_and_cli_errors(pli: RunningPli) -> None:
+    new = "un-mot-de-passe-solide"
+    done = pli.cli("user", "passwd", NURSE, "--stdin", stdin=new + "\n")
+    assert done.returncode == 0, done.stderr
+    imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
+    try:
+        imap.starttls(ssl_context=_ctx(pli))
+        assert imap.login(NURSE, new)[0] == "OK"
+        imap.logout()
+    finally:
+        imap.shutdown()
+    unknown = pli.cli("user", "passwd", "nobody@ch-arras.mssante.fr", "--stdin", stdin=new)
+    assert unknown.returncode == 1
+    assert unknown.stderr.count("\n") == 1 and "not in the directory" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    usage = pli.cli("user", "nope")
+    assert usage.returncode == 2
+    shown = pli.cli("directory", "show", GERIATRICIAN)
+    assert shown.returncode == 0 and "PER" in shown.stdout
+
+
+def test_submission_auth_after_tls_and_own_sender_only(pli: RunningPli) -> None:
+    with smtplib.SMTP("127.0.0.1", pli.ports["submission"], timeout=30) as s:
+        s.ehlo("client.test")
+        assert "auth" not in s.esmtp_features  # not even advertised before TLS
+        code, _ = s.docmd("AUTH", "PLAIN AGZvbwBiYXI=")
+        assert code in (530, 538)
+        s.starttls(context=_ctx(pli))
+        s.ehlo("client.test")
+        assert "PLAIN" in s.esmtp_features.get("auth", "")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login(GERIATRICIAN, "wrong-password-1234")
+        s.login(GERIATRICIAN, pli.accounts[GERIATRICIAN])
+        code, msg = s.mail(NURSE)  # someone else's address
+        assert code == 553 and msg.startswith(b"5.7.1"), msg
+        s.rset()
+        code, msg = s.mail(GERIATRICIAN)
+        assert code == 250, msg
+        code, msg = s.rcpt("dr.paul.durand@ehpad-les-tilleuls.mssante.fr")
+        assert code == 250, msg
+        code, msg = s.data(b"Subject: reply\r\n\r\nMerci\r\n")
+        assert code == 250 and b"id=" in msg
+
+
+def test_submission_requires_auth(pli: RunningPli) -> None:
+    with smtplib.SMTP("127.0.0.1", pli.ports["submission"], timeout=30) as s:
+        s.starttls(context=_ctx(pli))
+        s.ehlo("client.test")
+        code, _ = s.mail(GERIATRICIAN)
+        assert code == 530

@@ -1,0 +1,108 @@
+"""Nothing lost: when a dependency fails, SMTP answers 4xx and leaves nothing behind.
+
+These run the real SMTP listener in-process (aiosmtpd in the test's loop) over
+real services built by the composition root, then break one dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import smtplib
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.app import Services, build_services, start_listeners
+from gateway.config import load_settings
+from gateway.core.tables import message
+from gateway.datadir import init_data_dir
+from vault import audit
+from vault.tables import vault_object
+
+NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
+GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[tuple[Services, dict[str, int]]]:
+    data = tmp_path / "var"
+    await init_data_dir(data, demo=True)
+    env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
+           "PLI_SMTP__SUBMISSION_PORT": "0"}
+    settings = load_settings(None, data, environ=env)
+    async with AsyncExitStack() as stack:
+        services = await build_services(settings, stack)
+        ports = await start_listeners(services, stack)
+        yield services, ports
+
+
+def _send(port: int, cafile: Path) -> tuple[int, bytes]:
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    ctx.check_hostname = False
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.starttls(context=ctx)
+        s.mail(NURSE)
+        code, msg = s.rcpt(GERIATRICIAN)
+        assert code == 250, msg
+        return s.data(b"Subject: test\r\n\r\nhello\r\n")
+
+
+async def _counts(services: Services) -> tuple[int, int]:
+    async with services.engine.connect() as conn:
+        msgs = (await conn.execute(select(func.count()).select_from(message))).scalar_one()
+        objs = (await conn.execute(select(func.count()).select_from(vault_object))).scalar_one()
+    return int(msgs), int(objs)
+
+
+async def test_vault_unavailable_answers_451(running: tuple[Services, dict[str, int]]) -> None:
+    services, ports = running
+    vault_dir = services.settings.vault_path()
+    shutil.rmtree(vault_dir)
+    vault_dir.write_text("not a directory")  # every write under it now fails
+    cafile = services.settings.tls_files()[0]
+    code, msg = await asyncio.to_thread(_send, ports["smtp"], cafile)
+    assert code == 451 and msg.startswith(b"4.3.0"), msg
+    assert await _counts(services) == (0, 0)
+    assert (await audit.verify(services.engine)).ok
+
+
+async def test_database_failure_answers_451_and_removes_blob(
+    running: tuple[Services, dict[str, int]],
+) -> None:
+    services, ports = running
+    cafile = services.settings.tls_files()[0]
+    async with services.engine.begin() as conn:  # a commit-time failure: the table is gone
+        await conn.exec_driver_sql("ALTER TABLE message RENAME TO message_gone")
+    code, msg = await asyncio.to_thread(_send, ports["smtp"], cafile)
+    assert code == 451, msg
+    blobs = [p for p in services.settings.vault_path().rglob("*") if p.is_file()]
+    assert blobs == []  # the encrypted body written before the failed commit was removed
+    async with services.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE message_gone RENAME TO message")
+    assert await _counts(services) == (0, 0)
+    assert (await audit.verify(services.engine)).ok
+
+
+async def test_directory_unavailable_answers_451_443(
+    running: tuple[Services, dict[str, int]],
+) -> None:
+    services, ports = running
+    cafile = services.settings.tls_files()[0]
+    async with services.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE directory_entry RENAME TO directory_gone")
+
+    def rcpt() -> tuple[int, bytes]:
+        ctx = ssl.create_default_context(cafile=str(cafile))
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=30) as s:
+            s.starttls(context=ctx)
+            s.mail(NURSE)
+            return s.rcpt(GERIATRICIAN)
+
+    code, msg = await asyncio.to_thread(rcpt)
+    assert code == 451 and msg.startswith(b"4.4.3"), msg

@@ -1,0 +1,109 @@
+"""Vault encryption and filesystem store: round trips, tampering, atomicity, names."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from vault.base import IntegrityError, ObjectNotFound
+from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key
+from vault.fs import FsBlobStore
+from vault.keys import KeyFileProvider, create_kek_file
+
+
+async def _aiter(*parts: bytes) -> AsyncIterator[bytes]:
+    for p in parts:
+        yield p
+
+
+async def _collect(it: AsyncIterator[bytes]) -> list[bytes]:
+    return [x async for x in it]
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096, 50_000])
+async def test_chunked_roundtrip(size: int) -> None:
+    key, base = new_data_key()
+    data = os.urandom(size)
+    enc = ChunkEncryptor("obj", key, base, 4096)
+    sealed = await _collect(enc.encrypt(_aiter(data[: size // 3], data[size // 3 :])))
+    assert b"".join(sealed) != data or size == 0
+    dec = ChunkDecryptor("obj", key, base, 4096)
+    assert b"".join(await _collect(dec.decrypt(_aiter(*sealed)))) == data
+
+
+async def _sealed(data: bytes) -> tuple[bytes, bytes, list[bytes]]:
+    key, base = new_data_key()
+    return key, base, await _collect(ChunkEncryptor("o", key, base, 4096).encrypt(_aiter(data)))
+
+
+async def test_tampering_truncation_reordering_and_moving_are_detected() -> None:
+    key, base, chunks = await _sealed(os.urandom(3 * 4096 + 10))
+    assert len(chunks) == 4
+
+    async def opens(parts: list[bytes], name: str = "o") -> None:
+        await _collect(ChunkDecryptor(name, key, base, 4096).decrypt(_aiter(*parts)))
+
+    flipped = bytearray(chunks[1])
+    flipped[5] ^= 1
+    cases = {
+        "modified": [chunks[0], bytes(flipped), *chunks[2:]],
+        "truncated at a chunk boundary": chunks[:3],
+        "reordered": [chunks[1], chunks[0], *chunks[2:]],
+        "chunk dropped": [chunks[0], *chunks[2:]],
+        "tail cut": [*chunks[:3], chunks[3][:8]],
+    }
+    for label, parts in cases.items():
+        with pytest.raises(IntegrityError):
+            await opens(parts)
+        assert label
+    with pytest.raises(IntegrityError):  # the same bytes under another object's name
+        await opens(chunks, name="other")
+
+
+def test_kek_wrap_unwrap_and_wrong_key(tmp_path: Path) -> None:
+    create_kek_file(tmp_path / "kek")
+    keys = KeyFileProvider.from_file(tmp_path / "kek")
+    kek_id, wrapped = keys.wrap(b"k" * 32)
+    assert keys.unwrap(kek_id, wrapped) == b"k" * 32
+    assert b"k" * 32 not in wrapped
+    tampered = wrapped[:-1] + bytes([wrapped[-1] ^ 1])
+    with pytest.raises(IntegrityError):
+        keys.unwrap(kek_id, tampered)
+    assert (tmp_path / "kek").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):  # never overwrite a key
+        create_kek_file(tmp_path / "kek")
+
+
+async def test_fs_store_put_get_delete(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path)
+    name = "0123456789abcdef0123456789abcdef"
+    assert await store.put(name, _aiter(b"abc", b"def")) == 6
+    assert b"".join(await _collect(store.get(name))) == b"abcdef"
+    assert await store.exists(name)
+    await store.delete(name)
+    assert not await store.exists(name)
+    with pytest.raises(ObjectNotFound):
+        await _collect(store.get(name))
+
+
+async def test_fs_store_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    store = FsBlobStore(tmp_path)
+    name = "f" * 32
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise RuntimeError("client went away")
+
+    with pytest.raises(RuntimeError):
+        await store.put(name, broken())
+    assert not await store.exists(name)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "a/b", "", "X" * 32, "0" * 31, "0" * 32 + "/"])
+async def test_fs_store_refuses_unsafe_names(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError):
+        await FsBlobStore(tmp_path).put(bad, _aiter(b"x"))

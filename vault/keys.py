@@ -1,0 +1,77 @@
+"""Key-encryption keys held apart from the data: a key file (default) or an env variable.
+
+The KEK wraps each object's data key with AES-256-GCM; its id is a digest
+prefix, stored beside each wrapped key so that rotation can find which KEK
+wrapped what. The KEK itself is never logged, printed or stored with the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from vault.base import IntegrityError, VaultError
+
+__all__ = ["KeyFileProvider", "create_kek_file"]
+
+
+def _kek_id(kek: bytes) -> str:
+    return hashlib.sha256(b"pli-kek-id" + kek).hexdigest()[:16]
+
+
+def create_kek_file(path: Path) -> None:
+    """Create a random 256-bit KEK (hex) with mode 0600; never overwrite one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(os.urandom(32).hex() + "\n")
+
+
+class KeyFileProvider:
+    """KEKs from hex strings: the current one first, older ones kept for unwrapping."""
+
+    def __init__(self, keys_hex: list[str]) -> None:
+        if not keys_hex:
+            raise VaultError("no key-encryption key configured")
+        self._keys: dict[str, bytes] = {}
+        for i, text in enumerate(keys_hex):
+            try:
+                kek = bytes.fromhex(text.strip())
+            except ValueError:
+                raise VaultError(f"key-encryption key #{i + 1} is not hex") from None
+            if len(kek) != 32:
+                raise VaultError(f"key-encryption key #{i + 1} must be 32 bytes")
+            self._keys[_kek_id(kek)] = kek
+        self._current = _kek_id(bytes.fromhex(keys_hex[0].strip()))
+
+    @classmethod
+    def from_file(cls, path: Path, env_hex: str | None = None) -> KeyFileProvider:
+        if env_hex:
+            return cls([env_hex])
+        try:
+            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        except FileNotFoundError:
+            raise VaultError(f"key-encryption key file missing: {path}") from None
+        return cls(lines)
+
+    def current_kek_id(self) -> str:
+        return self._current
+
+    def wrap(self, dek: bytes) -> tuple[str, bytes]:
+        nonce = os.urandom(12)
+        return self._current, nonce + AESGCM(self._keys[self._current]).encrypt(
+            nonce, dek, b"pli-dek"
+        )
+
+    def unwrap(self, kek_id: str, wrapped: bytes) -> bytes:
+        kek = self._keys.get(kek_id)
+        if kek is None:
+            raise VaultError(f"unknown key-encryption key id {kek_id}")
+        try:
+            return AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], b"pli-dek")
+        except InvalidTag:
+            raise IntegrityError("wrapped data key failed authentication") from None

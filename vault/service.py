@@ -1,0 +1,131 @@
+"""The vault service: every object encrypted with its own key, digested and recorded.
+
+Storing is two steps so that "nothing lost" holds: :meth:`Vault.put` writes
+the encrypted blob durably and returns a :class:`StoredObject`; the caller then
+records it with :meth:`Vault.record` inside the same SQL transaction as its own
+metadata and audit entry, or calls :meth:`Vault.discard` on abort. Reads check
+integrity (GCM tags and the plaintext SHA-256) before returning the last byte.
+Object names are random: they reveal no address, subject or date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vault.base import BlobStore, IntegrityError, KeyProvider, ObjectNotFound, VaultUnavailable
+from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key
+from vault.tables import vault_object
+
+__all__ = ["StoredObject", "Vault"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    name: str
+    kek_id: str
+    wrapped_key: bytes
+    nonce_base: bytes
+    chunk_size: int
+    size: int
+    sha256: str
+    created_at: dt.datetime
+
+
+async def _iterate(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class Vault:
+    def __init__(
+        self, engine: AsyncEngine, store: BlobStore, keys: KeyProvider, chunk_size: int = 65536
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._keys = keys
+        self._chunk = chunk_size
+
+    async def put(self, data: bytes | AsyncIterator[bytes]) -> StoredObject:
+        """Encrypt and store durably; not yet recorded (see :meth:`record`)."""
+        name = secrets.token_hex(16)
+        dek, nonce_base = new_data_key()
+        kek_id, wrapped = self._keys.wrap(dek)
+        digest = hashlib.sha256()
+        size = 0
+        source = _iterate(data) if isinstance(data, bytes) else data
+
+        async def _counted() -> AsyncIterator[bytes]:
+            nonlocal size
+            async for piece in source:
+                digest.update(piece)
+                size += len(piece)
+                yield piece
+
+        enc = ChunkEncryptor(name, dek, nonce_base, self._chunk)
+        await self._store.put(name, enc.encrypt(_counted()))
+        return StoredObject(
+            name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
+            chunk_size=self._chunk, size=size, sha256=digest.hexdigest(),
+            created_at=dt.datetime.now(dt.UTC),
+        )
+
+    async def record(self, conn: AsyncConnection, obj: StoredObject) -> None:
+        """Insert the object's row in the caller's transaction."""
+        await conn.execute(
+            vault_object.insert().values(
+                name=obj.name, kek_id=obj.kek_id, wrapped_key=obj.wrapped_key,
+                nonce_base=obj.nonce_base, chunk_size=obj.chunk_size, size=obj.size,
+                sha256=obj.sha256, created_at=obj.created_at,
+            )
+        )
+
+    async def discard(self, obj: StoredObject) -> None:
+        """Remove a blob whose transaction did not commit."""
+        await self._store.delete(obj.name)
+
+    async def is_recorded(self, name: str) -> bool:
+        """Whether an object's row was committed (raises if the database cannot say)."""
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                select(vault_object.c.name).where(vault_object.c.name == name)
+            )
+            return found.first() is not None
+
+    async def _meta(self, name: str) -> StoredObject:
+        try:
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(select(vault_object).where(vault_object.c.name == name))
+                ).one_or_none()
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise VaultUnavailable("vault metadata unreachable") from exc
+        if row is None:
+            raise ObjectNotFound(name)
+        return StoredObject(**row._asdict())
+
+    async def stream(self, name: str) -> AsyncIterator[bytes]:
+        """Decrypted bytes; the final chunk is withheld until the digest has matched."""
+        meta = await self._meta(name)
+        dek = self._keys.unwrap(meta.kek_id, meta.wrapped_key)
+        dec = ChunkDecryptor(name, dek, meta.nonce_base, meta.chunk_size)
+        digest = hashlib.sha256()
+        pending: bytes | None = None
+        async for piece in dec.decrypt(self._store.get(name)):
+            if pending is not None:
+                yield pending
+            digest.update(piece)
+            pending = piece
+        if digest.hexdigest() != meta.sha256:
+            raise IntegrityError(f"object {name}: digest mismatch")
+        if pending:
+            yield pending
+
+    async def get(self, name: str) -> bytes:
+        return b"".join([piece async for piece in self.stream(name)])
