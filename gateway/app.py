@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from directory.sql import SqlDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Directory
+from directory.sql import SqlDirectory
 from gateway import events
 from gateway.config import Settings
 from gateway.core.accounts import Accounts

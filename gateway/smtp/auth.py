@@ -11,9 +11,11 @@ from __future__ import annotations
 import binascii
 from base64 import b64decode
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiosmtpd.smtp import MISSING, AuthResult
 
+from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import PliSMTP
 
 __all__ = ["LoginCheck", "SubmissionSMTP"]
@@ -25,8 +27,9 @@ LoginCheck = Callable[[str, str, str], Awaitable[str | None]]
 class SubmissionSMTP(PliSMTP):
     """The submission listener: AUTH required before MAIL, only over TLS."""
 
-    def __init__(self, *args: object, login_check: LoginCheck, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, handler: SmtpHandler, session_id: str, *, login_check: LoginCheck,
+                 **kwargs: Any) -> None:
+        super().__init__(handler, session_id, **kwargs)
         self._login_check = login_check
 
     async def _finish(self, login: bytes, password: bytes) -> AuthResult:
@@ -35,10 +38,10 @@ class SubmissionSMTP(PliSMTP):
         try:
             user, secret = login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
-            return AuthResult(success=False)
+            return AuthResult(success=False, handled=False)
         address = await self._login_check(user, secret, remote)
-        if address is None:
-            return AuthResult(success=False)
+        if address is None:  # handled=False: aiosmtpd answers 535 5.7.8
+            return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=address)
 
     async def _b64(self, value: str | bytes) -> bytes | None:

@@ -54,7 +54,7 @@ def test_invalid_values_name_the_key(tmp_path: Path, env: dict[str, str], named:
 def test_bad_toml_names_the_file(tmp_path: Path) -> None:
     cfg = tmp_path / "broken.toml"
     cfg.write_text("[smtp\nport = 1\n")
-    with pytest.raises(ConfigError, match="broken.toml"):
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
         load_settings(cfg, tmp_path, environ={})
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "missing.toml", tmp_path, environ={})

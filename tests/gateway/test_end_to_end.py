@@ -22,6 +22,11 @@ def _ctx(pli: RunningPli) -> ssl.SSLContext:
     return ctx
 
 
+def _close(imap: imaplib.IMAP4) -> None:
+    if imap.state != "LOGOUT":
+        imap.shutdown()
+
+
 def _message(subject: str, body: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = NURSE
@@ -62,7 +67,7 @@ def test_smtp_to_imap_with_audit(pli: RunningPli) -> None:
         assert b"Received: from ehpad.test" in raw and b"Return-Path: <" + NURSE.encode() in raw
         imap.logout()
     finally:
-        imap.shutdown()
+        _close(imap)
 
     verify = pli.cli("audit", "verify")
     assert verify.returncode == 0, verify.stderr
@@ -136,7 +141,7 @@ def test_user_passwd_and_cli_errors(pli: RunningPli) -> None:
         assert imap.login(NURSE, new)[0] == "OK"
         imap.logout()
     finally:
-        imap.shutdown()
+        _close(imap)
     unknown = pli.cli("user", "passwd", "nobody@ch-arras.mssante.fr", "--stdin", stdin=new)
     assert unknown.returncode == 1
     assert unknown.stderr.count("\n") == 1 and "not in the directory" in unknown.stderr

@@ -46,6 +46,7 @@ def _send(port: int, cafile: Path) -> tuple[int, bytes]:
     ctx.check_hostname = False
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
         s.starttls(context=ctx)
+        s.ehlo("ehpad.test")
         s.mail(NURSE)
         code, msg = s.rcpt(GERIATRICIAN)
         assert code == 250, msg
@@ -101,6 +102,7 @@ async def test_directory_unavailable_answers_451_443(
         ctx.check_hostname = False
         with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=30) as s:
             s.starttls(context=ctx)
+            s.ehlo("ehpad.test")
             s.mail(NURSE)
             return s.rcpt(GERIATRICIAN)
 
