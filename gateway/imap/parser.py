@@ -23,7 +23,7 @@ Token = str | bytes | list["Token"] | None  # atom/quoted → str, literal → b
 
 _TAG_RE = re.compile(rb"^[\x21-\x7e]+$")
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,10})(\+?)\}\r\n$")
-_ATOM_SPECIALS = b'(){ %*"\\]\r\n'
+_ATOM_SPECIALS = b'(){ "\\]\r\n'  # '*' and '%' stay: sequence sets, LIST patterns
 
 
 class ParseError(ValueError):
