@@ -200,7 +200,6 @@ def _read_password(from_stdin: bool) -> str:
 
 async def _cmd_user(args: argparse.Namespace) -> int:
     from directory.sql import SqlDirectory
-
     from gateway.core.accounts import Accounts, WeakPassword
 
     address = normalize_address(args.address)

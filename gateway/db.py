@@ -42,7 +42,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def all_metadata() -> list[MetaData]:
     """Each package's own MetaData, in dependency order (Alembic's target)."""
     from directory.tables import metadata as directory_md
-
     from gateway.core.tables import metadata as gateway_md
     from vault.tables import metadata as vault_md
 

@@ -11,6 +11,11 @@ from tests.imap.conftest import Listener
 from tests.imap.memory_backend import PASSWORD, USER
 
 
+def _ok(result: tuple[str, list[object]]) -> list[object]:
+    assert result[0] == "OK", result
+    return result[1]
+
+
 def _session(port: int, listener: Listener) -> list[object]:
     seen: list[object] = []
     imap = imaplib.IMAP4("127.0.0.1", port, timeout=10)
@@ -19,20 +24,14 @@ def _session(port: int, listener: Listener) -> list[object]:
     assert "LOGINDISABLED" not in imap.capabilities
     assert imap.login(USER, PASSWORD)[0] == "OK"
     seen.append(imap.list()[1])
-    typ, data = imap.select("INBOX")
-    seen.append(data)
-    typ, data = imap.fetch("1:*", "(FLAGS RFC822.SIZE)")
-    seen.append(data)
-    typ, data = imap.uid("FETCH", "2", "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])")
-    seen.append(data)
-    typ, data = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    seen.append(data)
-    typ, data = imap.fetch("3", "(BODY[])")
-    seen.append(data)
-    typ, data = imap.fetch("3", "(FLAGS)")
-    seen.append(data)
-    typ, data = imap.status("INBOX", "(MESSAGES UNSEEN UIDNEXT)")
-    seen.append(data)
+    seen.append(_ok(imap.select("INBOX")))
+    seen.append(_ok(imap.fetch("1:*", "(FLAGS RFC822.SIZE)")))
+    items = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])"
+    seen.append(_ok(imap.uid("FETCH", "2", items)))
+    seen.append(_ok(imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")))
+    seen.append(_ok(imap.fetch("3", "(BODY[])")))
+    seen.append(_ok(imap.fetch("3", "(FLAGS)")))
+    seen.append(_ok(imap.status("INBOX", "(MESSAGES UNSEEN UIDNEXT)")))
     assert imap.noop()[0] == "OK"
     imap.logout()
     return seen
