@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import imaplib
+import shutil
 import smtplib
 import ssl
+import subprocess
 import uuid
 from email.message import EmailMessage
 
@@ -181,3 +183,28 @@ def test_submission_requires_auth(pli: RunningPli) -> None:
         s.ehlo("client.test")
         code, _ = s.mail(GERIATRICIAN)
         assert code == 530
+
+
+def test_swaks_delivers(pli: RunningPli) -> None:
+    swaks = shutil.which("swaks")
+    assert swaks, "swaks missing: `make test` installs it (deploy/dev/apt-deps.sh)"
+    marker = uuid.uuid4().hex
+    done = subprocess.run(
+        [swaks, "--server", f"127.0.0.1:{pli.ports['smtp']}", "-tls",
+         "--ehlo", "swaks.test", "--from", "jean.petit@medecin.mssante.fr",
+         "--to", "cabinet.petit@medecin.mssante.fr", "--body", f"swaks {marker}"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "250 2.0.0 OK id=" in done.stdout
+    imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
+    try:
+        imap.starttls(ssl_context=_ctx(pli))
+        imap.login("cabinet.petit@medecin.mssante.fr",
+                   pli.accounts["cabinet.petit@medecin.mssante.fr"])
+        typ, data = imap.select("INBOX")
+        typ, fetched = imap.fetch(data[0] or b"1", "(BODY.PEEK[TEXT])")
+        assert typ == "OK" and isinstance(fetched[0], tuple)
+        assert marker.encode() in fetched[0][1]
+        imap.logout()
+    finally:
+        _close(imap)
