@@ -5,7 +5,7 @@ DATA    ?= var
 BIN     := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install apt-deps lint typecheck pytest clean
+.PHONY: run test install apt-deps lint typecheck pytest clean bench
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ test: install apt-deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+## make bench: SMTP ingest vs Postfix→Dovecot (peer kit in tests/bench/peers), medians of 3.
+bench: install
+	$(BIN)/python tests/bench/smtp_ingest.py $(BENCH_ARGS)

@@ -24,6 +24,12 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; on SQLite, each connection gets WAL and durable commits."""
     if url.startswith("sqlite"):
+        # SQLite has one writer at a time, and its busy handler waits by sleeping in
+        # growing steps (up to 100 ms): under concurrent commits latency explodes.
+        # One pooled connection makes tasks queue in the pool instead, in order.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")

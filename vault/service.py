@@ -76,15 +76,18 @@ class Vault:
             created_at=dt.datetime.now(dt.UTC),
         )
 
+    @staticmethod
+    def row(obj: StoredObject) -> dict[str, object]:
+        """The object's metadata row, for callers that insert many in one statement."""
+        return {
+            "name": obj.name, "kek_id": obj.kek_id, "wrapped_key": obj.wrapped_key,
+            "nonce_base": obj.nonce_base, "chunk_size": obj.chunk_size, "size": obj.size,
+            "sha256": obj.sha256, "created_at": obj.created_at,
+        }
+
     async def record(self, conn: AsyncConnection, obj: StoredObject) -> None:
         """Insert the object's row in the caller's transaction."""
-        await conn.execute(
-            vault_object.insert().values(
-                name=obj.name, kek_id=obj.kek_id, wrapped_key=obj.wrapped_key,
-                nonce_base=obj.nonce_base, chunk_size=obj.chunk_size, size=obj.size,
-                sha256=obj.sha256, created_at=obj.created_at,
-            )
-        )
+        await conn.execute(vault_object.insert().values(**self.row(obj)))
 
     async def discard(self, obj: StoredObject) -> None:
         """Remove a blob whose transaction did not commit."""

@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import normalize_address
 from gateway import events
-from gateway.core.mailstore import allocate_uid, ensure_mailbox
+from gateway.core.commit import CommitBatcher, PendingMessage
 from gateway.core.model import SessionInfo
-from gateway.core.tables import message
 from gateway.errors import TemporaryFailure
 from policies.engine import PolicyEngine
 from policies.model import Decision
@@ -102,36 +101,21 @@ class Delivery:
             raise RuntimeError("commit without a stored body, or twice")
         stored = self._stored
         now = dt.datetime.now(dt.UTC)
+        accepted = audit.AuditEvent(
+            action="message.accepted", actor=self.sender or "", msg_id=self.ref,
+            remote=self.info.remote,
+            detail={"protocol": self.info.protocol, "size": stored.size,
+                    "recipients": len(self.recipients), "session": self.info.session_id},
+        )
+        delivered = [
+            audit.AuditEvent(action="message.delivered", actor=self.sender or "", mailbox=rcpt,
+                             msg_id=self.ref, remote=self.info.remote)
+            for rcpt in self.recipients
+        ]
         try:
-            async with self._svc.engine.begin() as conn:
-                # The audit head is locked first: it orders concurrent commits.
-                await audit.append(
-                    conn,
-                    audit.AuditEvent(
-                        action="message.accepted", actor=self.sender or "", msg_id=self.ref,
-                        remote=self.info.remote,
-                        detail={"protocol": self.info.protocol, "size": stored.size,
-                                "recipients": len(self.recipients),
-                                "session": self.info.session_id},
-                    ),
-                    now=now,
-                )
-                await self._svc.vault.record(conn, stored)
-                for rcpt in self.recipients:
-                    mid = await ensure_mailbox(conn, rcpt)
-                    uid = await allocate_uid(conn, mid)
-                    await conn.execute(
-                        message.insert().values(
-                            msg_ref=self.ref, mailbox_id=mid, uid=uid, blob=stored.name,
-                            size=stored.size, internal_date=now, flags="",
-                        )
-                    )
-                    await audit.append(
-                        conn,
-                        audit.AuditEvent(action="message.delivered", actor=self.sender or "",
-                                         mailbox=rcpt, msg_id=self.ref, remote=self.info.remote),
-                        now=now,
-                    )
+            await self._svc.batcher.commit(PendingMessage(
+                ref=self.ref, stored=stored, recipients=tuple(self.recipients),
+                events=(accepted, *delivered), received_at=now))
         except (SQLAlchemyError, OSError) as exc:
             await self._cleanup_after_failed_commit(stored)
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="database-unavailable",
@@ -180,6 +164,7 @@ class IngestService:
         self.vault = vault
         self.policy = policy
         self.hostname = hostname
+        self.batcher = CommitBatcher(engine, vault)
 
     def begin(self, info: SessionInfo) -> Delivery:
         return Delivery(self, info)

@@ -31,7 +31,7 @@ from gateway.imap.backend import (
 from vault import audit
 from vault.service import Vault
 
-__all__ = ["INBOX", "MailStore", "allocate_uid", "ensure_mailbox"]
+__all__ = ["INBOX", "MailStore", "ensure_mailbox"]
 
 INBOX = "INBOX"
 _FAILED_LOGIN_DELAY = 1.0  # seconds; slows password guessing on one connection
@@ -51,18 +51,6 @@ async def ensure_mailbox(conn: AsyncConnection, owner: str, name: str = INBOX) -
     pk = res.inserted_primary_key
     assert pk is not None
     return int(pk[0])
-
-
-async def allocate_uid(conn: AsyncConnection, mailbox_id: int) -> int:
-    row = (
-        await conn.execute(
-            update(mailbox)
-            .where(mailbox.c.id == mailbox_id)
-            .values(uid_next=mailbox.c.uid_next + 1)
-            .returning(mailbox.c.uid_next)
-        )
-    ).one()
-    return int(row.uid_next) - 1
 
 
 def _flags(text: str) -> frozenset[str]:

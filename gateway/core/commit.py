@@ -1,0 +1,101 @@
+"""Group commit: many accepted messages, one SQL transaction, one fsync.
+
+Each delivery hands its rows (vault object, mailbox entries, audit events) to
+the :class:`CommitBatcher` and waits; one writer task takes everything queued,
+writes it in a single transaction and only then releases each waiter, so every
+250 still follows its own durable commit. If a batch fails, its messages are
+retried one by one, so one bad message cannot fail its neighbours. The writer
+is a task of its own: a client that disconnects cannot cancel others' commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.core.mailstore import ensure_mailbox
+from gateway.core.tables import mailbox, message
+from vault import audit
+from vault.service import StoredObject, Vault
+from vault.tables import vault_object
+
+__all__ = ["CommitBatcher", "PendingMessage"]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    ref: str
+    stored: StoredObject
+    recipients: Sequence[str]
+    events: Sequence[audit.AuditEvent]
+    received_at: dt.datetime
+
+
+class CommitBatcher:
+    def __init__(self, engine: AsyncEngine, vault: Vault, max_batch: int = 64) -> None:
+        self._engine = engine
+        self._vault = vault
+        self._max = max_batch
+        self._queue: list[tuple[PendingMessage, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def commit(self, item: PendingMessage) -> None:
+        """Return once ``item`` is committed; raise the database error otherwise."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="pli-group-commit")
+        await asyncio.shield(fut)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+            await self._write(batch)
+
+    async def _write(self, batch: list[tuple[PendingMessage, asyncio.Future[None]]]) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await self._rows(conn, [item for item, _ in batch])
+        except Exception as exc:  # every waiter must get an answer, whatever failed
+            if len(batch) > 1:
+                for one in batch:
+                    await self._write([one])
+                return
+            if not batch[0][1].done():
+                batch[0][1].set_exception(exc)
+            return
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _rows(self, conn: AsyncConnection, items: list[PendingMessage]) -> None:
+        # The audit head first: it takes the write lock and orders concurrent writers.
+        await audit.append_many(conn, [e for it in items for e in it.events],
+                                now=items[0].received_at)
+        await conn.execute(insert(vault_object), [self._vault.row(it.stored) for it in items])
+        wanted: dict[str, int] = {}
+        for it in items:
+            for rcpt in it.recipients:
+                wanted[rcpt] = wanted.get(rcpt, 0) + 1
+        next_uid: dict[str, tuple[int, int]] = {}
+        for owner, count in wanted.items():
+            mid = await ensure_mailbox(conn, owner)
+            row = (await conn.execute(
+                mailbox.update().where(mailbox.c.id == mid)
+                .values(uid_next=mailbox.c.uid_next + count).returning(mailbox.c.uid_next)
+            )).one()
+            next_uid[owner] = (mid, int(row.uid_next) - count)
+        rows = []
+        for it in items:
+            for rcpt in it.recipients:
+                mid, uid = next_uid[rcpt]
+                next_uid[rcpt] = (mid, uid + 1)
+                rows.append({"msg_ref": it.ref, "mailbox_id": mid, "uid": uid,
+                             "blob": it.stored.name, "size": it.stored.size,
+                             "internal_date": it.received_at, "flags": ""})
+        await conn.execute(insert(message), rows)
