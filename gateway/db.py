@@ -27,7 +27,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # SQLite has one writer at a time, and its busy handler waits by sleeping in
         # growing steps (up to 100 ms): under concurrent commits latency explodes.
         # One pooled connection makes tasks queue in the pool instead, in order.
-        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("pool_size", 4)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)

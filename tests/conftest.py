@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.db import create_engine, migrate
 from tests.support.postgres import PostgresCluster
 
 
@@ -30,3 +32,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     name = "t_" + secrets.token_hex(6)
     cluster.create_database(name)
     return cluster.url(name)
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database of each kind, with every migration applied."""
+    eng = create_engine(db_url)
+    await migrate(eng)
+    yield eng
+    await eng.dispose()

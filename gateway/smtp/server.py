@@ -13,14 +13,20 @@ import ssl
 from typing import Any
 
 import structlog
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from gateway import events
+from gateway.smtp.data import DataState, read_data
 from gateway.smtp.handler import SmtpHandler
 
 __all__ = ["PliSMTP", "start_smtp"]
 
 log = structlog.get_logger("pli.smtp")
+
+# Per connection. A peer MTA pushes its whole queue over one connection, so the
+# transaction verbs get room; the rest (NOOP, VRFY, HELP, bogus...) stays tight.
+_CALL_LIMITS = {"MAIL": 100_000, "RCPT": 1_000_000, "DATA": 100_000, "RSET": 100_000,
+                "*": 100}
 
 
 class PliSMTP(SMTP):
@@ -36,6 +42,41 @@ class PliSMTP(SMTP):
             peer = transport.get_extra_info("peername")
             log.info(events.SMTP_CONNECT, remote=str(peer[0]) if peer else "")
         super().connection_made(transport)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA with the body read in bulk (see gateway/smtp/data.py)."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None and self.session is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            result = await read_data(self._reader, size_limit=self.data_size_limit,
+                                     line_limit=self.line_length_limit)
+        except asyncio.CancelledError:
+            self._writer.close()
+            raise
+        if result.state is DataState.TOO_LONG:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push("500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)")
+            return
+        if result.state is DataState.TOO_MUCH:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push("552 5.3.4 Message too big for system")
+            return
+        self.envelope.content = result.content
+        self.envelope.original_content = result.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
 
     def connection_lost(self, error: Exception | None) -> None:
         log.info(events.SMTP_DISCONNECT, session_id=self.pli_session_id)
@@ -66,7 +107,7 @@ async def start_smtp(
             require_starttls=require_tls,
             auth_require_tls=True,
             data_size_limit=data_size_limit,
-            command_call_limit=200,
+            command_call_limit=_CALL_LIMITS,
             enable_SMTPUTF8=True,
             timeout=300,
             **extra,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,10 @@ from directory.base import DirectoryUnavailable, MailboxKind
 from directory.sql import SqlDirectory, import_extraction, import_trustlist
 from directory.tables import directory_entry
 from directory.trustlist import TrustListError, parse_trustlist
-from gateway.db import create_engine, migrate
+from gateway.db import create_engine
 
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 SAMPLE = FIX / "extraction-sample.txt"
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(db_url)
-    await migrate(eng)
-    yield eng
-    await eng.dispose()
 
 
 async def test_import_resolve_and_idempotent_reimport(engine: AsyncEngine) -> None:

@@ -208,3 +208,14 @@ def test_swaks_delivers(pli: RunningPli) -> None:
         imap.logout()
     finally:
         _close(imap)
+
+
+def test_a_peer_mta_may_push_many_messages_on_one_connection(pli: RunningPli) -> None:
+    # aiosmtpd's call limit once capped MAIL at 200 per connection (421 after).
+    with _smtp(pli) as s:
+        for i in range(205):
+            code, msg = s.mail(NURSE)
+            assert code == 250, (i, msg)
+            s.rcpt("dr.paul.durand@ehpad-les-tilleuls.mssante.fr")
+            code, msg = s.data(f"Subject: n{i}\r\n\r\nx\r\n".encode())
+            assert code == 250, (i, msg)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from gateway.core.ingest import IngestService
 from gateway.core.mailstore import INBOX, MailStore
 from gateway.core.model import SessionInfo
 from gateway.core.tables import message
-from gateway.db import create_engine, migrate
 from gateway.imap.backend import Principal
 from policies.engine import PolicyEngine
 from vault import audit
@@ -32,14 +30,11 @@ RCPTS = ["sophie.bernard@ch-arras.mssante.fr", "urgences@ch-arras.mssante.fr"]
 
 
 @pytest.fixture
-async def parts(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, Vault]]:
-    engine = create_engine(db_url)
-    await migrate(engine)
+async def parts(engine: AsyncEngine, tmp_path: Path) -> tuple[AsyncEngine, Vault]:
     await import_extraction(engine, FIX / "extraction-sample.txt")
     create_kek_file(tmp_path / "kek")
     vault = Vault(engine, FsBlobStore(tmp_path / "v"), KeyFileProvider.from_file(tmp_path / "kek"))
-    yield engine, vault
-    await engine.dispose()
+    return engine, vault
 
 
 async def test_concurrent_deliveries_all_committed_once(

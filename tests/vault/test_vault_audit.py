@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.db import create_engine, migrate
 from vault import audit
 from vault.base import IntegrityError
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider, create_kek_file
 from vault.service import Vault
 from vault.tables import audit_event
-
-
-@pytest.fixture
-async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(db_url)
-    await migrate(eng)
-    yield eng
-    await eng.dispose()
 
 
 @pytest.fixture
