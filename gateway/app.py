@@ -14,7 +14,6 @@ import os
 import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 from sqlalchemy import text
@@ -148,7 +147,3 @@ async def run_server(settings: Settings, stop: asyncio.Event | None = None) -> N
         await start_listeners(services, stack)
         await stop.wait()
     log.info(events.SERVER_STOPPED)
-
-
-def pid_file(settings: Settings) -> Path:
-    return settings.run_dir() / "pli.pid"

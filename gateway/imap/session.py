@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import fnmatch
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -74,8 +75,6 @@ def _mailbox_name(tok: Token) -> str:
 
 
 def _matches(pattern: str, name: str) -> bool:
-    import fnmatch
-
     if pattern in ("*", "%"):
         return True
     escaped = pattern.replace("[", "[[]").replace("%", "*")

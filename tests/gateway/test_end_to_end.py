@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import imaplib
+import json
 import shutil
 import smtplib
 import ssl
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from email.message import EmailMessage
 
@@ -219,3 +222,14 @@ def test_a_peer_mta_may_push_many_messages_on_one_connection(pli: RunningPli) ->
             s.rcpt("dr.paul.durand@ehpad-les-tilleuls.mssante.fr")
             code, msg = s.data(f"Subject: n{i}\r\n\r\nx\r\n".encode())
             assert code == 250, (i, msg)
+
+
+def test_health_endpoints(pli: RunningPli) -> None:
+    base = f"http://127.0.0.1:{pli.ports['http']}"
+    with urllib.request.urlopen(f"{base}/healthz", timeout=10) as r:  # noqa: S310 (loopback)
+        assert r.status == 200 and json.loads(r.read()) == {"status": "ok"}
+    with urllib.request.urlopen(f"{base}/readyz", timeout=10) as r:  # noqa: S310 (loopback)
+        assert r.status == 200
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{base}/nope", timeout=10)  # noqa: S310 (loopback)
+    assert err.value.code == 404
