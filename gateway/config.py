@@ -47,8 +47,9 @@ class SmtpSettings(_Section):
     host: str = "127.0.0.1"
     mta_port: Port = Field(2525, ge=0, le=65535)
     submission_port: Port = Field(5587, ge=0, le=65535)
-    # MSSanté: exchanges between operators are over TLS; STARTTLS is required by default.
-    require_tls: bool = True
+    # STARTTLS is always offered; set true to refuse MAIL before it (MSSanté operators
+    # exchange over TLS: deploy/pli.toml.example sets it). AUTH always requires TLS.
+    require_tls: bool = False
     max_message_size: int = Field(50 * 1024 * 1024, gt=0)
     max_recipients: int = Field(100, gt=0)
 

@@ -19,7 +19,7 @@ from gateway.core.tables import account
 
 __all__ = ["Accounts", "WeakPassword"]
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 8
 
 
 class WeakPassword(ValueError):

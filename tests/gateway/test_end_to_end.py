@@ -108,11 +108,10 @@ def test_refusals(pli: RunningPli, sender: str, rcpt: str, code: int, enhanced: 
         assert msg.startswith(enhanced), msg
 
 
-def test_tls_required_before_mail(pli: RunningPli) -> None:
+def test_plain_smtp_without_tls_is_accepted(pli: RunningPli) -> None:
     with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
-        s.ehlo("x.test")
-        code, msg = s.mail(NURSE)
-        assert code == 530, msg
+        refused = s.sendmail(NURSE, [GERIATRICIAN], b"Subject: clear\r\n\r\nclear\r\n")
+        assert refused == {}
 
 
 def test_smuggling_bare_lf_refused(pli: RunningPli) -> None:

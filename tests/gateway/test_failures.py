@@ -33,7 +33,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[Services, dict[str, int
     data = tmp_path / "var"
     await init_data_dir(data, demo=True)
     env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
-           "PLI_SMTP__SUBMISSION_PORT": "0"}
+           "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__REQUIRE_TLS": "true"}
     settings = load_settings(None, data, environ=env)
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
@@ -108,3 +108,17 @@ async def test_directory_unavailable_answers_451_443(
 
     code, msg = await asyncio.to_thread(rcpt)
     assert code == 451 and msg.startswith(b"4.4.3"), msg
+
+
+async def test_require_tls_refuses_mail_before_starttls(
+    running: tuple[Services, dict[str, int]],
+) -> None:
+    _, ports = running
+
+    def plain() -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=30) as s:
+            s.ehlo("x.test")
+            return s.mail(NURSE)
+
+    code, _ = await asyncio.to_thread(plain)
+    assert code == 530
