@@ -1,14 +1,18 @@
 """Passwords of mailbox users: argon2id hashes, checked in a thread.
 
-Argon2 is deliberately slow, so hashing never runs on the event loop. A login
-for an unknown address still spends one hash, so timing does not reveal which
-addresses have accounts. Passwords are never logged or stored in clear.
+Argon2 is deliberately slow, so hashing never runs on the event loop. Each hash
+also takes memory (argon2id, OWASP profile: 19 MiB, t=2, p=1), so at most
+``max_parallel`` run at once: a burst of logins queues instead of exhausting
+RAM. A login for an unknown address still spends one hash, so timing does not
+reveal which addresses have accounts. Passwords are never logged or stored in clear.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,6 +24,7 @@ from gateway.core.tables import account
 __all__ = ["Accounts", "WeakPassword"]
 
 MIN_PASSWORD_LENGTH = 8
+T = TypeVar("T")
 
 
 class WeakPassword(ValueError):
@@ -27,15 +32,22 @@ class WeakPassword(ValueError):
 
 
 class Accounts:
-    def __init__(self, engine: AsyncEngine, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, hasher: PasswordHasher | None = None, max_parallel: int = 2
+    ) -> None:
         self._engine = engine
-        self._hasher = hasher or PasswordHasher()
+        self._hasher = hasher or PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
         self._dummy = self._hasher.hash("pli-dummy-password-for-timing")
+        self._slots = asyncio.Semaphore(max_parallel)
+
+    async def _run(self, func: Callable[..., T], *args: Any) -> T:
+        async with self._slots:
+            return await asyncio.to_thread(func, *args)
 
     async def set_password(self, address: str, password: str) -> None:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise WeakPassword(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
-        hashed = await asyncio.to_thread(self._hasher.hash, password)
+        hashed = await self._run(self._hasher.hash, password)
         now = dt.datetime.now(dt.UTC)
         async with self._engine.begin() as conn:
             found = await conn.execute(
@@ -67,5 +79,5 @@ class Accounts:
             except (VerificationError, InvalidHashError):
                 return False
 
-        ok = await asyncio.to_thread(_check)
+        ok = await self._run(_check)
         return ok and stored is not None
