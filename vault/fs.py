@@ -21,6 +21,7 @@ __all__ = ["FsBlobStore"]
 
 _NAME_RE = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,16})?$")
 _READ_SIZE = 256 * 1024
+_WRITE_BATCH = 1024 * 1024
 
 
 def _fsync_dir(path: Path) -> None:
@@ -43,38 +44,49 @@ class FsBlobStore:
     async def put(self, name: str, chunks: AsyncIterator[bytes]) -> int:
         final = self._path(name)
         tmp = final.with_name(f".{name}.tmp{os.getpid()}")
+        # Bytes are gathered up to _WRITE_BATCH before each trip to a thread: a
+        # typical message is opened, written, fsynced and renamed in one trip,
+        # while a large object still streams through a bounded buffer.
+        fd: int | None = None
+        pending: list[bytes] = []
+        size = total = 0
 
-        def _open() -> int:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-
-        try:
-            fd = await asyncio.to_thread(_open)
-        except OSError as exc:
-            raise VaultUnavailable(f"cannot write to the vault: {exc.strerror}") from exc
-        total = 0
-        try:
-            async for chunk in chunks:
-                await asyncio.to_thread(os.write, fd, chunk)
-                total += len(chunk)
-
-            def _commit() -> None:
+        def _flush(data: list[bytes], last: bool) -> None:
+            nonlocal fd
+            if fd is None:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            for piece in data:
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view):]
+            if last:
                 os.fsync(fd)
                 os.close(fd)
+                fd = None
                 os.rename(tmp, final)
                 _fsync_dir(final.parent)
 
-            await asyncio.to_thread(_commit)
-        except BaseException as exc:
-
-            def _cleanup() -> None:
+        def _cleanup() -> None:
+            if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-                tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
 
+        try:
+            async for chunk in chunks:
+                pending.append(chunk)
+                size += len(chunk)
+                total += len(chunk)
+                if size >= _WRITE_BATCH:
+                    batch, pending, size = pending, [], 0
+                    await asyncio.to_thread(_flush, batch, False)
+            await asyncio.to_thread(_flush, pending, True)
+        except OSError as exc:
             await asyncio.to_thread(_cleanup)
-            if isinstance(exc, OSError):
-                raise VaultUnavailable(f"cannot write to the vault: {exc.strerror}") from exc
+            raise VaultUnavailable(f"cannot write to the vault: {exc.strerror}") from exc
+        except BaseException:
+            await asyncio.to_thread(_cleanup)
             raise
         return total
 
