@@ -29,7 +29,7 @@ from gateway.core.mailstore import MailStore
 from gateway.db import create_engine, migrate
 from gateway.errors import ConfigError
 from gateway.http.health import start_health
-from gateway.imap.server import start_imap
+from gateway.imap.server import ImapLimits, start_imap
 from gateway.smtp.auth import SubmissionSMTP
 from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import start_smtp
@@ -104,7 +104,8 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
     )
     servers["imap"] = await start_imap(
         services.mailstore, host=s.imap.host, port=s.imap.port, tls_context=tls,
-        max_connections=s.imap.max_connections, idle_timeout=s.imap.idle_timeout,
+        limits=ImapLimits(max_connections=s.imap.max_connections,
+                          idle_timeout=s.imap.idle_timeout),
     )
 
     async def ready() -> bool:

@@ -1,8 +1,9 @@
 """FETCH data items: parsing the request and rendering the response (RFC 3501 §6.4.5, §7.4.2).
 
-Pure functions over a message's metadata and, when a body section is asked
-for, its bytes. ENVELOPE and BODYSTRUCTURE are computed at ingest by the IMAP
-issue; until then they are refused with a clear BAD instead of a wrong answer.
+Pure functions over a message's metadata and, when a body section or the
+ENVELOPE is asked for, its bytes (the session fetches them through the audited
+backend read). BODYSTRUCTURE, BODY and the FULL macro are not served yet: they
+are refused with a clear BAD instead of a wrong answer. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.imap.backend import MessageInfo
+from gateway.imap.envelope import envelope
 from gateway.imap.parser import ParseError, Token
 
 __all__ = ["FetchItem", "format_flags", "internal_date", "parse_fetch_items", "render_fetch"]
 
 _SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "RFC822", "RFC822.HEADER",
-           "RFC822.TEXT"}
-_MACROS = {"FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"]}
-_NOT_YET = {"ENVELOPE", "BODYSTRUCTURE", "ALL", "FULL", "BODY"}
+           "RFC822.TEXT", "ENVELOPE"}
+# RFC 3501 §6.4.5 macros; FULL also needs BODY, which is not served yet.
+_MACROS = {"FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
+           "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"]}
+_NOT_YET = {"BODYSTRUCTURE", "FULL", "BODY"}
 _SECTION_RE = re.compile(
     r"^(BODY|BODY\.PEEK)\[([A-Z0-9.]*)(?: \(([^()]*)\))?\](?:<(\d{1,10})\.(\d{1,10})>)?$",
-    re.IGNORECASE)
+    re.IGNORECASE | re.ASCII)
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -37,7 +41,7 @@ class FetchItem:
 
     @property
     def needs_body(self) -> bool:
-        return self.name in ("BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT")
+        return self.name in ("BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT", "ENVELOPE")
 
     @property
     def sets_seen(self) -> bool:
@@ -59,7 +63,7 @@ def _one(text: str) -> list[FetchItem]:
     if upper in _MACROS:
         return [FetchItem(n) for n in _MACROS[upper]]
     if upper in _NOT_YET:
-        raise ParseError(f"FETCH {upper} is not supported yet")
+        raise ParseError(f"FETCH {upper} is not supported yet (try BODY.PEEK[HEADER] or ALL)")
     m = _SECTION_RE.match(text)
     if m is None:
         raise ParseError(f"unknown FETCH item {text[:40]!r}")
@@ -152,6 +156,9 @@ def render_fetch(
             parts.append(b"INTERNALDATE " + internal_date(info.internal_date).encode())
         elif item.name == "RFC822.SIZE":
             parts.append(b"RFC822.SIZE %d" % info.size)
+        elif item.name == "ENVELOPE":
+            assert body is not None
+            parts.append(b"ENVELOPE " + envelope(_split(body)[0]))
         else:
             assert body is not None
             data = _section(item, body)

@@ -21,9 +21,13 @@ __all__ = [
 
 Token = str | bytes | list["Token"] | None  # atom/quoted → str, literal → bytes, NIL → None
 
-_TAG_RE = re.compile(rb"^[\x21-\x7e]+$")
+# RFC 3501 §9: tag = 1*<any ASTRING-CHAR except "+">; bounded so replies stay short.
+_TAG_RE = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\+]{1,64}')
 _LITERAL_AT_END = re.compile(rb"\{(\d{1,10})(\+?)\}\r\n$")
 _ATOM_SPECIALS = b'(){ "\\]\r\n'  # '*' and '%' stay: sequence sets, LIST patterns
+_LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r\n")
+_SEQ_NUMBER = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)  # RFC 3501 §9 nz-number
+_MAX_NUMBER = 4294967295
 
 
 class ParseError(ValueError):
@@ -111,7 +115,7 @@ class _Reader:
             raise ParseError("quoted string is not UTF-8") from None
 
     def _literal(self) -> bytes:
-        m = re.compile(rb"\{(\d{1,10})\+?\}\r\n").match(self.data, self.pos)
+        m = _LITERAL.match(self.data, self.pos)
         if m is None:
             raise ParseError("malformed literal")
         size = int(m.group(1))
@@ -124,6 +128,8 @@ class _Reader:
     def _atom(self) -> str | None:
         start = self.pos
         depth = 0
+        if self.peek() == 0x5C:  # RFC 3501 §9 flag: "\" atom (\Seen, \Deleted, ...)
+            self.pos += 1
         while (c := self.peek()) is not None:
             if c == 0x5B:  # [ ... ] may hold spaces and parentheses (BODY[HEADER.FIELDS (A)])
                 depth += 1
@@ -138,7 +144,7 @@ class _Reader:
             self.pos += 1
         if depth:
             raise ParseError("unbalanced '['")
-        if self.pos == start:
+        if self.pos == start or self.data[start : self.pos] == b"\\":
             raise ParseError(f"unexpected character at offset {start}")
         atom = self.data[start : self.pos].decode("ascii", "strict") if self.data[
             start : self.pos].isascii() else None
@@ -157,9 +163,9 @@ def parse_command(data: bytes) -> Command:
     if sp <= 0:
         lone = data[:-2]
         raise ParseError("missing command name",
-                         lone.decode() if _TAG_RE.match(lone) and lone.isascii() else None)
+                         lone.decode() if _TAG_RE.fullmatch(lone) else None)
     raw_tag = data[:sp]
-    if not _TAG_RE.match(raw_tag) or b"+" in raw_tag or b"{" in raw_tag:
+    if not _TAG_RE.fullmatch(raw_tag):
         raise ParseError("invalid tag")
     tag = raw_tag.decode("ascii")
     r = _Reader(data)
@@ -193,8 +199,8 @@ def parse_sequence_set(text: str, largest: int) -> list[tuple[int, int]]:
     def num(part: str) -> int:
         if part == "*":
             return largest
-        if not part.isdigit() or part.startswith("0") or len(part) > 10:
-            raise ParseError(f"invalid sequence number {part!r}")
+        if not _SEQ_NUMBER.fullmatch(part) or int(part) > _MAX_NUMBER:
+            raise ParseError(f"invalid sequence number {part[:12]!r}")
         return int(part)
 
     for piece in text.split(","):

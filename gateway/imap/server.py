@@ -19,6 +19,7 @@ import structlog
 from gateway import events
 from gateway.imap.backend import ImapBackend
 from gateway.imap.parser import ParseError, literal_announced, parse_command
+from gateway.imap.responses import tagged
 from gateway.imap.session import Session, State
 
 __all__ = ["ImapLimits", "start_imap"]
@@ -28,12 +29,17 @@ log = structlog.get_logger("pli.imap")
 
 @dataclass(frozen=True, slots=True)
 class ImapLimits:
+    """Every bound the listener enforces; sizes in octets, times in seconds."""
+
     line: int = 8192
     literal: int = 64 * 1024  # no APPEND yet: commands never need more
     command: int = 128 * 1024
     bad_commands: int = 20
+    login_failures: int = 3  # then BYE; the backend throttles across connections
     preauth_timeout: float = 60.0
     idle_timeout: float = 1800.0  # RFC 3501 §5.4: at least 30 minutes once logged in
+    send_timeout: float = 300.0  # a client that stops reading its responses is dropped
+    tls_handshake_timeout: float = 30.0
     max_connections: int = 1000
 
 
@@ -47,12 +53,16 @@ class _LiteralRefused(Exception):
         self.tag = tag
 
 
+async def _read_line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n")
+    except asyncio.LimitOverrunError:  # the reader's limit is ImapLimits.line
+        raise _Fatal("Line too long") from None
+
+
 async def _read_command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                         limits: ImapLimits) -> bytes:
-    try:
-        data = await reader.readuntil(b"\r\n")
-    except asyncio.LimitOverrunError:
-        raise _Fatal("Line too long") from None
+    data = await _read_line(reader)
     while (announced := literal_announced(data)) is not None:
         size, non_sync = announced
         if size > limits.literal or len(data) + size > limits.command:
@@ -64,10 +74,7 @@ async def _read_command(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             writer.write(b"+ Ready for literal data\r\n")
             await writer.drain()
         data += await reader.readexactly(size)
-        try:
-            data += await reader.readuntil(b"\r\n")
-        except asyncio.LimitOverrunError:
-            raise _Fatal("Line too long") from None
+        data += await _read_line(reader)
         if len(data) > limits.command:
             raise _Fatal("Command too long")
     return data
@@ -79,12 +86,14 @@ async def start_imap(
     host: str,
     port: int,
     tls_context: ssl.SSLContext,
-    max_connections: int = 1000,
-    idle_timeout: float = 1800.0,
     limits: ImapLimits | None = None,
 ) -> asyncio.Server:
-    """Listen with STARTTLS; the bound port is ``server.sockets[0].getsockname()[1]``."""
-    lim = limits or ImapLimits(max_connections=max_connections, idle_timeout=idle_timeout)
+    """Listen for IMAP with STARTTLS on ``host:port`` (0 = ephemeral) and return the server.
+
+    The bound port is ``server.sockets[0].getsockname()[1]``; the caller owns
+    the server (``close()`` then ``wait_closed()``).
+    """
+    lim = limits or ImapLimits()
     active = 0
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -92,47 +101,82 @@ async def start_imap(
         sid = events.new_session_id()
         peer = writer.get_extra_info("peername")
         remote = str(peer[0]) if peer else ""
-        structlog.contextvars.bind_contextvars(session_id=sid)
-        if active >= lim.max_connections:
-            with contextlib.suppress(ConnectionError):
-                writer.write(b"* BYE Too many connections, try later\r\n")
-                await writer.drain()
-            writer.close()
-            return
-        active += 1
-        log.info(events.IMAP_CONNECT, remote=remote)
-        try:
-            await _conversation(reader, writer, backend, tls_context, lim, sid, remote)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            pass
-        except Exception as exc:  # the last resort: log, tell the client, never crash
-            log.error("imap.exception", error=type(exc).__name__, exc_info=exc)
-            with contextlib.suppress(Exception):
-                writer.write(f"* BYE [SERVERBUG] Internal error (session {sid})\r\n".encode())
-                await writer.drain()
-        finally:
-            active -= 1
-            log.info(events.IMAP_DISCONNECT)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), timeout=5)
+        # Each connection runs in its own task, so these bindings stay with this session.
+        with structlog.contextvars.bound_contextvars(session_id=sid, remote=remote):
+            if active >= lim.max_connections:
+                log.warning(events.IMAP_DISCONNECT, reason="max-connections")
+                with contextlib.suppress(Exception):
+                    writer.write(b"* BYE Too many connections, try later\r\n")
+                    await asyncio.wait_for(writer.drain(), timeout=5)
+                await _close(writer)
+                return
+            active += 1
+            log.info(events.IMAP_CONNECT)
+            reason = "closed"
+            try:
+                reason = await _conversation(reader, writer, backend, tls_context, lim, sid,
+                                             remote)
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
+                reason = "connection-lost"
+            except asyncio.CancelledError:
+                # Shutdown. This is the connection task's top level and nothing awaits it;
+                # re-raising only makes Python 3.11's streams callback log a spurious error.
+                reason = "server-shutdown"
+            except Exception as exc:  # the last resort: log, tell the client, never crash
+                reason = "exception"
+                log.error(events.IMAP_PROTOCOL_ERROR, error=type(exc).__name__, exc_info=exc)
+                with contextlib.suppress(Exception):
+                    writer.write(f"* BYE [SERVERBUG] Internal error (session {sid})\r\n"
+                                 .encode())
+                    await asyncio.wait_for(writer.drain(), timeout=5)
+            finally:
+                active -= 1
+                log.info(events.IMAP_DISCONNECT, reason=reason)
+                await _close(writer)
 
     return await asyncio.start_server(serve, host, port, limit=lim.line)
 
 
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close the connection; the last step of a connection task, so shutdown may cut it."""
+    writer.close()
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.wait_for(writer.wait_closed(), timeout=5)
+
+
+async def _starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    reply: bytes, tls: ssl.SSLContext, lim: ImapLimits) -> None:
+    """Answer STARTTLS and upgrade, executing nothing the client sent in plaintext after it.
+
+    RFC 3501 §6.2.1, RFC 2595 §3.1, CVE-2011-0411: reading stops before the OK
+    goes out, the plaintext already buffered is dropped, and from the handshake
+    on the transport only feeds the TLS layer.
+    """
+    transport = writer.transport
+    if not isinstance(transport, asyncio.ReadTransport):  # a socket transport always is
+        raise TypeError("STARTTLS needs a readable transport")
+    transport.pause_reading()
+    writer.write(reply)
+    await asyncio.wait_for(writer.drain(), timeout=lim.send_timeout)
+    # asyncio has no public API to discard a StreamReader's buffer.
+    reader._buffer.clear()  # type: ignore[attr-defined]
+    await writer.start_tls(tls, ssl_handshake_timeout=lim.tls_handshake_timeout)
+
+
 async def _conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                         backend: ImapBackend, tls: ssl.SSLContext, lim: ImapLimits,
-                        sid: str, remote: str) -> None:
+                        sid: str, remote: str) -> str:
+    """Read, bound and parse commands until the session ends; return why it ended."""
     async def send(data: bytes) -> None:
         writer.write(data)
-        await writer.drain()
+        await asyncio.wait_for(writer.drain(), timeout=lim.send_timeout)
 
     async def ask(prompt: bytes) -> bytes:
         await send(prompt)
-        return await asyncio.wait_for(reader.readuntil(b"\r\n"), timeout=lim.preauth_timeout)
+        return await asyncio.wait_for(_read_line(reader), timeout=lim.preauth_timeout)
 
     session = Session(backend, remote=remote, tls_active=False, starttls_available=True,
-                      ask=ask)
+                      ask=ask, session_id=sid, max_login_failures=lim.login_failures)
     await send(f"* OK [CAPABILITY {session.capabilities()}] pli IMAP ready [{sid}]\r\n".encode())
     bad = 0
     while True:
@@ -142,31 +186,30 @@ async def _conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             raw = await asyncio.wait_for(_read_command(reader, writer, lim), timeout=timeout)
         except TimeoutError:
             await send(b"* BYE Autologout; idle for too long\r\n")
-            return
+            return "idle-timeout"
         except _Fatal as exc:
             log.info(events.IMAP_PROTOCOL_ERROR, reason=str(exc))
             await send(f"* BYE {exc}\r\n".encode())
-            return
+            return "protocol-error"
         except _LiteralRefused as exc:
             log.info(events.IMAP_PROTOCOL_ERROR, reason="literal-too-large")
-            await send(f"{exc.tag} BAD [TOOBIG] Literal too large\r\n".encode())
+            await send(tagged(exc.tag, "BAD", "[TOOBIG] Literal too large"))
             continue
         try:
             cmd = parse_command(raw)
         except ParseError as exc:
             bad += 1
             log.info(events.IMAP_PROTOCOL_ERROR, reason=exc.reason)
-            await send(f"{exc.tag or '*'} BAD {exc.reason}\r\n".encode())
+            await send(tagged(exc.tag or "*", "BAD", exc.reason))
             if bad >= lim.bad_commands:
                 await send(b"* BYE Too many bad commands\r\n")
-                return
+                return "bad-commands"
             continue
         bad = 0
         outcome = await session.handle(cmd, send)
         if outcome.close:
-            return
+            return "logout" if session.state is State.LOGOUT else "closed-by-server"
         if outcome.starttls:
-            # RFC 3501 §6.2.1 / RFC 2595 §3.1: discard anything sent before the handshake.
-            reader._buffer.clear()  # type: ignore[attr-defined]  # asyncio has no public API
-            await writer.start_tls(tls, ssl_handshake_timeout=30)
+            await _starttls(reader, writer, tagged(cmd.tag, "OK", "Begin TLS negotiation now"),
+                            tls, lim)
             session.tls_active = True

@@ -28,6 +28,7 @@ from gateway.imap.backend import (
 )
 from gateway.imap.fetch import format_flags, parse_fetch_items, render_fetch
 from gateway.imap.parser import Command, ParseError, Token, parse_sequence_set
+from gateway.imap.responses import error_reply, quote, tagged
 
 __all__ = ["Outcome", "Session", "State"]
 
@@ -48,6 +49,8 @@ class State(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What the server must do after a command: upgrade to TLS, or close."""
+
     starttls: bool = False
     close: bool = False
 
@@ -83,10 +86,16 @@ def _matches(pattern: str, name: str) -> bool:
 
 
 class Session:
+    """One connection's IMAP state; :meth:`handle` answers one parsed command."""
+
     def __init__(self, backend: ImapBackend, *, remote: str, tls_active: bool,
-                 starttls_available: bool, ask: Ask) -> None:
+                 starttls_available: bool, ask: Ask, session_id: str = "-",
+                 max_login_failures: int = 3) -> None:
         self._backend = backend
         self.remote = remote
+        self.session_id = session_id
+        self._max_login_failures = max_login_failures
+        self._login_failures = 0
         self.tls_active = tls_active
         self._starttls_available = starttls_available
         self._ask = ask
@@ -107,24 +116,35 @@ class Session:
         return " ".join(caps)
 
     async def handle(self, cmd: Command, send: Send) -> Outcome:
+        """Run one command; every failure becomes a tagged reply, never an exception.
+
+        Only the command name is logged: arguments may hold credentials or
+        mailbox names chosen by the user.
+        """
         handler = _HANDLERS.get(cmd.name)
-        log.debug(events.IMAP_COMMAND, command=cmd.name)
+        log.debug(events.IMAP_COMMAND, command=cmd.name if handler else "unknown")
         if handler is None:
-            await send(f"{cmd.tag} BAD Unknown command\r\n".encode())
+            await send(tagged(cmd.tag, "BAD", "Unknown command"))
             return Outcome()
         allowed, method = handler
         if self.state not in allowed:
-            await send(f"{cmd.tag} BAD {cmd.name} not allowed in state "
-                       f"{self.state.value}\r\n".encode())
+            await send(tagged(cmd.tag, "BAD", f"{cmd.name} not allowed in state "
+                                              f"{self.state.value}"))
             return Outcome()
         try:
             return await method(self, cmd, send)
         except _No as exc:
-            await send(f"{cmd.tag} NO {exc}\r\n".encode())
+            await send(tagged(cmd.tag, "NO", str(exc)))
         except ParseError as exc:
-            await send(f"{cmd.tag} BAD {exc.reason}\r\n".encode())
+            await send(tagged(cmd.tag, "BAD", exc.reason))
         except MailboxNotFound:
-            await send(f"{cmd.tag} NO [NONEXISTENT] No such mailbox\r\n".encode())
+            await send(tagged(cmd.tag, "NO", "[NONEXISTENT] No such mailbox"))
+        except (ConnectionError, OSError):
+            raise  # the peer is gone: the server closes the connection
+        except Exception as exc:  # a bug or a dependency down: answer, log, keep the session
+            log.error(events.IMAP_COMMAND, command=cmd.name, result="exception",
+                      error=type(exc).__name__, exc_info=exc)
+            await send(error_reply(cmd.tag, exc, self.session_id))
         return Outcome()
 
     # --- any state -----------------------------------------------------------------
@@ -136,10 +156,15 @@ class Session:
     async def _noop(self, cmd: Command, send: Send) -> Outcome:
         if self.state is State.SELECTED and self._view is not None and self.principal:
             fresh = await self._backend.select(self.principal, self._view.name)
-            if len(fresh.messages) != len(self._view.messages):
+            old = [m.uid for m in self._view.messages]
+            new = [m.uid for m in fresh.messages]
+            # Only announce arrivals: without EXPUNGE responses (not served yet), adopting a
+            # view where messages vanished would silently renumber the client's sequence.
+            if (len(new) > len(old) and new[: len(old)] == old
+                    and fresh.uid_validity == self._view.uid_validity):
                 self._adopt(fresh)
-                await send(b"* %d EXISTS\r\n" % len(fresh.messages))
-        await send(f"{cmd.tag} OK {cmd.name} completed\r\n".encode())
+                await send(b"* %d EXISTS\r\n* 0 RECENT\r\n" % len(new))
+        await send(tagged(cmd.tag, "OK", f"{cmd.name} completed"))
         return Outcome()
 
     async def _logout(self, cmd: Command, send: Send) -> Outcome:
@@ -154,21 +179,36 @@ class Session:
     # --- not authenticated ---------------------------------------------------------
     async def _starttls(self, cmd: Command, send: Send) -> Outcome:
         if self.tls_active or not self._starttls_available:
-            await send(f"{cmd.tag} BAD TLS already active or not available\r\n".encode())
+            await send(tagged(cmd.tag, "BAD", "TLS already active or not available"))
             return Outcome()
-        await send(f"{cmd.tag} OK Begin TLS negotiation now\r\n".encode())
+        if cmd.args:
+            raise ParseError("STARTTLS takes no arguments")
+        # The server sends the tagged OK itself: it must stop reading plaintext first.
         return Outcome(starttls=True)
 
-    async def _login_as(self, cmd: Command, send: Send, user: str, password: str) -> Outcome:
+    async def _login_as(self, cmd: Command, send: Send, user: str, password: str,
+                        authz: str = "") -> Outcome:
         principal = await self._backend.authenticate(user, password, self.remote)
+        if principal is not None and authz and authz.lower() not in (
+                user.lower(), principal.address.lower()):
+            # RFC 4616 §2: acting as another identity (proxy authorisation) is not offered.
+            log.info(events.IMAP_LOGIN, result="authz-refused", user=principal.address,
+                     mechanism=cmd.name)
+            await send(tagged(cmd.tag, "NO", "[AUTHORIZATIONFAILED] Cannot act as another "
+                                             "identity"))
+            return Outcome()
         log.info(events.IMAP_LOGIN, result="ok" if principal else "fail",
-                 user=principal.address if principal else "")
+                 user=principal.address if principal else user[:120], mechanism=cmd.name)
         if principal is None:
-            await send(f"{cmd.tag} NO [AUTHENTICATIONFAILED] Invalid credentials\r\n".encode())
+            self._login_failures += 1
+            await send(tagged(cmd.tag, "NO", "[AUTHENTICATIONFAILED] Invalid credentials"))
+            if self._login_failures >= self._max_login_failures:
+                await send(b"* BYE Too many failed logins\r\n")
+                return Outcome(close=True)
             return Outcome()
         self.principal = principal
         self.state = State.AUTHENTICATED
-        await send(f"{cmd.tag} OK [CAPABILITY {self.capabilities()}] Logged in\r\n".encode())
+        await send(tagged(cmd.tag, "OK", f"[CAPABILITY {self.capabilities()}] Logged in"))
         return Outcome()
 
     def _require_tls(self) -> None:
@@ -189,20 +229,21 @@ class Session:
             raise ParseError("AUTHENTICATE needs a mechanism")
         if cmd.args[0].upper() != "PLAIN":
             raise _No("[CANNOT] Only AUTHENTICATE PLAIN is supported")
-        if len(cmd.args) == 2:  # RFC 4959 SASL-IR
+        response = b"="
+        if len(cmd.args) == 2:  # RFC 4959 SASL-IR; "=" is an empty initial response
             response = _astring(cmd.args[1], "initial response").encode()
-        else:
+        if response == b"=":
             response = (await self._ask(b"+ \r\n")).strip()
-        if response == b"*":
-            await send(f"{cmd.tag} BAD Authentication cancelled\r\n".encode())
+        if response == b"*":  # RFC 3501 §6.2.2: the client cancels
+            await send(tagged(cmd.tag, "BAD", "Authentication cancelled"))
             return Outcome()
         try:
             decoded = base64.b64decode(response, validate=True)
-            _authz, user, password = decoded.decode("utf-8").split("\x00")
+            authz, user, password = decoded.decode("utf-8").split("\x00")
         except (binascii.Error, ValueError):
-            await send(f"{cmd.tag} BAD Malformed PLAIN response\r\n".encode())
+            await send(tagged(cmd.tag, "BAD", "Malformed PLAIN response"))
             return Outcome()
-        return await self._login_as(cmd, send, user, password)
+        return await self._login_as(cmd, send, user, password, authz)
 
     # --- authenticated ---------------------------------------------------------------
     def _adopt(self, view: MailboxView) -> None:
@@ -239,16 +280,18 @@ class Session:
         if len(cmd.args) != 2:
             raise ParseError(f"{cmd.name} needs a reference and a pattern")
         assert self.principal is not None
+        _astring(cmd.args[0], "reference")  # flat namespace: the reference changes nothing
         pattern = _astring(cmd.args[1], "pattern")
-        out = []
-        if pattern == "":
-            out.append(f'* {cmd.name} (\\Noselect) "/" ""')
+        out: list[bytes] = []
+        if pattern == "":  # RFC 3501 §6.3.8: the hierarchy delimiter and root
+            out.append(b'* %s (\\Noselect) "/" ""\r\n' % cmd.name.encode())
         else:
             for name in await self._backend.list_mailboxes(self.principal):
                 if _matches(pattern, name):
-                    out.append(f'* {cmd.name} (\\HasNoChildren) "/" "{name}"')
-        out.append(f"{cmd.tag} OK {cmd.name} completed")
-        await send(("\r\n".join(out) + "\r\n").encode())
+                    out.append(b'* %s (\\HasNoChildren) "/" %s\r\n'
+                               % (cmd.name.encode(), quote(name)))
+        out.append(tagged(cmd.tag, "OK", f"{cmd.name} completed"))
+        await send(b"".join(out))
         return Outcome()
 
     async def _status(self, cmd: Command, send: Send) -> Outcome:
@@ -268,8 +311,8 @@ class Session:
             if key not in values:
                 raise ParseError(f"unknown STATUS item {key[:20]}")
             items.append(f"{key} {values[key]}")
-        await send(f'* STATUS "{name}" ({" ".join(items)})\r\n{cmd.tag} OK STATUS '
-                   "completed\r\n".encode())
+        await send(b"* STATUS %s (%s)\r\n" % (quote(name), " ".join(items).encode())
+                   + tagged(cmd.tag, "OK", "STATUS completed"))
         return Outcome()
 
     # --- selected --------------------------------------------------------------------
@@ -278,6 +321,9 @@ class Session:
         if not isinstance(set_token, str):
             raise ParseError("invalid sequence set")
         msgs = self._view.messages
+        if not msgs and "*" in set_token:
+            parse_sequence_set(set_token, 1)  # still refuse a malformed set
+            return []  # "*" in an empty mailbox names nothing (RFC 9051 §6.4.5 note)
         if by_uid:
             largest = msgs[-1].uid if msgs else 0
             ranges = parse_sequence_set(set_token, largest)
@@ -329,7 +375,11 @@ class Session:
         if self._readonly:
             raise _No("[READ-ONLY] Mailbox is read-only")
         raw = cmd.args[2] if isinstance(cmd.args[2], list) else [cmd.args[2]]
-        flags = frozenset(str(f) for f in raw if isinstance(f, str))
+        by_name = {f.upper(): f for f in _SYSTEM_FLAGS.split()}
+        if not raw or not all(isinstance(f, str) and f.upper() in by_name for f in raw):
+            # RFC 3501 §7.1 PERMANENTFLAGS lists no \*: keywords and \Recent are refused.
+            raise ParseError(f"STORE accepts only {_SYSTEM_FLAGS}")
+        flags = frozenset(by_name[str(f).upper()] for f in raw)
         assert self.principal is not None and self._view is not None
         targets = self._targets(cmd.args[0], cmd.name == "UID STORE")
         await self._backend.add_flags(self.principal, self._view.name,

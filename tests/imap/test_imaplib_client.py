@@ -4,57 +4,127 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import ssl
+from typing import Any
 
-import aioimaplib
+import aioimaplib  # type: ignore[import-untyped]
+import pytest
 
 from tests.imap.conftest import Listener
 from tests.imap.memory_backend import PASSWORD, USER
 
 
-def _ok(result: tuple[str, list[object]]) -> list[object]:
+def _ok(result: tuple[str, Any]) -> Any:
     assert result[0] == "OK", result
     return result[1]
 
 
-def _session(port: int, listener: Listener) -> list[object]:
-    seen: list[object] = []
-    imap = imaplib.IMAP4("127.0.0.1", port, timeout=10)
-    assert "STARTTLS" in imap.capabilities and "LOGINDISABLED" in imap.capabilities
-    imap.starttls(ssl_context=listener.client_ctx)
-    assert "LOGINDISABLED" not in imap.capabilities
-    assert imap.login(USER, PASSWORD)[0] == "OK"
-    seen.append(imap.list()[1])
-    seen.append(_ok(imap.select("INBOX")))
-    seen.append(_ok(imap.fetch("1:*", "(FLAGS RFC822.SIZE)")))
-    items = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])"
-    seen.append(_ok(imap.uid("FETCH", "2", items)))
-    seen.append(_ok(imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")))
-    seen.append(_ok(imap.fetch("3", "(BODY[])")))
-    seen.append(_ok(imap.fetch("3", "(FLAGS)")))
-    seen.append(_ok(imap.status("INBOX", "(MESSAGES UNSEEN UIDNEXT)")))
-    assert imap.noop()[0] == "OK"
-    imap.logout()
+def _connect(listener: Listener) -> imaplib.IMAP4:
+    """CAPABILITY → STARTTLS (certificate and host name verified) → CAPABILITY."""
+    client = imaplib.IMAP4("127.0.0.1", listener.port, timeout=10)
+    caps = _ok(client.capability())[0].split()
+    assert caps == [b"IMAP4rev1", b"LITERAL+", b"ID", b"UNSELECT", b"STARTTLS",
+                    b"LOGINDISABLED"]
+    client.starttls(ssl_context=ssl.create_default_context(cafile=str(listener.cafile)))
+    caps = _ok(client.capability())[0].split()
+    assert b"AUTH=PLAIN" in caps and b"STARTTLS" not in caps and b"LOGINDISABLED" not in caps
+    return client
+
+
+def _full_sequence(listener: Listener) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    client = _connect(listener)
+    assert _ok(client.login(USER, PASSWORD))
+    seen["list"] = _ok(client.list('""', "*"))  # imaplib does not quote arguments
+    seen["select"] = _ok(client.select("INBOX"))
+    seen["select_untagged"] = {k: client.untagged_responses.get(k) for k in (
+        "FLAGS", "UIDVALIDITY", "UIDNEXT", "PERMANENTFLAGS", "READ-WRITE")}
+    seen["fast"] = _ok(client.fetch("1:*", "(FLAGS RFC822.SIZE)"))
+    seen["uid"] = _ok(client.uid("FETCH", "2:*", "(FLAGS)"))
+    seen["peek"] = _ok(client.fetch("1", "(BODY.PEEK[])"))
+    seen["after_peek"] = _ok(client.fetch("1", "(FLAGS)"))
+    seen["rfc822"] = _ok(client.fetch("1", "(RFC822)"))
+    seen["body"] = _ok(client.fetch("2", "(BODY[])"))
+    seen["after_body"] = _ok(client.fetch("1:3", "(FLAGS)"))
+    seen["mixed"] = _ok(client.fetch("3", "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])"))
+    assert _ok(client.noop())
+    assert client.logout()[0] == "BYE"
     return seen
 
 
 async def test_imaplib_full_sequence(imap: Listener) -> None:
-    boxes, sel, flags, uidf, fields, body, after, status = await asyncio.to_thread(
-        _session, imap.port, imap)
-    assert boxes == [b'(\\HasNoChildren) "/" "INBOX"']
-    assert sel == [b"3"]
-    sizes = {uid: len(m[0]) for uid, m in imap.backend.boxes[USER].items()}
-    assert flags == [f"{n} (FLAGS () RFC822.SIZE {sizes[n]})".encode() for n in (1, 2, 3)]
-    head = uidf[0]
-    assert isinstance(head, tuple) and b"UID 2" in head[0] and head[1].startswith(b"From:")
-    assert head[1].endswith(b"\r\n\r\n")
-    assert isinstance(fields[0], tuple) and fields[0][1] == b"Subject: message 1\r\n\r\n"
-    assert isinstance(body[0], tuple) and b"Body number 3" in body[0][1]
-    assert after == [b"3 (FLAGS (\\Seen))"]  # BODY[] sets \Seen, BODY.PEEK[] does not
-    assert status == [b'"INBOX" (MESSAGES 3 UNSEEN 2 UIDNEXT 4)']
-    assert [r[1] for r in imap.backend.reads] == [2, 1, 3]
+    seen = await asyncio.to_thread(_full_sequence, imap)
+    box = imap.backend.boxes[USER]
+    sizes = {uid: len(m[0]) for uid, m in box.items()}
+    assert seen["list"] == [b'(\\HasNoChildren) "/" "INBOX"']
+    assert seen["select"] == [b"3"]
+    assert seen["select_untagged"] == {
+        "FLAGS": [b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"],
+        "UIDVALIDITY": [b"1234"], "UIDNEXT": [b"4"],
+        "PERMANENTFLAGS": [b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"],
+        "READ-WRITE": [b""],
+    }
+    assert seen["fast"] == [f"{n} (FLAGS () RFC822.SIZE {sizes[n]})".encode() for n in (1, 2, 3)]
+    assert seen["uid"] == [b"2 (UID 2 FLAGS ())", b"3 (UID 3 FLAGS ())"]
+    assert seen["peek"][0] == (b"1 (BODY[] {%d}" % sizes[1], box[1][0])
+    assert seen["after_peek"] == [b"1 (FLAGS ())"]  # BODY.PEEK[] leaves \Seen alone
+    assert seen["rfc822"][0] == (b"1 (RFC822 {%d}" % sizes[1], box[1][0])
+    assert seen["rfc822"][1] == b" FLAGS (\\Seen))"  # RFC 3501 §6.4.5: the flag change shown
+    assert seen["body"][0][1] == box[2][0]
+    assert seen["after_body"] == [b"1 (FLAGS (\\Seen))", b"2 (FLAGS (\\Seen))", b"3 (FLAGS ())"]
+    head = seen["mixed"][0]
+    assert head[0] == (b'3 (UID 3 FLAGS () INTERNALDATE "23-Nov-2026 08:00:00 +0000" '
+                       b"RFC822.SIZE %d BODY[HEADER] {%d}" % (sizes[3], len(head[1])))
+    assert box[3][0].startswith(head[1]) and head[1].endswith(b"\r\n\r\n")
+    assert box[1][1] == {"\\Seen"} and box[2][1] == {"\\Seen"} and box[3][1] == set()
+    # Every body read went through the audited backend call, with the client's address.
+    assert imap.backend.reads == [(USER, 1, "127.0.0.1"), (USER, 1, "127.0.0.1"),
+                                  (USER, 2, "127.0.0.1"), (USER, 3, "127.0.0.1")]
+
+
+def _other_commands(listener: Listener) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    client = _connect(listener)
+    _ok(client.authenticate("PLAIN", lambda _challenge: f"\0{USER}\0{PASSWORD}".encode()))
+    seen["examine"] = _ok(client.select("inbox", readonly=True))  # INBOX is case-insensitive
+    seen["examine_mode"] = "READ-ONLY" in client.untagged_responses
+    _ok(client.fetch("1", "(BODY[])"))  # read-only: must not set \Seen
+    seen["flags"] = _ok(client.fetch("1", "FLAGS"))
+    seen["envelope"] = _ok(client.fetch("2", "ENVELOPE"))
+    seen["all"] = _ok(client.fetch("2", "ALL"))
+    seen["check"] = _ok(client.check())
+    for item in ("BODYSTRUCTURE", "FULL"):
+        with pytest.raises(imaplib.IMAP4.error, match="not supported yet"):
+            client.fetch("1", item)
+    with pytest.raises(imaplib.IMAP4.error, match="Unknown command"):
+        client.xatom("FROBNICATE")
+    _ok(client.unselect())
+    _ok(client.select("INBOX"))
+    _ok(client.store("3", "+FLAGS", "(\\Flagged)"))
+    _ok(client.close())
+    seen["state_after_close"] = client.state
+    seen["status"] = _ok(client.status("INBOX", "(MESSAGES UNSEEN UIDNEXT)"))
+    client.logout()
+    return seen
+
+
+async def test_imaplib_examine_check_close_unselect(imap: Listener) -> None:
+    seen = await asyncio.to_thread(_other_commands, imap)
+    assert seen["examine"] == [b"3"] and seen["examine_mode"]
+    assert seen["flags"] == [b"1 (FLAGS ())"]
+    env = (b'(NIL "message 2" ((NIL NIL "a" "b.fr")) ((NIL NIL "a" "b.fr")) '
+           b'((NIL NIL "a" "b.fr")) ((NIL NIL "sophie.bernard" "ch-arras.mssante.fr")) '
+           b'NIL NIL NIL "<2@test>")')
+    assert seen["envelope"] == [b"2 (ENVELOPE " + env + b")"]
+    assert seen["all"][0].endswith(b" ENVELOPE " + env + b")")
+    assert seen["check"] == [b"CHECK completed"]
+    assert seen["state_after_close"] == "AUTH"
+    assert seen["status"] == [b'"INBOX" (MESSAGES 3 UNSEEN 3 UIDNEXT 4)']
+    assert imap.backend.boxes[USER][3][1] == {"\\Flagged"}
 
 
 async def test_aioimaplib_login_refused_before_tls(imap: Listener) -> None:
+    # aioimaplib 2.x has no STARTTLS upgrade, so it can only check the plaintext refusal.
     client = aioimaplib.IMAP4(host="127.0.0.1", port=imap.port, timeout=10)
     await client.wait_hello_from_server()
     response = await client.login(USER, PASSWORD)

@@ -5,57 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ssl
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.imap.parser import Command, ParseError, parse_command, parse_sequence_set
+from gateway.imap.envelope import envelope
+from gateway.imap.fetch import parse_fetch_items
+from gateway.imap.parser import Command, ParseError, Token, parse_command, parse_sequence_set
 from tests.imap.conftest import Listener
 from tests.imap.memory_backend import OTHER, PASSWORD, USER
-
-
-class Conn:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.r, self.w = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> Conn:
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        c = cls(r, w)
-        greeting = await c.line()
-        assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1")
-        return c
-
-    async def line(self) -> bytes:
-        return await asyncio.wait_for(self.r.readline(), 10)
-
-    async def send(self, data: bytes) -> None:
-        self.w.write(data)
-        await self.w.drain()
-
-    async def until_tagged(self, tag: bytes) -> list[bytes]:
-        out = []
-        while True:
-            ln = await self.line()
-            if not ln:
-                return out
-            out.append(ln)
-            if ln.startswith(tag + b" "):
-                return out
-
-    async def starttls(self, ctx: ssl.SSLContext) -> None:
-        await self.send(b"s STARTTLS\r\n")
-        assert (await self.until_tagged(b"s"))[-1].startswith(b"s OK")
-        await self.w.start_tls(ctx)
-
-    async def login(self) -> None:
-        await self.send(f'l LOGIN "{USER}" "{PASSWORD}"\r\n'.encode())
-        assert (await self.until_tagged(b"l"))[-1].startswith(b"l OK")
-
-    def close(self) -> None:
-        self.w.close()
+from tests.imap.wire import Conn
 
 
 async def test_login_before_starttls_refused(imap: Listener) -> None:
@@ -196,3 +156,50 @@ def test_parser_examples() -> None:
 def test_parser_only_raises_parse_error(data: bytes) -> None:
     with contextlib.suppress(ParseError):
         parse_command(data + b"\r\n")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60), st.integers(min_value=0, max_value=2**32))
+def test_sequence_set_only_raises_parse_error(text: str, largest: int) -> None:
+    with contextlib.suppress(ParseError):
+        for lo, hi in parse_sequence_set(text, largest):
+            assert 0 <= lo <= hi <= max(largest, 4294967295)
+
+
+_tokens = st.recursive(
+    st.none() | st.text(max_size=40) | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_tokens)
+def test_fetch_items_only_raise_parse_error(token: Token) -> None:
+    with contextlib.suppress(ParseError):
+        parse_fetch_items(token)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_envelope_of_any_header_is_framed(header: bytes) -> None:
+    out = envelope(header)
+    assert out.startswith(b"(") and out.endswith(b")")
+    # Every CR/LF in the output belongs to a literal announcement "{n}\r\n".
+    rest = out
+    while (i := rest.find(b"\r\n")) >= 0:
+        assert rest[:i].endswith(b"}")
+        size = int(rest[rest.rfind(b"{", 0, i) + 1 : i - 1])
+        rest = rest[i + 2 + size :]
+
+
+_NAMES = [b"FETCH", b"UID FETCH", b"LOGIN", b"SELECT", b"STORE", b"LIST", b"AUTHENTICATE"]
+_PIECES = [b" ", b"(", b")", b"[", b"]", b"{3}\r\nabc", b"{5+}\r\n", b'"', b"\\", b"*", b"1:*",
+           b"BODY.PEEK[HEADER.FIELDS (A)]<0.9>", b"NIL", b"\r\n", b"\x00", b"\xc3\xa9"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(_NAMES), st.lists(st.sampled_from(_PIECES) | st.binary(max_size=4),
+                                         max_size=12))
+def test_parser_on_command_shaped_input(name: bytes, pieces: list[bytes]) -> None:
+    with contextlib.suppress(ParseError):
+        cmd = parse_command(b"a1 " + name + b" " + b"".join(pieces) + b"\r\n")
+        assert cmd.tag == "a1" and cmd.name == name.decode()
