@@ -1,4 +1,10 @@
-"""The professional directory: who holds a mailbox, and which domains are trusted."""
+"""The professional directory: who holds a mailbox, and which domains are trusted.
+
+The package root exports the contract only (:class:`Directory`, :class:`Entry`,
+the errors, address normalisation); backends and importers live in their own
+modules (``directory.sql``, ``directory.extraction``, ``directory.trustlist``)
+and only the composition root picks one. It must never import a backend here.
+"""
 
 from directory.base import (
     Directory,
@@ -8,6 +14,7 @@ from directory.base import (
     InvalidAddress,
     MailboxKind,
     normalize_address,
+    split_address,
 )
 
 __all__ = [
@@ -18,4 +25,5 @@ __all__ = [
     "InvalidAddress",
     "MailboxKind",
     "normalize_address",
+    "split_address",
 ]

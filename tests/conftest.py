@@ -1,4 +1,10 @@
-"""Suite-wide fixtures: a fresh database per test, on SQLite and on a real PostgreSQL."""
+"""Suite-wide fixtures: a fresh database per test, on SQLite and on a real PostgreSQL.
+
+``db_url`` is parametrized over both kinds; the PostgreSQL cluster is started
+once per session (initdb + pg_ctl as the ``postgres`` user, loopback, trust
+auth, see ``tests/support/postgres.py``) and each test gets its own database.
+Missing PostgreSQL binaries fail the tests with the install hint, never skip.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +38,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     name = "t_" + secrets.token_hex(6)
     cluster.create_database(name)
     return cluster.url(name)
+
+
+@pytest.fixture
+async def db_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh, empty database of each kind (no schema), disposed after."""
+    eng = create_engine(db_url)
+    yield eng
+    await eng.dispose()
 
 
 @pytest.fixture

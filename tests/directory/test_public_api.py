@@ -1,0 +1,32 @@
+"""Pins the directory package's public names: changing them is a decision, not an accident."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "directory": ["Directory", "DirectoryError", "DirectoryUnavailable", "Entry",
+                  "InvalidAddress", "MailboxKind", "normalize_address", "split_address"],
+    "directory.extraction": ["COLUMNS", "MAX_LINE", "AddressIndex", "ParsedRow", "Record",
+                             "RowError", "iter_records", "parse_extraction"],
+    "directory.sql": ["ImportReport", "SourceReadError", "SqlDirectory", "import_extraction",
+                      "import_trustlist"],
+    "directory.tables": ["directory_entry", "directory_trusted_domain", "metadata"],
+    "directory.trustlist": ["NAMESPACE", "TrustListError", "parse_trustlist"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_names(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(PUBLIC[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
+
+
+def test_directory_tables_are_its_own() -> None:
+    from directory.tables import metadata
+
+    assert sorted(metadata.tables) == ["directory_entry", "directory_trusted_domain"]
