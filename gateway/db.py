@@ -25,8 +25,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; on SQLite, each connection gets WAL and durable commits."""
     if url.startswith("sqlite"):
         # SQLite has one writer at a time, and its busy handler waits by sleeping in
-        # growing steps (up to 100 ms): under concurrent commits latency explodes.
-        # One pooled connection makes tasks queue in the pool instead, in order.
+        # growing steps (up to 100 ms). Message commits go through the group-commit
+        # writer (gateway/core/commit.py); a small bounded pool serves the readers
+        # (WAL lets them run beside it) and queues the rest in the pool, not in sleeps.
         kwargs.setdefault("pool_size", 4)
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)

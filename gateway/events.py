@@ -18,8 +18,6 @@ from typing import Any, TextIO
 import structlog
 
 __all__ = [
-    "AUDIT_APPENDED",
-    "CONFIG_LOADED",
     "IMAP_COMMAND",
     "IMAP_CONNECT",
     "IMAP_DISCONNECT",
@@ -37,7 +35,6 @@ __all__ = [
     "new_session_id",
 ]
 
-CONFIG_LOADED = "config.loaded"
 LISTENER_STARTED = "listener.started"
 SERVER_STOPPED = "server.stopped"
 SMTP_CONNECT = "smtp.connect"
@@ -46,7 +43,6 @@ SMTP_REJECT = "smtp.reject"
 SMTP_TEMPFAIL = "smtp.tempfail"
 INGEST_COMMITTED = "ingest.committed"
 INGEST_ABORTED = "ingest.aborted"
-AUDIT_APPENDED = "audit.appended"
 IMAP_CONNECT = "imap.connect"
 IMAP_DISCONNECT = "imap.disconnect"
 IMAP_LOGIN = "imap.login"

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["MSSANTE_CIPHERS", "client_context", "make_dev_certificate", "server_context"]
+__all__ = ["MSSANTE_CIPHERS", "make_dev_certificate", "server_context"]
 
 # MSSanté: ECDHE key exchange with AES-GCM (TLS 1.2); TLS 1.3 suites are fixed by OpenSSL.
 MSSANTE_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!RC4:!3DES:!EXPORT"
@@ -32,14 +32,6 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     ctx.set_ciphers(MSSANTE_CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.load_cert_chain(str(cert_file), str(key_file))
-    return ctx
-
-
-def client_context(cafile: Path | None = None) -> ssl.SSLContext:
-    """A client context with the same floor; verifies against ``cafile`` when given."""
-    ctx = ssl.create_default_context(cafile=str(cafile) if cafile else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(MSSANTE_CIPHERS)
     return ctx
 
 
