@@ -14,12 +14,17 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "DELEGABLE_KINDS",
+    "DelegationRefused",
     "Directory",
+    "DirectoryAdmin",
     "DirectoryError",
+    "DirectoryStats",
     "DirectoryUnavailable",
     "Entry",
     "InvalidAddress",
     "MailboxKind",
+    "may_act_for",
     "normalize_address",
     "split_address",
 ]
@@ -44,6 +49,18 @@ class DirectoryUnavailable(DirectoryError):
 
 class InvalidAddress(DirectoryError, ValueError):
     """An address is malformed; the message says which part."""
+
+
+class NotInDirectory(DirectoryError):
+    """An operator change names an address that holds no mailbox."""
+
+
+class DelegationRefused(DirectoryError):
+    """A delegation names a mailbox or user that cannot take part; the message says why."""
+
+
+# Shared mailboxes that professionals act for; a PER mailbox belongs to one person.
+DELEGABLE_KINDS = frozenset({"ORG", "APP", "CAB"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +127,24 @@ def normalize_address(address: str) -> str:
     return f"{local.lower()}@{domain}"
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryStats:
+    """Counts an operator checks after an import (``pli directory stats``)."""
+
+    backend: str
+    entries_by_kind: dict[str, int]
+    liste_rouge: int
+    domains: int
+    trusted_domains: int
+    delegations: int
+    certificates: int
+    generation: int = 0
+
+    @property
+    def entries(self) -> int:
+        return sum(self.entries_by_kind.values())
+
+
 @runtime_checkable
 class Directory(Protocol):
     """What pli asks the directory. Every method may raise DirectoryUnavailable."""
@@ -125,3 +160,38 @@ class Directory(Protocol):
     async def search(self, text: str, limit: int = 50) -> list[Entry]:
         """Entries matching a name, profession, structure or postcode; never liste rouge."""
         ...
+
+    async def certificates(self, address: str) -> tuple[bytes, ...]:
+        """DER certificates published for the address (S/MIME encryption, signature check)."""
+        ...
+
+    async def delegates(self, mailbox: str) -> frozenset[str]:
+        """Addresses of the users who may act for an ORG/APP/CAB mailbox."""
+        ...
+
+    async def delegated_mailboxes(self, user: str) -> frozenset[str]:
+        """The shared mailboxes a user may act for (IMAP shared namespace, submission)."""
+        ...
+
+
+@runtime_checkable
+class DirectoryAdmin(Protocol):
+    """Changes an operator makes through pli (not the national import)."""
+
+    async def set_delegation(self, mailbox: str, user: str, *, revoke: bool = False) -> bool:
+        """Grant (or revoke) ``user`` acting for ``mailbox``; True if anything changed.
+
+        Raises DelegationRefused if the mailbox is not a shared one or the user not a
+        PER mailbox of the directory.
+        """
+        ...
+
+    async def stats(self) -> DirectoryStats:
+        ...
+
+
+async def may_act_for(directory: Directory, user: str, mailbox: str) -> bool:
+    """Whether ``user`` may send as / read ``mailbox``: their own, or delegated."""
+    if user == mailbox:
+        return True
+    return user in await directory.delegates(mailbox)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import IO, NamedTuple
 
 from directory.base import Entry, MailboxKind
+from directory.searchtext import search_text
 
 __all__ = [
     "COLUMNS",
@@ -90,6 +91,17 @@ class Record(NamedTuple):
     postal_address: str
     postcode: str
     department: str
+
+    def digest(self) -> str:
+        """BLAKE2b-128 hex of the stored fields: a re-import rewrites only changed rows."""
+        return hashlib.blake2b(("\x1f".join(self[2:]) + "\x1fFalse\x1f").encode(),
+                               digest_size=16).hexdigest()
+
+    def search_text(self) -> str:
+        """The folded words a directory search matches (see directory.searchtext)."""
+        return search_text((self.display_name, self.profession_label, self.specialty_label,
+                            self.structure_name, self.service, self.postal_address,
+                            self.postcode, self.address))
 
     def entry(self) -> Entry:
         return Entry(

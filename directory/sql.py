@@ -1,382 +1,246 @@
-"""The SQL directory (SQLite embedded, PostgreSQL scale-out): lookups, search, imports.
+"""The SQL directory (SQLite embedded, PostgreSQL scale-out): lookups, search, delegations.
 
-It owns reading and writing the directory's own tables over an ``AsyncEngine``
-it is given. An import streams the extraction in batches, compares each batch
-with the stored rows by digest, writes only what differs and finally removes
-the mailboxes the file no longer lists, all in one transaction: too many bad
-rows, a bad header or any failure rolls everything back, so the previous
-directory stays intact. Database failures surface as
-:class:`DirectoryUnavailable` (chained) so SMTP answers 451, never 5xx. It
-never holds global state, never reads another package's tables.
+It owns reading the directory's tables over an ``AsyncEngine`` it is given,
+and the operator's changes (delegations, certificates) that bump the shared
+change generation read caches watch. Imports live in ``directory.sql_import``.
+Database failures surface as :class:`DirectoryUnavailable` (chained) so SMTP
+answers 451, never 5xx. It never holds global state, never reads another
+package's tables.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import os
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from io import BytesIO
-from pathlib import Path
-from typing import IO, Any
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text
-from sqlalchemy.engine import Dialect, Row
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from directory.base import (
-    DirectoryError,
+    DELEGABLE_KINDS,
+    DelegationRefused,
+    DirectoryStats,
     DirectoryUnavailable,
     Entry,
     InvalidAddress,
     MailboxKind,
+    NotInDirectory,
     normalize_address,
 )
-from directory.extraction import AddressIndex, Record, RowError, iter_records
-from directory.tables import directory_entry, directory_trusted_domain
-from directory.trustlist import parse_trustlist
+from directory.searchtext import words
+from directory.tables import (
+    directory_certificate,
+    directory_delegation,
+    directory_entry,
+    directory_state,
+    directory_trusted_domain,
+)
 
-__all__ = [
-    "ImportReport",
-    "SourceReadError",
-    "SqlDirectory",
-    "import_extraction",
-    "import_trustlist",
-]
+__all__ = ["DB_ERRORS", "SqlDirectory", "bump_generation", "unavailable"]
 
-_DB_ERRORS = (OperationalError, DBAPIError, OSError)
-_COLS = tuple(c.name for c in directory_entry.c)  # address … liste_rouge, row_hash
-_ENTRY_FIELDS = _COLS[2:-2]  # display_name … department
+DB_ERRORS = (OperationalError, DBAPIError, OSError)
+ENTRY_FIELDS = ("display_name", "id_nat_pp", "profession_code", "profession_label",
+                "specialty_code", "specialty_label", "structure_id", "structure_name",
+                "service", "postal_address", "postcode", "department")
 _SEARCH_LIMIT = 500
-_MAX_BATCH = 10_000  # one bound parameter per row in lookups: SQLite/asyncpg allow 32766
-_SQLITE_IMPORT_CACHE = -131072  # KiB: 128 MiB, only as much as used
+_MAX_WORDS = 8
 
 
-class SourceReadError(DirectoryError):
-    """The import file could not be read (the directory was left unchanged)."""
-
-
-@dataclass
-class ImportReport:
-    """What an import found and did (or would do, for a dry run)."""
-
-    rows: int = 0
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    error_count: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    aborted: bool = False
-    abort_reason: str = ""
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.aborted
-
-    def summary(self) -> str:
-        state = (f"ABORTED ({self.abort_reason}), directory unchanged" if self.aborted
-                 else "dry run, nothing written" if self.dry_run else "committed")
-        return (f"{self.rows} valid rows: {self.added} added, {self.changed} changed, "
-                f"{self.removed} removed, {self.unchanged} unchanged; "
-                f"{self.error_count} bad rows; {state}")
-
-
-def _entry(row: Row[Any]) -> Entry:
+def _entry(row: Row[Any], certificates: tuple[bytes, ...] = ()) -> Entry:
     m = row._mapping
     return Entry(address=m["address"], kind=MailboxKind(m["kind"]),
-                 liste_rouge=bool(m["liste_rouge"]), **{n: m[n] for n in _ENTRY_FIELDS})
+                 liste_rouge=bool(m["liste_rouge"]), certificates=certificates,
+                 **{n: m[n] for n in ENTRY_FIELDS})
 
 
-def _unavailable(exc: BaseException) -> DirectoryUnavailable:
+def unavailable(exc: BaseException) -> DirectoryUnavailable:
     return DirectoryUnavailable(f"directory database unavailable: {type(exc).__name__}")
 
 
+async def bump_generation(conn: AsyncConnection) -> None:
+    """Mark the directory changed (in the caller's transaction): caches drop what they hold."""
+    await conn.execute(update(directory_state).where(directory_state.c.id == 1)
+                       .values(generation=directory_state.c.generation + 1,
+                               changed_at=datetime.now(UTC)))
+
+
+def _key(address: str) -> str | None:
+    try:
+        return normalize_address(address)
+    except InvalidAddress:
+        return None  # a malformed address holds no mailbox and is nobody's delegate
+
+
 class SqlDirectory:
-    """:class:`~directory.base.Directory` over the directory tables of one engine."""
+    """:class:`~directory.base.Directory` and ``DirectoryAdmin`` over one engine."""
+
+    name = "sql"
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def resolve(self, address: str) -> Entry | None:
-        try:
-            key = normalize_address(address)
-        except InvalidAddress:
-            return None  # a malformed address holds no mailbox
-        stmt = select(directory_entry).where(directory_entry.c.address == key)
+    async def _rows(self, stmt: Any) -> list[Row[Any]]:
         try:
             async with self._engine.connect() as conn:
-                row = (await conn.execute(stmt)).one_or_none()
-        except _DB_ERRORS as exc:
-            raise _unavailable(exc) from exc
-        return _entry(row) if row is not None else None
+                return list(await conn.execute(stmt))
+        except DB_ERRORS as exc:
+            raise unavailable(exc) from exc
+
+    async def resolve(self, address: str) -> Entry | None:
+        key = _key(address)
+        if key is None:
+            return None
+        e, c = directory_entry, directory_certificate
+        try:
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(select(e).where(e.c.address == key))).one_or_none()
+                if row is None:
+                    return None
+                certs = (await conn.execute(select(c.c.der).where(c.c.address == key)
+                                            .order_by(c.c.sha256))).scalars().all()
+        except DB_ERRORS as exc:
+            raise unavailable(exc) from exc
+        return _entry(row, tuple(certs))
 
     async def is_trusted_domain(self, domain: str) -> bool:
         key = domain.strip().lower().rstrip(".")
-        stmt = select(directory_trusted_domain.c.domain).where(
-            directory_trusted_domain.c.domain == key)
-        try:
-            async with self._engine.connect() as conn:
-                return (await conn.execute(stmt)).first() is not None
-        except _DB_ERRORS as exc:
-            raise _unavailable(exc) from exc
+        t = directory_trusted_domain
+        return bool(await self._rows(select(t.c.domain).where(t.c.domain == key)))
 
     async def search(self, text: str, limit: int = 50) -> list[Entry]:
-        needle = text.strip().lower()
-        if not needle:
+        needles = words(text)[:_MAX_WORDS]
+        if not needles:
             return []
-        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
         e = directory_entry
-        cols = (e.c.display_name, e.c.profession_label, e.c.specialty_label,
-                e.c.structure_name, e.c.service, e.c.postcode, e.c.address)
+        likes = [e.c.search_text.like(f"%{w}%") for w in needles]  # folded: no % or _ left
         stmt = (select(e)
                 .where(e.c.liste_rouge.is_(False))  # liste rouge: never listed, still delivered
-                .where(or_(*(func.lower(c).like(pattern, escape="\\") for c in cols)))
+                .where(and_(*likes))
                 .order_by(e.c.address)
                 .limit(max(1, min(limit, _SEARCH_LIMIT))))
+        return [_entry(r) for r in await self._rows(stmt)]
+
+    async def certificates(self, address: str) -> tuple[bytes, ...]:
+        key = _key(address)
+        if key is None:
+            return ()
+        c = directory_certificate
+        rows = await self._rows(select(c.c.der).where(c.c.address == key).order_by(c.c.sha256))
+        return tuple(r[0] for r in rows)
+
+    async def delegates(self, mailbox: str) -> frozenset[str]:
+        key = _key(mailbox)
+        if key is None:
+            return frozenset()
+        d = directory_delegation
+        rows = await self._rows(select(d.c.user_address).where(d.c.mailbox == key))
+        return frozenset(r[0] for r in rows)
+
+    async def delegated_mailboxes(self, user: str) -> frozenset[str]:
+        key = _key(user)
+        if key is None:
+            return frozenset()
+        d = directory_delegation
+        rows = await self._rows(select(d.c.mailbox).where(d.c.user_address == key))
+        return frozenset(r[0] for r in rows)
+
+    async def generation(self) -> int:
+        """The change counter (see :func:`bump_generation`)."""
+        s = directory_state
+        rows = await self._rows(select(s.c.generation).where(s.c.id == 1))
+        return int(rows[0][0]) if rows else 0
+
+    # --- operator changes ---------------------------------------------------------
+
+    async def set_delegation(self, mailbox: str, user: str, *, revoke: bool = False) -> bool:
+        org, person = normalize_address(mailbox), normalize_address(user)
+        d = directory_delegation
+        try:
+            async with self._engine.begin() as conn:
+                if revoke:
+                    result = await conn.execute(delete(d).where(d.c.mailbox == org)
+                                                .where(d.c.user_address == person))
+                    changed = bool(result.rowcount)
+                else:
+                    await _check_delegation(conn, org, person)
+                    exists = (await conn.execute(
+                        select(d.c.mailbox).where(d.c.mailbox == org)
+                        .where(d.c.user_address == person))).first()
+                    changed = exists is None
+                    if changed:
+                        await conn.execute(insert(d).values(
+                            mailbox=org, user_address=person, granted_at=datetime.now(UTC)))
+                if changed:
+                    await bump_generation(conn)
+        except IntegrityError:
+            return False  # granted concurrently by another instance: same end state
+        except DB_ERRORS as exc:
+            raise unavailable(exc) from exc
+        return changed
+
+    async def add_certificate(self, address: str, der: bytes) -> bool:
+        """Publish a DER certificate for a directory address; False if already there."""
+        key = normalize_address(address)
+        fingerprint = hashlib.sha256(der).hexdigest()
+        c, e = directory_certificate, directory_entry
+        try:
+            async with self._engine.begin() as conn:
+                if (await conn.execute(select(e.c.address).where(e.c.address == key))).first() \
+                        is None:
+                    raise NotInDirectory(f"{key} is not in the directory")
+                if (await conn.execute(select(c.c.sha256).where(c.c.address == key)
+                                       .where(c.c.sha256 == fingerprint))).first():
+                    return False
+                await conn.execute(insert(c).values(address=key, sha256=fingerprint, der=der))
+                await bump_generation(conn)
+        except DB_ERRORS as exc:
+            raise unavailable(exc) from exc
+        return True
+
+    async def stats(self) -> DirectoryStats:
+        e = directory_entry
+
+        def count(table: Any) -> Any:
+            return select(func.count()).select_from(table)
+
         try:
             async with self._engine.connect() as conn:
-                return [_entry(r) for r in await conn.execute(stmt)]
-        except _DB_ERRORS as exc:
-            raise _unavailable(exc) from exc
+                kinds = {str(k): int(n) for k, n in await conn.execute(
+                    select(e.c.kind, func.count()).group_by(e.c.kind))}
+                rouge = (await conn.execute(count(e).where(e.c.liste_rouge.is_(True))))
+                domain = func.substr(e.c.address, func.instr(e.c.address, "@") + 1) \
+                    if conn.dialect.name == "sqlite" else func.split_part(e.c.address, "@", 2)
+                domains = await conn.execute(select(func.count(func.distinct(domain))))
+                trusted = await conn.execute(count(directory_trusted_domain))
+                delegations = await conn.execute(count(directory_delegation))
+                certs = await conn.execute(count(directory_certificate))
+                gen = (await conn.execute(select(directory_state.c.generation)
+                                          .where(directory_state.c.id == 1))).scalar()
+                return DirectoryStats(
+                    backend=self.name, entries_by_kind=kinds,
+                    liste_rouge=int(rouge.scalar_one()), domains=int(domains.scalar_one()),
+                    trusted_domains=int(trusted.scalar_one()),
+                    delegations=int(delegations.scalar_one()),
+                    certificates=int(certs.scalar_one()), generation=int(gen or 0))
+        except DB_ERRORS as exc:
+            raise unavailable(exc) from exc
 
 
-# --- import -----------------------------------------------------------------------
-
-
-def _values(rec: Record) -> tuple[Any, ...]:
-    """The stored row of a record, in column order, with its change-detection digest."""
-    fields = rec[1:]
-    digest = hashlib.blake2b(("\x1f".join(fields[1:]) + "\x1fFalse\x1f").encode(),
-                             digest_size=16).hexdigest()
-    return (*fields, False, digest)
-
-
-def _take(items: Iterator[Record | RowError], n: int) -> list[tuple[Any, ...] | RowError]:
-    """Read and parse up to ``n`` lines (runs in a worker thread)."""
-    out: list[tuple[Any, ...] | RowError] = []
-    try:
-        for item in items:
-            out.append(item if isinstance(item, RowError) else _values(item))
-            if len(out) >= n:
-                break
-    except OSError as exc:
-        raise SourceReadError(f"cannot read the extraction: {exc}") from exc
-    return out
-
-
-class _EntryRows:
-    """Batched lookups, inserts and deletes of entry rows on one connection.
-
-    Statements are compiled once and run at driver level when the dialect is
-    positional (SQLite, asyncpg): per-row Core processing halves the speed at 1M rows.
-    """
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-        self._sql = self._positional_insert(conn.dialect)
-        self._lookup_sql: dict[int, str] = {}
-
-    async def stored_hashes(self, addresses: Sequence[str]) -> dict[str, str]:
-        """``{address: row_hash}`` of the given addresses that are stored."""
-        e, n = directory_entry, len(addresses)
-        sql = self._lookup_sql.get(n)
-        if sql is None:
-            stmt = select(e.c.address, e.c.row_hash).where(
-                e.c.address.in_([bindparam(f"a{i}") for i in range(n)]))
-            compiled = stmt.compile(dialect=self._conn.dialect)
-            if not compiled.positional:
-                result = await self._conn.execute(
-                    select(e.c.address, e.c.row_hash).where(e.c.address.in_(addresses)))
-                return {address: digest for address, digest in result}
-            sql = self._lookup_sql[n] = str(compiled)
-        result = await self._conn.exec_driver_sql(sql, tuple(addresses))
-        return {str(row[0]): str(row[1]) for row in result}
-
-    @staticmethod
-    def _positional_insert(dialect: Dialect) -> str | None:
-        compiled = insert(directory_entry).compile(dialect=dialect)
-        if compiled.positional and tuple(compiled.positiontup or ()) == _COLS:
-            return str(compiled)
-        return None
-
-    async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if self._sql is not None:
-            await self._conn.exec_driver_sql(self._sql, list(rows))
-        else:
-            await self._conn.execute(insert(directory_entry),
-                                     [dict(zip(_COLS, r, strict=True)) for r in rows])
-
-    async def delete(self, addresses: Sequence[str]) -> None:
-        if addresses:
-            await self._conn.execute(
-                delete(directory_entry).where(directory_entry.c.address.in_(addresses)))
-
-
-async def _apply_batch(writer: _EntryRows, rows: list[tuple[Any, ...]],
-                       report: ImportReport, check_stored: bool) -> None:
-    stored = await writer.stored_hashes([r[0] for r in rows]) if check_stored else {}
-    new = [r for r in rows if r[0] not in stored]
-    changed = [r for r in rows if r[0] in stored and stored[r[0]] != r[-1]]
-    report.rows += len(rows)
-    report.added += len(new)
-    report.changed += len(changed)
-    report.unchanged += len(rows) - len(new) - len(changed)
-    if not report.dry_run:
-        await writer.delete([r[0] for r in changed])
-        await writer.insert(changed + new)
-
-
-async def _remove_unlisted(conn: AsyncConnection, writer: _EntryRows, index: AddressIndex,
-                           count: int) -> None:
-    """Delete the ``count`` stored mailboxes the file does not list (keyset scan)."""
-    e, last = directory_entry, ""
-    while count > 0:
-        page = (await conn.execute(select(e.c.address).where(e.c.address > last)
-                                   .order_by(e.c.address).limit(5000))).scalars().all()
-        if not page:
-            break
-        last = page[-1]
-        gone = [a for a in page if a not in index]
-        await writer.delete(gone)
-        count -= len(gone)
-
-
-async def _count(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(directory_entry)))
-               .scalar_one())
-
-
-def _abort(report: ImportReport, reason: str) -> ImportReport:
-    report.aborted, report.abort_reason = True, reason
-    return report
-
-
-async def _run_import(conn: AsyncConnection, fh: IO[bytes], report: ImportReport,
-                      max_errors: int, batch_size: int, keep_errors: int) -> bool:
-    """Stream the file into the open transaction; False if the import must roll back."""
-    if conn.dialect.name == "postgresql" and not report.dry_run:
-        # One import at a time; readers (SMTP lookups) are not blocked.
-        await conn.execute(text("LOCK TABLE directory_entry IN SHARE ROW EXCLUSIVE MODE"))
-    before = await _count(conn)
-    index = AddressIndex()
-    items = iter_records(fh, index)
-    writer = _EntryRows(conn)
-    while batch := await asyncio.to_thread(_take, items, batch_size):
-        rows: list[tuple[Any, ...]] = []
-        for item in batch:
-            if isinstance(item, RowError):
-                report.error_count += 1
-                if len(report.errors) < keep_errors:
-                    report.errors.append(item)
-                if item.line_no == 1:
-                    _abort(report, f"not an extraction: {item.reason}")
-                    return False
-                if report.error_count > max_errors:
-                    _abort(report, f"more than {max_errors} bad rows")
-                    return False
-            else:
-                rows.append(item)
-        if rows:
-            # First import into an empty table: nothing stored to compare with.
-            await _apply_batch(writer, rows, report, check_stored=before > 0)
-    if report.rows == 0 and before > 0:
-        _abort(report, "no valid row: refusing to empty the directory")
-        return False
-    report.removed = before - report.changed - report.unchanged
-    if not report.dry_run:
-        await _remove_unlisted(conn, writer, index, report.removed)
-    return not report.dry_run
-
-
-@asynccontextmanager
-async def _sqlite_cache(conn: AsyncConnection) -> AsyncIterator[None]:
-    """On SQLite, a big page cache for this connection while it imports.
-
-    Keys arrive in random order: with the default 2 MiB cache the address index
-    spills to the WAL again and again (1M rows: ~2x slower). Restored afterwards,
-    since the connection goes back to the pool.
-    """
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    previous = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar_one()
-    await conn.exec_driver_sql(f"PRAGMA cache_size={_SQLITE_IMPORT_CACHE}")
-    await conn.commit()
-    try:
-        yield
-    finally:
-        await conn.exec_driver_sql(f"PRAGMA cache_size={int(previous)}")
-        await conn.commit()
-
-
-async def import_extraction(
-    engine: AsyncEngine,
-    source: str | os.PathLike[str] | IO[bytes],
-    *,
-    dry_run: bool = False,
-    max_errors: int = 100,
-    batch_size: int = 2000,
-    keep_errors: int = 1000,
-) -> ImportReport:
-    """Make the directory exactly the file's valid rows, in one transaction.
-
-    Aborts (report.aborted, nothing written) on a bad header, on more than
-    ``max_errors`` bad rows or on a file without any valid row; a dry run
-    computes the same report and writes nothing. At most ``keep_errors`` row
-    errors are kept in the report (all are counted). Raises
-    :class:`DirectoryUnavailable` if the database fails, :class:`SourceReadError`
-    or :class:`OSError` if the file cannot be read.
-    """
-    if not 1 <= batch_size <= _MAX_BATCH:
-        raise ValueError(f"batch_size must be between 1 and {_MAX_BATCH}")
-    report = ImportReport(dry_run=dry_run)
-    if isinstance(source, str | os.PathLike):
-        fh: IO[bytes] = await asyncio.to_thread(Path(source).open, "rb")
-    else:
-        fh = source
-    try:
-        async with engine.connect() as conn, _sqlite_cache(conn):
-            trans = await conn.begin()
-            try:
-                commit = await _run_import(conn, fh, report, max_errors, batch_size,
-                                           keep_errors)
-            except BaseException:
-                await trans.rollback()
-                raise
-            await (trans.commit() if commit else trans.rollback())
-    except _DB_ERRORS as exc:
-        raise _unavailable(exc) from exc
-    finally:
-        if fh is not source:
-            await asyncio.to_thread(fh.close)
-    return report
-
-
-async def import_trustlist(engine: AsyncEngine,
-                           source: str | os.PathLike[str] | IO[bytes]) -> int:
-    """Replace the trusted domains with the liste blanche's; return their count.
-
-    Raises :class:`~directory.trustlist.TrustListError` (nothing changed) if the
-    XML is unsafe or malformed, :class:`DirectoryUnavailable` if the database fails.
-    """
-    if isinstance(source, str | os.PathLike):
-        data = await asyncio.to_thread(Path(source).read_bytes)
-        domains = await asyncio.to_thread(parse_trustlist, BytesIO(data))
-    else:
-        domains = await asyncio.to_thread(parse_trustlist, source)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(delete(directory_trusted_domain))
-            await conn.execute(insert(directory_trusted_domain),
-                               [{"domain": d} for d in domains])
-    except _DB_ERRORS as exc:
-        raise _unavailable(exc) from exc
-    return len(domains)
+async def _check_delegation(conn: AsyncConnection, mailbox: str, user: str) -> None:
+    e = directory_entry
+    kinds = dict((await conn.execute(select(e.c.address, e.c.kind)
+                                     .where(e.c.address.in_([mailbox, user])))).all())
+    if mailbox not in kinds:
+        raise NotInDirectory(f"{mailbox} is not in the directory")
+    if kinds[mailbox] not in DELEGABLE_KINDS:
+        raise DelegationRefused(
+            f"{mailbox} is a {kinds[mailbox]} mailbox: only ORG, APP and CAB mailboxes are "
+            "shared")
+    if user not in kinds:
+        raise NotInDirectory(f"{user} is not in the directory")
+    if kinds[user] != "PER":
+        raise DelegationRefused(f"{user} is a {kinds[user]} mailbox: only a person (PER) "
+                                "acts for a shared mailbox")

@@ -9,9 +9,28 @@ a row the parser accepts always fits. Never put behaviour or queries here.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
-__all__ = ["directory_entry", "directory_trusted_domain", "metadata"]
+__all__ = [
+    "directory_certificate",
+    "directory_delegation",
+    "directory_entry",
+    "directory_state",
+    "directory_trusted_domain",
+    "metadata",
+]
 
 metadata = MetaData()
 
@@ -35,6 +54,9 @@ directory_entry = Table(
     Column("liste_rouge", Boolean, nullable=False),  # hidden from search, still delivered
     # BLAKE2b-128 hex of the stored fields: a re-import rewrites only rows that differ.
     Column("row_hash", String(32), nullable=False),
+    # Lower-case, accent-free words of name, profession, structure, service, postcode,
+    # town and address: one column for search to scan instead of seven lower() calls.
+    Column("search_text", Text, nullable=False, server_default=""),
 )
 # Lookups by person (all mailboxes of one RPPS), by structure and by postcode.
 Index("ix_directory_entry_id_nat_pp", directory_entry.c.id_nat_pp)
@@ -45,4 +67,33 @@ directory_trusted_domain = Table(
     "directory_trusted_domain",
     metadata,
     Column("domain", String(253), primary_key=True),  # lower-case, no trailing dot
+)
+
+# Who may act for a shared (ORG/APP/CAB) mailbox: set by operators, kept across imports.
+directory_delegation = Table(
+    "directory_delegation",
+    metadata,
+    Column("mailbox", String(254), primary_key=True),
+    Column("user_address", String(254), primary_key=True),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_directory_delegation_user", directory_delegation.c.user_address)
+
+# Published certificates (DER), several per address during a renewal.
+directory_certificate = Table(
+    "directory_certificate",
+    metadata,
+    Column("address", String(254), primary_key=True),
+    Column("sha256", String(64), primary_key=True),  # hex fingerprint of der
+    Column("der", LargeBinary, nullable=False),
+)
+
+# One row (id 1): a counter bumped by every import and delegation change, so that the
+# read caches of every pli instance (and of the SQL or LDAP backend) drop stale entries.
+directory_state = Table(
+    "directory_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
 )

@@ -151,7 +151,8 @@ async def _open(args: argparse.Namespace) -> tuple[Settings, Any]:
 
 
 async def _cmd_directory(args: argparse.Namespace) -> int:
-    from directory.sql import SqlDirectory, import_extraction, import_trustlist
+    from directory.sql import SqlDirectory
+    from directory.sql_import import import_extraction, import_trustlist
 
     _, engine = await _open(args)
     try:

@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from directory.sql import import_extraction, import_trustlist
+from directory.sql_import import import_extraction, import_trustlist
 from gateway.config import Settings, load_settings
 from gateway.core.accounts import Accounts
 from gateway.db import create_engine, migrate

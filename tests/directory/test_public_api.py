@@ -7,13 +7,18 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "directory": ["Directory", "DirectoryError", "DirectoryUnavailable", "Entry",
-                  "InvalidAddress", "MailboxKind", "normalize_address", "split_address"],
+    "directory": ["DELEGABLE_KINDS", "DelegationRefused", "Directory", "DirectoryAdmin",
+                  "DirectoryError", "DirectoryStats", "DirectoryUnavailable", "Entry",
+                  "InvalidAddress", "MailboxKind", "NotInDirectory", "may_act_for",
+                  "normalize_address", "split_address"],
     "directory.extraction": ["COLUMNS", "MAX_LINE", "AddressIndex", "ParsedRow", "Record",
                              "RowError", "iter_records", "parse_extraction"],
-    "directory.sql": ["ImportReport", "SourceReadError", "SqlDirectory", "import_extraction",
-                      "import_trustlist"],
-    "directory.tables": ["directory_entry", "directory_trusted_domain", "metadata"],
+    "directory.searchtext": ["fold", "search_text", "words"],
+    "directory.sql": ["DB_ERRORS", "SqlDirectory", "bump_generation", "unavailable"],
+    "directory.sql_import": ["ImportReport", "Progress", "SourceReadError", "import_extraction",
+                             "import_trustlist"],
+    "directory.tables": ["directory_certificate", "directory_delegation", "directory_entry",
+                         "directory_state", "directory_trusted_domain", "metadata"],
     "directory.trustlist": ["NAMESPACE", "TrustListError", "parse_trustlist"],
 }
 
@@ -29,4 +34,6 @@ def test_public_names(module: str) -> None:
 def test_directory_tables_are_its_own() -> None:
     from directory.tables import metadata
 
-    assert sorted(metadata.tables) == ["directory_entry", "directory_trusted_domain"]
+    assert sorted(metadata.tables) == ["directory_certificate", "directory_delegation",
+                                       "directory_entry", "directory_state",
+                                       "directory_trusted_domain"]

@@ -11,7 +11,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Directory, DirectoryUnavailable, MailboxKind
-from directory.sql import SourceReadError, SqlDirectory, import_extraction, import_trustlist
+from directory.sql import SqlDirectory
+from directory.sql_import import SourceReadError, import_extraction, import_trustlist
 from directory.tables import directory_entry, metadata
 from directory.trustlist import TrustListError
 from gateway.db import create_engine

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from directory.sql import SqlDirectory, import_extraction
+from directory.sql import SqlDirectory
+from directory.sql_import import import_extraction
 from gateway.core.accounts import Accounts
 from gateway.core.commit import CommitBatcher, PendingMessage
 from gateway.core.ingest import IngestService
