@@ -14,12 +14,16 @@ import os
 import signal
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from directory.base import Directory
+from directory.base import Directory, DirectoryAdmin
+from directory.cache import CachedDirectory
+from directory.ldap import LdapConfig, LdapDirectory
 from directory.sql import SqlDirectory
 from gateway import events
 from gateway.config import Settings
@@ -39,7 +43,14 @@ from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider
 from vault.service import Vault
 
-__all__ = ["Services", "build_services", "run_server", "start_listeners"]
+__all__ = [
+    "DirectoryBackend",
+    "Services",
+    "build_services",
+    "open_directory",
+    "run_server",
+    "start_listeners",
+]
 
 log = structlog.get_logger("pli.app")
 
@@ -56,6 +67,39 @@ class Services:
     mailstore: MailStore
 
 
+class DirectoryBackend(Directory, DirectoryAdmin, Protocol):
+    """What the configured backend offers: lookups and operator changes."""
+
+    name: str
+
+
+def ldap_config(settings: Settings) -> LdapConfig:
+    cfg = settings.directory.ldap
+    password = cfg.bind_password
+    if cfg.bind_password_file:
+        try:
+            password = Path(cfg.bind_password_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError("invalid configuration key 'directory.ldap.bind_password_file': "
+                              f"cannot read it: {exc.strerror}") from None
+    return LdapConfig(url=cfg.url, base_dn=cfg.base_dn, bind_dn=cfg.bind_dn,
+                      bind_password=password, pool_size=cfg.pool_size, timeout=cfg.timeout,
+                      start_tls=cfg.start_tls, ca_file=cfg.ca_file)
+
+
+def open_directory(settings: Settings, engine: AsyncEngine, stack: AsyncExitStack,
+                   backend: str | None = None) -> DirectoryBackend:
+    """The configured directory backend (or ``backend``), closed with the stack."""
+    if (backend or settings.directory.backend) == "ldap":
+        if not settings.directory.ldap.url:
+            raise ConfigError("invalid configuration key 'directory.ldap.url': empty, "
+                              "and the LDAP directory was asked for")
+        ldap_dir = LdapDirectory(ldap_config(settings))
+        stack.push_async_callback(ldap_dir.aclose)
+        return ldap_dir
+    return SqlDirectory(engine)
+
+
 async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     """Open the database (migrated), the vault and the directory."""
     engine = create_engine(settings.database_url())
@@ -63,7 +107,14 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     await migrate(engine)
     keys = KeyFileProvider.from_file(settings.kek_path(), os.environ.get("PLI_VAULT_KEK_HEX"))
     vault = Vault(engine, FsBlobStore(settings.vault_path()), keys, settings.vault.chunk_size)
-    directory = SqlDirectory(engine)
+    backend = open_directory(settings, engine, stack)
+    d = settings.directory
+    directory: Directory = backend
+    if d.cache_size > 0:
+        # Every instance watches the SQL change counter that imports and delegations bump.
+        directory = CachedDirectory(backend, ttl=d.cache_ttl, negative_ttl=d.negative_ttl,
+                                    max_entries=d.cache_size,
+                                    generation=SqlDirectory(engine).generation)
     accounts = Accounts(engine)
     policy = PolicyEngine(directory, settings.domains)
     ingest = IngestService(engine, vault, policy, settings.hostname)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from directory.base import DirectoryError, normalize_address
+from gateway import cli_directory
 from gateway.config import Settings, load_settings
 from gateway.errors import PliError
 from vault.base import VaultError
@@ -51,18 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the SMTP, IMAP and HTTP listeners")
     _common(p)
 
-    d = sub.add_parser("directory", help="the professional directory").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
-    p = d.add_parser("import", help="import an extraction or a liste blanche")
-    _common(p)
-    p.add_argument("file", type=Path)
-    p.add_argument("--format", choices=["extraction", "liste-blanche"], default=None,
-                   help="default: guessed from the file name (.xml is a liste blanche)")
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--max-errors", type=int, default=100)
-    p = d.add_parser("show", help="show one directory entry")
-    _common(p)
-    p.add_argument("address")
+    cli_directory.add_parser(sub, _common)
 
     u = sub.add_parser("user", help="mailbox users").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -151,43 +141,11 @@ async def _open(args: argparse.Namespace) -> tuple[Settings, Any]:
 
 
 async def _cmd_directory(args: argparse.Namespace) -> int:
-    from directory.sql import SqlDirectory
-    from directory.sql_import import import_extraction, import_trustlist
-
-    _, engine = await _open(args)
+    settings, engine = await _open(args)
     try:
-        if args.action == "show":
-            entry = await SqlDirectory(engine).resolve(normalize_address(args.address))
-            if entry is None:
-                print(f"pli: not in the directory: {args.address}", file=sys.stderr)
-                return 1
-            for key, value in _entry_fields(entry):
-                print(f"{key:16} {value}")
-            return 0
-        fmt = args.format or ("liste-blanche" if args.file.suffix == ".xml" else "extraction")
-        if fmt == "liste-blanche":
-            count = await import_trustlist(engine, args.file)
-            print(f"trusted domains: {count}")
-            return 0
-        report = await import_extraction(engine, args.file, dry_run=args.dry_run,
-                                         max_errors=args.max_errors)
-        for err in report.errors:
-            print(f"{args.file}:{err.line_no}: {err.column or '-'}: {err.reason}",
-                  file=sys.stderr)
-        print(report.summary())
-        return 0 if report.ok else 1
+        return await cli_directory.run(args, settings, engine)
     finally:
         await engine.dispose()
-
-
-def _entry_fields(entry: Any) -> list[tuple[str, str]]:
-    out = []
-    for name in entry.__slots__:
-        value = getattr(entry, name)
-        if name == "certificates":
-            value = f"{len(value)} certificate(s)"
-        out.append((name, str(value)))
-    return out
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -200,13 +158,17 @@ def _read_password(from_stdin: bool) -> str:
 
 
 async def _cmd_user(args: argparse.Namespace) -> int:
-    from directory.sql import SqlDirectory
+    from contextlib import AsyncExitStack
+
+    from gateway.app import open_directory
     from gateway.core.accounts import Accounts, WeakPassword
 
     address = normalize_address(args.address)
-    _, engine = await _open(args)
+    settings, engine = await _open(args)
     try:
-        if await SqlDirectory(engine).resolve(address) is None:
+        async with AsyncExitStack() as stack:
+            entry = await open_directory(settings, engine, stack).resolve(address)
+        if entry is None:
             raise PliError(f"{address} is not in the directory; import it first")
         try:
             await Accounts(engine).set_password(address, _read_password(args.stdin))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.errors import ConfigError
 
@@ -24,6 +24,7 @@ __all__ = [
     "DirectorySettings",
     "HttpSettings",
     "ImapSettings",
+    "LdapSettings",
     "LogSettings",
     "Settings",
     "SmtpSettings",
@@ -78,8 +79,34 @@ class VaultSettings(_Section):
     chunk_size: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
 
 
+class LdapSettings(_Section):
+    # One or more space-separated URLs (ldap://, ldaps://), tried in order: replicas
+    # or an HAProxy front. The password comes from bind_password_file or the
+    # environment (PLI_DIRECTORY__LDAP__BIND_PASSWORD), not from a shared config file.
+    url: str = ""
+    base_dn: str = ""
+    bind_dn: str = ""
+    bind_password: str = Field("", repr=False)
+    bind_password_file: str = ""
+    pool_size: int = Field(4, ge=1, le=64)
+    timeout: float = Field(5.0, gt=0, le=120)
+    start_tls: bool = False
+    ca_file: str = ""
+
+
 class DirectorySettings(_Section):
-    backend: Literal["sql"] = "sql"
+    backend: Literal["sql", "ldap"] = "sql"
+    # Read-through cache of directory answers; cache_size 0 turns it off.
+    cache_size: int = Field(20_000, ge=0)
+    cache_ttl: float = Field(300.0, ge=0)
+    negative_ttl: float = Field(60.0, ge=0)
+    ldap: LdapSettings = LdapSettings()
+
+    @model_validator(mode="after")
+    def _ldap_complete(self) -> DirectorySettings:
+        if self.backend == "ldap" and not (self.ldap.url and self.ldap.base_dn):
+            raise ValueError("backend 'ldap' needs ldap.url and ldap.base_dn")
+        return self
 
 
 class TlsSettings(_Section):

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db import create_engine, migrate
 from tests.support.postgres import PostgresCluster
+from tests.support.slapd import Slapd
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,18 @@ def postgres() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    """A real OpenLDAP server for the whole session (each test uses its own subtree)."""
+    server = Slapd(tmp_path_factory.mktemp("slapd"))
+    server.setup()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

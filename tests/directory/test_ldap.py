@@ -25,8 +25,8 @@ from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction
 from directory.trustlist import parse_trustlist
 from gateway.db import create_engine, migrate
-from tests.directory.conftest import FIX, ldap_config, new_subtree
-from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd
+from tests.directory.conftest import FIX, ldap_config
+from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd, new_subtree
 
 SAMPLE = FIX / "extraction-sample.txt"
 BAD = FIX / "extraction-bad.txt"

@@ -210,3 +210,46 @@ async def test_missing_table_is_unavailable(db_engine: AsyncEngine) -> None:
     """A database without the schema (not migrated) answers 'try later', not 'no one'."""
     with pytest.raises(DirectoryUnavailable):
         await SqlDirectory(db_engine).resolve(SOPHIE)
+
+
+async def test_search_folds_case_accents_and_apostrophes(engine: AsyncEngine) -> None:
+    await import_extraction(engine, SAMPLE)
+    d = SqlDirectory(engine)
+    plain = [e.address for e in await d.search("geriatrie arras", limit=500)]
+    assert plain and plain == [e.address for e in await d.search("GÉRIATRIE  Arras", limit=500)]
+    assert await d.search("d'") == await d.search("d")  # an apostrophe is not a word
+
+
+async def test_delegations_certificates_and_stats(engine: AsyncEngine) -> None:
+    from directory.base import DelegationRefused, NotInDirectory
+
+    await import_extraction(engine, SAMPLE)
+    d = SqlDirectory(engine)
+    org, app = "secretariat.geriatrie@ch-arras.mssante.fr", "dpi@ch-arras.mssante.fr"
+    generation = await d.generation()
+    assert await d.set_delegation(org, SOPHIE) is True
+    assert await d.generation() == generation + 1  # caches elsewhere will notice
+    assert await d.set_delegation(org.upper(), SOPHIE) is False
+    assert await d.set_delegation(app, SOPHIE) is True
+    assert await d.delegates(org) == {SOPHIE}
+    assert await d.delegated_mailboxes(SOPHIE) == {org, app}
+    with pytest.raises(DelegationRefused, match="PER mailbox"):
+        await d.set_delegation(SOPHIE, "jean.petit@medecin.mssante.fr")
+    with pytest.raises(DelegationRefused, match="only a person"):
+        await d.set_delegation(org, app)
+    with pytest.raises(NotInDirectory):
+        await d.set_delegation("nobody@ch-arras.mssante.fr", SOPHIE)
+    assert await d.set_delegation(org, SOPHIE, revoke=True) is True
+    assert await d.set_delegation(org, SOPHIE, revoke=True) is False
+    assert await d.add_certificate(SOPHIE, b"\x30\x03der") is True
+    assert await d.add_certificate(SOPHIE, b"\x30\x03der") is False
+    assert await d.certificates(SOPHIE) == (b"\x30\x03der",)
+    entry = await d.resolve(SOPHIE)
+    assert entry is not None and entry.certificates == (b"\x30\x03der",)
+    stats = await d.stats()
+    assert stats.entries == 200 and stats.entries_by_kind == {"PER": 141, "ORG": 44,
+                                                              "APP": 7, "CAB": 8}
+    assert (stats.delegations, stats.certificates, stats.liste_rouge) == (1, 1, 0)
+    assert stats.domains == len({e.split("@")[1] for e in
+                                 (line.split("|")[1] for line in
+                                  SAMPLE.read_text().splitlines()[1:] if line)})

@@ -9,13 +9,14 @@ and started again on the same port (reconnection tests).
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["BASE_DN", "ROOT_DN", "ROOT_PW", "Slapd"]
+__all__ = ["BASE_DN", "ROOT_DN", "ROOT_PW", "Slapd", "new_subtree"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = Path("/etc/ldap/schema")
@@ -134,3 +135,16 @@ olcAccess: to * by dn.exact="{ROOT_DN}" write by * read
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def new_subtree(server: Slapd) -> str:
+    """An empty ``ou=`` under the test suffix: one test's own directory base."""
+    import ldap
+
+    base = f"ou=t{secrets.token_hex(5)},{BASE_DN}"
+    conn = ldap.initialize(server.url)
+    conn.simple_bind_s(ROOT_DN, ROOT_PW)
+    conn.add_s(base, [("objectClass", [b"organizationalUnit"]),
+                      ("ou", [base.split(",")[0][3:].encode()])])
+    conn.unbind_s()
+    return base
