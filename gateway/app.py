@@ -147,7 +147,7 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         return principal.address if principal else None
 
     submission = SmtpHandler(services.ingest, protocol="submission",
-                             max_recipients=s.smtp.max_recipients)
+                             max_recipients=s.smtp.max_recipients, directory=services.directory)
     servers["submission"] = await start_smtp(
         submission, host=s.smtp.host, port=s.smtp.submission_port, hostname=s.hostname,
         tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,

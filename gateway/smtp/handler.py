@@ -12,7 +12,13 @@ from typing import Any
 
 import structlog
 
-from directory.base import InvalidAddress, normalize_address
+from directory.base import (
+    Directory,
+    DirectoryUnavailable,
+    InvalidAddress,
+    may_act_for,
+    normalize_address,
+)
 from gateway import events
 from gateway.core.ingest import Delivery, IngestService
 from gateway.core.model import SessionInfo
@@ -51,19 +57,25 @@ def _remote(session: Any) -> str:
     return str(peer or "")
 
 
-def _owns(user: str, address: str) -> bool:
-    # Delegation to ORG/APP mailboxes comes with the directory issue.
-    try:
-        return bool(user) and normalize_address(address) == user
-    except InvalidAddress:
-        return False
-
-
 class SmtpHandler:
-    def __init__(self, ingest: IngestService, *, protocol: str, max_recipients: int) -> None:
+    def __init__(self, ingest: IngestService, *, protocol: str, max_recipients: int,
+                 directory: Directory | None = None) -> None:
         self._ingest = ingest
         self._protocol = protocol
         self._max_rcpt = max_recipients
+        self._directory = directory
+
+    async def _may_send_as(self, user: str, address: str) -> bool:
+        """The user's own address, or a shared mailbox the directory delegates to them."""
+        try:
+            sender = normalize_address(address)
+        except InvalidAddress:
+            return False
+        if not user:
+            return False
+        if self._directory is None:
+            return sender == user
+        return await may_act_for(self._directory, user, sender)
 
     def _info(self, server: Any, session: Any) -> SessionInfo:
         return SessionInfo(
@@ -81,10 +93,17 @@ class SmtpHandler:
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
         info = self._info(server, session)
-        if self._protocol == "submission" and not _owns(info.authenticated_as, address):
-            # RFC 6409 §6.1: the submission server checks the sender is the user's own.
-            log.info(events.SMTP_REJECT, stage="mail", reason="sender-not-owned", code=553)
-            return "553 5.7.1 Sender address not owned by the authenticated user"
+        if self._protocol == "submission":
+            # RFC 6409 §6.1: the submission server checks the sender is the user's own
+            # (or, MSSanté, a shared ORG/APP/CAB mailbox the user is delegated to).
+            try:
+                allowed = await self._may_send_as(info.authenticated_as, address)
+            except DirectoryUnavailable:
+                log.info(events.SMTP_TEMPFAIL, stage="mail", reason="directory-unavailable")
+                return "451 4.4.3 Directory unavailable, try again later"
+            if not allowed:
+                log.info(events.SMTP_REJECT, stage="mail", reason="sender-not-owned", code=553)
+                return "553 5.7.1 Sender address not owned by the authenticated user"
         delivery = self._ingest.begin(info)
         decision = await delivery.add_sender(address)
         if not decision.accepted:

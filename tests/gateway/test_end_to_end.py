@@ -179,6 +179,29 @@ def test_submission_auth_after_tls_and_own_sender_only(pli: RunningPli) -> None:
         assert code == 250 and b"id=" in msg
 
 
+def test_submission_as_a_delegated_shared_mailbox(pli: RunningPli) -> None:
+    import time
+
+    secretariat = "secretariat.geriatrie@ch-arras.mssante.fr"
+    with smtplib.SMTP("127.0.0.1", pli.ports["submission"], timeout=30) as s:
+        s.starttls(context=_ctx(pli))
+        s.login(GERIATRICIAN, pli.accounts[GERIATRICIAN])
+        code, msg = s.mail(secretariat)
+        assert code == 553 and msg.startswith(b"5.7.1"), msg  # not delegated yet
+        s.rset()
+        granted = pli.cli("directory", "delegate", secretariat, GERIATRICIAN)
+        assert granted.returncode == 0, granted.stderr
+        # The running server's cache notices the change generation within a second.
+        deadline = time.monotonic() + 5
+        while (code := s.mail(secretariat)[0]) != 250 and time.monotonic() < deadline:
+            s.rset()
+            time.sleep(0.2)
+        assert code == 250
+        assert s.rcpt(NURSE)[0] == 250
+        code, msg = s.data(b"Subject: rdv\r\n\r\nRendez-vous confirm\xc3\xa9\r\n")
+        assert code == 250, msg
+
+
 def test_submission_requires_auth(pli: RunningPli) -> None:
     with smtplib.SMTP("127.0.0.1", pli.ports["submission"], timeout=30) as s:
         s.starttls(context=_ctx(pli))

@@ -24,6 +24,7 @@ from gateway.datadir import init_data_dir
 from vault import audit
 from vault.tables import vault_object
 
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "directory"
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
 
@@ -122,3 +123,52 @@ async def test_require_tls_refuses_mail_before_starttls(
 
     code, _ = await asyncio.to_thread(plain)
     assert code == 530
+
+
+async def test_ldap_directory_down_answers_451_443_then_recovers(tmp_path: Path) -> None:
+    from directory.ldap import LdapConfig, LdapDirectory
+    from directory.ldap_import import import_extraction_ldap
+    from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd, new_subtree
+
+    server = Slapd(tmp_path / "slapd")
+    server.setup()
+    server.start()
+    try:
+        base = new_subtree(server)
+        loader = LdapDirectory(LdapConfig(url=server.url, base_dn=base, bind_dn=ROOT_DN,
+                                          bind_password=ROOT_PW))
+        await import_extraction_ldap(loader, FIXTURES / "extraction-sample.txt")
+        await loader.aclose()
+        data = tmp_path / "var"
+        await init_data_dir(data, demo=True)
+        env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
+               "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_DIRECTORY__BACKEND": "ldap",
+               "PLI_DIRECTORY__LDAP__URL": server.url, "PLI_DIRECTORY__LDAP__BASE_DN": base,
+               "PLI_DIRECTORY__LDAP__BIND_DN": ROOT_DN,
+               "PLI_DIRECTORY__LDAP__BIND_PASSWORD": ROOT_PW,
+               "PLI_DIRECTORY__LDAP__TIMEOUT": "2"}
+        settings = load_settings(None, data, environ=env)
+        async with AsyncExitStack() as stack:
+            services = await build_services(settings, stack)
+            ports = await start_listeners(services, stack)
+            cafile = settings.tls_files()[0]
+            server.stop()
+
+            def envelope() -> tuple[int, bytes]:
+                ctx = ssl.create_default_context(cafile=str(cafile))
+                ctx.check_hostname = False
+                with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=30) as s:
+                    s.starttls(context=ctx)
+                    s.ehlo("ehpad.test")
+                    code, msg = s.mail(NURSE)
+                    if code != 250:
+                        return code, msg
+                    return s.rcpt(GERIATRICIAN)
+
+            code, msg = await asyncio.to_thread(envelope)
+            assert code == 451 and msg.startswith(b"4.4.3"), msg  # never 5xx, never accepted
+            server.start()
+            code, msg = await asyncio.to_thread(_send, ports["smtp"], cafile)
+            assert code == 250, msg
+    finally:
+        server.stop()
