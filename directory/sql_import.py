@@ -40,7 +40,7 @@ __all__ = [
 _COLS = tuple(c.name for c in directory_entry.c)  # address … row_hash, search_text
 _HASH = _COLS.index("row_hash")
 _MAX_BATCH = 10_000  # one bound parameter per row in lookups: SQLite/asyncpg allow 32766
-_SQLITE_IMPORT_CACHE = -65536  # KiB: 64 MiB, only as much as used
+_SQLITE_IMPORT_CACHE = -49152  # KiB: 48 MiB, only as much as used (RSS budget 200 MB)
 
 # Called after each batch with (bytes read so far, valid rows so far).
 Progress = Callable[[int, int], None]
@@ -190,7 +190,7 @@ async def _run_import(conn: AsyncConnection, fh: IO[bytes], report: ImportReport
         # One import at a time; readers (SMTP lookups) are not blocked.
         await conn.execute(text("LOCK TABLE directory_entry IN SHARE ROW EXCLUSIVE MODE"))
     before = await _count(conn)
-    index = AddressIndex()
+    index = AddressIndex(expected=_expected_rows(fh))
     items = iter_records(fh, index)
     writer = _EntryRows(conn)
     while batch := await asyncio.to_thread(_take, items, batch_size):
@@ -221,6 +221,14 @@ async def _run_import(conn: AsyncConnection, fh: IO[bytes], report: ImportReport
         await _remove_unlisted(conn, writer, index, report.removed)
         await bump_generation(conn)
     return not report.dry_run
+
+
+def _expected_rows(fh: IO[bytes]) -> int:
+    """A row count guess from the file size (rows are 150-300 bytes), to size the index."""
+    try:
+        return os.fstat(fh.fileno()).st_size // 200
+    except (OSError, AttributeError, ValueError):
+        return 0  # a pipe or an in-memory stream: the index grows as it goes
 
 
 @asynccontextmanager

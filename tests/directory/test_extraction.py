@@ -179,3 +179,17 @@ def test_parser_never_raises_on_mutated_rows(mutations: list[tuple[str, bytes]])
         row = _with(column, value.replace(b"\n", b"").replace(b"|", b"/"), row)
     items = list(parse_extraction(io.BytesIO(HEADER + row)))
     assert len(items) >= 1 and all(isinstance(i, ParsedRow | RowError) for i in items)
+
+
+def test_address_index_grows_and_remembers_first_lines() -> None:
+    from directory.extraction import AddressIndex
+
+    index = AddressIndex()  # starts small: 10,000 addresses make it grow twice
+    for i in range(10_000):
+        assert index.add(f"user{i}@ch-arras.mssante.fr", i + 2) is None
+    assert len(index) == 10_000
+    assert index.add("user0@ch-arras.mssante.fr", 20_000) == 2
+    assert index.add("user9999@ch-arras.mssante.fr", 20_001) == 10_001
+    assert "user5000@ch-arras.mssante.fr" in index
+    assert "user10000@ch-arras.mssante.fr" not in index and 42 not in index
+    assert len(index) == 10_000
