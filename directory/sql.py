@@ -94,16 +94,13 @@ class SqlDirectory:
         if key is None:
             return None
         e, c = directory_entry, directory_certificate
-        try:
-            async with self._engine.connect() as conn:
-                row = (await conn.execute(select(e).where(e.c.address == key))).one_or_none()
-                if row is None:
-                    return None
-                certs = (await conn.execute(select(c.c.der).where(c.c.address == key)
-                                            .order_by(c.c.sha256))).scalars().all()
-        except DB_ERRORS as exc:
-            raise unavailable(exc) from exc
-        return _entry(row, tuple(certs))
+        # One statement (a row per certificate): each round trip to the driver counts.
+        stmt = (select(e, c.c.der).select_from(e.outerjoin(c, c.c.address == e.c.address))
+                .where(e.c.address == key).order_by(c.c.sha256))
+        rows = await self._rows(stmt)
+        if not rows:
+            return None
+        return _entry(rows[0], tuple(r.der for r in rows if r.der is not None))
 
     async def is_trusted_domain(self, domain: str) -> bool:
         key = domain.strip().lower().rstrip(".")
