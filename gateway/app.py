@@ -39,6 +39,7 @@ from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import start_smtp
 from gateway.tls import server_context
 from policies.engine import PolicyEngine
+from policies.rules import RuleError
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider
 from vault.service import Vault
@@ -116,7 +117,10 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
                                     max_entries=d.cache_size,
                                     generation=SqlDirectory(engine).generation)
     accounts = Accounts(engine)
-    policy = PolicyEngine(directory, settings.domains)
+    try:
+        policy = PolicyEngine(directory, settings.domains, rules_file=settings.policy_path())
+    except RuleError as exc:
+        raise ConfigError(f"invalid configuration key 'policy.file': {exc}") from None
     ingest = IngestService(engine, vault, policy, settings.hostname)
     mailstore = MailStore(engine, vault, accounts)
     return Services(settings, engine, directory, vault, accounts, policy, ingest, mailstore)
@@ -196,6 +200,9 @@ async def run_server(settings: Settings, stop: asyncio.Event | None = None) -> N
             loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            # The operator edited the rule file: apply it without dropping a connection.
+            loop.add_signal_handler(signal.SIGHUP, services.policy.reload)
         await start_listeners(services, stack)
         await stop.wait()
     log.info(events.SERVER_STOPPED)

@@ -26,6 +26,7 @@ __all__ = [
     "ImapSettings",
     "LdapSettings",
     "LogSettings",
+    "PolicySettings",
     "Settings",
     "SmtpSettings",
     "TlsSettings",
@@ -109,6 +110,12 @@ class DirectorySettings(_Section):
         return self
 
 
+class PolicySettings(_Section):
+    # The rule file (TOML, see deploy/policies.toml); default DATA_DIR/policies.toml if
+    # it exists, else the built-in defaults. Reloaded on SIGHUP.
+    file: str = ""
+
+
 class TlsSettings(_Section):
     cert_file: str = ""  # default DATA_DIR/tls/server.crt
     key_file: str = ""  # default DATA_DIR/tls/server.key
@@ -129,6 +136,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     vault: VaultSettings = VaultSettings()
     directory: DirectorySettings = DirectorySettings()
+    policy: PolicySettings = PolicySettings()
     tls: TlsSettings = TlsSettings()
     log: LogSettings = LogSettings()
 
@@ -150,6 +158,12 @@ class Settings(_Section):
         cert = Path(self.tls.cert_file) if self.tls.cert_file else self.data_dir / "tls/server.crt"
         key = Path(self.tls.key_file) if self.tls.key_file else self.data_dir / "tls/server.key"
         return cert, key
+
+    def policy_path(self) -> Path | None:
+        if self.policy.file:
+            return Path(self.policy.file)
+        default = self.data_dir / "policies.toml"
+        return default if default.is_file() else None
 
     def run_dir(self) -> Path:
         return self.data_dir / "run"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from gateway.core.accounts import Accounts
 from gateway.db import create_engine, migrate
 from gateway.demo import DEMO_DIR, DEMO_DOMAINS, DEMO_IDENTITIES
 from gateway.tls import make_dev_certificate
+from policies.rules import DEFAULT_RULES_FILE
 from vault.keys import create_kek_file
 
 __all__ = ["DemoAccount", "init_data_dir", "read_demo_accounts"]
@@ -81,6 +83,10 @@ def _prepare_files(
             cert.parent, ["localhost", "127.0.0.1", settings.hostname, *settings.domains]
         )
     settings.vault_path().mkdir(parents=True, exist_ok=True)
+    rules = data_dir / "policies.toml"
+    if not settings.policy.file and not rules.exists():
+        # The defaults, written out so that an operator edits a file rather than code.
+        shutil.copyfile(DEFAULT_RULES_FILE, rules)
     return settings
 
 

@@ -1,73 +1,189 @@
-"""The default policy: who may send to whom through this gateway (pure evaluation).
+"""Policy evaluation: who may send what to whom through this gateway.
 
-A recipient is accepted only if its domain is served here and the directory
-lists it (``550 5.1.1`` otherwise); any other domain is refused, so pli never
-relays. A sender must be in a served or trust-space (liste blanche) domain.
-Directory failures defer (``451 4.4.3``): never accept unchecked, never reject
-permanently because a dependency is down. The declarative rule file of the
-SMTP issue replaces the fixed rules here; the Decision shape stays.
+Each SMTP step asks as early as it can: MAIL (explicit sender rules, rate
+limit, listed sender, trust space), RCPT (explicit rules, never relay,
+listed recipient, recipient count) and DATA (size, MIME part count and
+types). Every answer is a :class:`Decision` naming the rule that decided, so
+``pli policy explain`` and the audit trail say why. Directory failures defer
+(``451 4.4.3``): never accept unchecked, never reject permanently because a
+dependency is down. The rule set comes from ``policies.rules`` and can be
+replaced while running (:meth:`PolicyEngine.reload`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import collections
+import time
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+import structlog
 
 from directory.base import Directory, DirectoryUnavailable, InvalidAddress, normalize_address
 from policies import reasons
 from policies.model import Decision, Verdict
+from policies.rules import EncryptionMode, ExplicitRule, RuleError, RuleSet, load_rules
 
 __all__ = ["PolicyEngine"]
+
+log = structlog.get_logger("pli.policy")
+
+_MAX_TRACKED_SENDERS = 100_000  # rate-limit memory bound (oldest senders forgotten)
 
 
 def _defer_directory() -> Decision:
     return Decision(Verdict.DEFER, reasons.DIRECTORY_UNAVAILABLE, 451, "4.4.3",
-                    "Directory unavailable, try again later")
+                    "Directory unavailable, try again later", "directory")
+
+
+def _explicit(rule: ExplicitRule) -> Decision:
+    code, enhanced = rule.reply_code()
+    verdict = {"accept": Verdict.ACCEPT, "reject": Verdict.REJECT,
+               "defer": Verdict.DEFER}[rule.action]
+    reason = reasons.ACCEPTED if verdict is Verdict.ACCEPT else reasons.LOCAL_POLICY
+    text = "OK" if verdict is Verdict.ACCEPT else rule.text
+    return Decision(verdict, reason, code, enhanced, text, f"rule.{rule.id}")
+
+
+class _RateLimiter:
+    """Messages per sender in a sliding window, per instance, bounded in memory."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._seen: collections.OrderedDict[str, collections.deque[float]] = \
+            collections.OrderedDict()
+
+    def allow(self, sender: str, limit: int, window: float) -> bool:
+        if limit <= 0:
+            return True
+        now = self._clock()
+        times = self._seen.get(sender)
+        if times is None:
+            times = self._seen[sender] = collections.deque()
+            if len(self._seen) > _MAX_TRACKED_SENDERS:
+                self._seen.popitem(last=False)
+        else:
+            self._seen.move_to_end(sender)
+        while times and times[0] <= now - window:
+            times.popleft()
+        if len(times) >= limit:
+            return False
+        times.append(now)
+        return True
 
 
 class PolicyEngine:
-    def __init__(self, directory: Directory, served_domains: Collection[str]) -> None:
+    def __init__(self, directory: Directory, served_domains: Collection[str],
+                 rules: RuleSet | None = None, *, rules_file: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._directory = directory
         self._served = frozenset(d.lower() for d in served_domains)
+        self._rules_file = rules_file
+        self.rules = rules if rules is not None else load_rules(rules_file)
+        self._rate = _RateLimiter(clock)
 
     @property
     def served_domains(self) -> frozenset[str]:
         return self._served
 
-    async def check_sender(self, address: str) -> Decision:
+    def reload(self) -> bool:
+        """Re-read the rule file; on error keep the current rules (and say so)."""
+        if self._rules_file is None:
+            return False
+        try:
+            self.rules = load_rules(self._rules_file)
+        except RuleError as exc:
+            log.error("policy.reload_failed", error=str(exc))
+            return False
+        log.info("policy.reloaded", rules=len(self.rules.rules))
+        return True
+
+    def encryption_mode(self, address: str) -> EncryptionMode:
+        return self.rules.encryption.mode_for(address)
+
+    async def check_sender(self, address: str, *, count: bool = True) -> Decision:
+        """MAIL FROM. ``count=False`` (policy explain) leaves the rate limit untouched."""
         if address == "":  # RFC 5321 §4.5.5: the null reverse-path of DSNs and MDNs
-            return Decision.accept("Sender OK", "2.1.0")
+            return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.0", "Sender OK",
+                            "null-sender")
         try:
             addr = normalize_address(address)
         except InvalidAddress as exc:
             return Decision(Verdict.REJECT, reasons.INVALID_ADDRESS, 553, "5.1.7",
-                            f"Invalid sender address: {exc}")
+                            f"Invalid sender address: {exc}", "address-syntax")
+        for rule in self.rules.rules:
+            if rule.recipient is None and rule.matches(addr, None):
+                return _explicit(rule)
+        limits = self.rules.limits
+        if count and not self._rate.allow(addr, limits.messages_per_sender, limits.rate_window):
+            return Decision(Verdict.DEFER, reasons.RATE_LIMITED, 450, "4.7.1",
+                            "Sender rate limit exceeded, try again later",
+                            "limits.messages_per_sender")
         domain = addr.rpartition("@")[2]
-        if domain in self._served:
-            return Decision.accept("Sender OK", "2.1.0")
         try:
-            trusted = await self._directory.is_trusted_domain(domain)
+            if domain in self._served:
+                if self.rules.senders.listed and await self._directory.resolve(addr) is None:
+                    return Decision(Verdict.REJECT, reasons.SENDER_UNKNOWN, 550, "5.7.1",
+                                    "Sender not in the directory", "senders.listed")
+                return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.0", "Sender OK",
+                                "senders.listed")
+            if self.rules.senders.trust_space and \
+                    not await self._directory.is_trusted_domain(domain):
+                # MSSanté: only operators of the trust space may send here.
+                return Decision(Verdict.REJECT, reasons.SENDER_NOT_TRUSTED, 550, "5.7.1",
+                                "Sender domain is not in the MSSante trust space",
+                                "senders.trust_space")
         except DirectoryUnavailable:
             return _defer_directory()
-        if not trusted:
-            # MSSanté: only operators of the trust space may send here.
-            return Decision(Verdict.REJECT, reasons.SENDER_NOT_TRUSTED, 550, "5.7.1",
-                            "Sender domain is not in the MSSante trust space")
-        return Decision.accept("Sender OK", "2.1.0")
+        return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.0", "Sender OK",
+                        "senders.trust_space")
 
-    async def check_recipient(self, address: str) -> Decision:
+    async def check_recipient(self, address: str, *, sender: str | None = None,
+                              accepted_so_far: int = 0) -> Decision:
+        """RCPT TO, knowing the sender and how many recipients were accepted before."""
         try:
             addr = normalize_address(address)
         except InvalidAddress as exc:
             return Decision(Verdict.REJECT, reasons.INVALID_ADDRESS, 553, "5.1.3",
-                            f"Invalid recipient address: {exc}")
+                            f"Invalid recipient address: {exc}", "address-syntax")
+        if accepted_so_far >= self.rules.limits.max_recipients:
+            # RFC 5321 §4.5.3.1.10: too many recipients is a temporary 452.
+            return Decision(Verdict.DEFER, reasons.TOO_MANY_RECIPIENTS, 452, "4.5.3",
+                            "Too many recipients", "limits.max_recipients")
         if addr.rpartition("@")[2] not in self._served:
+            # Never relayed, whatever an explicit rule says: no open relay by configuration.
             return Decision(Verdict.REJECT, reasons.RELAY_DENIED, 550, "5.7.1",
-                            "Relaying denied: domain not served here")
+                            "Relaying denied: domain not served here", "relay")
+        for rule in self.rules.rules:
+            if rule.recipient is not None and rule.matches(sender, addr):
+                return _explicit(rule)
+        if not self.rules.recipients.listed:
+            return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.5", "Recipient OK",
+                            "recipients.listed")
         try:
             entry = await self._directory.resolve(addr)
         except DirectoryUnavailable:
             return _defer_directory()
         if entry is None:
             return Decision(Verdict.REJECT, reasons.RECIPIENT_UNKNOWN, 550, "5.1.1",
-                            "Recipient not in the directory")
-        return Decision.accept("Recipient OK", "2.1.5")
+                            "Recipient not in the directory", "recipients.listed")
+        return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.5", "Recipient OK",
+                        "recipients.listed")
+
+    def check_message(self, size: int, part_types: Sequence[str]) -> Decision:
+        """DATA: the whole message's size and the MIME types of its parts."""
+        limits, att = self.rules.limits, self.rules.attachments
+        if size > limits.max_message_size:
+            return Decision(Verdict.REJECT, reasons.MESSAGE_TOO_BIG, 552, "5.3.4",
+                            "Message too big for this gateway", "limits.max_message_size")
+        if len(part_types) > att.max_parts:
+            return Decision(Verdict.REJECT, reasons.TOO_MANY_PARTS, 554, "5.6.0",
+                            f"Message has more than {att.max_parts} MIME parts",
+                            "attachments.max_parts")
+        for mime_type in part_types:
+            if not mime_type.startswith("multipart/") and not att.allows(mime_type):
+                return Decision(Verdict.REJECT, reasons.ATTACHMENT_TYPE, 554, "5.6.1",
+                                f"Attachment type not allowed: {mime_type}",
+                                "attachments.allowed_types")
+        return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.6.0", "Message OK",
+                        "attachments.allowed_types")

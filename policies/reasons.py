@@ -8,11 +8,17 @@ from __future__ import annotations
 
 __all__ = [
     "ACCEPTED",
+    "ATTACHMENT_TYPE",
     "DIRECTORY_UNAVAILABLE",
     "INVALID_ADDRESS",
+    "LOCAL_POLICY",
+    "MESSAGE_TOO_BIG",
+    "RATE_LIMITED",
     "RECIPIENT_UNKNOWN",
     "RELAY_DENIED",
     "SENDER_NOT_TRUSTED",
+    "SENDER_UNKNOWN",
+    "TOO_MANY_PARTS",
     "TOO_MANY_RECIPIENTS",
 ]
 
@@ -23,3 +29,9 @@ SENDER_NOT_TRUSTED = "sender-not-trusted"
 INVALID_ADDRESS = "invalid-address"
 DIRECTORY_UNAVAILABLE = "directory-unavailable"
 TOO_MANY_RECIPIENTS = "too-many-recipients"
+SENDER_UNKNOWN = "sender-unknown"
+RATE_LIMITED = "rate-limited"
+MESSAGE_TOO_BIG = "message-too-big"
+TOO_MANY_PARTS = "too-many-parts"
+ATTACHMENT_TYPE = "attachment-type"
+LOCAL_POLICY = "local-policy"

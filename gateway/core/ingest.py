@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import normalize_address
 from gateway import events
+from gateway.core import mime
 from gateway.core.commit import CommitBatcher, PendingMessage
 from gateway.core.model import SessionInfo
 from gateway.errors import TemporaryFailure
@@ -59,7 +60,8 @@ class Delivery:
         return decision
 
     async def add_recipient(self, address: str) -> Decision:
-        decision = await self._svc.policy.check_recipient(address)
+        decision = await self._svc.policy.check_recipient(
+            address, sender=self.sender, accepted_so_far=len(self.recipients))
         if decision.accepted:
             rcpt = normalize_address(address)
             if rcpt not in self.recipients:
@@ -68,6 +70,20 @@ class Delivery:
             await self._svc.audit_decision(
                 self.info, "smtp.rcpt", self.sender or "", address, decision
             )
+        return decision
+
+    async def check_content(self, data: bytes) -> Decision:
+        """DATA-stage policy: size, MIME part count and types (refusals audited)."""
+        policy = self._svc.policy
+        summary = await mime.summarize(data, policy.rules.attachments.max_parts)
+        if summary.too_many_parts or summary.depth > mime.MAX_DEPTH:
+            decision = policy.check_message(len(data), ["multipart/mixed"] *
+                                            (policy.rules.attachments.max_parts + 1))
+        else:
+            decision = policy.check_message(len(data), summary.part_types)
+        if not decision.accepted:
+            await self._svc.audit_decision(self.info, "smtp.data", self.sender or "",
+                                           ",".join(self.recipients), decision)
         return decision
 
     def _trace_headers(self) -> bytes:
@@ -181,7 +197,8 @@ class IngestService:
                         action=action, actor=actor[:320], mailbox=target[:320],
                         result=decision.verdict.value, reason=decision.reason,
                         remote=info.remote,
-                        detail={"code": decision.smtp_code, "session": info.session_id},
+                        detail={"code": decision.smtp_code, "rule": decision.rule_id,
+                                "session": info.session_id},
                     ),
                 )
         except (OperationalError, DBAPIError, OSError) as exc:

@@ -136,6 +136,12 @@ class SmtpHandler:
         if _has_bare_cr_or_lf(content):
             log.info(events.SMTP_REJECT, stage="data", reason="bare-cr-lf", msg_ref=delivery.ref)
             return "554 5.6.0 Message contains a bare CR or LF (RFC 5321 2.3.8)"
+        decision = await delivery.check_content(content)
+        if not decision.accepted:
+            await delivery.abort()
+            log.info(events.SMTP_REJECT, stage="data", reason=decision.reason,
+                     code=decision.smtp_code, msg_ref=delivery.ref)
+            return decision.reply()
         try:
             await delivery.put_body(content)
             ref = await delivery.commit()

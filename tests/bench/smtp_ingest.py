@@ -30,10 +30,11 @@ def _extraction(path: Path, users: int) -> None:
     from directory.extraction import COLUMNS
 
     rows = ["|".join(COLUMNS)]
-    for i in range(1, users + 1):
+    for i in range(0, users + 1):  # 0 is the sender: a served-domain sender must be listed
         rpps = f"1099{i:07d}"
         f = [""] * len(COLUMNS)
-        f[0], f[1], f[2], f[3], f[4] = "PER", f"bench{i}@bench.test", "8", rpps, "8" + rpps
+        address = f"bench{i}@bench.test" if i else "sender@bench.test"
+        f[0], f[1], f[2], f[3], f[4] = "PER", address, "8", rpps, "8" + rpps
         f[5], f[6], f[9], f[10] = "1", "1620000018", f"BENCH{i}", "Test"
         f[13], f[14] = "10", "Médecin"
         f[27], f[28], f[29], f[30] = "62000 ARRAS", "62000", "62", "FR"
