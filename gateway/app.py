@@ -157,6 +157,12 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
         protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
     )
+    servers["submission_tls"] = await start_smtp(
+        submission, host=s.smtp.host, port=s.smtp.submission_tls_port, hostname=s.hostname,
+        tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
+        protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
+        implicit_tls=True,
+    )
     servers["imap"] = await start_imap(
         services.mailstore, host=s.imap.host, port=s.imap.port, tls_context=tls,
         limits=ImapLimits(max_connections=s.imap.max_connections,

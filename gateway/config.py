@@ -49,6 +49,7 @@ class SmtpSettings(_Section):
     host: str = "127.0.0.1"
     mta_port: Port = Field(2525, ge=0, le=65535)
     submission_port: Port = Field(5587, ge=0, le=65535)
+    submission_tls_port: Port = Field(4465, ge=0, le=65535)  # implicit TLS (deploy 465)
     # STARTTLS is always offered; set true to refuse MAIL before it (MSSanté operators
     # exchange over TLS: deploy/pli.toml.example sets it). AUTH always requires TLS.
     require_tls: bool = False

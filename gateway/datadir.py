@@ -41,7 +41,8 @@ def _toml_config(domains: tuple[str, ...], hostname: str) -> str:
         "# pli configuration; every key can be overridden by PLI_<SECTION>__<KEY>.\n"
         f'hostname = "{hostname}"\n'
         f"domains = [{listed}]\n\n"
-        "[smtp]\nhost = \"127.0.0.1\"\nmta_port = 2525\nsubmission_port = 5587\n\n"
+        "[smtp]\nhost = \"127.0.0.1\"\nmta_port = 2525\nsubmission_port = 5587\n"
+        "submission_tls_port = 4465\n\n"
         "[imap]\nhost = \"127.0.0.1\"\nport = 1143\n\n"
         "[http]\nhost = \"127.0.0.1\"\nport = 8080\n"
     )

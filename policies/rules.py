@@ -64,7 +64,7 @@ class EncryptionMode(StrEnum):
 class Limits(_Model):
     max_message_size: int = Field(50 * 1024 * 1024, gt=0)  # bytes: 552 5.3.4 beyond
     max_recipients: int = Field(100, gt=0)  # per message: 452 4.5.3 beyond
-    messages_per_sender: int = Field(1000, ge=0)  # per window; 0 = no limit: 450 4.7.1
+    messages_per_sender: int = Field(5000, ge=0)  # per window; 0 = no limit: 450 4.7.1
     rate_window: int = Field(3600, gt=0)  # seconds
 
 

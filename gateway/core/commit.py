@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.core.mailstore import ensure_mailbox
+from gateway.core.mailstore import INBOX, SENT, ensure_mailbox
 from gateway.core.tables import mailbox, message
 from vault import audit
 from vault.service import StoredObject, Vault
@@ -34,6 +34,14 @@ class PendingMessage:
     recipients: Sequence[str]
     events: Sequence[audit.AuditEvent]
     received_at: dt.datetime
+    sent_copy: str | None = None  # submission: the sender's own copy, in its Sent mailbox
+
+    def targets(self) -> list[tuple[str, str, str]]:
+        """(owner, mailbox name, flags) of every mailbox row this message gets."""
+        out = [(rcpt, INBOX, "") for rcpt in self.recipients]
+        if self.sent_copy:
+            out.append((self.sent_copy, SENT, "\\Seen"))
+        return out
 
 
 class CommitBatcher:
@@ -78,24 +86,24 @@ class CommitBatcher:
         await audit.append_many(conn, [e for it in items for e in it.events],
                                 now=items[0].received_at)
         await conn.execute(insert(vault_object), [self._vault.row(it.stored) for it in items])
-        wanted: dict[str, int] = {}
+        wanted: dict[tuple[str, str], int] = {}
         for it in items:
-            for rcpt in it.recipients:
-                wanted[rcpt] = wanted.get(rcpt, 0) + 1
-        next_uid: dict[str, tuple[int, int]] = {}
-        for owner, count in wanted.items():
-            mid = await ensure_mailbox(conn, owner)
+            for owner, name, _ in it.targets():
+                wanted[owner, name] = wanted.get((owner, name), 0) + 1
+        next_uid: dict[tuple[str, str], tuple[int, int]] = {}
+        for (owner, name), count in wanted.items():
+            mid = await ensure_mailbox(conn, owner, name)
             row = (await conn.execute(
                 mailbox.update().where(mailbox.c.id == mid)
                 .values(uid_next=mailbox.c.uid_next + count).returning(mailbox.c.uid_next)
             )).one()
-            next_uid[owner] = (mid, int(row.uid_next) - count)
+            next_uid[owner, name] = (mid, int(row.uid_next) - count)
         rows = []
         for it in items:
-            for rcpt in it.recipients:
-                mid, uid = next_uid[rcpt]
-                next_uid[rcpt] = (mid, uid + 1)
+            for owner, name, flags in it.targets():
+                mid, uid = next_uid[owner, name]
+                next_uid[owner, name] = (mid, uid + 1)
                 rows.append({"msg_ref": it.ref, "mailbox_id": mid, "uid": uid,
                              "blob": it.stored.name, "size": it.stored.size,
-                             "internal_date": it.received_at, "flags": ""})
+                             "internal_date": it.received_at, "flags": flags})
         await conn.execute(insert(message), rows)

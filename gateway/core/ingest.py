@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 import secrets
 
 import structlog
@@ -33,6 +34,9 @@ from vault.service import StoredObject, Vault
 __all__ = ["Delivery", "IngestService"]
 
 log = structlog.get_logger("pli.ingest")
+
+
+_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:")
 
 
 def _new_ref() -> str:
@@ -86,17 +90,25 @@ class Delivery:
                                            ",".join(self.recipients), decision)
         return decision
 
-    def _trace_headers(self) -> bytes:
+    def _trace_headers(self, data: bytes) -> bytes:
         # RFC 5321 §4.4: Return-Path at final delivery, Received trace by every hop.
         now = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+        # RFC 6409 §8.3: a message without Message-ID gets one; MDNs and DSNs need it.
+        header_end = data.find(b"\r\n\r\n")
+        head = data if header_end < 0 else data[:header_end + 2]
+        message_id = "" if _MESSAGE_ID.search(head) else \
+            f"Message-ID: <{self.ref}.{secrets.token_hex(6)}@{self._svc.hostname}>\r\n"
         tls = f" (using {self.info.tls})" if self.info.tls else ""
         helo = self.info.helo or "unknown"
-        proto = "ESMTPS" if self.info.tls else "ESMTP"
+        # RFC 3848: S for TLS, A for an authenticated submission.
+        proto = ("ESMTP" + ("S" if self.info.tls else "")
+                 + ("A" if self.info.authenticated_as else ""))
         return (
             f"Return-Path: <{self.sender or ''}>\r\n"
             f"Received: from {helo} ([{self.info.remote}]){tls}\r\n"
             f"\tby {self._svc.hostname} (pli) with {proto} id {self.ref};\r\n"
             f"\t{now}\r\n"
+            f"{message_id}"
         ).encode("ascii", "replace")
 
     async def put_body(self, data: bytes) -> None:
@@ -104,7 +116,7 @@ class Delivery:
         if self.sender is None or not self.recipients:
             raise RuntimeError("put_body before sender and recipients")
         try:
-            self._stored = await self._svc.vault.put(self._trace_headers() + data)
+            self._stored = await self._svc.vault.put(self._trace_headers(data) + data)
         except (VaultError, OSError) as exc:
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="vault-unavailable",
                       error=type(exc).__name__)
@@ -131,7 +143,8 @@ class Delivery:
         try:
             await self._svc.batcher.commit(PendingMessage(
                 ref=self.ref, stored=stored, recipients=tuple(self.recipients),
-                events=(accepted, *delivered), received_at=now))
+                events=(accepted, *delivered), received_at=now,
+                sent_copy=self.sender if self.info.protocol == "submission" else None))
         except (SQLAlchemyError, OSError) as exc:
             await self._cleanup_after_failed_commit(stored)
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="database-unavailable",

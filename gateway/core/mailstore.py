@@ -31,9 +31,10 @@ from gateway.imap.backend import (
 from vault import audit
 from vault.service import Vault
 
-__all__ = ["INBOX", "MailStore", "ensure_mailbox"]
+__all__ = ["INBOX", "SENT", "MailStore", "ensure_mailbox"]
 
 INBOX = "INBOX"
+SENT = "Sent"  # RFC 6154 \Sent: where a submission keeps the sender's copy
 _FAILED_LOGIN_DELAY = 1.0  # seconds; slows password guessing on one connection
 log = structlog.get_logger("pli.mailstore")
 

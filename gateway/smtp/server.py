@@ -32,9 +32,11 @@ _CALL_LIMITS = {"MAIL": 100_000, "RCPT": 1_000_000, "DATA": 100_000, "RSET": 100
 class PliSMTP(SMTP):
     """aiosmtpd.SMTP with a per-connection session id in the log context."""
 
-    def __init__(self, handler: SmtpHandler, session_id: str, **kwargs: Any) -> None:
+    def __init__(self, handler: SmtpHandler, session_id: str, *, implicit_tls: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(handler, ident=f"pli ESMTP [{session_id}]", **kwargs)
         self.pli_session_id = session_id
+        self._implicit_tls = implicit_tls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # first call; the second one follows STARTTLS
@@ -42,6 +44,12 @@ class PliSMTP(SMTP):
             peer = transport.get_extra_info("peername")
             log.info(events.SMTP_CONNECT, remote=str(peer[0]) if peer else "")
         super().connection_made(transport)
+        if self._implicit_tls and self.session is not None:
+            # Port 465 (RFC 8314): TLS from the first byte. aiosmtpd only knows STARTTLS,
+            # so mark the session as protected for its AUTH and require_starttls checks.
+            self._tls_protocol = transport  # type: ignore[assignment]
+            self.session.ssl = {"ssl_object": transport.get_extra_info("ssl_object"),
+                                "peercert": transport.get_extra_info("peercert")}
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -93,17 +101,23 @@ async def start_smtp(
     require_tls: bool,
     data_size_limit: int,
     protocol_class: type[PliSMTP] = PliSMTP,
+    implicit_tls: bool = False,
     **extra: Any,
 ) -> asyncio.Server:
-    """Listen; the bound port is ``server.sockets[0].getsockname()[1]``."""
+    """Listen; the bound port is ``server.sockets[0].getsockname()[1]``.
+
+    With ``implicit_tls`` the TLS handshake comes first (submissions on 465) and
+    STARTTLS is not offered.
+    """
     loop = asyncio.get_running_loop()
 
     def factory() -> PliSMTP:
         return protocol_class(
             handler,
             events.new_session_id(),
+            implicit_tls=implicit_tls,
             hostname=hostname,
-            tls_context=tls_context,
+            tls_context=None if implicit_tls else tls_context,
             require_starttls=require_tls,
             auth_require_tls=True,
             data_size_limit=data_size_limit,
@@ -113,4 +127,6 @@ async def start_smtp(
             **extra,
         )
 
-    return await loop.create_server(factory, host=host, port=port)
+    return await loop.create_server(factory, host=host, port=port,
+                                    ssl=tls_context if implicit_tls else None,
+                                    ssl_handshake_timeout=30 if implicit_tls else None)

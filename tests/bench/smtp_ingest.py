@@ -79,7 +79,8 @@ def _pli_run(i: int, args: argparse.Namespace, stamp: str) -> tuple[dict, int]:
     pli = [sys.executable, "-m", "gateway.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}
     env.update(PLI_SMTP__MTA_PORT="0", PLI_IMAP__PORT="0", PLI_HTTP__PORT="0",
-               PLI_SMTP__SUBMISSION_PORT="0", PLI_LOG__LEVEL="warning")
+               PLI_SMTP__SUBMISSION_PORT="0", PLI_SMTP__SUBMISSION_TLS_PORT="0",
+               PLI_LOG__LEVEL="warning")
     subprocess.run([*pli, "init", "--data-dir", str(d), "--domain", "bench.test"], check=True,
                    env=env, timeout=120, stdout=subprocess.DEVNULL, cwd=ROOT)
     _extraction(d / "bench.txt", args.users)

@@ -34,8 +34,8 @@ class RunningPli:
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}
-    env.update(PLI_SMTP__MTA_PORT="0", PLI_SMTP__SUBMISSION_PORT="0", PLI_IMAP__PORT="0",
-               PLI_HTTP__PORT="0")
+    env.update(PLI_SMTP__MTA_PORT="0", PLI_SMTP__SUBMISSION_PORT="0",
+               PLI_SMTP__SUBMISSION_TLS_PORT="0", PLI_IMAP__PORT="0", PLI_HTTP__PORT="0")
     return env
 
 

@@ -18,6 +18,7 @@ import pytest
 from tests.gateway.running import RunningPli
 
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
+GP = "jean.petit@medecin.mssante.fr"
 GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
 
 
@@ -255,3 +256,62 @@ def test_health_endpoints(pli: RunningPli) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{base}/nope", timeout=10)  # noqa: S310 (loopback)
     assert err.value.code == 404
+
+
+def _imap_login(pli: RunningPli, user: str) -> imaplib.IMAP4:
+    imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
+    imap.starttls(ssl_context=_ctx(pli))
+    assert imap.login(user, pli.accounts[user])[0] == "OK"
+    return imap
+
+
+def _last(imap: imaplib.IMAP4, mailbox: str, items: str) -> bytes:
+    typ, data = imap.select(mailbox)
+    assert typ == "OK", data
+    typ, fetched = imap.fetch(data[0] or b"1", items)
+    assert typ == "OK"
+    return b"".join(p[0] + p[1] if isinstance(p, tuple) else p for p in fetched)
+
+
+def test_implicit_tls_submission_sent_copy_and_message_id(pli: RunningPli) -> None:
+    marker = uuid.uuid4().hex  # to the GP: no other test changes his password
+    raw = (f"From: {GERIATRICIAN}\r\nTo: {GP}\r\nSubject: {marker}\r\n\r\n"
+           "Sans Message-ID\r\n").encode()
+    with smtplib.SMTP_SSL("127.0.0.1", pli.ports["submission_tls"], context=_ctx(pli),
+                          timeout=30) as s:
+        s.ehlo("client.test")
+        assert "starttls" not in s.esmtp_features  # TLS from the first byte: nothing to start
+        s.login(GERIATRICIAN, pli.accounts[GERIATRICIAN])
+        assert s.sendmail(GERIATRICIAN, [GP], raw) == {}
+    sender = _imap_login(pli, GERIATRICIAN)
+    try:
+        typ, boxes = sender.list()
+        assert typ == "OK" and any(b'"Sent"' in b or b" Sent" in b for b in boxes), boxes
+        sent = _last(sender, "Sent", "(FLAGS BODY.PEEK[HEADER])")
+        assert b"\\Seen" in sent and marker.encode() in sent
+        assert b"with ESMTPSA" in sent  # RFC 3848: TLS and authenticated
+        message_id = next(line for line in sent.split(b"\r\n")
+                          if line.lower().startswith(b"message-id:"))
+    finally:
+        _close(sender)
+    nurse = _imap_login(pli, GP)
+    try:
+        received = _last(nurse, "INBOX", "(BODY.PEEK[HEADER])")
+        assert marker.encode() in received and message_id in received  # the same id
+        assert received.lower().count(b"message-id:") == 1
+    finally:
+        _close(nurse)
+
+
+def test_an_existing_message_id_is_kept(pli: RunningPli) -> None:
+    msg = _message("avec id", "corps")
+    msg["Message-ID"] = "<kept.1234@ehpad-les-tilleuls.mssante.fr>"
+    with _smtp(pli) as s:
+        assert s.send_message(msg) == {}
+    imap = _imap_login(pli, GERIATRICIAN)
+    try:
+        head = _last(imap, "INBOX", "(BODY.PEEK[HEADER])")
+        assert b"<kept.1234@ehpad-les-tilleuls.mssante.fr>" in head
+        assert head.lower().count(b"message-id:") == 1
+    finally:
+        _close(imap)

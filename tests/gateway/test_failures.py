@@ -34,7 +34,8 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[Services, dict[str, int
     data = tmp_path / "var"
     await init_data_dir(data, demo=True)
     env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
-           "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__REQUIRE_TLS": "true"}
+           "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
+           "PLI_SMTP__REQUIRE_TLS": "true"}
     settings = load_settings(None, data, environ=env)
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
@@ -144,7 +145,8 @@ async def test_ldap_directory_down_answers_451_443_then_recovers(tmp_path: Path)
         data = tmp_path / "var"
         await init_data_dir(data, demo=True)
         env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
-               "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_DIRECTORY__BACKEND": "ldap",
+               "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
+               "PLI_DIRECTORY__BACKEND": "ldap",
                "PLI_DIRECTORY__LDAP__URL": server.url, "PLI_DIRECTORY__LDAP__BASE_DN": base,
                "PLI_DIRECTORY__LDAP__BIND_DN": ROOT_DN,
                "PLI_DIRECTORY__LDAP__BIND_PASSWORD": ROOT_PW,
