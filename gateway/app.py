@@ -55,6 +55,8 @@ __all__ = [
 
 log = structlog.get_logger("pli.app")
 
+_PROXY_TIMEOUT = 5.0  # seconds for a load balancer's PROXY header
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -141,27 +143,34 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
     except (OSError, ValueError) as exc:
         raise ConfigError(f"invalid configuration key 'tls': cannot load {cert}: {exc}") from None
     servers: dict[str, asyncio.Server] = {}
-    mta = SmtpHandler(services.ingest, protocol="smtp", max_recipients=s.smtp.max_recipients)
+    proxies = s.smtp.proxy_protocol_from
+    # Behind a load balancer, the PROXY header comes first (aiosmtpd waits this long).
+    proxy_timeout = _PROXY_TIMEOUT if proxies else None
+    mta = SmtpHandler(services.ingest, protocol="smtp", max_recipients=s.smtp.max_recipients,
+                      trusted_proxies=proxies)
     servers["smtp"] = await start_smtp(
         mta, host=s.smtp.host, port=s.smtp.mta_port, hostname=s.hostname, tls_context=tls,
         require_tls=s.smtp.require_tls, data_size_limit=s.smtp.max_message_size,
+        proxy_protocol_timeout=proxy_timeout,
     )
     async def submission_login(user: str, password: str, remote: str) -> str | None:
         principal = await services.mailstore.login(user, password, remote, "submission")
         return principal.address if principal else None
 
     submission = SmtpHandler(services.ingest, protocol="submission",
-                             max_recipients=s.smtp.max_recipients, directory=services.directory)
+                             max_recipients=s.smtp.max_recipients, directory=services.directory,
+                             trusted_proxies=proxies)
     servers["submission"] = await start_smtp(
         submission, host=s.smtp.host, port=s.smtp.submission_port, hostname=s.hostname,
         tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
         protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
+        proxy_protocol_timeout=proxy_timeout,
     )
     servers["submission_tls"] = await start_smtp(
         submission, host=s.smtp.host, port=s.smtp.submission_tls_port, hostname=s.hostname,
         tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
         protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
-        implicit_tls=True,
+        implicit_tls=True,  # no PROXY here: its header would precede the TLS handshake
     )
     servers["imap"] = await start_imap(
         services.mailstore, host=s.imap.host, port=s.imap.port, tls_context=tls,

@@ -9,13 +9,21 @@ Backends are chosen here by name; only ``gateway/app.py`` turns names into objec
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.errors import ConfigError
 
@@ -55,6 +63,17 @@ class SmtpSettings(_Section):
     require_tls: bool = False
     max_message_size: int = Field(50 * 1024 * 1024, gt=0)
     max_recipients: int = Field(100, gt=0)
+    # Load balancers (IPs or networks) whose PROXY protocol v1/v2 header is trusted. When
+    # set, the MTA and submission listeners expect the header first, and connections from
+    # any other address are closed: a client cannot claim an address of its choice.
+    proxy_protocol_from: tuple[str, ...] = ()
+
+    @field_validator("proxy_protocol_from")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for net in v:
+            ipaddress.ip_network(net, strict=False)  # ValueError names the bad value
+        return v
 
 
 class ImapSettings(_Section):
@@ -185,7 +204,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"environment variable {name} conflicts with another")
             node = child
         leaf = path[-1]
-        if leaf == "domains":  # a list: PLI_DOMAINS=a.fr,b.fr
+        if leaf in ("domains", "proxy_protocol_from"):  # a list: PLI_DOMAINS=a.fr,b.fr
             node[leaf] = [v.strip() for v in value.split(",") if v.strip()]
         else:
             node[leaf] = value

@@ -55,6 +55,14 @@ class TemporaryFailure(PliError):
         self.enhanced = enhanced
 
 
+class LoginThrottled(TemporaryFailure):
+    """Too many failed logins for this address or client: refused before any check."""
+
+    def __init__(self) -> None:
+        super().__init__("Too many failed logins, try again later", reason="login-throttled",
+                         smtp_code=454, enhanced="4.7.0")
+
+
 class ConfigError(PliError):
     """The configuration is invalid; the message names the offending key."""
 

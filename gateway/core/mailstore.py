@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from directory.base import InvalidAddress, normalize_address
 from gateway.core.accounts import Accounts
 from gateway.core.tables import mailbox, message
+from gateway.core.throttle import LoginThrottle
+from gateway.errors import LoginThrottled
 from gateway.imap.backend import (
     MailboxNotFound,
     MailboxView,
@@ -59,10 +61,12 @@ def _flags(text: str) -> frozenset[str]:
 
 
 class MailStore:
-    def __init__(self, engine: AsyncEngine, vault: Vault, accounts: Accounts) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault, accounts: Accounts,
+                 throttle: LoginThrottle | None = None) -> None:
         self._engine = engine
         self._vault = vault
         self._accounts = accounts
+        self._throttle = throttle or LoginThrottle()
 
     async def authenticate(self, username: str, password: str, remote: str) -> Principal | None:
         return await self.login(username, password, remote, "imap")
@@ -70,24 +74,34 @@ class MailStore:
     async def login(
         self, username: str, password: str, remote: str, protocol: str
     ) -> Principal | None:
-        """Check a password for any front end; audited, and slowed down when wrong."""
+        """Check a password for any front end; audited, slowed down and throttled when wrong.
+
+        Raises :class:`LoginThrottled` (a temporary refusal) while the address or
+        the client IP has failed too often; no password is checked then.
+        """
         try:
             address = normalize_address(username)
         except InvalidAddress:
             address = ""
-        ok = bool(address) and await self._accounts.verify(address, password)
+        throttled = self._throttle.blocked(address, remote)
+        ok = not throttled and bool(address) and await self._accounts.verify(address, password)
+        reason = "" if ok else "throttled" if throttled else "bad-credentials"
         async with self._engine.begin() as conn:
             await audit.append(
                 conn,
                 audit.AuditEvent(
                     action="login", actor=address or "(invalid)", mailbox=address,
-                    result="ok" if ok else "fail", reason="" if ok else "bad-credentials",
+                    result="ok" if ok else "fail", reason=reason,
                     remote=remote, detail={"protocol": protocol},
                 ),
             )
+        if throttled:
+            raise LoginThrottled()
         if not ok:
+            self._throttle.failed(address, remote)
             await asyncio.sleep(_FAILED_LOGIN_DELAY)
             return None
+        self._throttle.succeeded(address)
         return Principal(address=address)
 
     async def list_mailboxes(self, principal: Principal) -> list[str]:

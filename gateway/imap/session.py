@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway import events
+from gateway.errors import LoginThrottled
 from gateway.imap.backend import (
     ImapBackend,
     MailboxNotFound,
@@ -188,7 +189,14 @@ class Session:
 
     async def _login_as(self, cmd: Command, send: Send, user: str, password: str,
                         authz: str = "") -> Outcome:
-        principal = await self._backend.authenticate(user, password, self.remote)
+        try:
+            principal = await self._backend.authenticate(user, password, self.remote)
+        except LoginThrottled:
+            log.info(events.IMAP_LOGIN, result="throttled", mechanism=cmd.name)
+            # RFC 5530 UNAVAILABLE: temporary; a good client waits instead of re-prompting.
+            await send(tagged(cmd.tag, "NO", "[UNAVAILABLE] Too many failed logins, "
+                                             "try again later"))
+            return Outcome()
         if principal is not None and authz and authz.lower() not in (
                 user.lower(), principal.address.lower()):
             # RFC 4616 §2: acting as another identity (proxy authorisation) is not offered.

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, AuthResult
 
+from gateway.errors import LoginThrottled
 from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import PliSMTP
 
@@ -39,7 +40,11 @@ class SubmissionSMTP(PliSMTP):
             user, secret = login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
             return AuthResult(success=False, handled=False)
-        address = await self._login_check(user, secret, remote)
+        try:
+            address = await self._login_check(user, secret, remote)
+        except LoginThrottled as exc:
+            await self.push(exc.smtp_reply())
+            return AuthResult(success=False, handled=True)
         if address is None:  # handled=False: aiosmtpd answers 535 5.7.8
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=address)

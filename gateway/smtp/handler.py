@@ -8,6 +8,8 @@ defined aiosmtpd stops recording recipients, so accepted ones are appended to
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -51,6 +53,10 @@ def _tls_text(session: Any) -> str:
 
 
 def _remote(session: Any) -> str:
+    proxied = getattr(session, "proxy_data", None)
+    src = getattr(proxied, "src_addr", None)
+    if src is not None:  # behind a trusted load balancer: the client's own address
+        return str(src)
     peer = getattr(session, "peer", None)
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
@@ -59,11 +65,29 @@ def _remote(session: Any) -> str:
 
 class SmtpHandler:
     def __init__(self, ingest: IngestService, *, protocol: str, max_recipients: int,
-                 directory: Directory | None = None) -> None:
+                 directory: Directory | None = None,
+                 trusted_proxies: Sequence[str] = ()) -> None:
         self._ingest = ingest
         self._protocol = protocol
         self._max_rcpt = max_recipients
         self._directory = directory
+        self._proxies = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+
+    async def handle_PROXY(self, server: Any, session: Any, envelope: Any,
+                           proxy_data: Any) -> bool:
+        """Trust a PROXY header only from a configured load balancer (else close)."""
+        peer = getattr(session, "peer", None)
+        try:
+            ip = ipaddress.ip_address(peer[0]) if isinstance(peer, tuple) else None
+        except ValueError:
+            ip = None
+        if ip is None or not any(ip in net for net in self._proxies):
+            log.warning(events.SMTP_REJECT, stage="proxy", reason="untrusted-proxy",
+                        remote=str(peer[0]) if isinstance(peer, tuple) else "")
+            return False
+        src = getattr(proxy_data, "src_addr", None)
+        log.info("smtp.proxied", proxy=str(ip), remote=str(src) if src else "")
+        return True
 
     async def _may_send_as(self, user: str, address: str) -> bool:
         """The user's own address, or a shared mailbox the directory delegates to them."""

@@ -43,7 +43,11 @@ class PliSMTP(SMTP):
             structlog.contextvars.bind_contextvars(session_id=self.pli_session_id)
             peer = transport.get_extra_info("peername")
             log.info(events.SMTP_CONNECT, remote=str(peer[0]) if peer else "")
+        # STARTTLS makes aiosmtpd start a new session: keep what the load balancer said.
+        proxied = getattr(self.session, "proxy_data", None) if self.session else None
         super().connection_made(transport)
+        if proxied is not None and self.session is not None:
+            self.session.proxy_data = proxied
         if self._implicit_tls and self.session is not None:
             # Port 465 (RFC 8314): TLS from the first byte. aiosmtpd only knows STARTTLS,
             # so mark the session as protected for its AUTH and require_starttls checks.
@@ -102,12 +106,15 @@ async def start_smtp(
     data_size_limit: int,
     protocol_class: type[PliSMTP] = PliSMTP,
     implicit_tls: bool = False,
+    proxy_protocol_timeout: float | None = None,
     **extra: Any,
 ) -> asyncio.Server:
     """Listen; the bound port is ``server.sockets[0].getsockname()[1]``.
 
     With ``implicit_tls`` the TLS handshake comes first (submissions on 465) and
-    STARTTLS is not offered.
+    STARTTLS is not offered. With ``proxy_protocol_timeout`` every connection must
+    start with a PROXY v1/v2 header, which the handler accepts only from trusted
+    load balancers.
     """
     loop = asyncio.get_running_loop()
 
@@ -124,6 +131,7 @@ async def start_smtp(
             command_call_limit=_CALL_LIMITS,
             enable_SMTPUTF8=True,
             timeout=300,
+            proxy_protocol_timeout=proxy_protocol_timeout,
             **extra,
         )
 
