@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
+import ssl
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ from gateway.db import create_engine, migrate
 from gateway.errors import ConfigError
 from gateway.http.health import start_health
 from gateway.imap.server import ImapLimits, start_imap
+from gateway.outbound.worker import OutboundWorker
 from gateway.smtp.auth import SubmissionSMTP
 from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import start_smtp
@@ -124,6 +127,7 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     except RuleError as exc:
         raise ConfigError(f"invalid configuration key 'policy.file': {exc}") from None
     ingest = IngestService(engine, vault, policy, settings.hostname)
+    ingest.batcher.queue_max_age = settings.queue.max_age
     mailstore = MailStore(engine, vault, accounts)
     return Services(settings, engine, directory, vault, accounts, policy, ingest, mailstore)
 
@@ -187,6 +191,7 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
             return False
 
     servers["http"] = await start_health(s.http.host, s.http.port, ready)
+    _start_outbound(services, stack)
     for srv in servers.values():
         stack.push_async_callback(_close, srv)
     ports = {name: _port(srv) for name, srv in servers.items()}
@@ -198,6 +203,26 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
     tmp.write_text(json.dumps(ports, indent=2) + "\n")
     tmp.replace(run_dir / "ports.json")
     return ports
+
+
+def _start_outbound(services: Services, stack: AsyncExitStack) -> None:
+    """The outbound queue worker of this instance (others may run on the same database)."""
+    s = services.settings
+    try:
+        worker = OutboundWorker(services.engine, services.vault, services.ingest, s.queue,
+                                s.hostname, f"{s.hostname}:{os.getpid()}:{secrets.token_hex(3)}")
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"invalid configuration key 'queue': cannot load the TLS files: "
+                          f"{exc}") from None
+    services.ingest.on_queued = worker.wake
+    task = asyncio.create_task(worker.run(), name="pli-outbound")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
 
 
 async def _close(server: asyncio.Server) -> None:

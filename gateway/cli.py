@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from directory.base import DirectoryError, normalize_address
-from gateway import cli_directory, cli_policy
+from gateway import cli_directory, cli_policy, cli_queue
 from gateway.config import Settings, load_settings
 from gateway.errors import PliError
 from vault.base import VaultError
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_directory.add_parser(sub, _common)
     cli_policy.add_parser(sub, _common)
+    cli_queue.add_parser(sub, _common)
 
     u = sub.add_parser("user", help="mailbox users").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -159,6 +160,14 @@ async def _cmd_policy(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
+async def _cmd_queue(args: argparse.Namespace) -> int:
+    _, engine = await _open(args)
+    try:
+        return await cli_queue.run(args, engine)
+    finally:
+        await engine.dispose()
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -229,7 +238,8 @@ async def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"init": _cmd_init, "serve": _cmd_serve, "directory": _cmd_directory,
-             "policy": _cmd_policy, "user": _cmd_user, "audit": _cmd_audit}
+             "policy": _cmd_policy, "queue": _cmd_queue, "user": _cmd_user,
+             "audit": _cmd_audit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

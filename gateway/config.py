@@ -35,6 +35,7 @@ __all__ = [
     "LdapSettings",
     "LogSettings",
     "PolicySettings",
+    "QueueSettings",
     "Settings",
     "SmtpSettings",
     "TlsSettings",
@@ -130,6 +131,34 @@ class DirectorySettings(_Section):
         return self
 
 
+class QueueSettings(_Section):
+    # Static routes "domain" = "host:port" (tests, private links); other domains by MX, port 25.
+    routes: dict[str, str] = Field(default_factory=dict)
+    port: Port = Field(25, ge=1, le=65535)
+    require_tls: bool = True  # MSSanté: operators exchange over TLS only
+    ca_file: str = ""  # CAs trusted for remote servers (default: the system store)
+    verify_hostname: bool = True
+    client_cert_file: str = ""  # the operator's certificate, for mutual TLS
+    client_key_file: str = ""
+    max_age: float = Field(5 * 86400, gt=0)  # then the message bounces (4.4.7)
+    delay_warning: float = Field(4 * 3600, gt=0)  # one "delayed" DSN after this long
+    retry_base: float = Field(60.0, gt=0)  # seconds; doubles per attempt
+    retry_max: float = Field(3600.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=64)  # deliveries in flight per instance
+    poll_interval: float = Field(5.0, gt=0)
+    lease: float = Field(600.0, gt=0)  # a crashed worker's claim expires after this
+    timeout: float = Field(60.0, gt=0)  # per SMTP step
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, v: dict[str, str]) -> dict[str, str]:
+        for domain, target in v.items():
+            host, sep, port = target.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"route for {domain!r} must be host:port, not {target!r}")
+        return {d.lower().rstrip("."): t for d, t in v.items()}
+
+
 class PolicySettings(_Section):
     # The rule file (TOML, see deploy/policies.toml); default DATA_DIR/policies.toml if
     # it exists, else the built-in defaults. Reloaded on SIGHUP.
@@ -157,6 +186,7 @@ class Settings(_Section):
     vault: VaultSettings = VaultSettings()
     directory: DirectorySettings = DirectorySettings()
     policy: PolicySettings = PolicySettings()
+    queue: QueueSettings = QueueSettings()
     tls: TlsSettings = TlsSettings()
     log: LogSettings = LogSettings()
 

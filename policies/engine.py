@@ -139,8 +139,13 @@ class PolicyEngine:
                         "senders.trust_space")
 
     async def check_recipient(self, address: str, *, sender: str | None = None,
-                              accepted_so_far: int = 0) -> Decision:
-        """RCPT TO, knowing the sender and how many recipients were accepted before."""
+                              accepted_so_far: int = 0, may_relay: bool = False) -> Decision:
+        """RCPT TO, knowing the sender and how many recipients were accepted before.
+
+        ``may_relay`` (an authenticated submission) lets a recipient of another
+        operator's domain through when that domain is in the trust space; the
+        message is then queued for delivery. Nothing else is ever relayed.
+        """
         try:
             addr = normalize_address(address)
         except InvalidAddress as exc:
@@ -150,17 +155,29 @@ class PolicyEngine:
             # RFC 5321 §4.5.3.1.10: too many recipients is a temporary 452.
             return Decision(Verdict.DEFER, reasons.TOO_MANY_RECIPIENTS, 452, "4.5.3",
                             "Too many recipients", "limits.max_recipients")
-        if addr.rpartition("@")[2] not in self._served:
+        domain = addr.rpartition("@")[2]
+        served = domain in self._served
+        if not served and not may_relay:
             # Never relayed, whatever an explicit rule says: no open relay by configuration.
             return Decision(Verdict.REJECT, reasons.RELAY_DENIED, 550, "5.7.1",
                             "Relaying denied: domain not served here", "relay")
         for rule in self.rules.rules:
             if rule.recipient is not None and rule.matches(sender, addr):
-                return _explicit(rule)
-        if not self.rules.recipients.listed:
-            return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.5", "Recipient OK",
-                            "recipients.listed")
+                decision = _explicit(rule)
+                if not decision.accepted or served:
+                    return decision
+                break  # an accept never skips the trust space of a remote domain
         try:
+            if not served:
+                if not await self._directory.is_trusted_domain(domain):
+                    return Decision(Verdict.REJECT, reasons.RECIPIENT_NOT_TRUSTED, 550,
+                                    "5.7.1", "Recipient domain is not in the MSSante trust "
+                                    "space", "relay.trust_space")
+                return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.5",
+                                "Recipient OK, queued for delivery", "relay.trust_space")
+            if not self.rules.recipients.listed:
+                return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.5",
+                                "Recipient OK", "recipients.listed")
             entry = await self._directory.resolve(addr)
         except DirectoryUnavailable:
             return _defer_directory()
@@ -169,6 +186,9 @@ class PolicyEngine:
                             "Recipient not in the directory", "recipients.listed")
         return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.5", "Recipient OK",
                         "recipients.listed")
+
+    def is_local(self, address: str) -> bool:
+        return normalize_address(address).rpartition("@")[2] in self._served
 
     def check_message(self, size: int, part_types: Sequence[str]) -> Decision:
         """DATA: the whole message's size and the MIME types of its parts."""

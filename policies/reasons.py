@@ -14,6 +14,7 @@ __all__ = [
     "LOCAL_POLICY",
     "MESSAGE_TOO_BIG",
     "RATE_LIMITED",
+    "RECIPIENT_NOT_TRUSTED",
     "RECIPIENT_UNKNOWN",
     "RELAY_DENIED",
     "SENDER_NOT_TRUSTED",
@@ -35,3 +36,4 @@ MESSAGE_TOO_BIG = "message-too-big"
 TOO_MANY_PARTS = "too-many-parts"
 ATTACHMENT_TYPE = "attachment-type"
 LOCAL_POLICY = "local-policy"
+RECIPIENT_NOT_TRUSTED = "recipient-not-trusted"

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.core.mailstore import INBOX, SENT, ensure_mailbox
 from gateway.core.tables import mailbox, message
+from gateway.outbound import store as outbound_store
 from vault import audit
 from vault.service import StoredObject, Vault
 from vault.tables import vault_object
@@ -35,6 +36,7 @@ class PendingMessage:
     events: Sequence[audit.AuditEvent]
     received_at: dt.datetime
     sent_copy: str | None = None  # submission: the sender's own copy, in its Sent mailbox
+    remote: tuple[str, Sequence[str]] | None = None  # (sender, other operators' recipients)
 
     def targets(self) -> list[tuple[str, str, str]]:
         """(owner, mailbox name, flags) of every mailbox row this message gets."""
@@ -45,8 +47,10 @@ class PendingMessage:
 
 
 class CommitBatcher:
-    def __init__(self, engine: AsyncEngine, vault: Vault, max_batch: int = 64) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault, max_batch: int = 64,
+                 queue_max_age: float = 5 * 86400) -> None:
         self._engine = engine
+        self.queue_max_age = queue_max_age
         self._vault = vault
         self._max = max_batch
         self._queue: list[tuple[PendingMessage, asyncio.Future[None]]] = []
@@ -106,4 +110,10 @@ class CommitBatcher:
                 rows.append({"msg_ref": it.ref, "mailbox_id": mid, "uid": uid,
                              "blob": it.stored.name, "size": it.stored.size,
                              "internal_date": it.received_at, "flags": flags})
-        await conn.execute(insert(message), rows)
+        if rows:
+            await conn.execute(insert(message), rows)
+        for it in items:
+            if it.remote is not None:
+                await outbound_store.enqueue(conn, msg_ref=it.ref, blob=it.stored.name,
+                                             sender=it.remote[0], recipients=it.remote[1],
+                                             now=it.received_at, max_age=self.queue_max_age)

@@ -14,6 +14,7 @@ import datetime as dt
 import email.utils
 import re
 import secrets
+from collections.abc import Callable
 
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -51,7 +52,8 @@ class Delivery:
         self.info = info
         self.ref = _new_ref()
         self.sender: str | None = None
-        self.recipients: list[str] = []
+        self.recipients: list[str] = []  # local: delivered into their mailboxes at commit
+        self.remote: list[str] = []  # other operators': queued at commit
         self._stored: StoredObject | None = None
         self._done = False
 
@@ -64,12 +66,15 @@ class Delivery:
         return decision
 
     async def add_recipient(self, address: str) -> Decision:
+        may_relay = self.info.protocol == "submission" and bool(self.info.authenticated_as)
         decision = await self._svc.policy.check_recipient(
-            address, sender=self.sender, accepted_so_far=len(self.recipients))
+            address, sender=self.sender, accepted_so_far=len(self.recipients) + len(self.remote),
+            may_relay=may_relay)
         if decision.accepted:
             rcpt = normalize_address(address)
-            if rcpt not in self.recipients:
-                self.recipients.append(rcpt)
+            target = self.recipients if self._svc.policy.is_local(rcpt) else self.remote
+            if rcpt not in target:
+                target.append(rcpt)
         else:
             await self._svc.audit_decision(
                 self.info, "smtp.rcpt", self.sender or "", address, decision
@@ -113,7 +118,7 @@ class Delivery:
 
     async def put_body(self, data: bytes) -> None:
         """Store the message encrypted; not visible until commit."""
-        if self.sender is None or not self.recipients:
+        if self.sender is None or not (self.recipients or self.remote):
             raise RuntimeError("put_body before sender and recipients")
         try:
             self._stored = await self._svc.vault.put(self._trace_headers(data) + data)
@@ -133,18 +138,24 @@ class Delivery:
             action="message.accepted", actor=self.sender or "", msg_id=self.ref,
             remote=self.info.remote,
             detail={"protocol": self.info.protocol, "size": stored.size,
-                    "recipients": len(self.recipients), "session": self.info.session_id},
+                    "recipients": len(self.recipients) + len(self.remote),
+                    "session": self.info.session_id},
         )
         delivered = [
             audit.AuditEvent(action="message.delivered", actor=self.sender or "", mailbox=rcpt,
                              msg_id=self.ref, remote=self.info.remote)
             for rcpt in self.recipients
+        ] + [
+            audit.AuditEvent(action="message.queued", actor=self.sender or "", mailbox=rcpt,
+                             msg_id=self.ref, remote=self.info.remote)
+            for rcpt in self.remote
         ]
         try:
             await self._svc.batcher.commit(PendingMessage(
                 ref=self.ref, stored=stored, recipients=tuple(self.recipients),
                 events=(accepted, *delivered), received_at=now,
-                sent_copy=self.sender if self.info.protocol == "submission" else None))
+                sent_copy=self.sender if self.info.protocol == "submission" else None,
+                remote=(self.sender or "", tuple(self.remote)) if self.remote else None))
         except (SQLAlchemyError, OSError) as exc:
             await self._cleanup_after_failed_commit(stored)
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="database-unavailable",
@@ -153,7 +164,9 @@ class Delivery:
                                    reason="database-unavailable") from exc
         self._done = True
         log.info(events.INGEST_COMMITTED, msg_ref=self.ref, size=stored.size,
-                 recipients=len(self.recipients))
+                 recipients=len(self.recipients), queued=len(self.remote))
+        if self.remote and self._svc.on_queued is not None:
+            self._svc.on_queued()
         return self.ref
 
     async def _cleanup_after_failed_commit(self, stored: StoredObject) -> None:
@@ -194,6 +207,7 @@ class IngestService:
         self.policy = policy
         self.hostname = hostname
         self.batcher = CommitBatcher(engine, vault)
+        self.on_queued: Callable[[], None] | None = None  # wakes the outbound worker
 
     def begin(self, info: SessionInfo) -> Delivery:
         return Delivery(self, info)

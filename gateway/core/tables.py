@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -20,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["account", "mailbox", "message", "metadata"]
+__all__ = ["account", "mailbox", "message", "metadata", "outbound"]
 
 metadata = MetaData()
 
@@ -56,3 +58,26 @@ message = Table(
     Column("flags", Text, nullable=False),
     UniqueConstraint("mailbox_id", "uid", name="uq_message_mailbox_uid"),
 )
+
+# One row per (message, remote recipient): the outbound queue, claimed by any instance.
+outbound = Table(
+    "outbound",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("msg_ref", String(64), nullable=False, index=True),
+    Column("blob", String(64), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("domain", String(253), nullable=False),
+    Column("state", String(16), nullable=False),  # queued, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_reply", String(512), nullable=False),  # the remote's reply or our error
+    Column("delay_notified", Boolean, nullable=False),  # a "delayed" DSN went out
+    Column("claimed_by", String(64), nullable=False),  # worker id while a delivery runs
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+)
+Index("ix_outbound_due", outbound.c.state, outbound.c.next_attempt)

@@ -39,18 +39,27 @@ def _env() -> dict[str, str]:
     return env
 
 
-def start_pli(data_dir: Path) -> RunningPli:
-    init = subprocess.run([*PLI, "init", "--demo", "--data-dir", str(data_dir)],
+def start_pli(data_dir: Path, *, domains: tuple[str, ...] = (), config_extra: str = "",
+              env: dict[str, str] | None = None) -> RunningPli:
+    """Initialise (if new) and serve ``data_dir``; ``config_extra`` is appended to pli.toml
+    once, ``env`` overrides the ephemeral ports (e.g. a fixed MTA port for a restart)."""
+    fresh = not (data_dir / "pli.toml").exists()
+    domain_args = [a for d in domains for a in ("--domain", d)]
+    init = subprocess.run([*PLI, "init", "--demo", *domain_args, "--data-dir", str(data_dir)],
                           capture_output=True, text=True, timeout=120, env=_env())
     assert init.returncode == 0, init.stderr
+    if fresh and config_extra:
+        with (data_dir / "pli.toml").open("a") as cfg:
+            cfg.write("\n" + config_extra)
     accounts = dict(line.split(" ", 1) for line in
                     (data_dir / "demo-accounts.txt").read_text().splitlines())
     log_path = data_dir / "serve.log"
     ports_file = data_dir / "run" / "ports.json"
     ports_file.unlink(missing_ok=True)
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         proc = subprocess.Popen([*PLI, "serve", "--data-dir", str(data_dir)],
-                                stdout=log, stderr=subprocess.STDOUT, env=_env())
+                                stdout=log, stderr=subprocess.STDOUT,
+                                env={**_env(), **(env or {})})
     deadline = time.monotonic() + 60
     while not ports_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
