@@ -73,6 +73,12 @@ class SmtpHandler:
         self._directory = directory
         self._proxies = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
 
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        # aiosmtpd reads commands one after the other, so pipelined clients are served.
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
     async def handle_PROXY(self, server: Any, session: Any, envelope: Any,
                            proxy_data: Any) -> bool:
         """Trust a PROXY header only from a configured load balancer (else close)."""

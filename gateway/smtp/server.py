@@ -9,8 +9,9 @@ own loop with ``loop.create_server``.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
-from typing import Any
+from typing import Any, AnyStr
 
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
@@ -27,6 +28,12 @@ log = structlog.get_logger("pli.smtp")
 # transaction verbs get room; the rest (NOOP, VRFY, HELP, bogus...) stays tight.
 _CALL_LIMITS = {"MAIL": 100_000, "RCPT": 1_000_000, "DATA": 100_000, "RSET": 100_000,
                 "*": 100}
+
+
+_ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}( |$)")
+# aiosmtpd's generic replies, by basic code (RFC 3463 classes).
+_GENERIC = {"500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
+            "235": "2.7.0", "530": "5.7.0", "535": "5.7.8", "538": "5.7.11", "554": "5.7.0"}
 
 
 class PliSMTP(SMTP):
@@ -54,6 +61,21 @@ class PliSMTP(SMTP):
             self._tls_protocol = transport  # type: ignore[assignment]
             self.session.ssl = {"ssl_object": transport.get_extra_info("ssl_object"),
                                 "peercert": transport.get_extra_info("peercert")}
+
+    async def push(self, status: AnyStr) -> None:
+        """RFC 2034: every reply carries an enhanced status code (we advertise it).
+
+        pli's own replies have exact codes; aiosmtpd's built-in ones ("250 OK",
+        "503 Error: need RCPT command") get the class's generic code here. The
+        greeting and the EHLO/HELO replies stay as they are (RFC 2034 §4).
+        """
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        code, sep, rest = text[:3], text[3:4], text[4:]
+        if (code.isdigit() and sep == " " and code[0] in "245" and code != "220"
+                and not _ENHANCED.match(rest) and rest not in ("HELP", self.hostname)):
+            await super().push(f"{code} {_GENERIC.get(code, code[0] + '.0.0')} {rest}")
+            return
+        await super().push(status)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:

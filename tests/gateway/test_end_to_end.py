@@ -315,3 +315,29 @@ def test_an_existing_message_id_is_kept(pli: RunningPli) -> None:
         assert head.lower().count(b"message-id:") == 1
     finally:
         _close(imap)
+
+
+def test_ehlo_extensions_enhanced_codes_and_pipelining(pli: RunningPli) -> None:
+    import socket
+
+    with _smtp(pli) as s:
+        for ext in ("pipelining", "enhancedstatuscodes", "8bitmime", "smtputf8", "size"):
+            assert ext in s.esmtp_features, ext
+        assert s.noop() == (250, b"2.0.0 OK")
+        code, msg = s.docmd("RCPT", f"TO:<{GERIATRICIAN}>")  # before MAIL
+        assert code == 503 and msg.startswith(b"5.5.1"), msg
+        code, msg = s.docmd("FROB")
+        assert code == 500 and msg.startswith(b"5.5.2"), msg
+    # A pipelining client sends the whole envelope in one write (RFC 2920).
+    with socket.create_connection(("127.0.0.1", pli.ports["smtp"]), timeout=30) as raw:
+        f = raw.makefile("rb")
+        assert f.readline().startswith(b"220")
+        raw.sendall(b"EHLO pipe.test\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        raw.sendall(f"MAIL FROM:<{NURSE}>\r\nRCPT TO:<{GERIATRICIAN}>\r\nDATA\r\n".encode())
+        replies = [f.readline() for _ in range(3)]
+        assert [r[:3] for r in replies] == [b"250", b"250", b"354"], replies
+        raw.sendall(b"Subject: pipelined\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        assert f.readline().startswith(b"250 2.0.0 OK id=")
+        assert f.readline().startswith(b"221")
