@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     cli_directory.add_parser(sub, _common)
     cli_policy.add_parser(sub, _common)
     cli_queue.add_parser(sub, _common)
+    m = sub.add_parser("mdn", help="disposition notifications received").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = m.add_parser("list", help="acknowledgements received, by original Message-ID")
+    _common(p)
+    p.add_argument("--message-id", help="only those answering this Message-ID")
+    p.add_argument("--format", choices=["table", "json"], default="table")
 
     u = sub.add_parser("user", help="mailbox users").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -168,6 +174,35 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
+async def _cmd_mdn(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from gateway.core.tables import mdn_ack
+
+    _, engine = await _open(args)
+    try:
+        stmt = select(mdn_ack).order_by(mdn_ack.c.id)
+        if args.message_id:
+            wanted = args.message_id.strip()
+            if not wanted.startswith("<"):
+                wanted = f"<{wanted}>"
+            stmt = stmt.where(mdn_ack.c.original_message_id == wanted)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        for r in rows:
+            if args.format == "json":
+                print(json.dumps({"original_message_id": r.original_message_id,
+                                  "final_recipient": r.final_recipient,
+                                  "disposition": r.disposition, "reporter": r.reporter,
+                                  "received_at": r.received_at.isoformat()}))
+            else:
+                print(f"{r.received_at:%Y-%m-%d %H:%M:%S}  {r.disposition:16} "
+                      f"{r.final_recipient:40} {r.original_message_id}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -238,7 +273,7 @@ async def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"init": _cmd_init, "serve": _cmd_serve, "directory": _cmd_directory,
-             "policy": _cmd_policy, "queue": _cmd_queue, "user": _cmd_user,
+             "policy": _cmd_policy, "queue": _cmd_queue, "mdn": _cmd_mdn, "user": _cmd_user,
              "audit": _cmd_audit}
 
 

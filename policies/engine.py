@@ -83,6 +83,10 @@ class PolicyEngine:
         self._rate = _RateLimiter(clock)
 
     @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    @property
     def served_domains(self) -> frozenset[str]:
         return self._served
 

@@ -19,7 +19,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.core.mailstore import INBOX, SENT, ensure_mailbox
-from gateway.core.tables import mailbox, message
+from gateway.core.tables import mailbox, mdn_ack, message
 from gateway.outbound import store as outbound_store
 from vault import audit
 from vault.service import StoredObject, Vault
@@ -37,6 +37,7 @@ class PendingMessage:
     received_at: dt.datetime
     sent_copy: str | None = None  # submission: the sender's own copy, in its Sent mailbox
     remote: tuple[str, Sequence[str]] | None = None  # (sender, other operators' recipients)
+    acks: Sequence[tuple[str, str, str, str]] = ()  # MDN: (original id, recipient, disp., by)
 
     def targets(self) -> list[tuple[str, str, str]]:
         """(owner, mailbox name, flags) of every mailbox row this message gets."""
@@ -112,6 +113,11 @@ class CommitBatcher:
                              "internal_date": it.received_at, "flags": flags})
         if rows:
             await conn.execute(insert(message), rows)
+        acks = [{"original_message_id": a[0], "final_recipient": a[1], "disposition": a[2],
+                 "reporter": a[3], "msg_ref": it.ref, "received_at": it.received_at}
+                for it in items for a in it.acks]
+        if acks:
+            await conn.execute(insert(mdn_ack), acks)
         for it in items:
             if it.remote is not None:
                 await outbound_store.enqueue(conn, msg_ref=it.ref, blob=it.stored.name,

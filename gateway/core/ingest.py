@@ -10,6 +10,7 @@ committed does the caller answer 250. Any dependency failure raises
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 import re
@@ -20,12 +21,12 @@ import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from directory.base import normalize_address
+from directory.base import DirectoryUnavailable, MailboxKind, normalize_address
 from gateway import events
-from gateway.core import mime
+from gateway.core import mdn, mime
 from gateway.core.commit import CommitBatcher, PendingMessage
 from gateway.core.model import SessionInfo
-from gateway.errors import TemporaryFailure
+from gateway.errors import PliError, TemporaryFailure
 from policies.engine import PolicyEngine
 from policies.model import Decision
 from vault import audit
@@ -37,6 +38,8 @@ __all__ = ["Delivery", "IngestService"]
 log = structlog.get_logger("pli.ingest")
 
 
+_MDN_HEAD = 64 * 1024
+_INTERNAL = frozenset({"dsn", "mdn"})  # messages pli writes itself, with MAIL FROM:<>
 _MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:")
 
 
@@ -56,6 +59,8 @@ class Delivery:
         self.remote: list[str] = []  # other operators': queued at commit
         self._stored: StoredObject | None = None
         self._done = False
+        self._head = b""  # the start of the message: MDN requests are in its headers
+        self._acks: list[mdn.Ack] = []
 
     async def add_sender(self, address: str) -> Decision:
         decision = await self._svc.policy.check_sender(address)
@@ -66,7 +71,9 @@ class Delivery:
         return decision
 
     async def add_recipient(self, address: str) -> Decision:
-        may_relay = self.info.protocol == "submission" and bool(self.info.authenticated_as)
+        # Authenticated users, and pli's own DSNs and MDNs, may write to other operators.
+        may_relay = (self.info.protocol == "submission" and bool(self.info.authenticated_as)) \
+            or self.info.protocol in _INTERNAL
         decision = await self._svc.policy.check_recipient(
             address, sender=self.sender, accepted_so_far=len(self.recipients) + len(self.remote),
             may_relay=may_relay)
@@ -120,6 +127,9 @@ class Delivery:
         """Store the message encrypted; not visible until commit."""
         if self.sender is None or not (self.recipients or self.remote):
             raise RuntimeError("put_body before sender and recipients")
+        self._head = data[:_MDN_HEAD]
+        if b"disposition-notification" in self._head.lower():
+            self._acks = await asyncio.to_thread(mdn.parse_acks, data)
         try:
             self._stored = await self._svc.vault.put(self._trace_headers(data) + data)
         except (VaultError, OSError) as exc:
@@ -155,7 +165,9 @@ class Delivery:
                 ref=self.ref, stored=stored, recipients=tuple(self.recipients),
                 events=(accepted, *delivered), received_at=now,
                 sent_copy=self.sender if self.info.protocol == "submission" else None,
-                remote=(self.sender or "", tuple(self.remote)) if self.remote else None))
+                remote=(self.sender or "", tuple(self.remote)) if self.remote else None,
+                acks=[(a.original_message_id, a.final_recipient, a.disposition,
+                       self.sender or "") for a in self._acks]))
         except (SQLAlchemyError, OSError) as exc:
             await self._cleanup_after_failed_commit(stored)
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="database-unavailable",
@@ -167,6 +179,8 @@ class Delivery:
                  recipients=len(self.recipients), queued=len(self.remote))
         if self.remote and self._svc.on_queued is not None:
             self._svc.on_queued()
+        if self.info.protocol not in _INTERNAL and self.sender:
+            await self._svc.answer_mdn_requests(self.sender, self.recipients, self._head)
         return self.ref
 
     async def _cleanup_after_failed_commit(self, stored: StoredObject) -> None:
@@ -211,6 +225,45 @@ class IngestService:
 
     def begin(self, info: SessionInfo) -> Delivery:
         return Delivery(self, info)
+
+    async def answer_mdn_requests(self, sender: str, recipients: list[str], head: bytes) -> None:
+        """APP mailboxes acknowledge what they stored, when the sender asked (RFC 8098).
+
+        The message is committed already; an MDN that cannot be written now is
+        logged, never a reason to take the 250 back.
+        """
+        request = mdn.mdn_request(head, sender) if b"disposition-notification-to" in \
+            head.lower() else None
+        if request is None:
+            return
+        for rcpt in recipients:
+            try:
+                entry = await self.policy.directory.resolve(rcpt)
+            except DirectoryUnavailable:
+                log.warning("mdn.not_sent", reason="directory-unavailable")
+                continue
+            if entry is None or entry.kind is not MailboxKind.APP:
+                continue
+            await self.send_mdn(rcpt, request)
+
+    async def send_mdn(self, mailbox: str, request: mdn.MdnRequest, error: str = "") -> bool:
+        """Write an MDN from ``mailbox`` through the ordinary path (local or queued)."""
+        body = mdn.build_mdn(reporting_ua=self.hostname, mailbox=mailbox, request=request,
+                             error=error)
+        delivery = self.begin(SessionInfo(session_id="", protocol="mdn", remote="",
+                                          helo=self.hostname))
+        try:
+            if not (await delivery.add_sender("")).accepted or \
+                    not (await delivery.add_recipient(request.notify)).accepted:
+                log.warning("mdn.not_sent", reason="refused")
+                return False
+            await delivery.put_body(body)
+            await delivery.commit()
+        except PliError as exc:
+            await delivery.abort()
+            log.warning("mdn.not_sent", reason=exc.reason)
+            return False
+        return True
 
     async def audit_decision(
         self, info: SessionInfo, action: str, actor: str, target: str, decision: Decision

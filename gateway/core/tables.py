@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["account", "mailbox", "message", "metadata", "outbound"]
+__all__ = ["account", "mailbox", "mdn_ack", "message", "metadata", "outbound"]
 
 metadata = MetaData()
 
@@ -81,3 +81,16 @@ outbound = Table(
     Column("claimed_until", DateTime(timezone=True), nullable=True),
 )
 Index("ix_outbound_due", outbound.c.state, outbound.c.next_attempt)
+
+# Message disposition notifications received (RFC 8098), by the Message-ID they answer.
+mdn_ack = Table(
+    "mdn_ack",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("original_message_id", String(255), nullable=False, index=True),
+    Column("final_recipient", String(320), nullable=False),
+    Column("disposition", String(64), nullable=False),  # "processed", "processed/error"…
+    Column("reporter", String(320), nullable=False),  # who sent the MDN (envelope sender or From)
+    Column("msg_ref", String(64), nullable=False),  # the MDN message itself, in pli
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
