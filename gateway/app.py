@@ -146,14 +146,22 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         tls = server_context(cert, key)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"invalid configuration key 'tls': cannot load {cert}: {exc}") from None
+    mta_tls = tls
+    if s.smtp.client_ca_file:
+        try:
+            mta_tls = server_context(cert, key, Path(s.smtp.client_ca_file))
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            raise ConfigError("invalid configuration key 'smtp.client_ca_file': cannot load "
+                              f"{s.smtp.client_ca_file}: {exc}") from None
     servers: dict[str, asyncio.Server] = {}
     proxies = s.smtp.proxy_protocol_from
     # Behind a load balancer, the PROXY header comes first (aiosmtpd waits this long).
     proxy_timeout = _PROXY_TIMEOUT if proxies else None
     mta = SmtpHandler(services.ingest, protocol="smtp", max_recipients=s.smtp.max_recipients,
-                      trusted_proxies=proxies)
+                      trusted_proxies=proxies, check_client_cert=bool(s.smtp.client_ca_file),
+                      require_client_cert=s.smtp.require_client_cert)
     servers["smtp"] = await start_smtp(
-        mta, host=s.smtp.host, port=s.smtp.mta_port, hostname=s.hostname, tls_context=tls,
+        mta, host=s.smtp.host, port=s.smtp.mta_port, hostname=s.hostname, tls_context=mta_tls,
         require_tls=s.smtp.require_tls, data_size_limit=s.smtp.max_message_size,
         proxy_protocol_timeout=proxy_timeout,
     )

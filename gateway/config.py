@@ -68,6 +68,17 @@ class SmtpSettings(_Section):
     # set, the MTA and submission listeners expect the header first, and connections from
     # any other address are closed: a client cannot claim an address of its choice.
     proxy_protocol_from: tuple[str, ...] = ()
+    # Mutual TLS on the MTA port: CAs whose client certificates are accepted; a sender's
+    # domain must then match the certificate presented. require_client_cert refuses MAIL
+    # from a peer that presented none (530 5.7.0).
+    client_ca_file: str = ""
+    require_client_cert: bool = False
+
+    @model_validator(mode="after")
+    def _client_certs(self) -> SmtpSettings:
+        if self.require_client_cert and not self.client_ca_file:
+            raise ValueError("require_client_cert needs client_ca_file")
+        return self
 
     @field_validator("proxy_protocol_from")
     @classmethod

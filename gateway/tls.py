@@ -19,15 +19,29 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["MSSANTE_CIPHERS", "make_dev_certificate", "server_context"]
+__all__ = [
+    "MSSANTE_CIPHERS",
+    "certificate_names",
+    "make_dev_certificate",
+    "name_matches",
+    "server_context",
+]
 
 # MSSanté: ECDHE key exchange with AES-GCM (TLS 1.2); TLS 1.3 suites are fixed by OpenSSL.
 MSSANTE_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!RC4:!3DES:!EXPORT"
 
 
-def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """A server context refusing anything below TLS 1.2."""
+def server_context(cert_file: Path, key_file: Path,
+                   client_ca_file: Path | None = None) -> ssl.SSLContext:
+    """A server context refusing anything below TLS 1.2.
+
+    With ``client_ca_file``, a client may present a certificate (mutual TLS between
+    operators); one that does not chain to those CAs fails the handshake.
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if client_ca_file is not None:
+        ctx.load_verify_locations(cafile=str(client_ca_file))
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(MSSANTE_CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
@@ -85,3 +99,30 @@ def make_dev_certificate(
             )
         )
     return cert_path, key_path
+
+
+def certificate_names(peercert: dict[str, object] | None) -> list[str]:
+    """The DNS names a verified peer certificate is for (subjectAltName, else the CN)."""
+    if not peercert:
+        return []
+    sans = peercert.get("subjectAltName") or ()
+    names = [str(v).lower() for k, v in sans if k == "DNS"]  # type: ignore[attr-defined]
+    if names:
+        return names
+    for rdn in peercert.get("subject") or ():  # type: ignore[attr-defined]
+        for key, value in rdn:
+            if key == "commonName":
+                names.append(str(value).lower())
+    return names
+
+
+def name_matches(domain: str, names: list[str]) -> bool:
+    """RFC 6125 style: an exact name, or a wildcard standing for exactly one label."""
+    domain = domain.lower().rstrip(".")
+    for name in names:
+        if name == domain:
+            return True
+        if name.startswith("*.") and domain.count(".") >= 2 and \
+                domain.split(".", 1)[1] == name[2:]:
+            return True
+    return False

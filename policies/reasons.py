@@ -10,6 +10,7 @@ __all__ = [
     "ACCEPTED",
     "ATTACHMENT_TYPE",
     "DIRECTORY_UNAVAILABLE",
+    "HEADER_TOO_BIG",
     "INVALID_ADDRESS",
     "LOCAL_POLICY",
     "MESSAGE_TOO_BIG",
@@ -37,3 +38,4 @@ TOO_MANY_PARTS = "too-many-parts"
 ATTACHMENT_TYPE = "attachment-type"
 LOCAL_POLICY = "local-policy"
 RECIPIENT_NOT_TRUSTED = "recipient-not-trusted"
+HEADER_TOO_BIG = "header-too-big"

@@ -27,8 +27,9 @@ from gateway.core import mdn, mime
 from gateway.core.commit import CommitBatcher, PendingMessage
 from gateway.core.model import SessionInfo
 from gateway.errors import PliError, TemporaryFailure
+from policies import reasons
 from policies.engine import PolicyEngine
-from policies.model import Decision
+from policies.model import Decision, Verdict
 from vault import audit
 from vault.base import VaultError
 from vault.service import StoredObject, Vault
@@ -91,6 +92,13 @@ class Delivery:
     async def check_content(self, data: bytes) -> Decision:
         """DATA-stage policy: size, MIME part count and types (refusals audited)."""
         policy = self._svc.policy
+        problem = mime.header_problem(data)
+        if problem:  # header bombs: refused before any parsing
+            decision = Decision(Verdict.REJECT, reasons.HEADER_TOO_BIG, 552, "5.3.4",
+                                f"Message {problem}", "limits.header")
+            await self._svc.audit_decision(self.info, "smtp.data", self.sender or "",
+                                           ",".join(self.recipients), decision)
+            return decision
         summary = await mime.summarize(data, policy.rules.attachments.max_parts)
         if summary.too_many_parts or summary.depth > mime.MAX_DEPTH:
             decision = policy.check_message(len(data), ["multipart/mixed"] *

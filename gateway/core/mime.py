@@ -12,9 +12,24 @@ import asyncio
 import email.parser
 import email.policy
 
-__all__ = ["MAX_DEPTH", "MimeSummary", "summarize"]
+__all__ = ["MAX_DEPTH", "MAX_HEADER_BYTES", "MAX_HEADER_FIELDS", "MimeSummary",
+           "header_problem", "summarize"]
 
 MAX_DEPTH = 16  # nesting of multiparts; deeper is a bomb, not a document
+MAX_HEADER_BYTES = 256 * 1024  # the top-level header section (Postfix: 100 KB)
+MAX_HEADER_FIELDS = 1000
+
+
+def header_problem(content: bytes) -> str:
+    """Why the message's header section is unacceptable ('' when it is fine)."""
+    end = content.find(b"\r\n\r\n")
+    head = content[:MAX_HEADER_BYTES + 4] if end < 0 else content[:end + 2]
+    if len(head) > MAX_HEADER_BYTES:
+        return f"header section larger than {MAX_HEADER_BYTES} bytes"
+    fields = sum(1 for line in head.split(b"\r\n") if line and line[:1] not in b" \t")
+    if fields > MAX_HEADER_FIELDS:
+        return f"more than {MAX_HEADER_FIELDS} header fields"
+    return ""
 
 
 class MimeSummary:

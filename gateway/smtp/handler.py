@@ -25,6 +25,8 @@ from gateway import events
 from gateway.core.ingest import Delivery, IngestService
 from gateway.core.model import SessionInfo
 from gateway.errors import PliError
+from gateway.tls import certificate_names, name_matches
+from policies.model import Decision, Verdict
 
 __all__ = ["SmtpHandler"]
 
@@ -66,12 +68,34 @@ def _remote(session: Any) -> str:
 class SmtpHandler:
     def __init__(self, ingest: IngestService, *, protocol: str, max_recipients: int,
                  directory: Directory | None = None,
-                 trusted_proxies: Sequence[str] = ()) -> None:
+                 trusted_proxies: Sequence[str] = (), check_client_cert: bool = False,
+                 require_client_cert: bool = False) -> None:
         self._ingest = ingest
         self._protocol = protocol
         self._max_rcpt = max_recipients
         self._directory = directory
         self._proxies = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+        self._check_cert = check_client_cert
+        self._require_cert = require_client_cert
+
+    def _client_cert_refusal(self, session: Any, address: str) -> str | None:
+        """Mutual TLS: the presented certificate must be for the sender's domain."""
+        extra = getattr(session, "ssl", None) or {}
+        sslobj = extra.get("ssl_object") if isinstance(extra, dict) else None
+        names = certificate_names(sslobj.getpeercert() if sslobj is not None else None)
+        if not names:
+            if self._require_cert:
+                return "530 5.7.0 A client certificate is required on this port"
+            return None
+        if not address:  # the null sender of DSNs/MDNs: the certificate already vouches
+            return None
+        try:
+            domain = normalize_address(address).rpartition("@")[2]
+        except InvalidAddress:
+            return None  # the policy names the syntax error
+        if not name_matches(domain, names):
+            return "550 5.7.1 Sender domain does not match the client certificate"
+        return None
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
@@ -134,6 +158,16 @@ class SmtpHandler:
             if not allowed:
                 log.info(events.SMTP_REJECT, stage="mail", reason="sender-not-owned", code=553)
                 return "553 5.7.1 Sender address not owned by the authenticated user"
+        if self._check_cert:
+            refusal = self._client_cert_refusal(session, address)
+            if refusal is not None:
+                code, enhanced, text = refusal.split(" ", 2)
+                await self._ingest.audit_decision(info, "smtp.mail", address, "", Decision(
+                    Verdict.REJECT, "client-certificate", int(code), enhanced, text,
+                    "smtp.client_ca_file"))
+                log.info(events.SMTP_REJECT, stage="mail", reason="client-certificate",
+                         code=int(code))
+                return refusal
         delivery = self._ingest.begin(info)
         decision = await delivery.add_sender(address)
         if not decision.accepted:

@@ -132,3 +132,85 @@ async def test_failed_logins_are_throttled_per_address(tmp_path: Path) -> None:
         events = [e async for e in audit.query(services.engine,
                                                audit.AuditFilter(action="login"))]
         assert [e.reason for e in events][-1] == "throttled"
+
+
+def _ca_and_client(tmp_path: Path, domain: str) -> tuple[Path, Path, Path]:
+    """A CA (the trusted operators' PKI) and a client certificate it issued for ``domain``."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test operators CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "c.pem", tmp_path / "c.key"
+    ca_file.write_bytes(ca.public_bytes(pem))
+    cert_file.write_bytes(cert.public_bytes(pem))
+    key_file.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return ca_file, cert_file, key_file
+
+
+async def test_mutual_tls_checks_the_sender_domain(tmp_path: Path) -> None:
+    ca, cert, key = _ca_and_client(tmp_path, "ehpad-les-tilleuls.mssante.fr")
+    async with AsyncExitStack() as stack:
+        services, ports = await _serve(tmp_path, stack, PLI_SMTP__CLIENT_CA_FILE=str(ca),
+                                       PLI_SMTP__REQUIRE_CLIENT_CERT="true")
+        cafile = services.settings.tls_files()[0]
+
+        def mail_from(sender: str, with_cert: bool) -> tuple[int, bytes]:
+            ctx = ssl.create_default_context(cafile=str(cafile))
+            ctx.check_hostname = False
+            if with_cert:
+                ctx.load_cert_chain(str(cert), str(key))
+            with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=30) as s:
+                s.starttls(context=ctx)
+                s.ehlo("peer.test")
+                return s.mail(sender)
+
+        assert (await asyncio.to_thread(mail_from, NURSE, True))[0] == 250
+        code, msg = await asyncio.to_thread(mail_from, GERIATRICIAN, True)
+        assert code == 550 and b"does not match the client certificate" in msg
+        code, msg = await asyncio.to_thread(mail_from, NURSE, False)
+        assert code == 530 and msg.startswith(b"5.7.0"), msg
+        events = [e async for e in audit.query(services.engine,
+                                               audit.AuditFilter(action="smtp.mail"))]
+        assert {e.reason for e in events} == {"client-certificate"}
+
+
+async def test_header_bombs_are_refused(tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        _, ports = await _serve(tmp_path, stack)
+
+        def send(head: bytes) -> tuple[int, bytes]:
+            with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=30) as s:
+                s.ehlo("peer.test")
+                s.mail(NURSE)
+                s.rcpt(GERIATRICIAN)
+                return s.data(head + b"\r\nbody\r\n")
+
+        many = b"".join(b"X-F%d: v\r\n" % i for i in range(1500))
+        code, msg = await asyncio.to_thread(send, many)
+        assert code == 552 and b"more than 1000 header fields" in msg
+        big = b"Subject: " + b"a" * 900 + b"".join(b"\r\n " + b"b" * 900 for _ in range(400))
+        code, msg = await asyncio.to_thread(send, big + b"\r\n")
+        assert code == 552 and b"header section larger" in msg
+        code, _ = await asyncio.to_thread(send, b"Subject: fine\r\n")
+        assert code == 250
