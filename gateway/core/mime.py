@@ -9,6 +9,7 @@ returned: attachment names are content and stay out of logs and decisions.
 from __future__ import annotations
 
 import asyncio
+import email.message
 import email.parser
 import email.policy
 
@@ -57,7 +58,8 @@ def _summarize(content: bytes, max_parts: int) -> MimeSummary:
         if part.is_multipart() and level <= MAX_DEPTH:
             payload = part.get_payload()
             if isinstance(payload, list):
-                stack.extend((p, level + 1) for p in reversed(payload))
+                stack.extend((p, level + 1) for p in reversed(payload)
+                             if isinstance(p, email.message.Message))
     return MimeSummary(types, depth, False)
 
 
