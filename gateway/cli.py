@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from directory.base import DirectoryError, normalize_address
-from gateway import cli_directory, cli_policy, cli_queue
+from gateway import cli_directory, cli_policy, cli_queue, cli_vault
 from gateway.config import Settings, load_settings
 from gateway.errors import PliError
 from vault.base import VaultError
@@ -73,8 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION")
     p = a.add_parser("verify", help="verify the hash chain")
     _common(p)
-    p = a.add_parser("query", help="list audit entries")
-    _common(p)
+    for name, text in (("query", "list audit entries"),
+                       ("export", "JSON lines with hashes, checkable outside pli")):
+        p = a.add_parser(name, help=text)
+        _common(p)
+        _audit_filters(p)
+    cli_vault.add_parser(sub, _common)
+    return parser
+
+
+def _audit_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mailbox")
     p.add_argument("--actor")
     p.add_argument("--action", dest="event_action", metavar="ACTION")
@@ -82,7 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_when)
     p.add_argument("--limit", type=int)
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    return parser
 
 
 def _when(text: str) -> dt.datetime:
@@ -162,6 +169,14 @@ async def _cmd_policy(args: argparse.Namespace) -> int:
     settings, engine = await _open(args)
     try:
         return await cli_policy.explain(args, settings, engine)
+    finally:
+        await engine.dispose()
+
+
+async def _cmd_vault(args: argparse.Namespace) -> int:
+    settings, engine = await _open(args)
+    try:
+        return await cli_vault.run(args, settings, engine)
     finally:
         await engine.dispose()
 
@@ -251,6 +266,9 @@ async def _cmd_audit(args: argparse.Namespace) -> int:
         flt = audit.AuditFilter(mailbox=args.mailbox, actor=args.actor,
                                 action=args.event_action, since=args.since,
                                 until=args.until, limit=args.limit)
+        if args.action == "export":
+            await cli_vault.export_audit(engine, flt)
+            return 0
         cols = ["seq", "ts", "actor", "action", "mailbox", "msg_id", "result", "reason",
                 "remote"]
         writer = csv.writer(sys.stdout) if args.format == "csv" else None
@@ -273,7 +291,8 @@ async def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"init": _cmd_init, "serve": _cmd_serve, "directory": _cmd_directory,
-             "policy": _cmd_policy, "queue": _cmd_queue, "mdn": _cmd_mdn, "user": _cmd_user,
+             "policy": _cmd_policy, "queue": _cmd_queue, "mdn": _cmd_mdn, "vault": _cmd_vault,
+             "user": _cmd_user,
              "audit": _cmd_audit}
 
 

@@ -16,11 +16,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.base import IntegrityError, VaultError
 
-__all__ = ["KeyFileProvider", "create_kek_file"]
+__all__ = ["KeyFileProvider", "create_kek_file", "kek_id_of"]
 
 
 def _kek_id(kek: bytes) -> str:
     return hashlib.sha256(b"pli-kek-id" + kek).hexdigest()[:16]
+
+
+def kek_id_of(hex_line: str) -> str:
+    """The id of a KEK written as hex (what vault_object.kek_id stores)."""
+    return _kek_id(bytes.fromhex(hex_line.strip()))
 
 
 def create_kek_file(path: Path) -> None:
@@ -34,10 +39,14 @@ def create_kek_file(path: Path) -> None:
 class KeyFileProvider:
     """KEKs from hex strings: the current one first, older ones kept for unwrapping."""
 
-    def __init__(self, keys_hex: list[str]) -> None:
+    def __init__(self, keys_hex: list[str], path: Path | None = None) -> None:
+        self._path = path  # re-read when an unknown KEK id shows up (rotated meanwhile)
+        self._load(keys_hex)
+
+    def _load(self, keys_hex: list[str]) -> None:
         if not keys_hex:
             raise VaultError("no key-encryption key configured")
-        self._keys: dict[str, bytes] = {}
+        keys: dict[str, bytes] = {}
         for i, text in enumerate(keys_hex):
             try:
                 kek = bytes.fromhex(text.strip())
@@ -45,18 +54,22 @@ class KeyFileProvider:
                 raise VaultError(f"key-encryption key #{i + 1} is not hex") from None
             if len(kek) != 32:
                 raise VaultError(f"key-encryption key #{i + 1} must be 32 bytes")
-            self._keys[_kek_id(kek)] = kek
+            keys[_kek_id(kek)] = kek
+        self._keys = keys  # all or nothing: a bad file leaves the keys in use untouched
         self._current = _kek_id(bytes.fromhex(keys_hex[0].strip()))
 
     @classmethod
     def from_file(cls, path: Path, env_hex: str | None = None) -> KeyFileProvider:
         if env_hex:
             return cls([env_hex])
+        return cls(cls._read(path), path)
+
+    @staticmethod
+    def _read(path: Path) -> list[str]:
         try:
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+            return [ln for ln in path.read_text().splitlines() if ln.strip()]
         except FileNotFoundError:
             raise VaultError(f"key-encryption key file missing: {path}") from None
-        return cls(lines)
 
     def current_kek_id(self) -> str:
         return self._current
@@ -69,6 +82,11 @@ class KeyFileProvider:
 
     def unwrap(self, kek_id: str, wrapped: bytes) -> bytes:
         kek = self._keys.get(kek_id)
+        if kek is None and self._path is not None:
+            # `pli vault rotate-kek` ran while this process was up: pick the new file up,
+            # and wrap new objects with the new KEK from now on too.
+            self._load(self._read(self._path))
+            kek = self._keys.get(kek_id)
         if kek is None:
             raise VaultError(f"unknown key-encryption key id {kek_id}")
         try:
