@@ -43,6 +43,8 @@ from gateway.smtp.server import start_smtp
 from gateway.tls import server_context
 from policies.engine import PolicyEngine
 from policies.rules import RuleError
+from vault.base import VaultError
+from vault.checkpoints import Signer, make_checkpoint, run_checkpointer
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider
 from vault.service import Vault
@@ -200,6 +202,7 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
 
     servers["http"] = await start_health(s.http.host, s.http.port, ready)
     _start_outbound(services, stack)
+    _start_checkpointer(services, stack)
     for srv in servers.values():
         stack.push_async_callback(_close, srv)
     ports = {name: _port(srv) for name, srv in servers.items()}
@@ -229,6 +232,31 @@ def _start_outbound(services: Services, stack: AsyncExitStack) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    stack.push_async_callback(stop)
+
+
+def _start_checkpointer(services: Services, stack: AsyncExitStack) -> None:
+    """Signed checkpoints of the audit chain, and a last one at shutdown."""
+    s = services.settings
+    path = s.audit_key_path()
+    if not path.exists():
+        log.warning("audit.checkpoints_disabled", reason="no signing key; run pli init")
+        return
+    try:
+        signer = Signer(path)
+    except VaultError as exc:
+        raise ConfigError(f"invalid configuration key 'audit.signing_key_file': {exc}") from None
+    task = asyncio.create_task(run_checkpointer(
+        services.engine, signer, interval=s.audit.checkpoint_interval,
+        every=s.audit.checkpoint_every), name="pli-audit-checkpoints")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):  # best effort: the chain itself is intact
+            await make_checkpoint(services.engine, signer)
 
     stack.push_async_callback(stop)
 

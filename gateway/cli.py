@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="action", required=True, metavar="ACTION")
-    p = a.add_parser("verify", help="verify the hash chain")
+    p = a.add_parser("verify", help="verify the hash chain and its signed checkpoints")
+    _common(p)
+    p.add_argument("--public-key", type=Path,
+                   help="Ed25519 public key (default: the .pub beside audit.signing_key_file)")
+    p = a.add_parser("checkpoint", help="sign the chain's head now")
     _common(p)
     for name, text in (("query", "list audit entries"),
                        ("export", "JSON lines with hashes, checkable outside pli")):
@@ -251,18 +255,35 @@ async def _cmd_user(args: argparse.Namespace) -> int:
 
 
 async def _cmd_audit(args: argparse.Namespace) -> int:
-    from vault import audit
+    from vault import audit, checkpoints
 
-    _, engine = await _open(args)
+    settings, engine = await _open(args)
     try:
+        if args.action == "checkpoint":
+            seq = await checkpoints.make_checkpoint(
+                engine, checkpoints.Signer(settings.audit_key_path()))
+            print(f"checkpoint signed at entry {seq}" if seq else "head already signed")
+            return 0
         if args.action == "verify":
             report = await audit.verify(engine)
-            if report.ok:
-                print(f"audit chain OK: {report.entries} entries")
+            if not report.ok:
+                print(f"pli: audit chain BROKEN at entry {report.first_bad_seq}: "
+                      f"{report.problem}", file=sys.stderr)
+                return 1
+            pub = args.public_key or settings.audit_key_path().with_suffix(".pub")
+            if not pub.exists():
+                print(f"audit chain OK: {report.entries} entries (no public key at {pub}: "
+                      "checkpoints not checked)")
                 return 0
-            print(f"pli: audit chain BROKEN at entry {report.first_bad_seq}: {report.problem}",
-                  file=sys.stderr)
-            return 1
+            signed = await checkpoints.verify_checkpoints(engine,
+                                                          checkpoints.load_public_key(pub))
+            if not signed.ok:
+                print(f"pli: audit chain BROKEN at entry {signed.bad_seq}: {signed.problem}",
+                      file=sys.stderr)
+                return 1
+            print(f"audit chain OK: {report.entries} entries, {signed.checkpoints} signed "
+                  "checkpoints verified")
+            return 0
         flt = audit.AuditFilter(mailbox=args.mailbox, actor=args.actor,
                                 action=args.event_action, since=args.since,
                                 until=args.until, limit=args.limit)

@@ -28,6 +28,7 @@ from pydantic import (
 from gateway.errors import ConfigError
 
 __all__ = [
+    "AuditSettings",
     "DatabaseSettings",
     "DirectorySettings",
     "HttpSettings",
@@ -170,6 +171,14 @@ class QueueSettings(_Section):
         return {d.lower().rstrip("."): t for d, t in v.items()}
 
 
+class AuditSettings(_Section):
+    # Ed25519 key signing checkpoints of the audit chain (public half beside it, .pub);
+    # default DATA_DIR/keys/audit-signing.key.
+    signing_key_file: str = ""
+    checkpoint_interval: float = Field(60.0, gt=0)  # seconds
+    checkpoint_every: int = Field(10_000, gt=0)  # entries
+
+
 class PolicySettings(_Section):
     # The rule file (TOML, see deploy/policies.toml); default DATA_DIR/policies.toml if
     # it exists, else the built-in defaults. Reloaded on SIGHUP.
@@ -198,6 +207,7 @@ class Settings(_Section):
     directory: DirectorySettings = DirectorySettings()
     policy: PolicySettings = PolicySettings()
     queue: QueueSettings = QueueSettings()
+    audit: AuditSettings = AuditSettings()
     tls: TlsSettings = TlsSettings()
     log: LogSettings = LogSettings()
 
@@ -219,6 +229,11 @@ class Settings(_Section):
         cert = Path(self.tls.cert_file) if self.tls.cert_file else self.data_dir / "tls/server.crt"
         key = Path(self.tls.key_file) if self.tls.key_file else self.data_dir / "tls/server.key"
         return cert, key
+
+    def audit_key_path(self) -> Path:
+        if self.audit.signing_key_file:
+            return Path(self.audit.signing_key_file)
+        return self.data_dir / "keys/audit-signing.key"
 
     def policy_path(self) -> Path | None:
         if self.policy.file:

@@ -22,6 +22,7 @@ from gateway.db import create_engine, migrate
 from gateway.demo import DEMO_DIR, DEMO_DOMAINS, DEMO_IDENTITIES
 from gateway.tls import make_dev_certificate
 from policies.rules import DEFAULT_RULES_FILE
+from vault.checkpoints import create_signing_key
 from vault.keys import create_kek_file
 
 __all__ = ["DemoAccount", "init_data_dir", "read_demo_accounts"]
@@ -84,6 +85,8 @@ def _prepare_files(
             cert.parent, ["localhost", "127.0.0.1", settings.hostname, *settings.domains]
         )
     settings.vault_path().mkdir(parents=True, exist_ok=True)
+    if not settings.audit_key_path().exists():
+        create_signing_key(settings.audit_key_path())
     rules = data_dir / "policies.toml"
     if not settings.policy.file and not rules.exists():
         # The defaults, written out so that an operator edits a file rather than code.

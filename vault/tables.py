@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["audit_event", "audit_head", "metadata", "vault_object"]
+__all__ = ["audit_checkpoint", "audit_event", "audit_head", "metadata", "vault_object"]
 
 metadata = MetaData()
 
@@ -62,4 +62,17 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# Signed (Ed25519) statements "the chain had this hash at this seq": someone who can
+# rewrite the table and recompute every hash still cannot forge them without the key.
+audit_checkpoint = Table(
+    "audit_checkpoint",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
 )

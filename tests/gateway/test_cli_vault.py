@@ -73,3 +73,14 @@ def test_audit_export_is_checkable_outside_pli(pli: RunningPli) -> None:
     assert {json.loads(line)["action"] for line in only.stdout.splitlines()} == \
         {"message.accepted"}
     assert pli.cli("audit", "verify").returncode == 0
+
+
+def test_checkpoints_are_signed_and_verified(pli: RunningPli) -> None:
+    _send(pli, uuid.uuid4().hex)
+    signed = pli.cli("audit", "checkpoint")
+    assert signed.returncode == 0 and "checkpoint signed at entry" in signed.stdout
+    pub = pli.data_dir / "keys" / "audit-signing.pub"
+    assert pub.exists() and (pli.data_dir / "keys" / "audit-signing.key").stat().st_mode \
+        & 0o077 == 0
+    verified = pli.cli("audit", "verify", "--public-key", str(pub))
+    assert verified.returncode == 0 and "signed checkpoints verified" in verified.stdout
