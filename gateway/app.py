@@ -43,7 +43,7 @@ from gateway.smtp.server import start_smtp
 from gateway.tls import server_context
 from policies.engine import PolicyEngine
 from policies.rules import RuleError
-from vault.base import VaultError
+from vault.base import BlobStore, VaultError
 from vault.checkpoints import Signer, make_checkpoint, run_checkpointer
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider
@@ -53,6 +53,7 @@ __all__ = [
     "DirectoryBackend",
     "Services",
     "build_services",
+    "open_blob_store",
     "open_directory",
     "run_server",
     "start_listeners",
@@ -108,13 +109,29 @@ def open_directory(settings: Settings, engine: AsyncEngine, stack: AsyncExitStac
     return SqlDirectory(engine)
 
 
+async def open_blob_store(settings: Settings, stack: AsyncExitStack) -> BlobStore:
+    """The configured store of encrypted objects (filesystem, or S3 such as MinIO)."""
+    if settings.vault.backend != "s3":
+        return FsBlobStore(settings.vault_path())
+    from vault.s3 import S3BlobStore
+
+    c = settings.vault.s3
+    store = S3BlobStore(c.endpoint, c.access_key, c.secret_key, c.bucket, secure=c.secure,
+                        region=c.region or None, prefix=c.prefix, object_lock=c.object_lock,
+                        retention_days=c.retention_days, part_size=c.part_size)
+    stack.push_async_callback(store.aclose)
+    await store.ensure_bucket()
+    return store
+
+
 async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     """Open the database (migrated), the vault and the directory."""
     engine = create_engine(settings.database_url())
     stack.push_async_callback(engine.dispose)
     await migrate(engine)
     keys = KeyFileProvider.from_file(settings.kek_path(), os.environ.get("PLI_VAULT_KEK_HEX"))
-    vault = Vault(engine, FsBlobStore(settings.vault_path()), keys, settings.vault.chunk_size)
+    vault = Vault(engine, await open_blob_store(settings, stack), keys,
+                  settings.vault.chunk_size)
     backend = open_directory(settings, engine, stack)
     d = settings.directory
     directory: Directory = backend

@@ -52,7 +52,6 @@ async def _event(engine: AsyncEngine, action: str, result: str = "ok",
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from vault import maintenance
-    from vault.fs import FsBlobStore
     from vault.keys import KeyFileProvider
     from vault.service import Vault
 
@@ -71,9 +70,15 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         print(f"current key-encryption key {report.new_kek_id}: {report.rewrapped} data keys "
               f"re-wrapped; {len(dropped)} old keys removed from {path}")
         return 0
+    from contextlib import AsyncExitStack
+
+    from gateway.app import open_blob_store
+
     keys = KeyFileProvider.from_file(settings.kek_path(), env_key)
-    vault = Vault(engine, FsBlobStore(settings.vault_path()), keys, settings.vault.chunk_size)
-    result = await maintenance.verify_objects(engine, vault, _progress("verified"))
+    async with AsyncExitStack() as stack:
+        vault = Vault(engine, await open_blob_store(settings, stack), keys,
+                      settings.vault.chunk_size)
+        result = await maintenance.verify_objects(engine, vault, _progress("verified"))
     for name, reason in result.failures:
         print(f"pli: object {name}: {reason}", file=sys.stderr)
     await _event(engine, "vault.verify", result="ok" if result.ok else "fail",

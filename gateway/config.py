@@ -37,6 +37,7 @@ __all__ = [
     "LogSettings",
     "PolicySettings",
     "QueueSettings",
+    "S3Settings",
     "Settings",
     "SmtpSettings",
     "TlsSettings",
@@ -106,11 +107,35 @@ class DatabaseSettings(_Section):
     url: str = ""
 
 
+class S3Settings(_Section):
+    # An S3-compatible store (MinIO with Object Lock in production). The secret key comes
+    # from the environment (PLI_VAULT__S3__SECRET_KEY), not from a shared config file.
+    endpoint: str = ""  # host:port
+    bucket: str = "pli-vault"
+    access_key: str = ""
+    secret_key: str = Field("", repr=False)
+    secure: bool = True
+    region: str = ""
+    prefix: str = ""
+    object_lock: Literal["", "GOVERNANCE", "COMPLIANCE"] = ""
+    retention_days: int = Field(0, ge=0)  # with object_lock: S3 refuses deletion before
+    part_size: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+
 class VaultSettings(_Section):
-    backend: Literal["fs"] = "fs"
+    backend: Literal["fs", "s3"] = "fs"
+    s3: S3Settings = S3Settings()
     path: str = ""  # default DATA_DIR/vault
     kek_file: str = ""  # default DATA_DIR/keys/kek.key; or PLI_VAULT_KEK_HEX
     chunk_size: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> VaultSettings:
+        if self.backend == "s3" and not (self.s3.endpoint and self.s3.access_key):
+            raise ValueError("backend 's3' needs s3.endpoint and s3.access_key")
+        if bool(self.s3.object_lock) != (self.s3.retention_days > 0):
+            raise ValueError("s3.object_lock and a positive s3.retention_days go together")
+        return self
 
 
 class LdapSettings(_Section):

@@ -176,3 +176,34 @@ async def test_ldap_directory_down_answers_451_443_then_recovers(tmp_path: Path)
             assert code == 250, msg
     finally:
         server.stop()
+
+
+async def test_s3_vault_down_answers_451_and_leaves_nothing(tmp_path: Path) -> None:
+    from tests.support.moto_s3 import MotoS3Server
+
+    server = MotoS3Server()
+    server.start()
+    try:
+        data = tmp_path / "var"
+        await init_data_dir(data, demo=True)
+        env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
+               "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
+               "PLI_VAULT__BACKEND": "s3", "PLI_VAULT__S3__ENDPOINT": server.endpoint,
+               "PLI_VAULT__S3__SECURE": "false", "PLI_VAULT__S3__ACCESS_KEY": server.access_key,
+               "PLI_VAULT__S3__SECRET_KEY": server.secret_key, "PLI_VAULT__S3__REGION": "us-east-1"}
+        settings = load_settings(None, data, environ=env)
+        async with AsyncExitStack() as stack:
+            services = await build_services(settings, stack)
+            ports = await start_listeners(services, stack)
+            cafile = settings.tls_files()[0]
+            code, msg = await asyncio.to_thread(_send, ports["smtp"], cafile)
+            assert code == 250, msg
+            # The body went to S3, not to the data directory.
+            assert not [p for p in (data / "vault").rglob("*") if p.is_file()]
+            server.stop()
+            code, msg = await asyncio.to_thread(_send, ports["smtp"], cafile)
+            assert code == 451 and msg.startswith(b"4."), msg  # never 250, never 5xx
+            assert await _counts(services) == (1, 1)  # nothing half-recorded
+            assert (await audit.verify(services.engine)).ok
+    finally:
+        server.stop()

@@ -1,0 +1,337 @@
+"""S3 blob store (minio client): the vault's encrypted objects in a bucket.
+
+The minio client blocks, so every call runs on a dedicated thread pool and the
+event loop never waits on the network. Uploads stream: up to one part is
+gathered on the loop (a small message then costs one thread trip and one PUT),
+larger objects are pulled part by part from the async iterator by the upload
+thread through :class:`_Bridge`, so memory stays near a few parts whatever the
+object size. S3 makes an object visible only when its PUT or multipart
+completion succeeds, and minio aborts a failed multipart upload, so a put is
+all or nothing. Short urllib3 timeouts and few retries turn a dead endpoint
+into :class:`VaultUnavailable` within seconds, which SMTP answers with 451.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import datetime as dt
+import functools
+import io
+import os
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import BinaryIO, Literal, TypeVar, cast
+
+import certifi
+import urllib3
+from minio import Minio
+from minio.commonconfig import COMPLIANCE, GOVERNANCE
+from minio.error import MinioException, S3Error
+from minio.retention import Retention
+from urllib3.util import Retry, Timeout
+
+from vault.base import ObjectNotFound, VaultError, VaultUnavailable
+
+__all__ = ["RetentionLocked", "S3BlobStore"]
+
+T = TypeVar("T")
+_NAME_RE = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,16})?$")
+_MIN_PART = 5 * 1024 * 1024  # S3's smallest multipart part
+_READ_SIZE = 256 * 1024
+_POLL = 0.2  # how often a waiting upload thread checks that its put was not abandoned
+
+
+class RetentionLocked(VaultError):
+    """S3 object lock refuses the deletion: the object's retention date is not reached."""
+
+
+class _SourceFailed(Exception):
+    """The caller's chunk iterator raised; carried through minio so it aborts the upload."""
+
+
+class _Bridge:
+    """File-like object read by minio's upload thread, fed from the loop's async iterator.
+
+    Each ``read`` asks the loop for chunks until it can return ``size`` bytes,
+    so minio gets a whole part per call; chunks are joined once per part, and
+    the bridge must be their only holder, or a part more stays in memory.
+    ``abandon`` (the put was cancelled) fails the thread's next read, which
+    makes minio abort the multipart upload.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, chunks: AsyncIterator[bytes], head: list[bytes]
+    ) -> None:
+        self._loop = loop
+        self._chunks = chunks
+        self._parts = deque(head)
+        self._have = sum(map(len, head))
+        self._eof = False
+        self._abandoned = False
+        self._pending: Future[bytes | None] | None = None
+        self.error: BaseException | None = None
+        self.size = 0
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+
+    def _fetch(self) -> bytes | None:
+        fut = self._pending = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+        # Waits in short steps so that a cancelled put or a closed loop frees the thread.
+        while not wait([fut], timeout=_POLL).done:
+            if self._abandoned or self._loop.is_closed():
+                fut.cancel()
+                raise _SourceFailed("put abandoned")
+        if fut.cancelled():
+            raise _SourceFailed("put abandoned")
+        exc = fut.exception()
+        if exc is not None:
+            self.error = exc
+            raise _SourceFailed("chunk source failed") from exc
+        return fut.result()
+
+    def read(self, size: int = -1) -> bytes:
+        if self._abandoned:
+            raise _SourceFailed("put abandoned")
+        while not self._eof and (size < 0 or self._have < size):
+            chunk = self._fetch()
+            if chunk is None:
+                self._eof = True
+            elif chunk:
+                self._parts.append(chunk)
+                self._have += len(chunk)
+        want = need = self._have if size < 0 else min(size, self._have)
+        out: list[bytes] = []
+        while need:
+            piece = self._parts.popleft()
+            if len(piece) > need:
+                self._parts.appendleft(piece[need:])
+                piece = piece[:need]
+            out.append(piece)
+            need -= len(piece)
+        self._have -= want
+        self.size += want
+        return b"".join(out)
+
+    def abandon(self) -> None:
+        self._abandoned = True
+        if self._pending is not None:
+            self._pending.cancel()
+
+
+def _read(stream: Iterator[bytes]) -> bytes | None:
+    return next(stream, None)
+
+
+def _lock_of(headers: Mapping[str, str]) -> str | None:
+    """What an object's HEAD says protects it now: a legal hold or a future retention date."""
+    if headers.get("x-amz-object-lock-legal-hold", "").upper() == "ON":
+        return "under legal hold"
+    mode = headers.get("x-amz-object-lock-mode")
+    until = headers.get("x-amz-object-lock-retain-until-date", "")
+    try:
+        date = dt.datetime.fromisoformat(until)
+    except ValueError:
+        return f"under {mode} retention" if mode else None
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=dt.UTC)
+    active = mode and date > dt.datetime.now(dt.UTC)
+    return f"under {mode} retention until {until}" if active else None
+
+
+class S3BlobStore:
+    """Opaque objects under ``prefix + name`` in one bucket; see the module docstring.
+
+    ``object_lock`` with ``retention_days`` gives every object a retention
+    (GOVERNANCE or COMPLIANCE) so that S3 itself refuses to delete it earlier:
+    a compromised gateway cannot destroy the archive. ``workers`` bounds the
+    concurrent S3 calls; an upload larger than one part holds a worker until
+    its source is exhausted, so size the pool above the expected large puts.
+    """
+
+    def __init__(
+        self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
+        secure: bool = True, region: str | None = None, prefix: str = "",
+        object_lock: Literal["", "GOVERNANCE", "COMPLIANCE"] = "", retention_days: int = 0,
+        part_size: int = 16 * 1024 * 1024, workers: int = 8,
+        connect_timeout: float = 5.0, read_timeout: float = 60.0,
+    ) -> None:
+        if part_size < _MIN_PART:
+            raise ValueError("part_size must be at least 5 MiB (S3's smallest part)")
+        if object_lock not in ("", GOVERNANCE, COMPLIANCE):
+            raise ValueError(f"object_lock must be GOVERNANCE or COMPLIANCE, not {object_lock!r}")
+        if bool(object_lock) != (retention_days > 0):
+            raise ValueError("object_lock and a positive retention_days go together")
+        self._bucket = bucket
+        self._prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        self._lock = object_lock
+        self._days = retention_days
+        self._part = part_size
+        self._region = region
+        # minio's default client waits 5 minutes and retries 5 times: a stopped
+        # server would hold an SMTP transaction for minutes instead of a quick 451.
+        # A read timeout is not retried: a hung server then costs one timeout.
+        self._http = urllib3.PoolManager(
+            timeout=Timeout(connect=connect_timeout, read=read_timeout), maxsize=workers,
+            cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            retries=Retry(total=2, read=0, backoff_factor=0.2,
+                          status_forcelist=[500, 502, 503, 504]),
+        )
+        self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key,
+                             secure=secure, region=region, http_client=self._http)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pli-s3")
+
+    def _key(self, name: str) -> str:
+        if not _NAME_RE.match(name):
+            raise ValueError(f"invalid object name {name!r}")
+        return self._prefix + name
+
+    async def _call(self, name: str, fn: Callable[..., T], *args: object) -> T:
+        """Run a blocking minio call on the pool, translating its failures to vault errors.
+
+        The caller's context goes along (as with asyncio.to_thread), so the chunk
+        source that an upload thread drives still sees the request's context.
+        """
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except (VaultError, ValueError):
+            raise
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise ObjectNotFound(name) from None
+            raise VaultUnavailable(f"S3 refused the request: {exc.code}: {exc.message}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise VaultUnavailable(f"S3 unreachable: {exc}") from exc
+
+    async def put(self, name: str, chunks: AsyncIterator[bytes]) -> int:
+        key = self._key(name)
+        # minio holds a whole part in memory before sending it anyway, so the
+        # first part is gathered here: a message that fits costs one thread
+        # trip, and a slow producer holds no worker thread meanwhile.
+        head: list[bytes] = []
+        have = 0
+        while have <= self._part:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                data = b"".join(head)
+                del head
+                await self._call(name, self._upload, key, io.BytesIO(data), len(data))
+                return len(data)
+            head.append(chunk)
+            have += len(chunk)
+        bridge = _Bridge(asyncio.get_running_loop(), chunks, head)
+        del head  # the bridge hands these chunks to minio and must be their only holder
+        try:
+            await self._call(name, self._upload, key, cast(BinaryIO, bridge), -1)
+        except asyncio.CancelledError:
+            bridge.abandon()  # the thread stops at its next read and minio aborts the upload
+            raise
+        except (_SourceFailed, VaultError):
+            if bridge.error is not None:  # the producer's own failure, not the store's
+                raise bridge.error from None
+            raise
+        return bridge.size
+
+    def _upload(self, key: str, data: BinaryIO, length: int) -> None:
+        result = self._client.put_object(
+            self._bucket, key, data, length, part_size=self._part,
+            # Parallel parts would multiply the memory per put, and minio's part
+            # pool leaves its threads behind when the source fails.
+            num_parallel_uploads=1,
+        )
+        if not self._lock:
+            return
+        # Retention is set by PutObjectRetention rather than put_object(retention=):
+        # S3 demands a Content-MD5 with lock headers and minio sends none over
+        # plain HTTP, while this call always carries one. put only returns once
+        # the object is locked; an object that could not be locked is removed.
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(days=self._days)
+        try:
+            self._client.set_object_retention(
+                self._bucket, key, Retention(self._lock, until), version_id=result.version_id)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._client.remove_object(self._bucket, key, version_id=result.version_id)
+            raise
+
+    async def get(self, name: str) -> AsyncIterator[bytes]:
+        key = self._key(name)
+        response = await self._call(name, self._client.get_object, self._bucket, key)
+        try:
+            stream = response.stream(_READ_SIZE)
+            while (chunk := await self._call(name, _read, stream)) is not None:
+                yield chunk
+        finally:
+            # Inline, so it happens even when the reader is cancelled or the pool
+            # is shut down: close() drops a half-read socket and release_conn()
+            # hands the connection back; neither waits on the network.
+            response.close()
+            response.release_conn()
+
+    async def exists(self, name: str) -> bool:
+        try:
+            await self._call(name, self._client.stat_object, self._bucket, self._key(name))
+        except ObjectNotFound:
+            return False
+        return True
+
+    async def delete(self, name: str) -> None:
+        await self._call(name, self._delete, name, self._key(name))
+
+    def _delete(self, name: str, key: str) -> None:
+        """Delete the object's version, so the data goes and object lock applies.
+
+        On a versioned bucket (object lock implies versioning) a DELETE by name
+        only adds a delete marker, which S3 accepts even for a retained object:
+        the vault would then neither hold the object nor have destroyed it.
+        """
+        try:
+            stat = self._client.stat_object(self._bucket, key)
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                return
+            raise
+        try:
+            self._client.remove_object(self._bucket, key, version_id=stat.version_id)
+        except S3Error as exc:
+            # AccessDenied is also what a missing permission gives: only an
+            # object that HEAD showed under lock is reported as locked.
+            lock = _lock_of(stat.metadata or {})
+            if exc.code != "AccessDenied" or lock is None:
+                raise
+            raise RetentionLocked(f"object {name} is {lock}: S3 refuses to delete it") from exc
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket if missing (with object lock when configured), or check it."""
+        await self._call("", self._ensure_bucket)
+
+    def _ensure_bucket(self) -> None:
+        if not self._client.bucket_exists(self._bucket):
+            try:
+                self._client.make_bucket(self._bucket, self._region, object_lock=bool(self._lock))
+            except S3Error as exc:
+                if exc.code != "BucketAlreadyOwnedByYou":  # lost a race with another gateway
+                    raise
+            else:
+                return
+        if self._lock:
+            try:
+                self._client.get_object_lock_config(self._bucket)
+            except S3Error as exc:
+                raise VaultError(
+                    f"bucket {self._bucket} has no object lock, which object_lock="
+                    f"{self._lock} needs; object lock can only be enabled at creation") from exc
+
+    async def aclose(self) -> None:
+        """Wait for running calls, then stop the threads and close the connections."""
+        await asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True)
+        self._http.clear()
