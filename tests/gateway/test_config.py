@@ -58,3 +58,11 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
         load_settings(cfg, tmp_path, environ={})
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "missing.toml", tmp_path, environ={})
+
+
+def test_the_deploy_example_is_valid() -> None:
+    from gateway.config import load_settings
+
+    example = Path(__file__).parents[2] / "deploy" / "pli.toml.example"
+    s = load_settings(example, Path("/nonexistent"), environ={})
+    assert s.smtp.require_tls and s.smtp.mta_port == 25 and s.smtp.submission_tls_port == 465
