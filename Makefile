@@ -5,7 +5,7 @@ DATA    ?= var
 BIN     := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install apt-deps lint typecheck pytest clean bench bench-directory bench-smtp
+.PHONY: run test install apt-deps lint typecheck pytest clean bench bench-directory bench-smtp bench-vault
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,11 @@ clean:
 ## make bench: every benchmark, medians of 3 (results in bench-results/):
 ##   bench-directory  1M-row SQLite import, cached lookups, uncached LDAP lookups vs raw slapd
 ##   bench-smtp       SMTP ingest vs Postfix→Dovecot (peer kit in tests/bench/peers)
-bench: bench-directory bench-smtp
+##   bench-vault      encrypted put/get vs raw minio on one S3 server, audit appends, 1 GB RSS
+bench: bench-directory bench-smtp bench-vault
+
+bench-vault: install
+	$(BIN)/python tests/bench/vault_bench.py $(VAULT_BENCH_ARGS)
 
 bench-directory: install
 	$(BIN)/python tests/bench/directory_bench.py $(DIRECTORY_BENCH_ARGS)

@@ -1,0 +1,218 @@
+"""Vault benchmark: pli's encrypted put/get over S3 vs the raw minio client, audit appends, RSS.
+
+Against one S3 server (moto's server mode, started here on loopback), in the
+same run: the time to put and get objects of 100 KB and 10 MB through pli's
+vault (AES-256-GCM chunks, digest, integrity check on read) divided by the
+time of raw ``minio`` put/get of the same bytes (goal ≤ 1.2); batched audit
+appends per second on SQLite (goal ≥ 20,000/s); and the peak RSS of a child
+process streaming a 1 GB object in and out of the vault (goal ≤ 100 MB).
+Medians of ``--runs`` (default 3) because the 2-core VM is shared and noisy.
+Results land in ``bench-results/vault-<timestamp>.json``.
+
+    .venv/bin/python tests/bench/vault_bench.py [--runs 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from minio import Minio  # noqa: E402
+
+from gateway.db import create_engine, migrate  # noqa: E402
+from tests.support.moto_s3 import MotoS3Server  # noqa: E402
+from vault import audit  # noqa: E402
+from vault.keys import KeyFileProvider, create_kek_file  # noqa: E402
+from vault.s3 import S3BlobStore  # noqa: E402
+from vault.service import Vault  # noqa: E402
+
+RESULTS = ROOT / "bench-results"
+MB = 1024 * 1024
+
+
+def _hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _pli_vault(server: MotoS3Server, tmp: Path, bucket: str) -> tuple[Vault, S3BlobStore]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp / f'{bucket}.db'}")
+    await migrate(engine)
+    kek = tmp / f"{bucket}.kek"
+    create_kek_file(kek)
+    store = S3BlobStore(server.endpoint, server.access_key, server.secret_key, bucket,
+                        secure=False, region="us-east-1", part_size=16 * MB)
+    await store.ensure_bucket()
+    return Vault(engine, store, KeyFileProvider.from_file(kek), 64 * 1024), store
+
+
+def _raw(server: MotoS3Server, bucket: str, data: bytes, count: int) -> tuple[float, float]:
+    client = Minio(server.endpoint, access_key=server.access_key,
+                   secret_key=server.secret_key, secure=False, region="us-east-1")
+    if not client.bucket_exists(bucket):
+        client.make_bucket(bucket)
+    t = time.perf_counter()
+    for i in range(count):
+        client.put_object(bucket, f"raw-{i}", io.BytesIO(data), len(data))
+    put = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(count):
+        resp = client.get_object(bucket, f"raw-{i}")
+        try:
+            got = resp.read()
+        finally:
+            resp.close()
+            resp.release_conn()
+        assert len(got) == len(data)
+    return put, time.perf_counter() - t
+
+
+async def _pli(vault: Vault, data: bytes, count: int) -> tuple[float, float]:
+    t = time.perf_counter()
+    names = []
+    for _ in range(count):
+        obj = await vault.put(data)
+        async with vault._engine.begin() as conn:  # recorded, as ingest does
+            await vault.record(conn, obj)
+        names.append(obj.name)
+    put = time.perf_counter() - t
+    t = time.perf_counter()
+    for name in names:
+        assert len(await vault.get(name)) == len(data)
+    return put, time.perf_counter() - t
+
+
+async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool) -> dict[str, float]:
+    out: dict[str, float] = {}
+    cases = {"100KB": (100 * 1000, 50 if quick else 200), "10MB": (10 * MB, 3 if quick else 10)}
+    for label, (size, count) in cases.items():
+        data = os.urandom(size)
+        vault, store = await _pli_vault(server, tmp, f"pli-{label.lower()}-{run}")
+        pli_put, pli_get = await _pli(vault, data, count)
+        await store.aclose()
+        raw_put, raw_get = await asyncio.to_thread(_raw, server, f"raw-{label.lower()}-{run}",
+                                                   data, count)
+        out[f"{label}_pli_put_s"], out[f"{label}_pli_get_s"] = pli_put, pli_get
+        out[f"{label}_raw_put_s"], out[f"{label}_raw_get_s"] = raw_put, raw_get
+        out[f"{label}_put_ratio"] = pli_put / raw_put
+        out[f"{label}_get_ratio"] = pli_get / raw_get
+    return out
+
+
+async def _audit_rate(tmp: Path, run: int, events: int) -> float:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp / f'audit-{run}.db'}")
+    await migrate(engine)
+    batch = [audit.AuditEvent(action="message.delivered", actor="a@x.fr",
+                              mailbox="b@y.fr", msg_id="0123456789abcdef")] * 1000
+    t = time.perf_counter()
+    for _ in range(events // len(batch)):
+        async with engine.begin() as conn:
+            await audit.append_many(conn, batch)
+    rate = events / (time.perf_counter() - t)
+    assert (await audit.verify(engine)).ok
+    await engine.dispose()
+    return rate
+
+
+async def _stream_child(endpoint: str, tmp: Path, size_mb: int) -> None:
+    """Runs in a child process: put then read back ``size_mb`` MiB; print peak RSS."""
+    server = MotoS3Server.__new__(MotoS3Server)
+    server.endpoint, server.access_key, server.secret_key = endpoint, *_creds()
+    vault, store = await _pli_vault(server, tmp, "stream")
+    before = _hwm_mb()
+
+    async def source() -> AsyncIterator[bytes]:
+        block = os.urandom(MB)
+        for _ in range(size_mb):
+            yield block
+
+    t = time.perf_counter()
+    obj = await vault.put(source())
+    async with vault._engine.begin() as conn:
+        await vault.record(conn, obj)
+    put_s = time.perf_counter() - t
+    t, read = time.perf_counter(), 0
+    async for piece in vault.stream(obj.name):
+        read += len(piece)
+    assert read == size_mb * MB
+    print(json.dumps({"rss_before_mb": before, "peak_rss_mb": _hwm_mb(), "put_s": put_s,
+                      "get_s": time.perf_counter() - t}))
+    await store.aclose()
+
+
+def _creds() -> tuple[str, str]:
+    from tests.support.moto_s3 import ACCESS_KEY, SECRET_KEY
+
+    return ACCESS_KEY, SECRET_KEY
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="small sizes, one run")
+    ap.add_argument("--stream-mb", type=int, default=1024)
+    ap.add_argument("--child", nargs=2, metavar=("ENDPOINT", "DIR"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        asyncio.run(_stream_child(args.child[0], Path(args.child[1]), args.stream_mb))
+        return 0
+    runs = 1 if args.quick else args.runs
+    stream_mb = 64 if args.quick else args.stream_mb
+    per_run: list[dict[str, float]] = []
+    server = MotoS3Server()
+    server.start()
+    try:
+        for run in range(runs):
+            with tempfile.TemporaryDirectory(prefix="pli-vault-bench-") as d:
+                tmp = Path(d)
+                result = asyncio.run(_sizes(server, tmp, run, args.quick))
+                result["audit_appends_per_s"] = asyncio.run(
+                    _audit_rate(tmp, run, 20_000 if args.quick else 100_000))
+                child = subprocess.run(
+                    [sys.executable, __file__, "--child", server.endpoint, d,
+                     "--stream-mb", str(stream_mb)],
+                    capture_output=True, text=True, timeout=1800, check=True)
+                streamed = json.loads(child.stdout.strip().splitlines()[-1])
+                result.update({f"stream_{k}": v for k, v in streamed.items()})
+                per_run.append(result)
+                print(f"run {run + 1}: " + ", ".join(f"{k}={v:.3g}" for k, v in result.items()),
+                      file=sys.stderr)
+    finally:
+        server.stop()
+    median = {k: statistics.median(r[k] for r in per_run) for k in per_run[0]}
+    report = {"runs": runs, "stream_mb": stream_mb, "median": median, "per_run": per_run,
+              "goals": {"put_get_ratio_max": 1.2, "audit_appends_per_s_min": 20_000,
+                        "stream_peak_rss_mb_max": 100}}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"vault-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"vault bench: medians of {runs} run(s); S3 = moto server mode on loopback")
+    for label in ("100KB", "10MB"):
+        print(f"  {label:6} put pli/raw {median[f'{label}_put_ratio']:.2f}  "
+              f"get pli/raw {median[f'{label}_get_ratio']:.2f}   (goal <= 1.2)")
+    print(f"  audit appends (batches of 1000, SQLite) {median['audit_appends_per_s']:,.0f}/s "
+          "(goal >= 20,000/s)")
+    print(f"  streaming {stream_mb} MiB in and out: peak RSS {median['stream_peak_rss_mb']:.0f} MB"
+          f" (goal <= 100 MB), put {median['stream_put_s']:.1f} s, "
+          f"get {median['stream_get_s']:.1f} s")
+    print(f"  results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
