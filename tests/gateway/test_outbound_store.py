@@ -34,12 +34,16 @@ async def test_concurrent_claims_are_disjoint_and_leases_expire(engine: AsyncEng
     finally:
         await other.dispose()
     ids1, ids2 = {e.id for e in first}, {e.id for e in second}
-    assert not ids1 & ids2 and len(ids1 | ids2) == 50
+    assert not ids1 & ids2  # never the same entry twice
+    # On SQLite both may have picked the same candidates and the loser got fewer (or
+    # none) this round; the rest is claimed by the next round, still exactly once.
+    rest = {e.id for e in await store.claim(engine, "w3", now=NOW, limit=100, lease=60)}
+    assert not rest & (ids1 | ids2) and len(ids1 | ids2 | rest) == 50
     assert await store.claim(engine, "w3", now=NOW, limit=100, lease=60) == []
     # w1 crashed: after its lease, its entries are claimed again (at-least-once).
     later = NOW + dt.timedelta(seconds=61)
     again = await store.claim(engine, "w3", now=later, limit=100, lease=60)
-    assert {e.id for e in again} == ids1 | ids2
+    assert {e.id for e in again} == ids1 | ids2 | rest
     done = [e.id for e in again[:10]]
     await store.record(engine, done, state=store.DELIVERED, reply="250 ok", now=later)
     retry_at = later + dt.timedelta(seconds=600)
