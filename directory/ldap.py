@@ -132,10 +132,12 @@ def entry_from_ldap(attrs: dict[str, list[bytes]]) -> Entry | None:
                  **fields)
 
 
+# Servers answer with the schema's spelling; pli looks attributes up by one spelling.
+_CANON = {a.lower(): a for a in (*_READ_ATTRS, "userCertificate", "pliDelegate")}
+
+
 def _lower_attrs(attrs: dict[str, list[bytes]]) -> dict[str, list[bytes]]:
-    # Servers answer with the schema's spelling; look attributes up by one spelling.
-    canon = {a.lower(): a for a in (*_READ_ATTRS, "userCertificate", "pliDelegate")}
-    return {canon.get(k.lower(), k): v for k, v in attrs.items()}
+    return {_CANON.get(k.lower(), k): v for k, v in attrs.items()}
 
 
 def filter_eq(attr: str, value: str) -> str:

@@ -60,7 +60,7 @@ class Delivery:
         self.remote: list[str] = []  # other operators': queued at commit
         self._stored: StoredObject | None = None
         self._done = False
-        self._head = b""  # the start of the message: MDN requests are in its headers
+        self._head = b""  # the message's start, kept only when it mentions an MDN
         self._acks: list[mdn.Ack] = []
 
     async def add_sender(self, address: str) -> Decision:
@@ -135,8 +135,10 @@ class Delivery:
         """Store the message encrypted; not visible until commit."""
         if self.sender is None or not (self.recipients or self.remote):
             raise RuntimeError("put_body before sender and recipients")
-        self._head = data[:_MDN_HEAD]
-        if b"disposition-notification" in self._head.lower():
+        head = data[:_MDN_HEAD]
+        # One look per message: MDN requests and MDN reports both name the header/type.
+        if b"disposition-notification" in head.lower():
+            self._head = head
             self._acks = await asyncio.to_thread(mdn.parse_acks, data)
         try:
             self._stored = await self._svc.vault.put(self._trace_headers(data) + data)
@@ -187,7 +189,7 @@ class Delivery:
                  recipients=len(self.recipients), queued=len(self.remote))
         if self.remote and self._svc.on_queued is not None:
             self._svc.on_queued()
-        if self.info.protocol not in _INTERNAL and self.sender:
+        if self._head and self.info.protocol not in _INTERNAL and self.sender:
             await self._svc.answer_mdn_requests(self.sender, self.recipients, self._head)
         return self.ref
 
@@ -240,8 +242,7 @@ class IngestService:
         The message is committed already; an MDN that cannot be written now is
         logged, never a reason to take the 250 back.
         """
-        request = mdn.mdn_request(head, sender) if b"disposition-notification-to" in \
-            head.lower() else None
+        request = mdn.mdn_request(head, sender)
         if request is None:
             return
         for rcpt in recipients:

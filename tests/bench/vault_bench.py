@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from minio import Minio  # noqa: E402
 
 from gateway.db import create_engine, migrate  # noqa: E402
-from tests.support.moto_s3 import MotoS3Server  # noqa: E402
+from tests.support.moto_s3 import ACCESS_KEY, SECRET_KEY, MotoS3Server  # noqa: E402
 from vault import audit  # noqa: E402
 from vault.keys import KeyFileProvider, create_kek_file  # noqa: E402
 from vault.s3 import S3BlobStore  # noqa: E402
@@ -50,12 +50,12 @@ def _hwm_mb() -> float:
     return 0.0
 
 
-async def _pli_vault(server: MotoS3Server, tmp: Path, bucket: str) -> tuple[Vault, S3BlobStore]:
+async def _pli_vault(endpoint: str, tmp: Path, bucket: str) -> tuple[Vault, S3BlobStore]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp / f'{bucket}.db'}")
     await migrate(engine)
     kek = tmp / f"{bucket}.kek"
     create_kek_file(kek)
-    store = S3BlobStore(server.endpoint, server.access_key, server.secret_key, bucket,
+    store = S3BlobStore(endpoint, ACCESS_KEY, SECRET_KEY, bucket,
                         secure=False, region="us-east-1", part_size=16 * MB)
     await store.ensure_bucket()
     return Vault(engine, store, KeyFileProvider.from_file(kek), 64 * 1024), store
@@ -102,7 +102,7 @@ async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool) -> dict
     cases = {"100KB": (100 * 1000, 50 if quick else 200), "10MB": (10 * MB, 3 if quick else 10)}
     for label, (size, count) in cases.items():
         data = os.urandom(size)
-        vault, store = await _pli_vault(server, tmp, f"pli-{label.lower()}-{run}")
+        vault, store = await _pli_vault(server.endpoint, tmp, f"pli-{label.lower()}-{run}")
         pli_put, pli_get = await _pli(vault, data, count)
         await store.aclose()
         raw_put, raw_get = await asyncio.to_thread(_raw, server, f"raw-{label.lower()}-{run}",
@@ -131,9 +131,7 @@ async def _audit_rate(tmp: Path, run: int, events: int) -> float:
 
 async def _stream_child(endpoint: str, tmp: Path, size_mb: int) -> None:
     """Runs in a child process: put then read back ``size_mb`` MiB; print peak RSS."""
-    server = MotoS3Server.__new__(MotoS3Server)
-    server.endpoint, server.access_key, server.secret_key = endpoint, *_creds()
-    vault, store = await _pli_vault(server, tmp, "stream")
+    vault, store = await _pli_vault(endpoint, tmp, "stream")
     before = _hwm_mb()
 
     async def source() -> AsyncIterator[bytes]:
@@ -153,12 +151,6 @@ async def _stream_child(endpoint: str, tmp: Path, size_mb: int) -> None:
     print(json.dumps({"rss_before_mb": before, "peak_rss_mb": _hwm_mb(), "put_s": put_s,
                       "get_s": time.perf_counter() - t}))
     await store.aclose()
-
-
-def _creds() -> tuple[str, str]:
-    from tests.support.moto_s3 import ACCESS_KEY, SECRET_KEY
-
-    return ACCESS_KEY, SECRET_KEY
 
 
 def main() -> int:

@@ -25,7 +25,7 @@ from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction
 from directory.trustlist import parse_trustlist
 from gateway.db import create_engine, migrate
-from tests.directory.conftest import FIX, ldap_config
+from tests.directory.conftest import FIX, edited_sample, ldap_config
 from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd, new_subtree
 
 SAMPLE = FIX / "extraction-sample.txt"
@@ -89,28 +89,13 @@ async def test_import_gives_the_same_entries_as_sql(ldap_dir: LdapDirectory,
     assert await ldap_dir.resolve("nobody@ch-arras.mssante.fr") is None
 
 
-def _edited(tmp_path: Path) -> Path:
-    lines = SAMPLE.read_bytes().split(b"\n")
-    header, rows = lines[0], [x for x in lines[1:] if x]
-    fields = rows[5].split(b"|")
-    fields[7] = b"Service renomm\xc3\xa9"
-    rows[5] = b"|".join(fields)
-    del rows[10]
-    added = rows[20].split(b"|")
-    added[1] = b"nouvelle.arrivee@ch-arras.mssante.fr"
-    rows.append(b"|".join(added))
-    path = tmp_path / "changed.txt"
-    path.write_bytes(b"\n".join([header, *rows]) + b"\n")
-    return path
-
-
 async def test_reimport_synchronises_and_keeps_operator_data(ldap_dir: LdapDirectory,
                                                               tmp_path: Path) -> None:
     await import_extraction_ldap(ldap_dir, SAMPLE)
     assert await ldap_dir.set_delegation(ORG, SOPHIE)
     again = await import_extraction_ldap(ldap_dir, SAMPLE)
     assert (again.added, again.changed, again.removed, again.unchanged) == (0, 0, 0, 200)
-    edited = _edited(tmp_path)
+    edited = edited_sample(tmp_path)
     dry = await import_extraction_ldap(ldap_dir, edited, dry_run=True)
     assert (dry.added, dry.changed, dry.removed) == (1, 1, 1) and dry.dry_run
     assert await ldap_dir.resolve("nouvelle.arrivee@ch-arras.mssante.fr") is None

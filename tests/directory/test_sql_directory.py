@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,8 @@ from directory.sql_import import SourceReadError, import_extraction, import_trus
 from directory.tables import directory_entry, metadata
 from directory.trustlist import TrustListError
 from gateway.db import create_engine
+from tests.directory.conftest import edited_sample
+from tests.support.servers import free_port
 
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 SAMPLE = FIX / "extraction-sample.txt"
@@ -27,22 +28,6 @@ async def _count(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(directory_entry)))
                    .scalar_one())
-
-
-def _edited_sample(tmp_path: Path) -> Path:
-    """The sample with row 7 changed (line 7), row 12 removed (line 12), one row added."""
-    lines = SAMPLE.read_bytes().split(b"\n")
-    header, rows = lines[0], [x for x in lines[1:] if x]
-    fields = rows[5].split(b"|")
-    fields[7] = b"Service renomm\xc3\xa9"  # Service de rattachement: a stored field
-    rows[5] = b"|".join(fields)
-    del rows[10]
-    added = rows[20].split(b"|")
-    added[1] = b"nouvelle.arrivee@ch-arras.mssante.fr"
-    rows.append(b"|".join(added))
-    path = tmp_path / "changed.txt"
-    path.write_bytes(b"\n".join([header, *rows]) + b"\n")
-    return path
 
 
 async def test_import_resolve_and_idempotent_reimport(engine: AsyncEngine) -> None:
@@ -67,7 +52,7 @@ async def test_reimport_reports_added_changed_removed(
     rows = [x for x in SAMPLE.read_bytes().split(b"\n")[1:] if x]
     changed_addr = rows[5].split(b"|")[1].decode()
     removed_addr = rows[10].split(b"|")[1].decode()
-    report = await import_extraction(engine, _edited_sample(tmp_path), batch_size=7)
+    report = await import_extraction(engine, edited_sample(tmp_path), batch_size=7)
     assert (report.added, report.changed, report.removed, report.unchanged) == (1, 1, 1, 198)
     d = SqlDirectory(engine)
     assert await d.resolve("nouvelle.arrivee@ch-arras.mssante.fr") is not None
@@ -110,7 +95,7 @@ async def test_dry_run_writes_nothing(engine: AsyncEngine, tmp_path: Path) -> No
     assert report.added == 200 and report.dry_run and report.summary().endswith("written")
     assert await _count(engine) == 0
     await import_extraction(engine, SAMPLE)
-    report = await import_extraction(engine, _edited_sample(tmp_path), dry_run=True)
+    report = await import_extraction(engine, edited_sample(tmp_path), dry_run=True)
     assert (report.added, report.changed, report.removed, report.unchanged) == (1, 1, 1, 198)
     assert await _count(engine) == 200
     again = await import_extraction(engine, SAMPLE)
@@ -178,16 +163,10 @@ async def test_tables_metadata_creates_a_working_schema(db_engine: AsyncEngine) 
     assert await SqlDirectory(db_engine).resolve(SOPHIE) is not None
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 async def test_unreachable_database_is_unavailable(kind: str, tmp_path: Path) -> None:
     url = (f"sqlite+aiosqlite:///{tmp_path}/gone/dir/pli.db" if kind == "sqlite"
-           else f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/pli")
+           else f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/pli")
     eng = create_engine(url)
     d = SqlDirectory(eng)
     try:

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.servers import stop_process
+
 PLI = [sys.executable, "-m", "gateway.cli"]
 
 
@@ -71,9 +73,4 @@ def start_pli(data_dir: Path, *, domains: tuple[str, ...] = (), config_extra: st
 
 
 def stop_pli(pli: RunningPli) -> None:
-    pli.proc.terminate()
-    try:
-        pli.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pli.proc.kill()
-        pli.proc.wait()
+    stop_process(pli.proc, timeout=20)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -16,21 +15,16 @@ from gateway.core.tables import mailbox, message
 from gateway.datadir import init_data_dir
 from gateway.outbound import store
 from gateway.outbound.worker import OutboundWorker
+from tests.support.servers import free_port
 
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 SOPHIE = "sophie.bernard@ch-arras.mssante.fr"
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again on return: connections are refused
-
-
 async def test_delay_then_expiry_each_tell_the_sender_once(tmp_path: Path) -> None:
     data = tmp_path / "var"
     await init_data_dir(data, demo=True, domains=("ehpad-les-tilleuls.mssante.fr",))
-    port = _closed_port()
+    port = free_port()
     settings = load_settings(None, data, overrides={"queue": {
         "routes": {"ch-arras.mssante.fr": f"127.0.0.1:{port}"},
         "delay_warning": 0.2, "retry_base": 0.1, "retry_max": 0.1, "max_age": 2.0}})

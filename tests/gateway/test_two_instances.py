@@ -11,7 +11,6 @@ from __future__ import annotations
 import imaplib
 import json
 import smtplib
-import socket
 import ssl
 import time
 import uuid
@@ -21,17 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.running import RunningPli, start_pli, stop_pli
+from tests.support.servers import free_port
 
 EHPAD = "ehpad-les-tilleuls.mssante.fr"
 HOSPITAL = "ch-arras.mssante.fr"
 NURSE = f"infirmiere.claire.martin@{EHPAD}"
 SOPHIE = f"sophie.bernard@{HOSPITAL}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ctx(cafile: Path) -> ssl.SSLContext:
@@ -43,7 +37,7 @@ def _ctx(cafile: Path) -> ssl.SSLContext:
 class Pair:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.b_port = _free_port()  # fixed, so that B can come back on the same port
+        self.b_port = free_port()  # fixed, so that B can come back on the same port
         self.b_env = {"PLI_SMTP__MTA_PORT": str(self.b_port)}
         self.b = start_pli(root / "b", domains=(HOSPITAL,), env=self.b_env)
         self.a = self.start_a()

@@ -13,12 +13,13 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.support.servers import free_port, stop_process
 
 __all__ = ["ACCESS_KEY", "SECRET_KEY", "MotoS3Server"]
 
@@ -27,17 +28,11 @@ SECRET_KEY = "pli-test-secret-key"
 _HINT = "moto's server mode is missing: pip install 'moto[server]'"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class MotoS3Server:
     """``python -m moto.server`` on 127.0.0.1; ``endpoint`` is what an S3 client takes."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.endpoint = f"127.0.0.1:{self.port}"
         self.access_key = ACCESS_KEY
         self.secret_key = SECRET_KEY
@@ -79,14 +74,7 @@ class MotoS3Server:
     def stop(self) -> None:
         """Terminate the server (kill it if it lingers); its port refuses connections after."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
     def pause(self) -> None:
         """SIGSTOP: the kernel still accepts connections, nothing answers (a hung server)."""

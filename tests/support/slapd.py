@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.servers import free_port, stop_process
+
 __all__ = ["BASE_DN", "ROOT_DN", "ROOT_PW", "Slapd", "new_subtree"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,12 +27,6 @@ BASE_DN = "dc=pli,dc=test"
 ROOT_DN = f"cn=admin,{BASE_DN}"
 ROOT_PW = "slapd-test-secret"
 _HINT = "install slapd and ldap-utils (deploy/dev/apt-deps.sh does it)"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _indexes() -> list[str]:
@@ -43,7 +39,7 @@ class Slapd:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
         self._conf = root / "slapd.d"
@@ -127,14 +123,7 @@ olcAccess: to * by dn.exact="{ROOT_DN}" write by * read
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def new_subtree(server: Slapd) -> str:
