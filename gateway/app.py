@@ -43,10 +43,12 @@ from gateway.smtp.server import start_smtp
 from gateway.tls import server_context
 from policies.engine import PolicyEngine
 from policies.rules import RuleError
-from vault.base import BlobStore, VaultError
+from vault.base import BlobStore, KeyProvider, VaultError
 from vault.checkpoints import Signer, make_checkpoint, run_checkpointer
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider
+from vault.retention import RetentionPolicy
+from vault.segments import run_sealer
 from vault.service import Vault
 
 __all__ = [
@@ -124,14 +126,25 @@ async def open_blob_store(settings: Settings, stack: AsyncExitStack) -> BlobStor
     return store
 
 
+def open_key_provider(settings: Settings) -> KeyProvider:
+    """The key-encryption key: a key file (or PLI_VAULT_KEK_HEX), or an HSM over PKCS#11."""
+    return KeyFileProvider.from_file(settings.kek_path(), os.environ.get("PLI_VAULT_KEK_HEX"))
+
+
+async def open_vault(settings: Settings, engine: AsyncEngine, stack: AsyncExitStack) -> Vault:
+    r = settings.vault.retention
+    policy = RetentionPolicy(default_days=r.default_days, doc_types=dict(r.doc_types),
+                             mailboxes={k.lower(): v for k, v in r.mailboxes.items()})
+    return Vault(engine, await open_blob_store(settings, stack), open_key_provider(settings),
+                 settings.vault.chunk_size, retention=policy)
+
+
 async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     """Open the database (migrated), the vault and the directory."""
     engine = create_engine(settings.database_url())
     stack.push_async_callback(engine.dispose)
     await migrate(engine)
-    keys = KeyFileProvider.from_file(settings.kek_path(), os.environ.get("PLI_VAULT_KEK_HEX"))
-    vault = Vault(engine, await open_blob_store(settings, stack), keys,
-                  settings.vault.chunk_size)
+    vault = await open_vault(settings, engine, stack)
     backend = open_directory(settings, engine, stack)
     d = settings.directory
     directory: Directory = backend
@@ -254,7 +267,7 @@ def _start_outbound(services: Services, stack: AsyncExitStack) -> None:
 
 
 def _start_checkpointer(services: Services, stack: AsyncExitStack) -> None:
-    """Signed checkpoints of the audit chain, and a last one at shutdown."""
+    """Signed checkpoints of the audit chain (a last one at shutdown), and sealed segments."""
     s = services.settings
     path = s.audit_key_path()
     if not path.exists():
@@ -267,11 +280,15 @@ def _start_checkpointer(services: Services, stack: AsyncExitStack) -> None:
     task = asyncio.create_task(run_checkpointer(
         services.engine, signer, interval=s.audit.checkpoint_interval,
         every=s.audit.checkpoint_every), name="pli-audit-checkpoints")
+    sealer = asyncio.create_task(run_sealer(
+        services.engine, services.vault, signer, interval=s.audit.seal_interval,
+        max_entries=s.audit.segment_max), name="pli-audit-sealer")
 
     async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for t in (task, sealer):
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
         with contextlib.suppress(Exception):  # best effort: the chain itself is intact
             await make_checkpoint(services.engine, signer)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import datetime as dt
 import getpass
 import json
 import sys
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from directory.base import DirectoryError, normalize_address
-from gateway import cli_directory, cli_policy, cli_queue, cli_vault
+from gateway import cli_audit, cli_directory, cli_policy, cli_queue, cli_vault
 from gateway.config import Settings, load_settings
 from gateway.errors import PliError
 from vault.base import VaultError
@@ -69,41 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("address")
     p.add_argument("--stdin", action="store_true", help="read the password from stdin")
 
-    a = sub.add_parser("audit", help="the audit trail").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
-    p = a.add_parser("verify", help="verify the hash chain and its signed checkpoints")
-    _common(p)
-    p.add_argument("--public-key", type=Path,
-                   help="Ed25519 public key (default: the .pub beside audit.signing_key_file)")
-    p = a.add_parser("checkpoint", help="sign the chain's head now")
-    _common(p)
-    for name, text in (("query", "list audit entries"),
-                       ("export", "JSON lines with hashes, checkable outside pli")):
-        p = a.add_parser(name, help=text)
-        _common(p)
-        _audit_filters(p)
+    cli_audit.add_parser(sub, _common)
     cli_vault.add_parser(sub, _common)
     return parser
-
-
-def _audit_filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mailbox")
-    p.add_argument("--actor")
-    p.add_argument("--action", dest="event_action", metavar="ACTION")
-    p.add_argument("--since", type=_when, help="ISO date or time (UTC if no offset)")
-    p.add_argument("--until", type=_when)
-    p.add_argument("--limit", type=int)
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
-
-
-def _when(text: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -255,58 +221,9 @@ async def _cmd_user(args: argparse.Namespace) -> int:
 
 
 async def _cmd_audit(args: argparse.Namespace) -> int:
-    from vault import audit, checkpoints
-
     settings, engine = await _open(args)
     try:
-        if args.action == "checkpoint":
-            seq = await checkpoints.make_checkpoint(
-                engine, checkpoints.Signer(settings.audit_key_path()))
-            print(f"checkpoint signed at entry {seq}" if seq else "head already signed")
-            return 0
-        if args.action == "verify":
-            report = await audit.verify(engine)
-            if not report.ok:
-                print(f"pli: audit chain BROKEN at entry {report.first_bad_seq}: "
-                      f"{report.problem}", file=sys.stderr)
-                return 1
-            pub = args.public_key or settings.audit_key_path().with_suffix(".pub")
-            if not pub.exists():
-                print(f"audit chain OK: {report.entries} entries (no public key at {pub}: "
-                      "checkpoints not checked)")
-                return 0
-            signed = await checkpoints.verify_checkpoints(engine,
-                                                          checkpoints.load_public_key(pub))
-            if not signed.ok:
-                print(f"pli: audit chain BROKEN at entry {signed.bad_seq}: {signed.problem}",
-                      file=sys.stderr)
-                return 1
-            print(f"audit chain OK: {report.entries} entries, {signed.checkpoints} signed "
-                  "checkpoints verified")
-            return 0
-        flt = audit.AuditFilter(mailbox=args.mailbox, actor=args.actor,
-                                action=args.event_action, since=args.since,
-                                until=args.until, limit=args.limit)
-        if args.action == "export":
-            await cli_vault.export_audit(engine, flt)
-            return 0
-        cols = ["seq", "ts", "actor", "action", "mailbox", "msg_id", "result", "reason",
-                "remote"]
-        writer = csv.writer(sys.stdout) if args.format == "csv" else None
-        if writer:
-            writer.writerow(cols)
-        elif args.format == "table":
-            print(f"{'seq':>6}  {'time (UTC)':26}  {'action':18} {'result':7} {'actor':30} mailbox")
-        async for rec in audit.query(engine, flt):
-            d = rec.as_dict()
-            if args.format == "json":
-                print(json.dumps(d, sort_keys=True))
-            elif writer:
-                writer.writerow([d[c] for c in cols])
-            else:
-                print(f"{rec.seq:>6}  {d['ts'][:26]:26}  {rec.action:18} {rec.result:7} "
-                      f"{rec.actor[:30]:30} {rec.mailbox}")
-        return 0
+        return await cli_audit.run(args, settings, engine)
     finally:
         await engine.dispose()
 

@@ -1,22 +1,29 @@
-"""``pli vault verify|rotate-kek`` and ``pli audit export``: vault and audit upkeep."""
+"""``pli vault verify|rotate-kek|hold|delete|purge|sweep``: vault upkeep.
+
+Every command that removes or protects data is explicit, prints what it did
+object by object, and leaves an audit entry; a refusal (retention, hold) is a
+one-line error naming the object and the date or hold.
+"""
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Settings
 from gateway.errors import PliError
 from vault import audit
+from vault.service import Vault
+from vault.tables import vault_object
 
-__all__ = ["add_parser", "export_audit", "run"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -30,6 +37,35 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
                    help="no new key: finish re-wrapping under the current one")
     p.add_argument("--drop-unused", action="store_true",
                    help="then remove from the key file the keys nothing uses any more")
+
+    h = v.add_parser("hold", help="legal holds: keep objects whatever their retention date")
+    hs = h.add_subparsers(dest="hold_action", required=True, metavar="HOLD_ACTION")
+    p = hs.add_parser("place", help="hold a message's or a mailbox's objects")
+    common(p)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--message", metavar="MSG_ID", help="pli's message id (in logs, replies)")
+    what.add_argument("--mailbox", metavar="ADDRESS", help="every message held by a mailbox")
+    what.add_argument("--object", metavar="NAME", action="append", help="vault object names")
+    p.add_argument("--reason", required=True, help="why (a case reference, not patient data)")
+    p = hs.add_parser("release", help="release a hold by its id")
+    common(p)
+    p.add_argument("hold_id", type=int)
+    p = hs.add_parser("list", help="holds in force (with --all: released ones too)")
+    common(p)
+    p.add_argument("--all", action="store_true")
+
+    p = v.add_parser("delete", help="delete one object (refused while retained or held)")
+    common(p)
+    p.add_argument("name")
+    p.add_argument("--reason", required=True)
+    p = v.add_parser("purge", help="delete what is past its retention date (and its messages)")
+    common(p)
+    p.add_argument("--dry-run", action="store_true", help="only count what would go")
+    p = v.add_parser("sweep", help="remove blobs no row records (left by a crash)")
+    common(p)
+    p.add_argument("--grace", type=int, default=3600, metavar="SECONDS",
+                   help="leave younger blobs alone: their transaction may still run")
+    p.add_argument("--dry-run", action="store_true")
 
 
 def _progress(label: str) -> Callable[[int], None] | None:
@@ -47,13 +83,12 @@ async def _event(engine: AsyncEngine, action: str, result: str = "ok",
                  **detail: str | int | bool) -> None:
     async with engine.begin() as conn:
         await audit.append(conn, audit.AuditEvent(
-            action=action, actor=f"cli:{getpass.getuser()}", result=result, detail=detail))
+            action=action, actor=_actor(), result=result, detail=detail))
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from vault import maintenance
     from vault.keys import KeyFileProvider
-    from vault.service import Vault
 
     env_key = os.environ.get("PLI_VAULT_KEK_HEX")
     if args.action == "rotate-kek":
@@ -72,12 +107,12 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         return 0
     from contextlib import AsyncExitStack
 
-    from gateway.app import open_blob_store
+    from gateway.app import open_vault
 
-    keys = KeyFileProvider.from_file(settings.kek_path(), env_key)
     async with AsyncExitStack() as stack:
-        vault = Vault(engine, await open_blob_store(settings, stack), keys,
-                      settings.vault.chunk_size)
+        vault = await open_vault(settings, engine, stack)
+        if args.action != "verify":
+            return await _retention_action(args, engine, vault)
         result = await maintenance.verify_objects(engine, vault, _progress("verified"))
     for name, reason in result.failures:
         print(f"pli: object {name}: {reason}", file=sys.stderr)
@@ -88,10 +123,91 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     return 0 if result.ok else 1
 
 
-async def export_audit(engine: AsyncEngine, flt: audit.AuditFilter) -> int:
-    """JSON lines with each entry's hash and previous hash: checkable outside pli."""
-    count = 0
-    async for rec in audit.query(engine, flt):
-        print(json.dumps(rec.as_dict(), sort_keys=True, ensure_ascii=False))
-        count += 1
-    return count
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+async def _retention_action(args: argparse.Namespace, engine: AsyncEngine,
+                            vault: Vault) -> int:
+    import datetime as dt
+
+    from gateway.core import expiry
+    from vault import maintenance, retention
+    from vault.base import LegalHoldActive, ObjectNotFound, RetentionLocked
+
+    now = dt.datetime.now(dt.UTC)
+    if args.action == "delete":
+        try:
+            await vault.delete(args.name, actor=_actor(), reason=args.reason)
+        except (RetentionLocked, LegalHoldActive) as exc:
+            raise PliError(f"refused: {exc}") from None
+        except ObjectNotFound:
+            raise PliError(f"no object {args.name} in the vault") from None
+        print(f"deleted {args.name}")
+        return 0
+    if args.action == "purge":
+        report = await expiry.purge_expired(engine, vault, actor=_actor(), dry_run=args.dry_run)
+        for name in report.deleted:
+            print(f"deleted {name}")
+        for name, why in report.skipped:
+            print(f"kept {name}: {why}")
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{report.expired} objects past retention; {verb} "
+              f"{report.expired if args.dry_run else len(report.deleted)}, "
+              f"{report.messages_removed} messages removed, {len(report.skipped)} kept")
+        return 0 if not report.skipped else 1
+    if args.action == "sweep":
+        orphans = await maintenance.sweep_orphans(
+            engine, vault, dt.timedelta(seconds=args.grace), dry_run=args.dry_run)
+        for name in orphans.orphans:
+            print(f"{'orphan' if args.dry_run else 'removed'} {name}")
+        for name in orphans.kept_locked:
+            print(f"kept {name}: locked by the store")
+        await _event(engine, "vault.sweep", listed=orphans.listed, orphans=len(orphans.orphans),
+                     removed=orphans.removed, dry_run=args.dry_run)
+        print(f"{orphans.listed} blobs listed, {len(orphans.orphans)} orphans, "
+              f"{orphans.removed} removed")
+        return 0
+    # hold
+    if args.hold_action == "list":
+        async with engine.connect() as conn:
+            holds = await retention.list_holds(conn, active_only=not args.all)
+        for h in holds:
+            state = (f"released {h.released_at:%Y-%m-%d} by {h.released_by}"
+                     if h.released_at else "active")
+            print(f"{h.id:>5}  {h.placed_at:%Y-%m-%d}  {h.placed_by:<20} {h.objects:>6} objects"
+                  f"  {state}  {h.reason}")
+        return 0
+    if args.hold_action == "release":
+        async with engine.begin() as conn:
+            try:
+                freed = await retention.release_hold(conn, args.hold_id, _actor(), now)
+            except retention.HoldNotFound as exc:
+                raise PliError(str(exc)) from None
+            await audit.append(conn, audit.AuditEvent(
+                action="vault.hold_released", actor=_actor(),
+                detail={"hold": args.hold_id, "freed": len(freed)}))
+        await vault.set_holds(freed, False)
+        print(f"hold {args.hold_id} released; {len(freed)} objects no longer held")
+        return 0
+    if args.message:
+        names = await expiry.objects_of_message(engine, args.message)
+    elif args.mailbox:
+        names = await expiry.objects_of_mailbox(engine, args.mailbox)
+    else:
+        names = sorted(set(args.object))
+    if not names:
+        raise PliError("nothing to hold: no object found for "
+                       f"{args.message or args.mailbox or ' '.join(args.object)}")
+    async with engine.begin() as conn:
+        missing = [n for n in names if n not in set((await conn.execute(
+            select(vault_object.c.name).where(vault_object.c.name.in_(names)))).scalars())]
+        if missing:
+            raise PliError(f"no object {missing[0]} in the vault")
+        hold_id = await retention.place_hold(conn, names, args.reason[:255], _actor(), now)
+        await audit.append(conn, audit.AuditEvent(
+            action="vault.hold_placed", actor=_actor(), mailbox=args.mailbox or "",
+            msg_id=args.message or "", detail={"hold": hold_id, "objects": len(names)}))
+    await vault.set_holds(names, True)
+    print(f"hold {hold_id} placed on {len(names)} objects")
+    return 0

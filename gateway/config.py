@@ -92,14 +92,29 @@ class SmtpSettings(_Section):
 
 class ImapSettings(_Section):
     host: str = "127.0.0.1"
-    port: Port = Field(1143, ge=0, le=65535)
+    port: Port = Field(1143, ge=0, le=65535)  # STARTTLS (deploy 143)
+    tls_port: Port = Field(1993, ge=0, le=65535)  # implicit TLS, RFC 8314 (deploy 993)
     max_connections: int = Field(1000, gt=0)
     idle_timeout: float = Field(1800.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ephemeral_tls_port(cls, data: Any) -> Any:
+        # An ephemeral STARTTLS port (tests, several instances on one host) makes the
+        # implicit-TLS port ephemeral too unless it was set: two instances never collide.
+        if isinstance(data, dict) and str(data.get("port", "")) == "0" \
+                and "tls_port" not in data:
+            return {**data, "tls_port": 0}
+        return data
 
 
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = Field(8080, ge=0, le=65535)
+    # Largest request body (413 beyond): a 50 MiB message sent as JSON grows by 4/3 in base64.
+    max_upload: int = Field(70 * 1024 * 1024, gt=0)
+    max_page: int = Field(200, ge=1, le=10_000)  # messages per GET /v1/messages page
+    long_poll_max: float = Field(60.0, gt=0, le=600)  # seconds a GET /v1/messages/wait may hold
 
 
 class DatabaseSettings(_Section):
@@ -122,9 +137,37 @@ class S3Settings(_Section):
     part_size: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
 
 
+class RetentionSettings(_Section):
+    # Days to keep each object: the longest applicable rule wins (deleting early cannot be
+    # undone). Keys of `mailboxes` are addresses or "@domain"; 0 = no retention date.
+    default_days: int = Field(7300, ge=0)  # 20 years, the common rule for medical records
+    doc_types: dict[str, int] = Field(default_factory=lambda: {"audit-segment": 3650})
+    mailboxes: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> RetentionSettings:
+        for table in ("doc_types", "mailboxes"):
+            for key, days in getattr(self, table).items():
+                if days < 0:
+                    raise ValueError(f"vault.retention.{table}.{key}: days must be >= 0")
+        return self
+
+
+class Pkcs11Settings(_Section):
+    # The HSM path: an AES key-encryption key that never leaves the token.
+    module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    token_label: str = "pli"  # noqa: S105 - the token's name, not a secret
+    pin_file: str = ""  # or PLI_VAULT__PKCS11__PIN
+    pin: str = Field("", repr=False)
+    key_label: str = "pli-kek"  # prefix; rotation adds "-0002", "-0003"…
+
+
 class VaultSettings(_Section):
     backend: Literal["fs", "s3"] = "fs"
     s3: S3Settings = S3Settings()
+    kek: Literal["file", "pkcs11"] = "file"
+    pkcs11: Pkcs11Settings = Pkcs11Settings()
+    retention: RetentionSettings = RetentionSettings()
     path: str = ""  # default DATA_DIR/vault
     kek_file: str = ""  # default DATA_DIR/keys/kek.key; or PLI_VAULT_KEK_HEX
     chunk_size: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
@@ -202,6 +245,10 @@ class AuditSettings(_Section):
     signing_key_file: str = ""
     checkpoint_interval: float = Field(60.0, gt=0)  # seconds
     checkpoint_every: int = Field(10_000, gt=0)  # entries
+    # Sealed segments: entries exported into a (locked) vault object every interval,
+    # at most segment_max entries per segment.
+    seal_interval: float = Field(3600.0, gt=0)  # seconds
+    segment_max: int = Field(100_000, gt=0)
 
 
 class PolicySettings(_Section):

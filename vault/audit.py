@@ -30,7 +30,9 @@ __all__ = [
     "ChainReport",
     "append",
     "append_many",
+    "entry_hash",
     "query",
+    "record_from_row",
     "verify",
 ]
 
@@ -96,7 +98,7 @@ def _ts_text(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _digest(seq: int, ts: dt.datetime, row: Mapping[str, Any] | Any, prev_hash: str) -> str:
+def entry_hash(seq: int, ts: dt.datetime, row: Mapping[str, Any] | Any, prev_hash: str) -> str:
     body = {
         "seq": seq,
         "ts": _ts_text(ts),
@@ -148,7 +150,7 @@ async def append_many(
             "detail": json.dumps(dict(event.detail), sort_keys=True, separators=(",", ":")),
         }
         seq = first + offset
-        digest = _digest(seq, ts, row, prev_hash)
+        digest = entry_hash(seq, ts, row, prev_hash)
         rows.append({"seq": seq, "ts": ts, "prev_hash": prev_hash, "hash": digest, **row})
         prev_hash = digest
     await conn.execute(audit_event.insert(), rows)
@@ -156,7 +158,7 @@ async def append_many(
     return list(range(first, first + len(events)))
 
 
-def _record(r: Any) -> AuditRecord:
+def record_from_row(r: Any) -> AuditRecord:
     return AuditRecord(
         seq=int(r.seq), ts=r.ts, actor=r.actor, action=r.action, mailbox=r.mailbox,
         msg_id=r.msg_id, result=r.result, reason=r.reason, remote=r.remote,
@@ -178,7 +180,7 @@ async def verify(engine: AsyncEngine, batch: int = 5000) -> ChainReport:
                 if r.prev_hash != expected_prev:
                     return ChainReport(count, False, r.seq, "link to previous entry broken")
                 row = r._mapping
-                if _digest(r.seq, r.ts, row, r.prev_hash) != r.hash:
+                if entry_hash(r.seq, r.ts, row, r.prev_hash) != r.hash:
                     return ChainReport(count, False, r.seq, "entry content does not match its hash")
                 expected_prev, expected_seq = r.hash, expected_seq + 1
         head = (await conn.execute(select(audit_head).where(audit_head.c.id == 1))).one_or_none()
@@ -207,4 +209,4 @@ async def query(engine: AsyncEngine, flt: AuditFilter) -> AsyncIterator[AuditRec
     async with engine.connect() as conn:
         result = await conn.stream(stmt)
         async for r in result:
-            yield _record(r)
+            yield record_from_row(r)

@@ -8,14 +8,18 @@ every backend gets them for free. Backends translate their own failures to
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "BlobStore",
     "IntegrityError",
     "KeyProvider",
+    "LegalHoldActive",
+    "LockingStore",
     "ObjectNotFound",
+    "RetentionLocked",
     "VaultError",
     "VaultUnavailable",
 ]
@@ -37,9 +41,23 @@ class IntegrityError(VaultError):
     """An object failed authentication on read: modified, truncated or reordered."""
 
 
+class RetentionLocked(VaultError):
+    """The object's retention date is not reached: neither pli nor the store deletes it."""
+
+
+class LegalHoldActive(VaultError):
+    """A legal hold covers the object: no deletion until every hold on it is released."""
+
+
 class BlobStore(Protocol):
-    async def put(self, name: str, chunks: AsyncIterator[bytes]) -> int:
-        """Store atomically (all or nothing, durable on return); return the byte count."""
+    async def put(self, name: str, chunks: AsyncIterator[bytes],
+                  retain_until: dt.datetime | None = None) -> int:
+        """Store atomically (all or nothing, durable on return); return the byte count.
+
+        ``retain_until`` is the object's retention date: a store that can lock
+        objects (S3 Object Lock) locks it until then; pli itself refuses early
+        deletions on every backend.
+        """
         ...
 
     def get(self, name: str) -> AsyncIterator[bytes]:
@@ -52,14 +70,28 @@ class BlobStore(Protocol):
 
     async def exists(self, name: str) -> bool: ...
 
+    def listing(self) -> AsyncIterator[tuple[str, dt.datetime]]:
+        """Every object's name and last-modified time (for the orphan sweep), any order."""
+        ...
+
+
+@runtime_checkable
+class LockingStore(Protocol):
+    """A store that enforces holds itself (S3 Object Lock), beyond pli's own refusal."""
+
+    async def set_legal_hold(self, name: str, on: bool) -> None: ...
+
 
 class KeyProvider(Protocol):
-    """Wraps per-object data keys with a key-encryption key held apart from the data."""
+    """Wraps per-object data keys with a key-encryption key held apart from the data.
+
+    Asynchronous because the key may live in an HSM (PKCS#11) whose calls block.
+    """
 
     def current_kek_id(self) -> str: ...
 
-    def wrap(self, dek: bytes) -> tuple[str, bytes]:
+    async def wrap(self, dek: bytes) -> tuple[str, bytes]:
         """Return ``(kek_id, wrapped_dek)``."""
         ...
 
-    def unwrap(self, kek_id: str, wrapped: bytes) -> bytes: ...
+    async def unwrap(self, kek_id: str, wrapped: bytes) -> bytes: ...

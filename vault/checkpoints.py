@@ -30,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vault.base import VaultError
 from vault.tables import audit_checkpoint, audit_event, audit_head
 
-__all__ = ["CheckpointReport", "Signer", "create_signing_key", "load_public_key",
+__all__ = ["CheckpointReport", "Signer", "create_signing_key", "key_id_of", "load_public_key",
            "make_checkpoint", "run_checkpointer", "verify_checkpoints"]
 
 
-def _key_id(public: Ed25519PublicKey) -> str:
+def key_id_of(public: Ed25519PublicKey) -> str:
+    """A short, stable name for a signing key (stored beside each signature)."""
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -79,10 +80,14 @@ class Signer:
         if not isinstance(key, Ed25519PrivateKey):
             raise VaultError(f"{path} is not an Ed25519 private key")
         self._key = key
-        self.key_id = _key_id(key.public_key())
+        self.key_id = key_id_of(key.public_key())
 
     def sign(self, seq: int, chain_hash: str, ts: dt.datetime) -> bytes:
         return self._key.sign(_message(seq, chain_hash, ts))
+
+    def sign_bytes(self, message: bytes) -> bytes:
+        """Sign a statement whose first line names what it is (no two kinds collide)."""
+        return self._key.sign(message)
 
 
 async def make_checkpoint(engine: AsyncEngine, signer: Signer,
@@ -115,7 +120,7 @@ class CheckpointReport:
 
 async def verify_checkpoints(engine: AsyncEngine, public: Ed25519PublicKey) -> CheckpointReport:
     """Every checkpoint: signed by this key, and equal to the chain at its seq."""
-    key_id = _key_id(public)
+    key_id = key_id_of(public)
     count = 0
     async with engine.connect() as conn:
         rows = await conn.stream(select(audit_checkpoint).order_by(audit_checkpoint.c.seq))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import re
 from collections.abc import AsyncIterator
@@ -41,7 +42,10 @@ class FsBlobStore:
             raise ValueError(f"invalid object name {name!r}")
         return self._root / name[:2] / name[2:4] / name
 
-    async def put(self, name: str, chunks: AsyncIterator[bytes]) -> int:
+    async def put(self, name: str, chunks: AsyncIterator[bytes],
+                  retain_until: dt.datetime | None = None) -> int:
+        # A filesystem cannot lock a file against its own root: retention is
+        # enforced by pli (vault.service.Vault.delete), not here.
         final = self._path(name)
         tmp = final.with_name(f".{name}.tmp{os.getpid()}")
         # Bytes are gathered up to _WRITE_BATCH before each trip to a thread: a
@@ -113,3 +117,21 @@ class FsBlobStore:
 
     async def exists(self, name: str) -> bool:
         return await asyncio.to_thread(self._path(name).is_file)
+
+    async def listing(self) -> AsyncIterator[tuple[str, dt.datetime]]:
+        def _list(top: Path) -> list[tuple[str, dt.datetime]]:
+            found = []
+            for p in top.glob("*/*"):
+                if _NAME_RE.match(p.name):
+                    with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                        found.append((p.name, dt.datetime.fromtimestamp(p.stat().st_mtime,
+                                                                        dt.UTC)))
+            return found
+
+        if not self._root.is_dir():
+            return
+        tops = await asyncio.to_thread(lambda: sorted(self._root.iterdir()))
+        for top in tops:  # one directory level per thread trip: bounded lists
+            if top.is_dir() and len(top.name) == 2:
+                for item in await asyncio.to_thread(_list, top):
+                    yield item

@@ -7,6 +7,7 @@ wrapped what. The KEK itself is never logged, printed or stored with the data.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -74,18 +75,18 @@ class KeyFileProvider:
     def current_kek_id(self) -> str:
         return self._current
 
-    def wrap(self, dek: bytes) -> tuple[str, bytes]:
+    async def wrap(self, dek: bytes) -> tuple[str, bytes]:
         nonce = os.urandom(12)
         return self._current, nonce + AESGCM(self._keys[self._current]).encrypt(
             nonce, dek, b"pli-dek"
         )
 
-    def unwrap(self, kek_id: str, wrapped: bytes) -> bytes:
+    async def unwrap(self, kek_id: str, wrapped: bytes) -> bytes:
         kek = self._keys.get(kek_id)
         if kek is None and self._path is not None:
             # `pli vault rotate-kek` ran while this process was up: pick the new file up,
             # and wrap new objects with the new KEK from now on too.
-            self._load(self._read(self._path))
+            self._load(await asyncio.to_thread(self._read, self._path))
             kek = self._keys.get(kek_id)
         if kek is None:
             raise VaultError(f"unknown key-encryption key id {kek_id}")

@@ -7,11 +7,16 @@ is resumed by running it again, and no object is ever rewritten. Once nothing
 references an old KEK, ``drop_unused_keks`` removes it from the file.
 
 The sweep decrypts every recorded object and checks its GCM tags and SHA-256,
-reporting each failure by name (never by content) without stopping.
+reporting each failure by name (never by content) without stopping. The orphan
+sweep removes blobs that no row records (a crash between the blob write and
+the commit leaves one: SMTP had answered 4xx, so nothing accepted is lost); a
+blob younger than the grace period may belong to a transaction still running
+and is left alone.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,13 +25,13 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.base import VaultError
+from vault.base import RetentionLocked, VaultError
 from vault.keys import KeyFileProvider, kek_id_of
 from vault.service import Vault
 from vault.tables import vault_object
 
-__all__ = ["RewrapReport", "VerifyReport", "count_by_kek", "drop_unused_keks", "rewrap",
-           "rotate_kek_file", "verify_objects"]
+__all__ = ["OrphanReport", "RewrapReport", "VerifyReport", "count_by_kek", "drop_unused_keks",
+           "rewrap", "rotate_kek_file", "sweep_orphans", "verify_objects"]
 
 _BATCH = 500
 
@@ -46,6 +51,14 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+@dataclass
+class OrphanReport:
+    listed: int = 0
+    orphans: list[str] = field(default_factory=list)
+    removed: int = 0
+    kept_locked: list[str] = field(default_factory=list)  # the store refused (object lock)
 
 
 def _write_key_file(path: Path, lines: list[str]) -> None:
@@ -95,7 +108,7 @@ async def rewrap(engine: AsyncEngine, keys: KeyFileProvider,
             if not rows:
                 return report
             for name, kek_id, wrapped in rows:
-                new_id, new_wrapped = keys.wrap(keys.unwrap(kek_id, wrapped))
+                new_id, new_wrapped = await keys.wrap(await keys.unwrap(kek_id, wrapped))
                 await conn.execute(update(vault_object).where(o.name == name)
                                    .where(o.kek_id == kek_id)
                                    .values(kek_id=new_id, wrapped_key=new_wrapped))
@@ -146,3 +159,37 @@ async def count_by_kek(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
         return {str(k): int(n) for k, n in await conn.execute(
             select(vault_object.c.kek_id, func.count()).group_by(vault_object.c.kek_id))}
+
+
+async def sweep_orphans(engine: AsyncEngine, vault: Vault, grace: dt.timedelta,
+                        dry_run: bool = False) -> OrphanReport:
+    """Remove blobs that no ``vault_object`` row records and older than ``grace``."""
+    report = OrphanReport()
+    cutoff = dt.datetime.now(dt.UTC) - grace
+    candidates: list[str] = []
+
+    async def _check(batch: list[str]) -> None:
+        async with engine.connect() as conn:
+            known = set((await conn.execute(select(vault_object.c.name)
+                                            .where(vault_object.c.name.in_(batch)))).scalars())
+        report.orphans.extend(n for n in batch if n not in known)
+
+    async for name, modified in vault.store.listing():
+        report.listed += 1
+        if modified < cutoff:
+            candidates.append(name)
+            if len(candidates) >= _BATCH:
+                await _check(candidates)
+                candidates = []
+    if candidates:
+        await _check(candidates)
+    if dry_run:
+        return report
+    for name in report.orphans:
+        try:
+            await vault.store.delete(name)
+        except RetentionLocked:
+            report.kept_locked.append(name)
+        else:
+            report.removed += 1
+    return report

@@ -19,6 +19,7 @@ import contextvars
 import datetime as dt
 import functools
 import io
+import itertools
 import os
 import re
 from collections import deque
@@ -34,19 +35,15 @@ from minio.error import MinioException, S3Error
 from minio.retention import Retention
 from urllib3.util import Retry, Timeout
 
-from vault.base import ObjectNotFound, VaultError, VaultUnavailable
+from vault.base import ObjectNotFound, RetentionLocked, VaultError, VaultUnavailable
 
-__all__ = ["RetentionLocked", "S3BlobStore"]
+__all__ = ["RetentionLocked", "S3BlobStore"]  # RetentionLocked: re-exported from vault.base
 
 T = TypeVar("T")
 _NAME_RE = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,16})?$")
 _MIN_PART = 5 * 1024 * 1024  # S3's smallest multipart part
 _READ_SIZE = 256 * 1024
 _POLL = 0.2  # how often a waiting upload thread checks that its put was not abandoned
-
-
-class RetentionLocked(VaultError):
-    """S3 object lock refuses the deletion: the object's retention date is not reached."""
 
 
 class _SourceFailed(Exception):
@@ -211,7 +208,8 @@ class S3BlobStore:
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise VaultUnavailable(f"S3 unreachable: {exc}") from exc
 
-    async def put(self, name: str, chunks: AsyncIterator[bytes]) -> int:
+    async def put(self, name: str, chunks: AsyncIterator[bytes],
+                  retain_until: dt.datetime | None = None) -> int:
         key = self._key(name)
         # minio holds a whole part in memory before sending it anyway, so the
         # first part is gathered here: a message that fits costs one thread
@@ -224,14 +222,15 @@ class S3BlobStore:
             except StopAsyncIteration:
                 data = b"".join(head)
                 del head
-                await self._call(name, self._upload, key, io.BytesIO(data), len(data))
+                await self._call(name, self._upload, key, io.BytesIO(data), len(data),
+                                 retain_until)
                 return len(data)
             head.append(chunk)
             have += len(chunk)
         bridge = _Bridge(asyncio.get_running_loop(), chunks, head)
         del head  # the bridge hands these chunks to minio and must be their only holder
         try:
-            await self._call(name, self._upload, key, cast(BinaryIO, bridge), -1)
+            await self._call(name, self._upload, key, cast(BinaryIO, bridge), -1, retain_until)
         except asyncio.CancelledError:
             bridge.abandon()  # the thread stops at its next read and minio aborts the upload
             raise
@@ -241,7 +240,8 @@ class S3BlobStore:
             raise
         return bridge.size
 
-    def _upload(self, key: str, data: BinaryIO, length: int) -> None:
+    def _upload(self, key: str, data: BinaryIO, length: int,
+                retain_until: dt.datetime | None) -> None:
         result = self._client.put_object(
             self._bucket, key, data, length, part_size=self._part,
             # Parallel parts would multiply the memory per put, and minio's part
@@ -254,7 +254,10 @@ class S3BlobStore:
         # S3 demands a Content-MD5 with lock headers and minio sends none over
         # plain HTTP, while this call always carries one. put only returns once
         # the object is locked; an object that could not be locked is removed.
+        # The bucket's retention_days is a floor; the vault's policy may ask for longer.
         until = dt.datetime.now(dt.UTC) + dt.timedelta(days=self._days)
+        if retain_until is not None and retain_until > until:
+            until = retain_until
         try:
             self._client.set_object_retention(
                 self._bucket, key, Retention(self._lock, until), version_id=result.version_id)
@@ -309,6 +312,30 @@ class S3BlobStore:
             if exc.code != "AccessDenied" or lock is None:
                 raise
             raise RetentionLocked(f"object {name} is {lock}: S3 refuses to delete it") from exc
+
+    async def listing(self) -> AsyncIterator[tuple[str, dt.datetime]]:
+        """Listed a page at a time (minio's iterator is lazy): a big bucket stays off-heap."""
+        cut = len(self._prefix)
+        objects = iter(self._client.list_objects(
+            self._bucket, prefix=self._prefix or None, recursive=True))
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+        def _page() -> list[tuple[str, dt.datetime]]:
+            return [((o.object_name or "")[cut:], o.last_modified or epoch)
+                    for o in itertools.islice(objects, 1000)]
+
+        while page := await self._call("", _page):
+            for name, modified in page:
+                if _NAME_RE.match(name):
+                    yield name, modified
+
+    async def set_legal_hold(self, name: str, on: bool) -> None:
+        """S3's legal hold, beside pli's own; only buckets with object lock have one."""
+        if not self._lock:
+            return
+        call = (self._client.enable_object_legal_hold if on
+                else self._client.disable_object_legal_hold)
+        await self._call(name, call, self._bucket, self._key(name))
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if missing (with object lock when configured), or check it."""

@@ -5,7 +5,10 @@ the encrypted blob durably and returns a :class:`StoredObject`; the caller then
 records it with :meth:`Vault.record` inside the same SQL transaction as its own
 metadata and audit entry, or calls :meth:`Vault.discard` on abort. Reads check
 integrity (GCM tags and the plaintext SHA-256) before returning the last byte.
-Object names are random: they reveal no address, subject or date.
+Object names are random: they reveal no address, subject or date. Each object
+gets its retention date when stored (:mod:`vault.retention`); :meth:`Vault.delete`
+is the only way out, and it refuses objects still retained or under a legal
+hold, then audits what it removed.
 """
 
 from __future__ import annotations
@@ -13,15 +16,26 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from vault.base import BlobStore, IntegrityError, KeyProvider, ObjectNotFound, VaultUnavailable
+from vault import audit, retention
+from vault.base import (
+    BlobStore,
+    IntegrityError,
+    KeyProvider,
+    LegalHoldActive,
+    LockingStore,
+    ObjectNotFound,
+    RetentionLocked,
+    VaultUnavailable,
+)
 from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key
+from vault.retention import RetentionPolicy
 from vault.tables import vault_object
 
 __all__ = ["StoredObject", "Vault"]
@@ -37,6 +51,8 @@ class StoredObject:
     size: int
     sha256: str
     created_at: dt.datetime
+    doc_type: str = "message"
+    retain_until: dt.datetime | None = None
 
 
 async def _iterate(data: bytes) -> AsyncIterator[bytes]:
@@ -45,18 +61,26 @@ async def _iterate(data: bytes) -> AsyncIterator[bytes]:
 
 class Vault:
     def __init__(
-        self, engine: AsyncEngine, store: BlobStore, keys: KeyProvider, chunk_size: int = 65536
+        self, engine: AsyncEngine, store: BlobStore, keys: KeyProvider, chunk_size: int = 65536,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
         self._keys = keys
         self._chunk = chunk_size
+        self.retention = retention or RetentionPolicy()
 
-    async def put(self, data: bytes | AsyncIterator[bytes]) -> StoredObject:
-        """Encrypt and store durably; not yet recorded (see :meth:`record`)."""
+    async def put(self, data: bytes | AsyncIterator[bytes], *, doc_type: str = "message",
+                  mailboxes: Iterable[str] = ()) -> StoredObject:
+        """Encrypt and store durably; not yet recorded (see :meth:`record`).
+
+        ``mailboxes`` only choose the retention period; they are not stored.
+        """
         name = secrets.token_hex(16)
+        now = dt.datetime.now(dt.UTC)
+        until = self.retention.until(now, doc_type, mailboxes)
         dek, nonce_base = new_data_key()
-        kek_id, wrapped = self._keys.wrap(dek)
+        kek_id, wrapped = await self._keys.wrap(dek)
         digest = hashlib.sha256()
         size = 0
         source = _iterate(data) if isinstance(data, bytes) else data
@@ -69,11 +93,11 @@ class Vault:
                 yield piece
 
         enc = ChunkEncryptor(name, dek, nonce_base, self._chunk)
-        await self._store.put(name, enc.encrypt(_counted()))
+        await self._store.put(name, enc.encrypt(_counted()), until)
         return StoredObject(
             name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
             chunk_size=self._chunk, size=size, sha256=digest.hexdigest(),
-            created_at=dt.datetime.now(dt.UTC),
+            created_at=now, doc_type=doc_type, retain_until=until,
         )
 
     @staticmethod
@@ -82,7 +106,8 @@ class Vault:
         return {
             "name": obj.name, "kek_id": obj.kek_id, "wrapped_key": obj.wrapped_key,
             "nonce_base": obj.nonce_base, "chunk_size": obj.chunk_size, "size": obj.size,
-            "sha256": obj.sha256, "created_at": obj.created_at,
+            "sha256": obj.sha256, "created_at": obj.created_at, "doc_type": obj.doc_type,
+            "retain_until": obj.retain_until,
         }
 
     async def record(self, conn: AsyncConnection, obj: StoredObject) -> None:
@@ -116,7 +141,7 @@ class Vault:
     async def stream(self, name: str) -> AsyncIterator[bytes]:
         """Decrypted bytes; the final chunk is withheld until the digest has matched."""
         meta = await self._meta(name)
-        dek = self._keys.unwrap(meta.kek_id, meta.wrapped_key)
+        dek = await self._keys.unwrap(meta.kek_id, meta.wrapped_key)
         dec = ChunkDecryptor(name, dek, meta.nonce_base, meta.chunk_size)
         digest = hashlib.sha256()
         pending: bytes | None = None
@@ -132,3 +157,44 @@ class Vault:
 
     async def get(self, name: str) -> bytes:
         return b"".join([piece async for piece in self.stream(name)])
+
+    @property
+    def store(self) -> BlobStore:
+        """The blob store underneath (maintenance lists it; nobody else should need it)."""
+        return self._store
+
+    async def set_holds(self, names: Sequence[str], on: bool) -> None:
+        """Mirror legal holds into a store that enforces them itself (S3 Object Lock)."""
+        if isinstance(self._store, LockingStore):
+            for name in names:
+                await self._store.set_legal_hold(name, on)
+
+    async def delete(self, name: str, *, actor: str, reason: str, remote: str = "",
+                     now: dt.datetime | None = None) -> None:
+        """Delete an object for good: refused while retained or held; audited.
+
+        The blob goes first (a store with object lock may still refuse), then the
+        row and the audit entry in one transaction; a failure in between leaves a
+        row without blob, which ``pli vault verify`` reports and a retry finishes.
+        """
+        now = now or dt.datetime.now(dt.UTC)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(
+                select(vault_object.c.retain_until, vault_object.c.doc_type)
+                .where(vault_object.c.name == name))).one_or_none()
+            if row is None:
+                raise ObjectNotFound(name)
+            until = row.retain_until
+            if until is not None and until.tzinfo is None:
+                until = until.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC
+            if until is not None and until > now:
+                raise RetentionLocked(
+                    f"object {name} is retained until {until.isoformat(timespec='seconds')}")
+            if await retention.held(conn, [name]):
+                raise LegalHoldActive(f"object {name} is under legal hold")
+        await self._store.delete(name)
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(vault_object).where(vault_object.c.name == name))
+            await audit.append(conn, audit.AuditEvent(
+                action="vault.delete", actor=actor, remote=remote, result="ok", reason=reason[:64],
+                detail={"object": name, "doc_type": row.doc_type}))

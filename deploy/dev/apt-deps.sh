@@ -2,9 +2,10 @@
 # Installs the Debian packages pli's tests need, only those missing, without
 # prompting and without starting system services. Needs root (CI and dev machines).
 set -euo pipefail
-# slapd + ldap-utils: the LDAP directory tests; libldap2-dev + libsasl2-dev: python-ldap builds
+# slapd + ldap-utils: the LDAP directory tests; libldap2-dev + libsasl2-dev: python-ldap builds;
+# softhsm2: the PKCS#11 (HSM) key tests; isync: mbsync, a real IMAP sync client
 want=(postgresql openssl swaks libnet-ssleay-perl libio-socket-ssl-perl ca-certificates
-      slapd ldap-utils libldap2-dev libsasl2-dev)
+      slapd ldap-utils libldap2-dev libsasl2-dev softhsm2 isync)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -141,7 +141,8 @@ class Delivery:
             self._head = head
             self._acks = await asyncio.to_thread(mdn.parse_acks, data)
         try:
-            self._stored = await self._svc.vault.put(self._trace_headers(data) + data)
+            self._stored = await self._svc.vault.put(
+                self._trace_headers(data) + data, mailboxes=[*self.recipients, self.sender])
         except (VaultError, OSError) as exc:
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="vault-unavailable",
                       error=type(exc).__name__)

@@ -33,6 +33,8 @@ def _read_all(pli: RunningPli) -> bytes:
         imap.starttls(ssl_context=_ctx(pli))
         imap.login(GP, pli.accounts[GP])
         _, data = imap.select("INBOX")
+        if not int(data[0] or 0):
+            return b""
         _, fetched = imap.fetch(f"1:{int(data[0] or 0)}", "(BODY.PEEK[])")
         return b"".join(p[1] for p in fetched if isinstance(p, tuple))
     finally:
@@ -83,4 +85,98 @@ def test_checkpoints_are_signed_and_verified(pli: RunningPli) -> None:
     assert pub.exists() and (pli.data_dir / "keys" / "audit-signing.key").stat().st_mode \
         & 0o077 == 0
     verified = pli.cli("audit", "verify", "--public-key", str(pub))
-    assert verified.returncode == 0 and "signed checkpoints verified" in verified.stdout
+    assert verified.returncode == 0 and "1 signed checkpoints and" in verified.stdout
+
+
+def _send_with_id(pli: RunningPli, marker: str) -> str:
+    with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
+        s.starttls(context=_ctx(pli))
+        s.ehlo()
+        s.mail(NURSE)
+        s.rcpt(GP)
+        code, reply = s.data(f"Subject: {marker}\r\n\r\n{marker}\r\n".encode())
+    assert code == 250
+    return reply.decode().split()[-1].strip("<>[]").removeprefix("id=")
+
+
+def _age_everything(pli: RunningPli) -> None:
+    """Time passes: every retention date moves 21 years into the past."""
+    import sqlite3
+
+    with sqlite3.connect(pli.data_dir / "pli.db") as db:
+        db.execute("UPDATE vault_object SET retain_until = '2005-01-01 00:00:00.000000'")
+
+
+def test_hold_then_purge_after_retention(pli: RunningPli) -> None:
+    held_marker, free_marker = uuid.uuid4().hex, uuid.uuid4().hex
+    held_id = _send_with_id(pli, held_marker)
+    _send_with_id(pli, free_marker)
+    placed = pli.cli("vault", "hold", "place", "--message", held_id,
+                     "--reason", "contentieux 2026-17")
+    assert placed.returncode == 0, placed.stderr
+    hold_id = placed.stdout.split()[1]
+    listed = pli.cli("vault", "hold", "list")
+    assert f"{hold_id}" in listed.stdout and "contentieux 2026-17" in listed.stdout
+
+    early = pli.cli("vault", "purge", "--dry-run")
+    assert early.returncode == 0 and early.stdout.startswith("0 objects past retention")
+    _age_everything(pli)
+    purged = pli.cli("vault", "purge")
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    text = _read_all(pli)
+    assert held_marker.encode() in text  # the hold kept it
+    assert free_marker.encode() not in text  # past retention: gone from the mailbox
+    assert "messages removed" in purged.stdout
+
+    released = pli.cli("vault", "hold", "release", hold_id)
+    assert released.returncode == 0 and "1 objects no longer held" in released.stdout
+    again = pli.cli("vault", "hold", "release", hold_id)
+    assert again.returncode == 1 and f"no active legal hold {hold_id}" in again.stderr
+    assert pli.cli("vault", "purge").returncode == 0
+    assert held_marker.encode() not in _read_all(pli)
+    exported = pli.cli("audit", "export", "--action", "vault.delete")
+    assert exported.stdout.count('"retention-expired"') >= 2
+    expired = pli.cli("audit", "export", "--action", "message.expired")
+    assert held_id in expired.stdout
+    assert held_marker not in exported.stdout + expired.stdout  # no content in the trail
+
+
+def test_delete_refused_while_retained(pli: RunningPli) -> None:
+    msg_id = _send_with_id(pli, uuid.uuid4().hex)
+    placed = pli.cli("vault", "hold", "place", "--message", msg_id, "--reason", "x")
+    hold_id = placed.stdout.split()[1]
+    import sqlite3
+
+    with sqlite3.connect(pli.data_dir / "pli.db") as db:
+        [name] = [r[0] for r in db.execute("SELECT blob FROM message WHERE msg_ref = ?",
+                                           (msg_id,))]
+    refused = pli.cli("vault", "delete", name, "--reason", "operator")
+    assert refused.returncode == 1
+    assert f"refused: object {name} is retained until 20" in refused.stderr
+    pli.cli("vault", "hold", "release", hold_id)
+    missing = pli.cli("vault", "delete", "0" * 32, "--reason", "operator")
+    assert missing.returncode == 1 and "no object 0000" in missing.stderr
+    nothing = pli.cli("vault", "hold", "place", "--message", "nonexistent", "--reason", "x")
+    assert nothing.returncode == 1 and "nothing to hold" in nothing.stderr
+    swept = pli.cli("vault", "sweep", "--dry-run", "--grace", "0")
+    assert swept.returncode == 0 and " 0 orphans" in swept.stdout, swept.stdout
+
+
+def test_sealed_segments_are_verified_and_their_loss_is_named(pli: RunningPli) -> None:
+    _send(pli, uuid.uuid4().hex)
+    sealed = pli.cli("audit", "seal")
+    assert sealed.returncode == 0 and sealed.stdout.startswith("sealed entries "), sealed.stderr
+    first, last = sealed.stdout.split()[2].split("..")
+    name = sealed.stdout.split()[-1]
+    ok = pli.cli("audit", "verify")
+    assert ok.returncode == 0 and "sealed segments" in ok.stdout, ok.stderr
+    blob = next((pli.data_dir / "vault").rglob(name))
+    kept = blob.read_bytes()
+    blob.write_bytes(kept[:-1] + bytes([kept[-1] ^ 1]))
+    try:
+        broken = pli.cli("audit", "verify")
+        assert broken.returncode == 1
+        assert f"BROKEN at entry {first}: segment {first}..{last}: object unreadable" \
+            in broken.stderr
+    finally:
+        blob.write_bytes(kept)

@@ -24,7 +24,7 @@ async def _recompute_chain(engine: AsyncEngine) -> None:
         rows = (await conn.execute(select(audit_event).order_by(audit_event.c.seq))).all()
         prev = audit.GENESIS
         for r in rows:
-            new = audit._digest(r.seq, r.ts, r._mapping, prev)
+            new = audit.entry_hash(r.seq, r.ts, r._mapping, prev)
             await conn.execute(update(audit_event).where(audit_event.c.seq == r.seq)
                                .values(prev_hash=prev, hash=new))
             prev = new

@@ -63,15 +63,15 @@ async def test_tampering_truncation_reordering_and_moving_are_detected() -> None
         await opens(chunks, name="other")
 
 
-def test_kek_wrap_unwrap_and_wrong_key(tmp_path: Path) -> None:
+async def test_kek_wrap_unwrap_and_wrong_key(tmp_path: Path) -> None:
     create_kek_file(tmp_path / "kek")
     keys = KeyFileProvider.from_file(tmp_path / "kek")
-    kek_id, wrapped = keys.wrap(b"k" * 32)
-    assert keys.unwrap(kek_id, wrapped) == b"k" * 32
+    kek_id, wrapped = await keys.wrap(b"k" * 32)
+    assert await keys.unwrap(kek_id, wrapped) == b"k" * 32
     assert b"k" * 32 not in wrapped
     tampered = wrapped[:-1] + bytes([wrapped[-1] ^ 1])
     with pytest.raises(IntegrityError):
-        keys.unwrap(kek_id, tampered)
+        await keys.unwrap(kek_id, tampered)
     assert (tmp_path / "kek").stat().st_mode & 0o777 == 0o600
     with pytest.raises(FileExistsError):  # never overwrite a key
         create_kek_file(tmp_path / "kek")

@@ -13,7 +13,7 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,6 @@ from vault.service import Vault
 
 MiB = 1024 * 1024
 PART = 5 * MiB
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3Server]:
-    server = MotoS3Server()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _store(moto: MotoS3Server, bucket: str, **kw: Any) -> S3BlobStore:
