@@ -126,17 +126,36 @@ async def open_blob_store(settings: Settings, stack: AsyncExitStack) -> BlobStor
     return store
 
 
-def open_key_provider(settings: Settings) -> KeyProvider:
+async def open_key_provider(settings: Settings, stack: AsyncExitStack) -> KeyProvider:
     """The key-encryption key: a key file (or PLI_VAULT_KEK_HEX), or an HSM over PKCS#11."""
-    return KeyFileProvider.from_file(settings.kek_path(), os.environ.get("PLI_VAULT_KEK_HEX"))
+    if settings.vault.kek != "pkcs11":
+        return KeyFileProvider.from_file(settings.kek_path(),
+                                         os.environ.get("PLI_VAULT_KEK_HEX"))
+    from vault.pkcs11 import Pkcs11KeyProvider
+
+    c = settings.vault.pkcs11
+    pin = c.pin
+    if not pin and c.pin_file:
+        try:
+            pin = (await asyncio.to_thread(Path(c.pin_file).read_text)).strip()
+        except OSError as exc:
+            raise ConfigError(f"vault.pkcs11.pin_file: cannot read {c.pin_file}: "
+                              f"{exc.strerror}") from None
+    if not pin:
+        raise ConfigError("vault.kek = 'pkcs11' needs vault.pkcs11.pin_file "
+                          "(or PLI_VAULT__PKCS11__PIN)")
+    provider = await Pkcs11KeyProvider.open(c.module, c.token_label, pin, c.key_label)
+    stack.push_async_callback(provider.aclose)
+    return provider
 
 
 async def open_vault(settings: Settings, engine: AsyncEngine, stack: AsyncExitStack) -> Vault:
     r = settings.vault.retention
     policy = RetentionPolicy(default_days=r.default_days, doc_types=dict(r.doc_types),
                              mailboxes={k.lower(): v for k, v in r.mailboxes.items()})
-    return Vault(engine, await open_blob_store(settings, stack), open_key_provider(settings),
-                 settings.vault.chunk_size, retention=policy)
+    return Vault(engine, await open_blob_store(settings, stack),
+                 await open_key_provider(settings, stack), settings.vault.chunk_size,
+                 retention=policy)
 
 
 async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:

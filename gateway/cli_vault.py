@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.config import Settings
 from gateway.errors import PliError
 from vault import audit
+from vault.base import KeyProvider
 from vault.service import Vault
 from vault.tables import vault_object
 
@@ -36,7 +37,11 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--resume", action="store_true",
                    help="no new key: finish re-wrapping under the current one")
     p.add_argument("--drop-unused", action="store_true",
-                   help="then remove from the key file the keys nothing uses any more")
+                   help="then remove the keys nothing uses any more (key file or HSM)")
+    p.add_argument("--settle", type=float, default=5.0, metavar="SECONDS",
+                   help="before dropping, wait this long and re-wrap once more: running "
+                        "servers follow a rotation within a second, transactions in "
+                        "flight commit meanwhile")
 
     h = v.add_parser("hold", help="legal holds: keep objects whatever their retention date")
     hs = h.add_subparsers(dest="hold_action", required=True, metavar="HOLD_ACTION")
@@ -91,6 +96,8 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     from vault.keys import KeyFileProvider
 
     env_key = os.environ.get("PLI_VAULT_KEK_HEX")
+    if args.action == "rotate-kek" and settings.vault.kek == "pkcs11":
+        return await _rotate_in_hsm(args, settings, engine)
     if args.action == "rotate-kek":
         if env_key:
             raise PliError("the key-encryption key comes from PLI_VAULT_KEK_HEX: rotate it "
@@ -99,7 +106,10 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         keys = (KeyFileProvider.from_file(path) if args.resume
                 else maintenance.rotate_kek_file(path))
         report = await maintenance.rewrap(engine, keys, _progress("re-wrapped"))
-        dropped = await maintenance.drop_unused_keks(engine, path) if args.drop_unused else []
+        dropped = []
+        if args.drop_unused:
+            report.rewrapped += await _settle(args, engine, keys)
+            dropped = await maintenance.drop_unused_keks(engine, path)
         await _event(engine, "vault.kek_rotated", kek_id=report.new_kek_id,
                      rewrapped=report.rewrapped, dropped=len(dropped))
         print(f"current key-encryption key {report.new_kek_id}: {report.rewrapped} data keys "
@@ -121,6 +131,44 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     print(f"{result.checked} objects checked ({result.bytes} bytes), "
           f"{len(result.failures)} failed")
     return 0 if result.ok else 1
+
+
+async def _settle(args: argparse.Namespace, engine: AsyncEngine, keys: KeyProvider) -> int:
+    """Catch objects a server wrapped with the old key just before it followed the rotation."""
+    import asyncio
+
+    from vault import maintenance
+
+    await asyncio.sleep(args.settle)
+    return (await maintenance.rewrap(engine, keys)).rewrapped
+
+
+async def _rotate_in_hsm(args: argparse.Namespace, settings: Settings,
+                         engine: AsyncEngine) -> int:
+    """The same rotation with the KEKs inside a PKCS#11 token: generated and destroyed there."""
+    from contextlib import AsyncExitStack
+
+    from gateway.app import open_key_provider
+    from vault import maintenance
+    from vault.pkcs11 import Pkcs11KeyProvider
+
+    async with AsyncExitStack() as stack:
+        keys = await open_key_provider(settings, stack)
+        assert isinstance(keys, Pkcs11KeyProvider)
+        if not args.resume:
+            await keys.rotate()
+        report = await maintenance.rewrap(engine, keys, _progress("re-wrapped"))
+        dropped: list[str] = []
+        if args.drop_unused:
+            report.rewrapped += await _settle(args, engine, keys)
+            used = await maintenance.count_by_kek(engine)
+            dropped = [k for k in keys.kek_ids() if k not in used and k != report.new_kek_id]
+            await keys.destroy(dropped)
+    await _event(engine, "vault.kek_rotated", kek_id=report.new_kek_id,
+                 rewrapped=report.rewrapped, dropped=len(dropped), hsm=True)
+    print(f"current key-encryption key {report.new_kek_id}: {report.rewrapped} data keys "
+          f"re-wrapped; {len(dropped)} old keys destroyed in the HSM")
+    return 0
 
 
 def _actor() -> str:

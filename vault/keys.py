@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -18,6 +19,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from vault.base import IntegrityError, VaultError
 
 __all__ = ["KeyFileProvider", "create_kek_file", "kek_id_of"]
+
+
+FOLLOW_INTERVAL = 1.0  # seconds between checks for a rotated key (file or HSM)
 
 
 def _kek_id(kek: bytes) -> str:
@@ -41,8 +45,29 @@ class KeyFileProvider:
     """KEKs from hex strings: the current one first, older ones kept for unwrapping."""
 
     def __init__(self, keys_hex: list[str], path: Path | None = None) -> None:
-        self._path = path  # re-read when an unknown KEK id shows up (rotated meanwhile)
+        # Re-read when an unknown KEK id shows up, and at most every second when wrapping
+        # if the file changed: a rotation run elsewhere is followed within ~1 s.
+        self._path = path
+        self._seen = self._stamp(path) if path is not None else None
+        self._checked = time.monotonic()
         self._load(keys_hex)
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_ino
+
+    async def _follow_rotation(self) -> None:
+        if self._path is None or time.monotonic() - self._checked < FOLLOW_INTERVAL:
+            return
+        self._checked = time.monotonic()
+        stamp = await asyncio.to_thread(self._stamp, self._path)
+        if stamp is not None and stamp != self._seen:
+            self._load(await asyncio.to_thread(self._read, self._path))
+            self._seen = stamp
 
     def _load(self, keys_hex: list[str]) -> None:
         if not keys_hex:
@@ -76,6 +101,7 @@ class KeyFileProvider:
         return self._current
 
     async def wrap(self, dek: bytes) -> tuple[str, bytes]:
+        await self._follow_rotation()
         nonce = os.urandom(12)
         return self._current, nonce + AESGCM(self._keys[self._current]).encrypt(
             nonce, dek, b"pli-dek"

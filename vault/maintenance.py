@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.base import RetentionLocked, VaultError
+from vault.base import KeyProvider, RetentionLocked, VaultError
 from vault.keys import KeyFileProvider, kek_id_of
 from vault.service import Vault
 from vault.tables import vault_object
@@ -92,7 +92,7 @@ def rotate_kek_file(path: Path) -> KeyFileProvider:
     return provider
 
 
-async def rewrap(engine: AsyncEngine, keys: KeyFileProvider,
+async def rewrap(engine: AsyncEngine, keys: KeyProvider,
                  progress: Callable[[int], None] | None = None) -> RewrapReport:
     """Re-wrap every data key not under the current KEK (resumable, batch by batch)."""
     current = keys.current_kek_id()

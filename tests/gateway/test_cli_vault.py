@@ -53,7 +53,7 @@ def test_rotation_under_a_running_server_then_verify(pli: RunningPli) -> None:
     _send(pli, after)
     both = _read_all(pli)  # the server picked the new key file up by itself
     assert before.encode() in both and after.encode() in both
-    dropped = pli.cli("vault", "rotate-kek", "--resume", "--drop-unused")
+    dropped = pli.cli("vault", "rotate-kek", "--resume", "--drop-unused", "--settle", "1.5")
     assert dropped.returncode == 0, dropped.stderr
     assert len(kek.read_text().split()) == 1
     assert before.encode() in _read_all(pli)

@@ -72,3 +72,21 @@ async def test_sweep_names_every_bad_object(engine: AsyncEngine, tmp_path: Path)
     assert report.checked == 4 and not report.ok
     assert {(n, r.split(":")[0]) for n, r in report.failures} == {
         (names[0], "IntegrityError"), (names[2], "ObjectNotFound")}
+
+
+async def test_a_running_provider_wraps_with_the_rotated_key_within_a_second(
+    tmp_path: Path,
+) -> None:
+    """Otherwise a server would keep wrapping with a key that --drop-unused removes."""
+    import asyncio
+
+    from vault.keys import FOLLOW_INTERVAL
+
+    create_kek_file(tmp_path / "kek")
+    running = KeyFileProvider.from_file(tmp_path / "kek")
+    old, _ = await running.wrap(b"k" * 32)
+    rotated = maintenance.rotate_kek_file(tmp_path / "kek")
+    await asyncio.sleep(FOLLOW_INTERVAL + 0.1)
+    new, wrapped = await running.wrap(b"k" * 32)
+    assert new == rotated.current_kek_id() != old
+    assert await rotated.unwrap(new, wrapped) == b"k" * 32
