@@ -115,6 +115,7 @@ class HttpSettings(_Section):
     max_upload: int = Field(70 * 1024 * 1024, gt=0)
     max_page: int = Field(200, ge=1, le=10_000)  # messages per GET /v1/messages page
     long_poll_max: float = Field(60.0, gt=0, le=600)  # seconds a GET /v1/messages/wait may hold
+    rate_limit: int = Field(600, ge=0)  # API calls per minute per token (429 beyond); 0 = off
 
 
 class DatabaseSettings(_Section):

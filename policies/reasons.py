@@ -22,6 +22,8 @@ __all__ = [
     "SENDER_UNKNOWN",
     "TOO_MANY_PARTS",
     "TOO_MANY_RECIPIENTS",
+    "XDM_INVALID",
+    "XDM_UNSAFE",
 ]
 
 ACCEPTED = "accepted"
@@ -39,3 +41,5 @@ ATTACHMENT_TYPE = "attachment-type"
 LOCAL_POLICY = "local-policy"
 RECIPIENT_NOT_TRUSTED = "recipient-not-trusted"
 HEADER_TOO_BIG = "header-too-big"
+XDM_INVALID = "xdm-invalid"  # an IHE XDM package whose metadata, hashes or INS do not hold
+XDM_UNSAFE = "xdm-unsafe"  # zip bomb, path traversal, XXE: refused before it is read
