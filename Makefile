@@ -5,7 +5,7 @@ DATA    ?= var
 BIN     := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install apt-deps lint typecheck pytest clean bench bench-directory bench-smtp bench-vault
+.PHONY: run test install apt-deps lint typecheck pytest clean bench bench-directory bench-smtp bench-vault bench-smime
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,11 @@ clean:
 ##   bench-directory  1M-row SQLite import, cached lookups, uncached LDAP lookups vs raw slapd
 ##   bench-smtp       SMTP ingest vs Postfix→Dovecot (peer kit in tests/bench/peers)
 ##   bench-vault      encrypted put/get vs raw minio on one S3 server, audit appends, 1 GB RSS
-bench: bench-directory bench-smtp bench-vault
+##   bench-smime      S/MIME sign+encrypt, decrypt+verify of 1 MB vs raw cryptography primitives
+bench: bench-directory bench-smtp bench-vault bench-smime
+
+bench-smime: install
+	$(BIN)/python tests/bench/smime_bench.py $(SMIME_BENCH_ARGS)
 
 bench-vault: install
 	$(BIN)/python tests/bench/vault_bench.py $(VAULT_BENCH_ARGS)

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from directory.base import DirectoryError, normalize_address
-from gateway import cli_audit, cli_directory, cli_policy, cli_queue, cli_vault, cli_xdm
+from gateway import (
+    cli_audit,
+    cli_directory,
+    cli_pki,
+    cli_policy,
+    cli_queue,
+    cli_vault,
+    cli_xdm,
+)
 from gateway.config import Settings, load_settings
 from gateway.errors import PliError
 from vault.base import VaultError
@@ -70,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_audit.add_parser(sub, _common)
     cli_vault.add_parser(sub, _common)
     cli_xdm.add_parser(sub, _common)
+    cli_pki.add_parser(sub, _common)
     return parser
 
 
@@ -229,6 +238,10 @@ async def _cmd_audit(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
+async def _cmd_pki(args: argparse.Namespace) -> int:
+    return await cli_pki.run(args, _settings(args))
+
+
 async def _cmd_xdm(args: argparse.Namespace) -> int:
     return cli_xdm.run(args, None)  # pure file work: no configuration, no database
 
@@ -236,7 +249,7 @@ async def _cmd_xdm(args: argparse.Namespace) -> int:
 _COMMANDS = {"init": _cmd_init, "serve": _cmd_serve, "directory": _cmd_directory,
              "policy": _cmd_policy, "queue": _cmd_queue, "mdn": _cmd_mdn, "vault": _cmd_vault,
              "user": _cmd_user,
-             "audit": _cmd_audit, "xdm": _cmd_xdm}
+             "audit": _cmd_audit, "xdm": _cmd_xdm, "pki": _cmd_pki}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

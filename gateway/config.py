@@ -116,6 +116,29 @@ class HttpSettings(_Section):
     max_page: int = Field(200, ge=1, le=10_000)  # messages per GET /v1/messages page
     long_poll_max: float = Field(60.0, gt=0, le=600)  # seconds a GET /v1/messages/wait may hold
     rate_limit: int = Field(600, ge=0)  # API calls per minute per token (429 beyond); 0 = off
+    tls: bool = False  # HTTPS with the server certificate of [tls] (deploy: true)
+    # Mutual TLS: CAs whose client certificates authenticate a shared mailbox (its address
+    # in the certificate's subjectAltName e-mail) for send and read, without a token.
+    client_ca_file: str = ""
+    # OpenID Connect bearer tokens (Pro Santé Connect-style), beside pli's own API tokens:
+    # signatures checked against the issuer's JWKS; the mailbox comes from oidc_mailbox_claim,
+    # the API scopes (send, read, audit) from the token's space-separated "scope" claim.
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""
+    oidc_mailbox_claim: str = "email"
+    oidc_algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256")
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> HttpSettings:
+        if self.client_ca_file and not self.tls:
+            raise ValueError("client_ca_file needs tls = true")
+        if self.oidc_issuer and not (self.oidc_audience and self.oidc_jwks_url):
+            raise ValueError("oidc_issuer needs oidc_audience and oidc_jwks_url")
+        if any(a.upper().startswith("HS") or a.lower() == "none" for a in self.oidc_algorithms):
+            raise ValueError("oidc_algorithms: only asymmetric algorithms (a JWKS holds public "
+                             "keys)")
+        return self
 
 
 class DatabaseSettings(_Section):
@@ -135,7 +158,9 @@ class S3Settings(_Section):
     prefix: str = ""
     object_lock: Literal["", "GOVERNANCE", "COMPLIANCE"] = ""
     retention_days: int = Field(0, ge=0)  # with object_lock: S3 refuses deletion before
-    part_size: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    # Bytes per multipart part: memory per streamed upload is ~3 parts; 5 MiB (the S3 minimum)
+    # still allows 48 GiB objects (10,000 parts).
+    part_size: int = Field(5 * 1024 * 1024, ge=5 * 1024 * 1024)
 
 
 class RetentionSettings(_Section):

@@ -47,20 +47,12 @@ class ChunkEncryptor:
         self._base = nonce_base
         self._size = chunk_size
 
-    def _seal(self, index: int, data: bytes, last: bool) -> bytes:
+    def _seal(self, index: int, data: bytes | memoryview, last: bool) -> bytes:
         return self._aes.encrypt(_nonce(self._base, index), data, _aad(self._name, index, last))
 
     async def encrypt(self, plaintext: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        buf = bytearray()
-        index = 0
-        async for piece in plaintext:
-            buf += piece
-            # Keep at least one byte back so the final chunk is known to be final.
-            while len(buf) > self._size:
-                yield self._seal(index, bytes(buf[: self._size]), last=False)
-                del buf[: self._size]
-                index += 1
-        yield self._seal(index, bytes(buf), last=True)
+        async for index, chunk, last in _frames(plaintext, self._size):
+            yield self._seal(index, chunk, last)
 
 
 class ChunkDecryptor:
@@ -72,7 +64,7 @@ class ChunkDecryptor:
         self._base = nonce_base
         self._sealed = chunk_size + TAG_SIZE
 
-    def _open(self, index: int, data: bytes, last: bool) -> bytes:
+    def _open(self, index: int, data: bytes | memoryview, last: bool) -> bytes:
         try:
             return self._aes.decrypt(
                 _nonce(self._base, index), data, _aad(self._name, index, last)
@@ -83,14 +75,57 @@ class ChunkDecryptor:
             ) from None
 
     async def decrypt(self, ciphertext: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        buf = bytearray()
-        index = 0
-        async for piece in ciphertext:
-            buf += piece
-            while len(buf) > self._sealed:
-                yield self._open(index, bytes(buf[: self._sealed]), last=False)
-                del buf[: self._sealed]
+        async for index, chunk, last in _frames(ciphertext, self._sealed):
+            if last and len(chunk) < TAG_SIZE:
+                raise IntegrityError(f"object {self._name}: truncated")
+            yield self._open(index, chunk, last)
+
+
+async def _frames(
+    pieces: AsyncIterator[bytes], size: int
+) -> AsyncIterator[tuple[int, bytes | memoryview, bool]]:
+    """Cut a stream into ``size``-byte frames, the last one flagged (and maybe shorter).
+
+    At least one byte is always held back, so the final frame is known to be
+    final. Frames inside a piece are zero-copy views; only a frame spanning
+    two pieces is assembled, so a large object costs no quadratic copying.
+    """
+    index = 0
+    carry = bytearray()  # the start of a frame that continues in the next piece
+    pending: bytes | memoryview | None = None  # a full frame not yet known to be last
+    async for piece in pieces:
+        if not piece:
+            continue
+        view = memoryview(piece)
+        if carry:
+            take = min(size - len(carry), len(view))
+            carry += view[:take]
+            view = view[take:]
+            if len(carry) < size:
+                continue
+            joined: bytes | memoryview = bytes(carry)
+            carry.clear()
+        else:
+            joined = b""
+        for frame in _split(joined, view, size, carry):
+            if pending is not None:
+                yield index, pending, False
                 index += 1
-        if len(buf) < TAG_SIZE:
-            raise IntegrityError(f"object {self._name}: truncated")
-        yield self._open(index, bytes(buf), last=True)
+            pending = frame
+    if carry:
+        if pending is not None:
+            yield index, pending, False
+            index += 1
+        yield index, bytes(carry), True
+    else:
+        yield index, pending if pending is not None else b"", True
+
+
+def _split(first: bytes | memoryview, view: memoryview, size: int,
+           carry: bytearray) -> list[bytes | memoryview]:
+    """Whole frames of ``first`` + ``view``; the tail goes to ``carry``."""
+    frames: list[bytes | memoryview] = [first] if len(first) else []
+    whole = len(view) - len(view) % size
+    frames.extend(view[i:i + size] for i in range(0, whole, size))
+    carry += view[whole:]
+    return frames

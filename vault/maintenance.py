@@ -145,7 +145,7 @@ async def verify_objects(engine: AsyncEngine, vault: Vault,
             return report
         for name in names:
             try:
-                async for piece in vault.stream(name):
+                async for piece in vault.stream(name, check_digest=True):
                     report.bytes += len(piece)
             except VaultError as exc:
                 report.failures.append((name, f"{type(exc).__name__}: {exc}"))

@@ -25,7 +25,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import BinaryIO, Literal, TypeVar, cast
+from typing import Any, BinaryIO, Literal, TypeVar, cast
 
 import certifi
 import urllib3
@@ -42,7 +42,7 @@ __all__ = ["RetentionLocked", "S3BlobStore"]  # RetentionLocked: re-exported fro
 T = TypeVar("T")
 _NAME_RE = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,16})?$")
 _MIN_PART = 5 * 1024 * 1024  # S3's smallest multipart part
-_READ_SIZE = 256 * 1024
+_READ_SIZE = 1024 * 1024  # per thread trip: fewer hops, still a bounded buffer
 _POLL = 0.2  # how often a waiting upload thread checks that its put was not abandoned
 
 
@@ -53,7 +53,7 @@ class _SourceFailed(Exception):
 class _Bridge:
     """File-like object read by minio's upload thread, fed from the loop's async iterator.
 
-    Each ``read`` asks the loop for chunks until it can return ``size`` bytes,
+    Each ``read`` asks the loop, in one trip, for chunks worth ``size`` bytes,
     so minio gets a whole part per call; chunks are joined once per part, and
     the bridge must be their only holder, or a part more stays in memory.
     ``abandon`` (the put was cancelled) fails the thread's next read, which
@@ -69,18 +69,25 @@ class _Bridge:
         self._have = sum(map(len, head))
         self._eof = False
         self._abandoned = False
-        self._pending: Future[bytes | None] | None = None
+        self._pending: Future[list[bytes] | None] | None = None
         self.error: BaseException | None = None
         self.size = 0
 
-    async def _next(self) -> bytes | None:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
-            return None
+    async def _next(self, want: int) -> list[bytes] | None:
+        """Chunks worth ``want`` bytes, gathered in one trip to the loop (None: the end)."""
+        got: list[bytes] = []
+        have = 0
+        while have < want:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                return got or None
+            got.append(chunk)
+            have += len(chunk)
+        return got
 
-    def _fetch(self) -> bytes | None:
-        fut = self._pending = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+    def _fetch(self, want: int) -> list[bytes] | None:
+        fut = self._pending = asyncio.run_coroutine_threadsafe(self._next(want), self._loop)
         # Waits in short steps so that a cancelled put or a closed loop frees the thread.
         while not wait([fut], timeout=_POLL).done:
             if self._abandoned or self._loop.is_closed():
@@ -98,12 +105,12 @@ class _Bridge:
         if self._abandoned:
             raise _SourceFailed("put abandoned")
         while not self._eof and (size < 0 or self._have < size):
-            chunk = self._fetch()
-            if chunk is None:
+            chunks = self._fetch(size - self._have if size > 0 else _READ_SIZE)
+            if chunks is None:
                 self._eof = True
-            elif chunk:
-                self._parts.append(chunk)
-                self._have += len(chunk)
+            else:
+                self._parts.extend(chunks)
+                self._have += sum(map(len, chunks))
         want = need = self._have if size < 0 else min(size, self._have)
         out: list[bytes] = []
         while need:
@@ -157,7 +164,7 @@ class S3BlobStore:
         self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
         secure: bool = True, region: str | None = None, prefix: str = "",
         object_lock: Literal["", "GOVERNANCE", "COMPLIANCE"] = "", retention_days: int = 0,
-        part_size: int = 16 * 1024 * 1024, workers: int = 8,
+        part_size: int = _MIN_PART, workers: int = 8,
         connect_timeout: float = 5.0, read_timeout: float = 60.0,
     ) -> None:
         if part_size < _MIN_PART:
@@ -268,7 +275,10 @@ class S3BlobStore:
 
     async def get(self, name: str) -> AsyncIterator[bytes]:
         key = self._key(name)
-        response = await self._call(name, self._client.get_object, self._bucket, key)
+        response, whole = await self._call(name, self._open, key)
+        if response is None:  # small: read in the same thread trip as the request
+            yield whole
+            return
         try:
             stream = response.stream(_READ_SIZE)
             while (chunk := await self._call(name, _read, stream)) is not None:
@@ -277,6 +287,21 @@ class S3BlobStore:
             # Inline, so it happens even when the reader is cancelled or the pool
             # is shut down: close() drops a half-read socket and release_conn()
             # hands the connection back; neither waits on the network.
+            response.close()
+            response.release_conn()
+
+    def _open(self, key: str) -> tuple[Any, bytes]:
+        """GET; an object of at most one read is read at once (one thread trip, not three)."""
+        response = self._client.get_object(self._bucket, key)
+        try:
+            length = int(response.headers.get("content-length", "-1"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= _READ_SIZE:
+            return response, b""
+        try:
+            return None, response.read()
+        finally:
             response.close()
             response.release_conn()
 

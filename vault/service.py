@@ -138,11 +138,22 @@ class Vault:
             raise ObjectNotFound(name)
         return StoredObject(**row._asdict())
 
-    async def stream(self, name: str) -> AsyncIterator[bytes]:
-        """Decrypted bytes; the final chunk is withheld until the digest has matched."""
+    async def stream(self, name: str, *, check_digest: bool = False) -> AsyncIterator[bytes]:
+        """Decrypted bytes, each chunk authenticated (GCM) before it is handed out.
+
+        The GCM tags bind every chunk to this object, its position and whether it
+        is the last, so a modified, reordered, truncated or swapped object fails
+        on read. ``check_digest`` also recomputes the plaintext SHA-256 recorded
+        at put (``pli vault verify``); the final chunk is then withheld until it
+        matched.
+        """
         meta = await self._meta(name)
         dek = await self._keys.unwrap(meta.kek_id, meta.wrapped_key)
         dec = ChunkDecryptor(name, dek, meta.nonce_base, meta.chunk_size)
+        if not check_digest:
+            async for piece in dec.decrypt(self._store.get(name)):
+                yield piece
+            return
         digest = hashlib.sha256()
         pending: bytes | None = None
         async for piece in dec.decrypt(self._store.get(name)):

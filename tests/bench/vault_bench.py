@@ -56,7 +56,7 @@ async def _pli_vault(endpoint: str, tmp: Path, bucket: str) -> tuple[Vault, S3Bl
     kek = tmp / f"{bucket}.kek"
     create_kek_file(kek)
     store = S3BlobStore(endpoint, ACCESS_KEY, SECRET_KEY, bucket,
-                        secure=False, region="us-east-1", part_size=16 * MB)
+                        secure=False, region="us-east-1")  # the default part size
     await store.ensure_bucket()
     return Vault(engine, store, KeyFileProvider.from_file(kek), 64 * 1024), store
 

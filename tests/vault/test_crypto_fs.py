@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vault.base import IntegrityError, ObjectNotFound
 from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key
@@ -107,3 +110,44 @@ async def test_fs_store_failed_write_leaves_nothing(tmp_path: Path) -> None:
 async def test_fs_store_refuses_unsafe_names(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ValueError):
         await FsBlobStore(tmp_path).put(bad, _aiter(b"x"))
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+
+async def _each(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for p in pieces:
+        yield p
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(0, 700), chunk=st.sampled_from([1, 7, 64, 100]),
+       cuts=st.lists(st.integers(0, 10_000), max_size=12),
+       recuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_framing_is_independent_of_how_the_stream_is_cut(
+    size: int, chunk: int, cuts: list[int], recuts: list[int]
+) -> None:
+    """Same ciphertext whatever the producer's piece sizes; same plaintext back."""
+    import asyncio
+
+    data = os.urandom(size)
+    key, base = b"k" * 32, b"n" * 12
+
+    async def run() -> None:
+        whole = [c async for c in ChunkEncryptor("o", key, base, chunk).encrypt(_each([data]))]
+        cut = [c async for c in ChunkEncryptor("o", key, base, chunk).encrypt(
+            _each(_cut(data, cuts)))]
+        assert [bytes(c) for c in cut] == [bytes(c) for c in whole]
+        sealed = b"".join(whole)
+        back = [bytes(p) async for p in ChunkDecryptor("o", key, base, chunk).decrypt(
+            _each(_cut(sealed, recuts)))]
+        assert b"".join(back) == data
+        if len(whole) > 1:  # dropping the final frame is noticed
+            with pytest.raises(IntegrityError):
+                _ = [p async for p in ChunkDecryptor("o", key, base, chunk).decrypt(
+                    _each([b"".join(whole[:-1])]))]
+
+    asyncio.run(run())
