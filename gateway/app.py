@@ -32,6 +32,7 @@ from gateway.config import Settings
 from gateway.core.accounts import Accounts
 from gateway.core.ingest import IngestService
 from gateway.core.mailstore import MailStore
+from gateway.core.patients import create_patient_key, load_patient_key
 from gateway.db import create_engine, migrate
 from gateway.errors import ConfigError
 from gateway.http.health import start_health
@@ -177,7 +178,11 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
         policy = PolicyEngine(directory, settings.domains, rules_file=settings.policy_path())
     except RuleError as exc:
         raise ConfigError(f"invalid configuration key 'policy.file': {exc}") from None
-    ingest = IngestService(engine, vault, policy, settings.hostname)
+    patient_key = settings.patient_key_path()
+    if not patient_key.exists():  # a data directory from before the key existed
+        create_patient_key(patient_key)
+    ingest = IngestService(engine, vault, policy, settings.hostname,
+                           patient_key=load_patient_key(patient_key))
     ingest.batcher.queue_max_age = settings.queue.max_age
     mailstore = MailStore(engine, vault, accounts)
     return Services(settings, engine, directory, vault, accounts, policy, ingest, mailstore)

@@ -1,4 +1,4 @@
-"""``pli audit verify|checkpoint|seal|query|export``: the audit trail for operators and auditors.
+"""``pli audit verify|checkpoint|seal|query|export|patient``: the trail for operators, auditors.
 
 Verification checks, in order, the hash chain in the database, the signed
 checkpoints, and the sealed segments in the vault, and names the first bad
@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,10 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     common(p)
     p = a.add_parser("seal", help="seal the entries not yet sealed into the vault now")
     common(p)
+    p = a.add_parser("patient", help="every access to one patient's documents (by INS)")
+    common(p)
+    p.add_argument("ins", metavar="INS", help="the 15 characters (13 + key)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     for name, text in (("query", "list audit entries"),
                        ("export", "JSON lines with hashes, checkable outside pli")):
         p = a.add_parser(name, help=text)
@@ -78,6 +82,8 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             if args.action == "seal":
                 return await _seal(settings, engine, vault)
             return await _verify(args, settings, engine, vault)
+    if args.action == "patient":
+        return await _patient(args, settings, engine)
     flt = audit.AuditFilter(mailbox=args.mailbox, actor=args.actor, action=args.event_action,
                             since=args.since, until=args.until, limit=args.limit)
     if args.action == "export":
@@ -139,14 +145,41 @@ async def export(engine: AsyncEngine, flt: audit.AuditFilter) -> int:
     return count
 
 
+async def _patient(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    """The patient's right to know: who accessed their documents, when, from where."""
+    from gateway.core.patients import load_patient_key, patient_ref
+    from gateway.errors import PliError
+    from gateway.xdm import XdmError
+    from gateway.xdm.ins import parse_ins
+
+    try:
+        ins = parse_ins(args.ins)
+    except XdmError as exc:
+        raise PliError(f"INS: {exc}") from None
+    path = settings.patient_key_path()
+    if not path.exists():
+        raise PliError(f"no patient pseudonymisation key at {path}: nothing was recorded")
+    ref = patient_ref(load_patient_key(path), ins)
+    count = await _print(audit.patient_trail(engine, ref), args.format)
+    if args.format == "table":
+        print(f"{count} entries about this patient's documents")
+    return 0
+
+
 async def _query(engine: AsyncEngine, flt: audit.AuditFilter, fmt: str) -> None:
+    await _print(audit.query(engine, flt), fmt)
+
+
+async def _print(records: AsyncIterator[audit.AuditRecord], fmt: str) -> int:
     cols = ["seq", "ts", "actor", "action", "mailbox", "msg_id", "result", "reason", "remote"]
     writer = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer:
         writer.writerow(cols)
     elif fmt == "table":
         print(f"{'seq':>6}  {'time (UTC)':26}  {'action':18} {'result':7} {'actor':30} mailbox")
-    async for rec in audit.query(engine, flt):
+    count = 0
+    async for rec in records:
+        count += 1
         d = rec.as_dict()
         if fmt == "json":
             print(json.dumps(d, sort_keys=True))
@@ -155,3 +188,4 @@ async def _query(engine: AsyncEngine, flt: audit.AuditFilter, fmt: str) -> None:
         else:
             print(f"{rec.seq:>6}  {d['ts'][:26]:26}  {rec.action:18} {rec.result:7} "
                   f"{rec.actor[:30]:30} {rec.mailbox}")
+    return count

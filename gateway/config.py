@@ -269,6 +269,9 @@ class AuditSettings(_Section):
     # Ed25519 key signing checkpoints of the audit chain (public half beside it, .pub);
     # default DATA_DIR/keys/audit-signing.key.
     signing_key_file: str = ""
+    # Keyed pseudonyms of patients' INS on acceptance entries (pli audit patient INS);
+    # default DATA_DIR/keys/patient-ref.key. Losing it unlinks past entries from patients.
+    patient_key_file: str = ""
     checkpoint_interval: float = Field(60.0, gt=0)  # seconds
     checkpoint_every: int = Field(10_000, gt=0)  # entries
     # Sealed segments: entries exported into a (locked) vault object every interval,
@@ -327,6 +330,11 @@ class Settings(_Section):
         cert = Path(self.tls.cert_file) if self.tls.cert_file else self.data_dir / "tls/server.crt"
         key = Path(self.tls.key_file) if self.tls.key_file else self.data_dir / "tls/server.key"
         return cert, key
+
+    def patient_key_path(self) -> Path:
+        if self.audit.patient_key_file:
+            return Path(self.audit.patient_key_file)
+        return self.data_dir / "keys/patient-ref.key"
 
     def audit_key_path(self) -> Path:
         if self.audit.signing_key_file:

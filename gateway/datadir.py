@@ -18,6 +18,7 @@ from pathlib import Path
 from directory.sql_import import import_extraction, import_trustlist
 from gateway.config import Settings, load_settings
 from gateway.core.accounts import Accounts
+from gateway.core.patients import create_patient_key
 from gateway.db import create_engine, migrate
 from gateway.demo import DEMO_DIR, DEMO_DOMAINS, DEMO_IDENTITIES
 from gateway.tls import make_dev_certificate
@@ -87,6 +88,8 @@ def _prepare_files(
     settings.vault_path().mkdir(parents=True, exist_ok=True)
     if not settings.audit_key_path().exists():
         create_signing_key(settings.audit_key_path())
+    if not settings.patient_key_path().exists():
+        create_patient_key(settings.patient_key_path())
     rules = data_dir / "policies.toml"
     if not settings.policy.file and not rules.exists():
         # The defaults, written out so that an operator edits a file rather than code.

@@ -31,6 +31,7 @@ __all__ = [
     "append",
     "append_many",
     "entry_hash",
+    "patient_trail",
     "query",
     "record_from_row",
     "verify",
@@ -210,3 +211,26 @@ async def query(engine: AsyncEngine, flt: AuditFilter) -> AsyncIterator[AuditRec
         result = await conn.stream(stmt)
         async for r in result:
             yield record_from_row(r)
+
+
+async def patient_trail(engine: AsyncEngine, patient_ref: str) -> AsyncIterator[AuditRecord]:
+    """Every entry about the messages whose acceptance names this patient pseudonym.
+
+    The pseudonym (``gateway.core.patients``) sits in the acceptance entry's
+    detail; every later event on those messages — deliveries, reads over IMAP
+    or the API, moves, expiry — carries the same message id.
+    """
+    if not patient_ref.isalnum():  # a hex pseudonym: nothing for LIKE to interpret
+        raise ValueError("a patient reference is hexadecimal")
+    e = audit_event.c
+    async with engine.connect() as conn:
+        refs = (await conn.execute(select(e.msg_id).where(
+            e.action == "message.accepted", e.detail.like(f'%"patients":"%{patient_ref}%'))
+        )).scalars().all()
+    ids = sorted({r for r in refs if r})
+    for i in range(0, len(ids), 500):
+        async with engine.connect() as conn:
+            result = await conn.stream(select(audit_event).where(e.msg_id.in_(ids[i:i + 500]))
+                                       .order_by(e.seq))
+            async for r in result:
+                yield record_from_row(r)

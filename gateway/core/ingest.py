@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DirectoryUnavailable, MailboxKind, normalize_address
 from gateway import events
-from gateway.core import mdn, mime
+from gateway.core import mdn, mime, patients
 from gateway.core.commit import CommitBatcher, PendingMessage
 from gateway.core.model import SessionInfo
 from gateway.errors import PliError, TemporaryFailure
@@ -62,6 +62,7 @@ class Delivery:
         self._done = False
         self._head = b""  # the message's start, kept only when it mentions an MDN
         self._acks: list[mdn.Ack] = []
+        self._patients: list[str] = []  # pseudonyms of the patients the documents concern
 
     async def add_sender(self, address: str) -> Decision:
         decision = await self._svc.policy.check_sender(address)
@@ -140,6 +141,10 @@ class Delivery:
         if b"disposition-notification" in head.lower():
             self._head = head
             self._acks = await asyncio.to_thread(mdn.parse_acks, data)
+        key = self._svc.patient_key
+        if key is not None and (b"zip" in data or b"xml" in data):  # cheap test first
+            found = await asyncio.to_thread(patients.patient_ins, data)
+            self._patients = sorted({patients.patient_ref(key, ins) for ins in found})
         try:
             self._stored = await self._svc.vault.put(
                 self._trace_headers(data) + data, mailboxes=[*self.recipients, self.sender])
@@ -160,7 +165,8 @@ class Delivery:
             remote=self.info.remote,
             detail={"protocol": self.info.protocol, "size": stored.size,
                     "recipients": len(self.recipients) + len(self.remote),
-                    "session": self.info.session_id},
+                    "session": self.info.session_id,
+                    **({"patients": ",".join(self._patients)} if self._patients else {})},
         )
         delivered = [
             audit.AuditEvent(action="message.delivered", actor=self.sender or "", mailbox=rcpt,
@@ -225,8 +231,10 @@ class Delivery:
 
 class IngestService:
     def __init__(
-        self, engine: AsyncEngine, vault: Vault, policy: PolicyEngine, hostname: str
+        self, engine: AsyncEngine, vault: Vault, policy: PolicyEngine, hostname: str,
+        patient_key: bytes | None = None,
     ) -> None:
+        self.patient_key = patient_key  # pseudonymises INS for the audit trail (patients.py)
         self.engine = engine
         self.vault = vault
         self.policy = policy

@@ -92,3 +92,9 @@ async def test_audit_tampering_named(engine: AsyncEngine, tamper: str, first_bad
     report = await audit.verify(engine)
     assert not report.ok
     assert report.first_bad_seq == first_bad, report
+
+
+async def test_patient_trail_refuses_pattern_characters(engine: AsyncEngine) -> None:
+    """The pseudonym goes into a LIKE pattern: only hex is accepted."""
+    with pytest.raises(ValueError, match="hexadecimal"):
+        _ = [r async for r in audit.patient_trail(engine, "%")]
