@@ -5,7 +5,7 @@ DATA    ?= var
 BIN     := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install apt-deps lint typecheck pytest clean bench bench-directory bench-smtp bench-vault bench-smime
+.PHONY: run test install apt-deps lint typecheck pytest clean bench bench-directory bench-smtp bench-vault bench-smime bench-imap
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,11 @@ clean:
 ##   bench-smtp       SMTP ingest vs Postfix→Dovecot (peer kit in tests/bench/peers)
 ##   bench-vault      encrypted put/get vs raw minio on one S3 server, audit appends, 1 GB RSS
 ##   bench-smime      S/MIME sign+encrypt, decrypt+verify of 1 MB vs raw cryptography primitives
-bench: bench-directory bench-smtp bench-vault bench-smime
+##   bench-imap       IMAP sessions/s and bodies/s vs Dovecot (peer kit), RSS with idle clients
+bench: bench-directory bench-smtp bench-vault bench-smime bench-imap
+
+bench-imap: install
+	$(BIN)/python tests/bench/imap_bench.py $(IMAP_BENCH_ARGS)
 
 bench-smime: install
 	$(BIN)/python tests/bench/smime_bench.py $(SMIME_BENCH_ARGS)

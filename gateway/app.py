@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Protocol
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Directory, DirectoryAdmin
@@ -35,7 +34,7 @@ from gateway.core.mailstore import MailStore
 from gateway.core.patients import create_patient_key, load_patient_key
 from gateway.db import create_engine, migrate
 from gateway.errors import ConfigError
-from gateway.http.health import start_health
+from gateway.http.api import create_app, start_http
 from gateway.imap.server import ImapLimits, start_imap
 from gateway.outbound.worker import OutboundWorker
 from gateway.smtp.auth import SubmissionSMTP
@@ -240,26 +239,34 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
         implicit_tls=True,  # no PROXY here: its header would precede the TLS handshake
     )
-    servers["imap"] = await start_imap(
-        services.mailstore, host=s.imap.host, port=s.imap.port, tls_context=tls,
-        limits=ImapLimits(max_connections=s.imap.max_connections,
-                          idle_timeout=s.imap.idle_timeout),
-    )
+    # IMAP: committed mail wakes IDLE sessions (one notifier for the commit path and the
+    # mailstore); delegated users see shared ORG/APP mailboxes through the directory.
+    services.ingest.batcher.notifier = services.mailstore.notifier
+    services.mailstore.directory = services.directory
+    imap_limits = ImapLimits(max_connections=s.imap.max_connections,
+                             idle_timeout=s.imap.idle_timeout, append=s.smtp.max_message_size)
+    for name, port, implicit in (("imap", s.imap.port, False), ("imaps", s.imap.tls_port, True)):
+        servers[name] = await start_imap(
+            services.mailstore, host=s.imap.host, port=port, tls_context=tls,
+            limits=imap_limits, notifier=services.mailstore.notifier, implicit_tls=implicit,
+        )
 
-    async def ready() -> bool:
+    # The HTTP API (FastAPI on uvicorn), served as a task of this loop.
+    http_tls = tls if s.http.tls else None
+    if s.http.client_ca_file:
         try:
-            async with services.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return True
-        except Exception:  # readiness is a yes/no answer whatever the failure
-            return False
-
-    servers["http"] = await start_health(s.http.host, s.http.port, ready)
+            http_tls = server_context(cert, key, Path(s.http.client_ca_file))
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            raise ConfigError("invalid configuration key 'http.client_ca_file': cannot load "
+                              f"{s.http.client_ca_file}: {exc}") from None
+    http = await start_http(create_app(services, s), s.http.host, s.http.port, tls=http_tls)
+    stack.push_async_callback(http.close)
     _start_outbound(services, stack)
     _start_checkpointer(services, stack)
     for srv in servers.values():
         stack.push_async_callback(_close, srv)
     ports = {name: _port(srv) for name, srv in servers.items()}
+    ports["http"] = http.port
     for name, port in ports.items():
         log.info(events.LISTENER_STARTED, listener=name, port=port)
     run_dir = s.run_dir()

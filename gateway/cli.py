@@ -24,6 +24,7 @@ from gateway import (
     cli_pki,
     cli_policy,
     cli_queue,
+    cli_token,
     cli_vault,
     cli_xdm,
 )
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_vault.add_parser(sub, _common)
     cli_xdm.add_parser(sub, _common)
     cli_pki.add_parser(sub, _common)
+    cli_token.add_parser(sub, _common)
     return parser
 
 
@@ -238,6 +240,14 @@ async def _cmd_audit(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
+async def _cmd_token(args: argparse.Namespace) -> int:
+    settings, engine = await _open(args)
+    try:
+        return await cli_token.run(args, settings, engine)
+    finally:
+        await engine.dispose()
+
+
 async def _cmd_pki(args: argparse.Namespace) -> int:
     return await cli_pki.run(args, _settings(args))
 
@@ -249,7 +259,8 @@ async def _cmd_xdm(args: argparse.Namespace) -> int:
 _COMMANDS = {"init": _cmd_init, "serve": _cmd_serve, "directory": _cmd_directory,
              "policy": _cmd_policy, "queue": _cmd_queue, "mdn": _cmd_mdn, "vault": _cmd_vault,
              "user": _cmd_user,
-             "audit": _cmd_audit, "xdm": _cmd_xdm, "pki": _cmd_pki}
+             "audit": _cmd_audit, "xdm": _cmd_xdm, "pki": _cmd_pki,
+             "token": _cmd_token}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

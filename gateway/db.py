@@ -50,9 +50,10 @@ def all_metadata() -> list[MetaData]:
     """Each package's own MetaData, in dependency order (Alembic's target)."""
     from directory.tables import metadata as directory_md
     from gateway.core.tables import metadata as gateway_md
+    from gateway.http.tables import metadata as http_md
     from vault.tables import metadata as vault_md
 
-    return [directory_md, vault_md, gateway_md]
+    return [directory_md, vault_md, gateway_md, http_md]
 
 
 def _upgrade(conn: Connection, revision: str) -> None:

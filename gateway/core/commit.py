@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.core.append import allocate
 from gateway.core.mailstore import INBOX, SENT, ensure_mailbox
-from gateway.core.tables import mailbox, mdn_ack, message
+from gateway.core.notify import MailboxNotifier
+from gateway.core.tables import mdn_ack, message
 from gateway.outbound import store as outbound_store
 from vault import audit
 from vault.service import StoredObject, Vault
@@ -56,6 +58,7 @@ class CommitBatcher:
         self._max = max_batch
         self._queue: list[tuple[PendingMessage, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self.notifier: MailboxNotifier | None = None  # wakes IMAP IDLE (set by app.py)
 
     async def commit(self, item: PendingMessage) -> None:
         """Return once ``item`` is committed; raise the database error otherwise."""
@@ -85,6 +88,8 @@ class CommitBatcher:
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
+        if self.notifier is not None:  # only after the commit: IDLE must find the rows
+            self.notifier.notify(owner for item, _ in batch for owner, _, _ in item.targets())
 
     async def _rows(self, conn: AsyncConnection, items: list[PendingMessage]) -> None:
         # The audit head first: it takes the write lock and orders concurrent writers.
@@ -96,13 +101,12 @@ class CommitBatcher:
             for owner, name, _ in it.targets():
                 wanted[owner, name] = wanted.get((owner, name), 0) + 1
         next_uid: dict[tuple[str, str], tuple[int, int]] = {}
+        modseq: dict[int, int] = {}
         for (owner, name), count in wanted.items():
             mid = await ensure_mailbox(conn, owner, name)
-            row = (await conn.execute(
-                mailbox.update().where(mailbox.c.id == mid)
-                .values(uid_next=mailbox.c.uid_next + count).returning(mailbox.c.uid_next)
-            )).one()
-            next_uid[owner, name] = (mid, int(row.uid_next) - count)
+            alloc = await allocate(conn, mid, count)  # UIDs and a MODSEQ (RFC 7162)
+            next_uid[owner, name] = (mid, alloc.first_uid)
+            modseq[mid] = alloc.modseq
         rows = []
         for it in items:
             for owner, name, flags in it.targets():
@@ -110,7 +114,8 @@ class CommitBatcher:
                 next_uid[owner, name] = (mid, uid + 1)
                 rows.append({"msg_ref": it.ref, "mailbox_id": mid, "uid": uid,
                              "blob": it.stored.name, "size": it.stored.size,
-                             "internal_date": it.received_at, "flags": flags})
+                             "internal_date": it.received_at, "flags": flags,
+                             "modseq": modseq[mid]})
         if rows:
             await conn.execute(insert(message), rows)
         acks = [{"original_message_id": a[0], "final_recipient": a[1], "disposition": a[2],

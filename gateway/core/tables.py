@@ -1,8 +1,9 @@
 """The gateway's own tables: accounts, mailboxes and the messages delivered into them.
 
 Bodies are never here: a message row points at a vault object by its random
-name. Flags are a space-separated text column for now (the IMAP issue moves
-them, with MODSEQ, to their own table).
+name. Flags are a space-separated text column beside the message's MODSEQ
+(RFC 7162); the mailbox keeps its HIGHESTMODSEQ and subscription, and the
+ENVELOPE/BODYSTRUCTURE of a message are cached here once computed.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
+    true,
 )
 
-__all__ = ["account", "mailbox", "mdn_ack", "message", "metadata", "outbound"]
+__all__ = ["account", "mailbox", "mailbox_acl", "mdn_ack", "message", "metadata", "outbound"]
 
 metadata = MetaData()
 
@@ -42,6 +45,8 @@ mailbox = Table(
     Column("name", String(255), nullable=False),
     Column("uid_validity", BigInteger, nullable=False),
     Column("uid_next", BigInteger, nullable=False),
+    Column("highest_modseq", BigInteger, nullable=False, server_default=text("1")),
+    Column("subscribed", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("owner", "name", name="uq_mailbox_owner_name"),
 )
 
@@ -56,7 +61,21 @@ message = Table(
     Column("size", BigInteger, nullable=False),
     Column("internal_date", DateTime(timezone=True), nullable=False),
     Column("flags", Text, nullable=False),
+    Column("modseq", BigInteger, nullable=False, server_default=text("1")),
+    Column("envelope", Text, nullable=True),  # FETCH ENVELOPE, computed once (RFC 3501 §7.4.2)
+    Column("bodystructure", Text, nullable=True),  # FETCH BODYSTRUCTURE, computed once
     UniqueConstraint("mailbox_id", "uid", name="uq_message_mailbox_uid"),
+)
+Index("ix_message_mailbox_modseq", message.c.mailbox_id, message.c.modseq)
+
+# RFC 4314 rights a user holds on a shared (ORG/APP) mailbox owner's tree; without a row a
+# delegated user gets DELEGATED_RIGHTS.
+mailbox_acl = Table(
+    "mailbox_acl",
+    metadata,
+    Column("owner", String(320), primary_key=True),
+    Column("identifier", String(320), primary_key=True),
+    Column("rights", String(32), nullable=False),
 )
 
 # One row per (message, remote recipient): the outbound queue, claimed by any instance.

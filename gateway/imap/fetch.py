@@ -1,9 +1,10 @@
 """FETCH data items: parsing the request and rendering the response (RFC 3501 §6.4.5, §7.4.2).
 
-Pure functions over a message's metadata and, when a body section or the
-ENVELOPE is asked for, its bytes (the session fetches them through the audited
-backend read). BODYSTRUCTURE, BODY and the FULL macro are not served yet: they
-are refused with a clear BAD instead of a wrong answer. Nothing here does I/O.
+Pure functions over a message's metadata and, when a body section, the
+ENVELOPE or the MIME structure is asked for, its bytes (the session fetches
+them through the audited backend read). Sections may be numbered
+(``BODY[2.1.MIME]``, RFC 3501 §6.4.5); anything unknown is refused with a BAD
+naming it, never answered wrongly. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -14,34 +15,45 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.imap.backend import MessageInfo
-from gateway.imap.envelope import envelope
+from gateway.imap.bodystructure import body_structure, parse_mime, section_bytes, structure
 from gateway.imap.parser import ParseError, Token
 
 __all__ = ["FetchItem", "format_flags", "internal_date", "parse_fetch_items", "render_fetch"]
 
 _SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "RFC822", "RFC822.HEADER",
-           "RFC822.TEXT", "ENVELOPE"}
-# RFC 3501 §6.4.5 macros; FULL also needs BODY, which is not served yet.
+           "RFC822.TEXT", "ENVELOPE", "MODSEQ", "BODYSTRUCTURE"}
+# RFC 3501 §6.4.5 macros.
 _MACROS = {"FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
-           "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"]}
-_NOT_YET = {"BODYSTRUCTURE", "FULL", "BODY"}
+           "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
+           "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY.STRUCT"]}
 _SECTION_RE = re.compile(
     r"^(BODY|BODY\.PEEK)\[([A-Z0-9.]*)(?: \(([^()]*)\))?\](?:<(\d{1,10})\.(\d{1,10})>)?$",
     re.IGNORECASE | re.ASCII)
+# section = [part-path] ["." spec] | spec (RFC 3501 §9 section-spec)
+_PATH_RE = re.compile(
+    r"^((?:[1-9][0-9]{0,4}\.){0,15}[1-9][0-9]{0,4})?\.?(|HEADER|TEXT|MIME|HEADER\.FIELDS|"
+    r"HEADER\.FIELDS\.NOT)$", re.ASCII)
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 @dataclass(frozen=True, slots=True)
 class FetchItem:
     name: str  # UID, FLAGS, ..., or BODY for a section
-    section: str = ""  # "", HEADER, TEXT, HEADER.FIELDS, HEADER.FIELDS.NOT
+    section: str = ""  # as written: "", "HEADER", "1.2.MIME", "HEADER.FIELDS"...
     fields: tuple[str, ...] = ()
     peek: bool = False
     partial: tuple[int, int] | None = None
+    path: tuple[int, ...] = ()  # the part numbers of ``section``
+    spec: str = ""  # its text part: "", HEADER, TEXT, MIME, HEADER.FIELDS[.NOT]
 
     @property
     def needs_body(self) -> bool:
-        return self.name in ("BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT", "ENVELOPE")
+        return self.name in ("BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY.STRUCT")
+
+    @property
+    def needs_structure(self) -> bool:
+        """ENVELOPE and BODYSTRUCTURE come from the stored structure, not the body."""
+        return self.name in ("ENVELOPE", "BODYSTRUCTURE")
 
     @property
     def sets_seen(self) -> bool:
@@ -49,6 +61,8 @@ class FetchItem:
                                                                         "RFC822.TEXT")
 
     def label(self) -> str:
+        if self.name == "BODY.STRUCT":
+            return "BODY"
         if self.name != "BODY":
             return self.name
         fields = f" ({' '.join(self.fields)})" if self.fields else ""
@@ -62,19 +76,23 @@ def _one(text: str) -> list[FetchItem]:
         return [FetchItem(upper)]
     if upper in _MACROS:
         return [FetchItem(n) for n in _MACROS[upper]]
-    if upper in _NOT_YET:
-        raise ParseError(f"FETCH {upper} is not supported yet (try BODY.PEEK[HEADER] or ALL)")
+    if upper == "BODY":  # RFC 3501 §6.4.5: BODYSTRUCTURE without extension data
+        return [FetchItem("BODY.STRUCT")]
     m = _SECTION_RE.match(text)
     if m is None:
         raise ParseError(f"unknown FETCH item {text[:40]!r}")
     section = m.group(2).upper()
-    if section not in ("", "HEADER", "TEXT", "HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        raise ParseError(f"FETCH section {section[:20]!r} is not supported yet")
+    parsed = _PATH_RE.match(section)
+    if parsed is None or (parsed.group(2) == "MIME" and not parsed.group(1)):
+        raise ParseError(f"invalid FETCH section {section[:20]!r}")
+    path = tuple(int(n) for n in parsed.group(1).split(".")) if parsed.group(1) else ()
+    spec = parsed.group(2)
     fields = tuple(f.upper() for f in (m.group(3) or "").split() if f)
-    if section.startswith("HEADER.FIELDS") and not fields:
-        raise ParseError("HEADER.FIELDS needs a list of field names")
+    if spec.startswith("HEADER.FIELDS") != bool(fields):
+        raise ParseError("HEADER.FIELDS needs a list of field names (and only it takes one)")
     partial = (int(m.group(4)), int(m.group(5))) if m.group(4) else None
-    return [FetchItem("BODY", section, fields, m.group(1).upper() == "BODY.PEEK", partial)]
+    return [FetchItem("BODY", section, fields, m.group(1).upper() == "BODY.PEEK", partial,
+                      path, spec)]
 
 
 def parse_fetch_items(token: Token) -> list[FetchItem]:
@@ -103,34 +121,15 @@ def _split(body: bytes) -> tuple[bytes, bytes]:
     return body[: idx + 4], body[idx + 4 :]
 
 
-def _header_fields(header: bytes, names: tuple[str, ...], negate: bool) -> bytes:
-    wanted = {n.encode().lower() for n in names}
-    out: list[bytes] = []
-    keep = False
-    for line in header.split(b"\r\n"):
-        if not line:
-            continue
-        if line[:1] in (b" ", b"\t"):  # folded continuation of the previous field
-            if keep:
-                out.append(line)
-            continue
-        name = line.split(b":", 1)[0].strip().lower()
-        keep = (name in wanted) != negate
-        if keep:
-            out.append(line)
-    return b"\r\n".join(out) + (b"\r\n" if out else b"") + b"\r\n"
-
-
 def _section(item: FetchItem, body: bytes) -> bytes:
-    header, text = _split(body)
-    if item.name == "RFC822.HEADER" or item.section == "HEADER":
-        data = header
-    elif item.name == "RFC822.TEXT" or item.section == "TEXT":
-        data = text
-    elif item.section.startswith("HEADER.FIELDS"):
-        data = _header_fields(header, item.fields, item.section.endswith(".NOT"))
-    else:
+    if item.name == "RFC822.HEADER":
+        data = _split(body)[0]
+    elif item.name == "RFC822.TEXT":
+        data = _split(body)[1]
+    elif item.name == "RFC822":
         data = body
+    else:
+        data = section_bytes(body, item.path, item.spec, item.fields)
     if item.partial:
         start, length = item.partial
         data = data[start : start + length]
@@ -143,8 +142,15 @@ def render_fetch(
     items: Sequence[FetchItem],
     body: bytes | None,
     flags: frozenset[str],
+    stored: tuple[bytes, bytes] | None = None,
 ) -> bytes:
-    """One untagged ``* n FETCH (...)`` response, literals included."""
+    """One untagged ``* n FETCH (...)`` response, literals included.
+
+    ``stored`` is the (ENVELOPE, BODYSTRUCTURE) pair kept by the backend; without
+    it they are computed from ``body``.
+    """
+    if stored is None and body is not None and any(i.needs_structure for i in items):
+        stored = structure(body)
     parts: list[bytes] = []
     for item in items:
         label = item.label().encode()
@@ -156,9 +162,17 @@ def render_fetch(
             parts.append(b"INTERNALDATE " + internal_date(info.internal_date).encode())
         elif item.name == "RFC822.SIZE":
             parts.append(b"RFC822.SIZE %d" % info.size)
+        elif item.name == "MODSEQ":  # RFC 7162 §3.1.4.1
+            parts.append(b"MODSEQ (%d)" % info.modseq)
         elif item.name == "ENVELOPE":
+            assert stored is not None
+            parts.append(b"ENVELOPE " + stored[0])
+        elif item.name == "BODYSTRUCTURE":
+            assert stored is not None
+            parts.append(b"BODYSTRUCTURE " + stored[1])
+        elif item.name == "BODY.STRUCT":
             assert body is not None
-            parts.append(b"ENVELOPE " + envelope(_split(body)[0]))
+            parts.append(b"BODY " + body_structure(parse_mime(body), extensible=False))
         else:
             assert body is not None
             data = _section(item, body)

@@ -1,10 +1,12 @@
-"""pli's IMAP listener: sockets, STARTTLS, limits and timeouts around the session.
+"""pli's IMAP listeners: sockets, STARTTLS or implicit TLS, limits and timeouts around a session.
 
 Every command is read under hard bounds before it is parsed: a line limit, a
 literal limit checked before the continuation is sent (so a huge literal is
-refused without reading it), a total command size, an idle timeout, a cap on
-connections and on consecutive bad commands. After STARTTLS, any plaintext
-the client pipelined is discarded, never executed (CVE-2011-0411 class).
+refused without reading it; a too large LITERAL+ closes the connection, since
+its bytes are already on the way), a larger bound only for APPEND's message,
+a total command size, an idle timeout, a cap on connections and on
+consecutive bad commands. After STARTTLS, any plaintext the client pipelined
+is discarded, never executed (CVE-2011-0411 class).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway import events
-from gateway.imap.backend import ImapBackend
+from gateway.imap.backend import ImapBackend, Notifier
 from gateway.imap.parser import ParseError, literal_announced, parse_command
 from gateway.imap.responses import tagged
 from gateway.imap.session import Session, State
@@ -32,8 +34,9 @@ class ImapLimits:
     """Every bound the listener enforces; sizes in octets, times in seconds."""
 
     line: int = 8192
-    literal: int = 64 * 1024  # no APPEND yet: commands never need more
-    command: int = 128 * 1024
+    literal: int = 64 * 1024  # any literal but APPEND's message
+    append: int = 50 * 1024 * 1024  # APPEND's message (the SMTP size limit is the same idea)
+    command: int = 128 * 1024  # a whole command, literals included (APPEND: append + this)
     bad_commands: int = 20
     login_failures: int = 3  # then BYE; the backend throttles across connections
     preauth_timeout: float = 60.0
@@ -41,6 +44,7 @@ class ImapLimits:
     send_timeout: float = 300.0  # a client that stops reading its responses is dropped
     tls_handshake_timeout: float = 30.0
     max_connections: int = 1000
+    idle_poll: float = 30.0  # IDLE re-reads the mailbox this often (changes by other instances)
 
 
 class _Fatal(Exception):
@@ -63,9 +67,13 @@ async def _read_line(reader: asyncio.StreamReader) -> bytes:
 async def _read_command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                         limits: ImapLimits) -> bytes:
     data = await _read_line(reader)
+    words = data.split(b" ", 2)
+    is_append = len(words) > 1 and words[1].upper() == b"APPEND"
+    max_literal = limits.append if is_append else limits.literal
+    max_command = limits.command + (limits.append if is_append else 0)
     while (announced := literal_announced(data)) is not None:
         size, non_sync = announced
-        if size > limits.literal or len(data) + size > limits.command:
+        if size > max_literal or len(data) + size > max_command:
             if non_sync:  # LITERAL+: the bytes are already on their way; we cannot resync
                 raise _Fatal("Literal too large")
             tag = data.split(b" ", 1)[0].decode("ascii", "replace")
@@ -75,7 +83,7 @@ async def _read_command(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             await writer.drain()
         data += await reader.readexactly(size)
         data += await _read_line(reader)
-        if len(data) > limits.command:
+        if len(data) > max_command:
             raise _Fatal("Command too long")
     return data
 
@@ -87,11 +95,15 @@ async def start_imap(
     port: int,
     tls_context: ssl.SSLContext,
     limits: ImapLimits | None = None,
+    notifier: Notifier | None = None,
+    implicit_tls: bool = False,
 ) -> asyncio.Server:
-    """Listen for IMAP with STARTTLS on ``host:port`` (0 = ephemeral) and return the server.
+    """Listen for IMAP on ``host:port`` (0 = ephemeral) and return the server.
 
-    The bound port is ``server.sockets[0].getsockname()[1]``; the caller owns
-    the server (``close()`` then ``wait_closed()``).
+    STARTTLS (RFC 3501 §6.2.1) by default; ``implicit_tls`` for the port-993
+    style listener (RFC 8314 §3.3), where the handshake comes first. The
+    bound port is ``server.sockets[0].getsockname()[1]``; the caller owns the
+    server (``close()`` then ``wait_closed()``). ``notifier`` wakes IDLE.
     """
     lim = limits or ImapLimits()
     active = 0
@@ -115,7 +127,7 @@ async def start_imap(
             reason = "closed"
             try:
                 reason = await _conversation(reader, writer, backend, tls_context, lim, sid,
-                                             remote)
+                                             remote, notifier, implicit_tls)
             except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
                 reason = "connection-lost"
             except asyncio.CancelledError:
@@ -134,6 +146,9 @@ async def start_imap(
                 log.info(events.IMAP_DISCONNECT, reason=reason)
                 await _close(writer)
 
+    if implicit_tls:
+        return await asyncio.start_server(serve, host, port, limit=lim.line, ssl=tls_context,
+                                          ssl_handshake_timeout=lim.tls_handshake_timeout)
     return await asyncio.start_server(serve, host, port, limit=lim.line)
 
 
@@ -165,7 +180,8 @@ async def _starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 async def _conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                         backend: ImapBackend, tls: ssl.SSLContext, lim: ImapLimits,
-                        sid: str, remote: str) -> str:
+                        sid: str, remote: str, notifier: Notifier | None,
+                        implicit_tls: bool) -> str:
     """Read, bound and parse commands until the session ends; return why it ended."""
     async def send(data: bytes) -> None:
         writer.write(data)
@@ -175,8 +191,13 @@ async def _conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         await send(prompt)
         return await asyncio.wait_for(_read_line(reader), timeout=lim.preauth_timeout)
 
-    session = Session(backend, remote=remote, tls_active=False, starttls_available=True,
-                      ask=ask, session_id=sid, max_login_failures=lim.login_failures)
+    async def read_line() -> bytes:
+        return await asyncio.wait_for(_read_line(reader), timeout=lim.idle_timeout)
+
+    session = Session(backend, remote=remote, tls_active=implicit_tls,
+                      starttls_available=not implicit_tls, ask=ask, session_id=sid,
+                      max_login_failures=lim.login_failures, read_line=read_line,
+                      notifier=notifier, idle_poll=lim.idle_poll, idle_timeout=lim.idle_timeout)
     await send(f"* OK [CAPABILITY {session.capabilities()}] pli IMAP ready [{sid}]\r\n".encode())
     bad = 0
     while True:

@@ -33,7 +33,8 @@ async def listening(tmp_path: Path, backend: MemoryBackend | None = None,
     cert, key = make_dev_certificate(tmp_path / "tls", ["localhost", "127.0.0.1"])
     backend = backend or MemoryBackend()
     server = await start_imap(backend, host="127.0.0.1", port=0,
-                         tls_context=server_context(cert, key), limits=limits)
+                         tls_context=server_context(cert, key), limits=limits,
+                         notifier=backend.notifier)
     ctx = ssl.create_default_context(cafile=str(cert))
     ctx.check_hostname = False  # the dev certificate names localhost; we dial 127.0.0.1 too
     try:

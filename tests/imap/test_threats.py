@@ -151,14 +151,14 @@ def test_parser_examples() -> None:
         parse_sequence_set("0:3", 5)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_parser_only_raises_parse_error(data: bytes) -> None:
     with contextlib.suppress(ParseError):
         parse_command(data + b"\r\n")
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60), st.integers(min_value=0, max_value=2**32))
 def test_sequence_set_only_raises_parse_error(text: str, largest: int) -> None:
     with contextlib.suppress(ParseError):
@@ -171,7 +171,7 @@ _tokens = st.recursive(
     lambda inner: st.lists(inner, max_size=4), max_leaves=12)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(_tokens)
 def test_fetch_items_only_raise_parse_error(token: Token) -> None:
     with contextlib.suppress(ParseError):
@@ -196,7 +196,7 @@ _PIECES = [b" ", b"(", b")", b"[", b"]", b"{3}\r\nabc", b"{5+}\r\n", b'"', b"\\"
            b"BODY.PEEK[HEADER.FIELDS (A)]<0.9>", b"NIL", b"\r\n", b"\x00", b"\xc3\xa9"]
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.sampled_from(_NAMES), st.lists(st.sampled_from(_PIECES) | st.binary(max_size=4),
                                          max_size=12))
 def test_parser_on_command_shaped_input(name: bytes, pieces: list[bytes]) -> None:

@@ -48,3 +48,16 @@ class Conn:
 
     def close(self) -> None:
         self.w.close()
+
+    async def run(self, tag: str, command: str | bytes) -> list[bytes]:
+        """Send ``<tag> <command>`` CRLF and return every line up to the tagged reply."""
+        raw = command.encode() if isinstance(command, str) else command
+        await self.send(tag.encode() + b" " + raw + b"\r\n")
+        return await self.until_tagged(tag.encode())
+
+    @classmethod
+    async def logged_in(cls, port: int, ctx: ssl.SSLContext) -> Conn:
+        c = await cls.open(port)
+        await c.starttls(ctx)
+        await c.login()
+        return c

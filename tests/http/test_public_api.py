@@ -1,0 +1,40 @@
+"""Pins the HTTP package's public names: changing them is a decision, not an accident."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "gateway.http.api": ["HttpServer", "ReadinessCheck", "create_app", "default_checks",
+                         "start_http"],
+    "gateway.http.audit": ["audit_router"],
+    "gateway.http.auth": ["CALLER_KEY", "FAILURE_KEY", "Caller", "RateLimiter",
+                          "bearer_dependency"],
+    "gateway.http.context": ["ApiContext", "ApiServices"],
+    "gateway.http.dpi": ["add_send_schemas", "dpi_router"],
+    "gateway.http.metrics": ["CONTENT_TYPE_LATEST", "ApiMetrics"],
+    "gateway.http.middleware": ["MSG_KEY", "BodyLimit", "CallRecorder"],
+    "gateway.http.mtls": ["CERT_SCOPES", "CertAuthority", "ClientCertProtocol",
+                          "peer_certificate"],
+    "gateway.http.oidc": ["OidcIdentity", "OidcUnavailable", "OidcVerifier"],
+    "gateway.http.problems": ["PROBLEM_JSON", "ApiProblem", "Problem", "install_handlers",
+                              "problem_response", "problem_responses"],
+    "gateway.http.queries": ["DeliveryRow", "MdnRow", "MessageRow", "MetricsSnapshot",
+                             "SentStatus", "any_vault_object", "find_message",
+                             "list_messages", "max_uid", "metrics_snapshot", "sent_status"],
+    "gateway.http.send": ["Attachment", "Outgoing", "SendRequest", "SendResult", "submit"],
+    "gateway.http.tables": ["api_token", "metadata"],
+    "gateway.http.tokens": ["SCOPES", "TokenInfo", "TokenService", "hash_secret",
+                            "split_token"],
+    "gateway.cli_token": ["add_parser", "run"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_names(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(PUBLIC[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), name

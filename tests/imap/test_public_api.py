@@ -1,0 +1,44 @@
+"""Pins the IMAP package's (and its mailstore's) public names: changing them is a decision."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "gateway.imap.backend": [
+        "ALL_RIGHTS", "DELEGATED_RIGHTS", "SHARED_PREFIX", "CopyResult", "ImapBackend",
+        "MailboxEntry", "MailboxExists", "MailboxNotFound", "MailboxRefused", "MailboxView",
+        "MessageInfo", "MessageNotFound", "Notifier", "Principal", "StoreMode", "StoreResult"],
+    "gateway.imap.bodystructure": ["Part", "body_structure", "parse_mime", "section_bytes",
+                                   "structure"],
+    "gateway.imap.commands_acl": ["AclCommands"],
+    "gateway.imap.commands_auth": ["AuthCommands"],
+    "gateway.imap.commands_mailbox": ["MailboxCommands", "list_pattern", "parse_date_time"],
+    "gateway.imap.commands_message": ["MessageCommands"],
+    "gateway.imap.envelope": ["envelope"],
+    "gateway.imap.fetch": ["FetchItem", "format_flags", "internal_date", "parse_fetch_items",
+                           "render_fetch"],
+    "gateway.imap.parser": ["Command", "ParseError", "Token", "literal_announced",
+                            "parse_command", "parse_sequence_set"],
+    "gateway.imap.responses": ["clean_text", "error_reply", "quote", "tagged"],
+    "gateway.imap.search": ["Key", "Target", "matches", "needs_content", "parse_search"],
+    "gateway.imap.server": ["ImapLimits", "start_imap"],
+    "gateway.imap.session": ["Outcome", "Session", "State"],
+    "gateway.imap.session_base": ["SYSTEM_FLAGS", "Ask", "No", "Outcome", "ReadLine", "Send",
+                                  "SessionBase", "State", "astring", "mailbox_name",
+                                  "parse_flags", "uid_set"],
+    "gateway.core.mailstore": ["INBOX", "SENT", "SPECIAL_USE", "MailStore", "ensure_mailbox"],
+    "gateway.core.append": ["INBOX", "Allocation", "allocate", "append_message", "copy_rows",
+                            "ensure_mailbox"],
+    "gateway.core.notify": ["MailboxNotifier"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_names(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(PUBLIC[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
