@@ -40,7 +40,7 @@ from gateway.outbound.worker import OutboundWorker
 from gateway.smtp.auth import SubmissionSMTP
 from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import start_smtp
-from gateway.tls import server_context
+from gateway.tls import limit_tls_read_buffer, server_context
 from policies.engine import PolicyEngine
 from policies.rules import RuleError
 from vault.base import BlobStore, KeyProvider, VaultError
@@ -335,6 +335,7 @@ async def _close(server: asyncio.Server) -> None:
 async def run_server(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or ``stop`` is set)."""
     stop = stop or asyncio.Event()
+    limit_tls_read_buffer()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -21,6 +21,7 @@ from directory.base import DirectoryError, normalize_address
 from gateway import (
     cli_audit,
     cli_directory,
+    cli_mailbox,
     cli_pki,
     cli_policy,
     cli_queue,
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_xdm.add_parser(sub, _common)
     cli_pki.add_parser(sub, _common)
     cli_token.add_parser(sub, _common)
+    cli_mailbox.add_parser(sub, _common)
     return parser
 
 
@@ -248,6 +250,14 @@ async def _cmd_token(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
+async def _cmd_mailbox(args: argparse.Namespace) -> int:
+    settings, engine = await _open(args)
+    try:
+        return await cli_mailbox.run(args, settings, engine)
+    finally:
+        await engine.dispose()
+
+
 async def _cmd_pki(args: argparse.Namespace) -> int:
     return await cli_pki.run(args, _settings(args))
 
@@ -260,7 +270,7 @@ _COMMANDS = {"init": _cmd_init, "serve": _cmd_serve, "directory": _cmd_directory
              "policy": _cmd_policy, "queue": _cmd_queue, "mdn": _cmd_mdn, "vault": _cmd_vault,
              "user": _cmd_user,
              "audit": _cmd_audit, "xdm": _cmd_xdm, "pki": _cmd_pki,
-             "token": _cmd_token}
+             "token": _cmd_token, "mailbox": _cmd_mailbox}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

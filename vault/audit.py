@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vault.tables import audit_event, audit_head
@@ -31,6 +31,7 @@ __all__ = [
     "append",
     "append_many",
     "entry_hash",
+    "last_event_by_mailbox",
     "patient_trail",
     "query",
     "record_from_row",
@@ -234,3 +235,11 @@ async def patient_trail(engine: AsyncEngine, patient_ref: str) -> AsyncIterator[
                                        .order_by(e.seq))
             async for r in result:
                 yield record_from_row(r)
+
+
+def last_event_by_mailbox(action: str, *, result: str = "ok") -> Select[tuple[str, Any]]:
+    """A query of (mailbox, time of its latest ``action`` with ``result``), for the caller's
+    connection: e.g. the last successful login of each mailbox."""
+    e = audit_event.c
+    return (select(e.mailbox, func.max(e.ts))
+            .where(e.action == action, e.result == result).group_by(e.mailbox))

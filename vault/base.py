@@ -51,12 +51,13 @@ class LegalHoldActive(VaultError):
 
 class BlobStore(Protocol):
     async def put(self, name: str, chunks: AsyncIterator[bytes],
-                  retain_until: dt.datetime | None = None) -> int:
+                  retain_until: dt.datetime | None = None, size: int | None = None) -> int:
         """Store atomically (all or nothing, durable on return); return the byte count.
 
         ``retain_until`` is the object's retention date: a store that can lock
         objects (S3 Object Lock) locks it until then; pli itself refuses early
-        deletions on every backend.
+        deletions on every backend. ``size``, when the caller knows it, lets a
+        store pick a cheaper upload.
         """
         ...
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.base import IntegrityError
 
-__all__ = ["TAG_SIZE", "ChunkDecryptor", "ChunkEncryptor", "new_data_key"]
+__all__ = ["TAG_SIZE", "ChunkDecryptor", "ChunkEncryptor", "new_data_key", "sealed_size"]
 
 TAG_SIZE = 16
 _NONCE_SIZE = 12
@@ -27,6 +27,12 @@ _NONCE_SIZE = 12
 def new_data_key() -> tuple[bytes, bytes]:
     """A fresh ``(data_key, nonce_base)`` for one object."""
     return AESGCM.generate_key(bit_length=256), os.urandom(_NONCE_SIZE)
+
+
+def sealed_size(plain: int, chunk_size: int) -> int:
+    """Bytes stored for ``plain`` bytes: one tag per chunk, at least one (empty) chunk."""
+    chunks = max(1, -(-plain // chunk_size))
+    return plain + chunks * TAG_SIZE
 
 
 def _nonce(base: bytes, index: int) -> bytes:

@@ -43,7 +43,7 @@ class FsBlobStore:
         return self._root / name[:2] / name[2:4] / name
 
     async def put(self, name: str, chunks: AsyncIterator[bytes],
-                  retain_until: dt.datetime | None = None) -> int:
+                  retain_until: dt.datetime | None = None, size: int | None = None) -> int:
         # A filesystem cannot lock a file against its own root: retention is
         # enforced by pli (vault.service.Vault.delete), not here.
         final = self._path(name)

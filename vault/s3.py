@@ -42,6 +42,7 @@ __all__ = ["RetentionLocked", "S3BlobStore"]  # RetentionLocked: re-exported fro
 T = TypeVar("T")
 _NAME_RE = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,16})?$")
 _MIN_PART = 5 * 1024 * 1024  # S3's smallest multipart part
+_SINGLE_PUT_MAX = 64 * 1024 * 1024  # objects the caller holds whole go up in one PUT
 _READ_SIZE = 1024 * 1024  # per thread trip: fewer hops, still a bounded buffer
 _POLL = 0.2  # how often a waiting upload thread checks that its put was not abandoned
 
@@ -216,14 +217,18 @@ class S3BlobStore:
             raise VaultUnavailable(f"S3 unreachable: {exc}") from exc
 
     async def put(self, name: str, chunks: AsyncIterator[bytes],
-                  retain_until: dt.datetime | None = None) -> int:
+                  retain_until: dt.datetime | None = None, size: int | None = None) -> int:
         key = self._key(name)
+        # A caller that already holds the whole object (and says how big it is) gets
+        # one PUT instead of a multipart upload, up to _SINGLE_PUT_MAX.
+        limit = size if size is not None and self._part < size <= _SINGLE_PUT_MAX \
+            else self._part
         # minio holds a whole part in memory before sending it anyway, so the
         # first part is gathered here: a message that fits costs one thread
         # trip, and a slow producer holds no worker thread meanwhile.
         head: list[bytes] = []
         have = 0
-        while have <= self._part:
+        while have <= limit:
             try:
                 chunk = await anext(chunks)
             except StopAsyncIteration:
@@ -250,7 +255,7 @@ class S3BlobStore:
     def _upload(self, key: str, data: BinaryIO, length: int,
                 retain_until: dt.datetime | None) -> None:
         result = self._client.put_object(
-            self._bucket, key, data, length, part_size=self._part,
+            self._bucket, key, data, length, part_size=max(self._part, length),
             # Parallel parts would multiply the memory per put, and minio's part
             # pool leaves its threads behind when the source fails.
             num_parallel_uploads=1,

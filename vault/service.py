@@ -34,7 +34,7 @@ from vault.base import (
     RetentionLocked,
     VaultUnavailable,
 )
-from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key
+from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key, sealed_size
 from vault.retention import RetentionPolicy
 from vault.tables import vault_object
 
@@ -93,7 +93,8 @@ class Vault:
                 yield piece
 
         enc = ChunkEncryptor(name, dek, nonce_base, self._chunk)
-        await self._store.put(name, enc.encrypt(_counted()), until)
+        sealed = sealed_size(len(data), self._chunk) if isinstance(data, bytes) else None
+        await self._store.put(name, enc.encrypt(_counted()), until, sealed)
         return StoredObject(
             name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
             chunk_size=self._chunk, size=size, sha256=digest.hexdigest(),

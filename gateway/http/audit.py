@@ -61,6 +61,13 @@ class CheckpointResult(BaseModel):
     problem: str = ""
 
 
+class PatientQuery(BaseModel):
+    """In the body, never the URL: an INS must not reach access logs or proxies."""
+
+    ins: str = Field(min_length=15, max_length=20, examples=["231056299901771"],
+                     description="the patient's INS: 13 characters and the 2-digit key")
+
+
 class VerifyResult(BaseModel):
     ok: bool = Field(examples=[True])
     entries: int = Field(examples=[10234])
@@ -110,6 +117,28 @@ def audit_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
             return StreamingResponse(_jsonl(ctx, flt), media_type="application/x-ndjson")
         return StreamingResponse(_json_array(ctx, flt), media_type="application/json")
 
+    @router.post("/patient", responses={
+        200: {"content": {"application/json": {"schema": {
+            "type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}}}},
+        **problem_responses(401, 403, 422, 503)},
+        response_class=StreamingResponse,
+        summary="Every access to one patient's documents (the patient's right to know)")
+    async def patient(query: PatientQuery, caller: Caller = auditor) -> StreamingResponse:
+        from gateway.core.patients import load_patient_key, patient_ref
+        from gateway.xdm import XdmError
+        from gateway.xdm.ins import parse_ins
+
+        try:
+            ins = parse_ins(query.ins)
+        except XdmError as exc:
+            raise ApiProblem("invalid-request", f"INS: {exc}") from None
+        path = ctx.settings.patient_key_path()
+        if not path.exists():
+            raise ApiProblem("unavailable", "No patient pseudonymisation key") from None
+        ref = patient_ref(load_patient_key(path), ins)
+        return StreamingResponse(_records_json(audit.patient_trail(ctx.engine, ref)),
+                                 media_type="application/json")
+
     @router.get("/verify", response_model=VerifyResult,
                 responses=problem_responses(401, 403, 503),
                 summary="Recompute the hash chain and check the signed checkpoints")
@@ -138,9 +167,14 @@ async def _jsonl(ctx: ApiContext, flt: audit.AuditFilter) -> AsyncIterator[bytes
 
 
 async def _json_array(ctx: ApiContext, flt: audit.AuditFilter) -> AsyncIterator[bytes]:
+    async for piece in _records_json(audit.query(ctx.engine, flt)):
+        yield piece
+
+
+async def _records_json(records: AsyncIterator[audit.AuditRecord]) -> AsyncIterator[bytes]:
     first = True
     yield b"["
-    async for rec in audit.query(ctx.engine, flt):
+    async for rec in records:
         yield (b"" if first else b",") + json.dumps(rec.as_dict(), sort_keys=True,
                                                     ensure_ascii=False).encode()
         first = False

@@ -130,8 +130,11 @@ def _pli(args: argparse.Namespace) -> dict[str, Any]:
 
 def _dovecot(args: argparse.Namespace) -> dict[str, Any]:
     d = Path(tempfile.mkdtemp(prefix="pli-peer-"))
+    # Both servers check an argon2id hash at each login (pli stores nothing else);
+    # the peer kit's PLAIN default would time password storage pli refuses to do.
     env = {**os.environ, "PEER_CLEAN": "1", "PEER_TLS": "1",
-           "PEER_IMAP_PORT": str(args.peer_imap_port)}
+           "PEER_IMAP_PORT": str(args.peer_imap_port),
+           "PEER_PASS_SCHEME": os.environ.get("PEER_PASS_SCHEME", "ARGON2ID")}
     subprocess.run(["bash", str(PEERS / "start.sh"), str(d)], check=True, env=env, timeout=120,
                    stdout=subprocess.DEVNULL)
     try:

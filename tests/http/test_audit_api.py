@@ -59,7 +59,7 @@ async def test_auditor_queries_exports_and_verifies(api: Api) -> None:
         doc = (await c.get("/openapi.json")).json()
     content_routes = {p for p in doc["paths"] if p.startswith("/v1/messages")}
     audit_routes = {p for p in doc["paths"] if p.startswith("/v1/") and p not in content_routes}
-    assert audit_routes == {"/v1/audit/events", "/v1/audit/verify"}
+    assert audit_routes == {"/v1/audit/events", "/v1/audit/verify", "/v1/audit/patient"}
 
 
 async def test_audit_scope_is_required(api: Api) -> None:
@@ -67,3 +67,36 @@ async def test_audit_scope_is_required(api: Api) -> None:
     async with api.client(reader) as c:
         assert (await c.get("/v1/audit/events")).status_code == 403
         assert (await c.get("/v1/audit/verify")).status_code == 403
+
+
+async def test_patient_report_lists_the_accesses_to_a_patients_documents(api: Api) -> None:
+    """The INS goes in the body (never a URL); the trail itself holds only pseudonyms."""
+    import base64
+    from pathlib import Path
+
+    xdm = (Path(__file__).resolve().parents[1] / "fixtures" / "documents" /
+           "xdm-sample.zip").read_bytes()
+    sender = await api.token(DPI, "send")
+    auditor = await api.token("", "audit")
+    async with api.client(sender) as c:
+        r = await c.post("/v1/messages", json={
+            "to": [DOCTOR], "subject": "DLU", "body": "ci-joint",
+            "attachments": [{"filename": "IHE_XDM.zip", "content_type": "application/zip",
+                             "content_base64": base64.b64encode(xdm).decode()}]})
+        assert r.status_code == 202, r.text
+        ref = r.json()["id"]
+        r = await c.post("/v1/messages", json={"to": [DOCTOR], "subject": "x", "body": "y"})
+        other = r.json()["id"]
+    async with api.client(auditor) as c:
+        r = await c.post("/v1/audit/patient", json={"ins": "231056299901771"})
+        assert r.status_code == 200, r.text
+        events = r.json()
+        assert {e["msg_id"] for e in events} == {ref} and other != ref
+        assert {"message.accepted", "message.delivered"} <= {e["action"] for e in events}
+        r = await c.post("/v1/audit/patient", json={"ins": "231056299901772"})
+        assert r.status_code == 422 and "key 72 does not match 71" in r.json()["detail"]
+        r = await c.get("/v1/audit/events")
+        assert "231056299901771" not in r.text
+    async with api.client(sender) as c:  # a DPI token has no audit scope
+        r = await c.post("/v1/audit/patient", json={"ins": "231056299901771"})
+        assert r.status_code == 403

@@ -151,3 +151,12 @@ def test_framing_is_independent_of_how_the_stream_is_cut(
                     _each([b"".join(whole[:-1])]))]
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 128, 1000])
+async def test_sealed_size_matches_what_is_written(size: int) -> None:
+    from vault.crypto import sealed_size
+
+    sealed = [c async for c in ChunkEncryptor("o", b"k" * 32, b"n" * 12, 64).encrypt(
+        _each([os.urandom(size)]))]
+    assert sum(len(c) for c in sealed) == sealed_size(size, 64)

@@ -257,3 +257,22 @@ async def test_lock_needs_a_lock_enabled_bucket(moto: MotoS3Server) -> None:
         await locked.ensure_bucket()
     await plain.aclose()
     await locked.aclose()
+
+
+async def test_whole_objects_go_up_in_one_put_streams_in_parts(
+    engine: AsyncEngine, store: S3BlobStore, tmp_path: Path
+) -> None:
+    """A message held in memory costs one request; an unknown-length stream stays bounded."""
+    create_kek_file(tmp_path / "kek")
+    vault = Vault(engine, store, KeyFileProvider.from_file(tmp_path / "kek"))
+    whole = await vault.put(os.urandom(3 * PART))
+
+    async def stream() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield os.urandom(PART)
+
+    parted = await vault.put(stream())
+    etag = {o.name: (store._client.stat_object(store._bucket, store._key(o.name)).etag or "")
+            for o in (whole, parted)}
+    assert "-" not in etag[whole.name]  # a single PUT's ETag is a plain MD5
+    assert etag[parted.name].endswith("-4")  # multipart: 3 parts + the tags' spill
