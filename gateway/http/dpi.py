@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from gateway.core import mdn
 from gateway.core.mailstore import INBOX
 from gateway.http import queries
 from gateway.http.auth import Caller
@@ -174,6 +175,21 @@ def add_send_schemas(doc: dict[str, Any]) -> None:
     components["SendRequest"] = schema
 
 
+class MdnErrorRequest(BaseModel):
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$",
+                      examples=["CDA-INVALIDE"])
+    label: str = Field(min_length=1, max_length=200, pattern=r"^[ -~]+$",
+                       examples=["Document CDA non conforme au volet DLU"],
+                       description="printable ASCII: it goes into the MDN's Error field")
+
+
+def _mdn_request(data: bytes) -> mdn.MdnRequest | None:
+    """The MDN the message asks of its envelope sender (the Return-Path pli recorded)."""
+    head = data[:data.find(b"\r\n")] if data.startswith(b"Return-Path:") else b""
+    envelope_sender = head.decode("latin-1").partition(":")[2].strip().strip("<>")
+    return mdn.mdn_request(data, envelope_sender)
+
+
 def dpi_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
     router = APIRouter(prefix="/v1/messages", tags=["messages"])
     store = ctx.services.mailstore
@@ -321,6 +337,25 @@ def dpi_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
         }
         return StreamingResponse(_chunks(payload), media_type=part.get_content_type(),
                                  headers=headers)
+
+    @router.post("/{uid}/mdn", status_code=202, responses=problem_responses(401, 403, 404, 409,
+                                                                           422, 503),
+                 summary="Report an integration error to the sender (MDN processed/error)")
+    async def mdn_error(request: Request, uid: Uid, body: MdnErrorRequest,
+                        caller: Caller = sender) -> Response:
+        """MSSanté: a document the software could not integrate is answered ``processed/Error``
+        with a code and a label. The automatic ``processed`` MDN was sent on delivery; this
+        one follows it (RFC 8098 allows several dispositions for one message)."""
+        _, data = await read_body(caller, uid, request)
+        asked = await asyncio.to_thread(_mdn_request, data)
+        if asked is None:
+            raise ApiProblem("conflict", "This message asks for no disposition notification "
+                                         "of its sender")
+        sent = await ctx.services.ingest.send_mdn(caller.mailbox, asked,
+                                                  error=f"{body.code}: {body.label}")
+        if not sent:
+            raise ApiProblem("unavailable", "The notification could not be sent now")
+        return Response(status_code=202)
 
     @router.post("/{uid}/ack", status_code=204, responses=problem_responses(401, 403, 404),
                  summary="Mark a message processed (sets \\Seen)")

@@ -50,6 +50,7 @@ _TITLES: dict[str, tuple[int, str]] = {
     "not-found": (404, "No such resource"),
     "method-not-allowed": (405, "Method not allowed"),
     "not-acceptable": (406, "Not acceptable"),
+    "conflict": (409, "The resource is not in a state that allows this"),
     "payload-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "Unsupported content type"),
     "invalid-request": (422, "The request is invalid"),
@@ -60,7 +61,7 @@ _TITLES: dict[str, tuple[int, str]] = {
 }
 _BY_STATUS = {
     400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 406: "not-acceptable", 413: "payload-too-large",
+    405: "method-not-allowed", 406: "not-acceptable", 409: "conflict", 413: "payload-too-large",
     415: "unsupported-media-type", 422: "invalid-request", 429: "rate-limited",
     503: "unavailable",
 }

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,6 +151,18 @@ def _dovecot(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("sessions_per_s", "bodies_per_s")
+    out = {k: statistics.median(r[k] for r in runs) for k in keys if all(k in r for r in runs)}
+    out["errors"] = sum(int(r.get("errors") or 0) for r in runs)
+    idle = [r["idle"] for r in runs if "idle" in r]
+    if idle:
+        out["idle"] = {"connections": idle[0]["connections"],
+                       "rss_before_kb": statistics.median(i["rss_before_kb"] for i in idle),
+                       "rss_kb": statistics.median(i["rss_kb"] for i in idle)}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--messages", type=int, default=1000)
@@ -157,23 +170,31 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--idle", type=int, default=500)
+    p.add_argument("--runs", type=int, default=3, help="medians of this many runs")
     p.add_argument("--no-peer", action="store_true", help="skip Dovecot")
     p.add_argument("--peer-imap-port", type=int, default=11143)
     args = p.parse_args()
-    report: dict[str, Any] = {"messages": args.messages, "size": args.size,
-                              "pli": _pli(args)}
-    if not args.no_peer and shutil.which("dovecot"):
-        report["dovecot"] = _dovecot(args)
-        ours, theirs = report["pli"], report["dovecot"]
-        report["ratio"] = {key: round(ours[key] / theirs[key], 3) if theirs.get(key) else None
+    peer = not args.no_peer
+    if peer and not shutil.which("dovecot"):  # the peer kit installs Postfix + Dovecot
+        subprocess.run(["bash", str(PEERS / "install.sh")], check=True, timeout=900)
+    ours: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    for _ in range(args.runs):  # alternating, so that load drifts hit both alike
+        ours.append(_pli(args))
+        if peer:
+            theirs.append(_dovecot(args))
+    report: dict[str, Any] = {"messages": args.messages, "size": args.size, "runs": args.runs,
+                              "pli": _median_of(ours), "per_run": {"pli": ours}}
+    if peer:
+        report["dovecot"] = _median_of(theirs)
+        report["per_run"]["dovecot"] = theirs
+        a, b = report["pli"], report["dovecot"]
+        report["ratio"] = {key: round(a[key] / b[key], 3) if b.get(key) else None
                            for key in ("sessions_per_s", "bodies_per_s")}
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"imap-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    keep = ("sessions_per_s", "bodies_per_s", "errors", "idle")
-    print(json.dumps({k: {x: v for x, v in side.items() if x in keep}
-                      if isinstance(side, dict) else side for k, side in report.items()},
-                     indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "per_run"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -265,3 +265,33 @@ async def test_long_poll_returns_when_a_message_arrives(api: Api) -> None:
         await task
     assert [m["uid"] > last for m in r.json()["messages"]] == [True]
     assert waited < 5  # woken by the commit, not by the timeout
+
+
+async def test_dpi_reports_an_integration_error_by_mdn(api: Api) -> None:
+    """MSSanté: a document the software cannot use is answered processed/Error, code + label."""
+    cabinet = await api.token(CABINET, "send")
+    dpi = await api.token(DPI, "send", "read")
+    async with api.client(cabinet) as c:
+        r = await c.post("/v1/messages", json={"to": [DPI], "subject": "s", "body": "b",
+                                               "request_mdn": True})
+        ref = r.json()["id"]
+        r = await c.post("/v1/messages", json={"to": [DPI], "subject": "s2", "body": "b"})
+        plain = r.json()["id"]
+    async with api.client(dpi) as c:
+        page = (await c.get("/v1/messages", params={"limit": 200})).json()["messages"]
+        by_ref = {m["id"]: m["uid"] for m in page}
+        asked, not_asked = by_ref[ref], by_ref[plain]
+        r = await c.post(f"/v1/messages/{asked}/mdn",
+                         json={"code": "CDA-INVALIDE", "label": "Volet DLU non conforme"})
+        assert r.status_code == 202, r.text
+        r = await c.post(f"/v1/messages/{not_asked}/mdn", json={"code": "X", "label": "y"})
+        assert r.status_code == 409 and r.json()["code"] == "conflict"
+        r = await c.post(f"/v1/messages/{asked}/mdn", json={"code": "bad code!", "label": "y"})
+        assert r.status_code == 422
+    reader_only = await api.token(DPI, "read")
+    async with api.client(reader_only) as c:  # sending an MDN is sending: scope "send"
+        r = await c.post(f"/v1/messages/{asked}/mdn", json={"code": "X", "label": "y"})
+        assert r.status_code == 403
+    async with api.client(cabinet) as c:
+        status = (await c.get(f"/v1/messages/{ref}/status")).json()
+    assert sorted(m["disposition"] for m in status["mdns"]) == ["processed", "processed/error"]
