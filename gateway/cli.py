@@ -13,9 +13,11 @@ import getpass
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DirectoryError, normalize_address
 from gateway import (
@@ -139,28 +141,12 @@ async def _open(args: argparse.Namespace) -> tuple[Settings, Any]:
     return settings, engine
 
 
-async def _cmd_directory(args: argparse.Namespace) -> int:
-    settings, engine = await _open(args)
-    try:
-        return await cli_directory.run(args, settings, engine)
-    finally:
-        await engine.dispose()
-
-
 async def _cmd_policy(args: argparse.Namespace) -> int:
     if args.action == "check":
         return cli_policy.check(args.file)
     settings, engine = await _open(args)
     try:
         return await cli_policy.explain(args, settings, engine)
-    finally:
-        await engine.dispose()
-
-
-async def _cmd_vault(args: argparse.Namespace) -> int:
-    settings, engine = await _open(args)
-    try:
-        return await cli_vault.run(args, settings, engine)
     finally:
         await engine.dispose()
 
@@ -234,30 +220,6 @@ async def _cmd_user(args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
-async def _cmd_audit(args: argparse.Namespace) -> int:
-    settings, engine = await _open(args)
-    try:
-        return await cli_audit.run(args, settings, engine)
-    finally:
-        await engine.dispose()
-
-
-async def _cmd_token(args: argparse.Namespace) -> int:
-    settings, engine = await _open(args)
-    try:
-        return await cli_token.run(args, settings, engine)
-    finally:
-        await engine.dispose()
-
-
-async def _cmd_mailbox(args: argparse.Namespace) -> int:
-    settings, engine = await _open(args)
-    try:
-        return await cli_mailbox.run(args, settings, engine)
-    finally:
-        await engine.dispose()
-
-
 async def _cmd_pki(args: argparse.Namespace) -> int:
     return await cli_pki.run(args, _settings(args))
 
@@ -266,11 +228,29 @@ async def _cmd_xdm(args: argparse.Namespace) -> int:
     return cli_xdm.run(args, None)  # pure file work: no configuration, no database
 
 
-_COMMANDS = {"init": _cmd_init, "serve": _cmd_serve, "directory": _cmd_directory,
-             "policy": _cmd_policy, "queue": _cmd_queue, "mdn": _cmd_mdn, "vault": _cmd_vault,
-             "user": _cmd_user,
-             "audit": _cmd_audit, "xdm": _cmd_xdm, "pki": _cmd_pki,
-             "token": _cmd_token, "mailbox": _cmd_mailbox}
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+Runner = Callable[[argparse.Namespace, Settings, AsyncEngine], Coroutine[Any, Any, int]]
+
+
+def _with_database(run: Runner) -> Command:
+    """A command that needs the settings and a migrated database, disposed of after."""
+    async def command(args: argparse.Namespace) -> int:
+        settings, engine = await _open(args)
+        try:
+            return await run(args, settings, engine)
+        finally:
+            await engine.dispose()
+
+    return command
+
+
+_COMMANDS: dict[str, Command] = {
+    "init": _cmd_init, "serve": _cmd_serve, "policy": _cmd_policy, "queue": _cmd_queue,
+    "mdn": _cmd_mdn, "user": _cmd_user, "xdm": _cmd_xdm, "pki": _cmd_pki,
+    "directory": _with_database(cli_directory.run), "vault": _with_database(cli_vault.run),
+    "audit": _with_database(cli_audit.run), "token": _with_database(cli_token.run),
+    "mailbox": _with_database(cli_mailbox.run),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

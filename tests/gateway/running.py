@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -23,6 +24,12 @@ class RunningPli:
     log_path: Path
     cafile: Path
     proc: subprocess.Popen[bytes]
+
+    def client_context(self) -> ssl.SSLContext:
+        """Trusts only this server's dev certificate; no host name (it is dialled by IP)."""
+        ctx = ssl.create_default_context(cafile=str(self.cafile))
+        ctx.check_hostname = False  # the dev certificate names localhost; we dial 127.0.0.1
+        return ctx
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -6,7 +6,6 @@ import imaplib
 import itertools
 import json
 import smtplib
-import ssl
 import uuid
 
 from tests.gateway.running import RunningPli
@@ -15,22 +14,18 @@ NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"
 
 
-def _ctx(pli: RunningPli) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(pli.cafile))
-    ctx.check_hostname = False
-    return ctx
 
 
 def _send(pli: RunningPli, marker: str) -> None:
     with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
-        s.starttls(context=_ctx(pli))
+        s.starttls(context=pli.client_context())
         s.sendmail(NURSE, [GP], f"Subject: {marker}\r\n\r\n{marker}\r\n".encode())
 
 
 def _read_all(pli: RunningPli) -> bytes:
     imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
     try:
-        imap.starttls(ssl_context=_ctx(pli))
+        imap.starttls(ssl_context=pli.client_context())
         imap.login(GP, pli.accounts[GP])
         _, data = imap.select("INBOX")
         if not int(data[0] or 0):
@@ -90,7 +85,7 @@ def test_checkpoints_are_signed_and_verified(pli: RunningPli) -> None:
 
 def _send_with_id(pli: RunningPli, marker: str) -> str:
     with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
-        s.starttls(context=_ctx(pli))
+        s.starttls(context=pli.client_context())
         s.ehlo()
         s.mail(NURSE)
         s.rcpt(GP)

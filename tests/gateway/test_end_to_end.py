@@ -22,10 +22,6 @@ GP = "jean.petit@medecin.mssante.fr"
 GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
 
 
-def _ctx(pli: RunningPli) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(pli.cafile))
-    ctx.check_hostname = False  # the dev certificate names localhost, we dial 127.0.0.1 too
-    return ctx
 
 
 def _close(imap: imaplib.IMAP4) -> None:
@@ -44,7 +40,7 @@ def _message(subject: str, body: str) -> EmailMessage:
 
 def _smtp(pli: RunningPli) -> smtplib.SMTP:
     s = smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30)
-    s.starttls(context=_ctx(pli))
+    s.starttls(context=pli.client_context())
     s.ehlo("ehpad.test")
     return s
 
@@ -61,7 +57,7 @@ def test_smtp_to_imap_with_audit(pli: RunningPli) -> None:
     imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
     try:
         assert "LOGINDISABLED" in imap.capabilities
-        imap.starttls(ssl_context=_ctx(pli))
+        imap.starttls(ssl_context=pli.client_context())
         typ, _ = imap.login(GERIATRICIAN, pli.accounts[GERIATRICIAN])
         assert typ == "OK"
         typ, data = imap.select("INBOX")
@@ -127,7 +123,7 @@ def test_smuggling_bare_lf_refused(pli: RunningPli) -> None:
 
 
 def test_tls_floor_is_1_2(pli: RunningPli) -> None:
-    ctx = _ctx(pli)
+    ctx = pli.client_context()
     ctx.minimum_version = ssl.TLSVersion.TLSv1
     ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     ctx.set_ciphers("ALL:@SECLEVEL=0")
@@ -142,7 +138,7 @@ def test_user_passwd_and_cli_errors(pli: RunningPli) -> None:
     assert done.returncode == 0, done.stderr
     imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
     try:
-        imap.starttls(ssl_context=_ctx(pli))
+        imap.starttls(ssl_context=pli.client_context())
         assert imap.login(NURSE, new)[0] == "OK"
         imap.logout()
     finally:
@@ -163,7 +159,7 @@ def test_submission_auth_after_tls_and_own_sender_only(pli: RunningPli) -> None:
         assert "auth" not in s.esmtp_features  # not even advertised before TLS
         code, _ = s.docmd("AUTH", "PLAIN AGZvbwBiYXI=")
         assert code in (530, 538)
-        s.starttls(context=_ctx(pli))
+        s.starttls(context=pli.client_context())
         s.ehlo("client.test")
         assert "PLAIN" in s.esmtp_features.get("auth", "")
         with pytest.raises(smtplib.SMTPAuthenticationError):
@@ -185,7 +181,7 @@ def test_submission_as_a_delegated_shared_mailbox(pli: RunningPli) -> None:
 
     secretariat = "secretariat.geriatrie@ch-arras.mssante.fr"
     with smtplib.SMTP("127.0.0.1", pli.ports["submission"], timeout=30) as s:
-        s.starttls(context=_ctx(pli))
+        s.starttls(context=pli.client_context())
         s.login(GERIATRICIAN, pli.accounts[GERIATRICIAN])
         code, msg = s.mail(secretariat)
         assert code == 553 and msg.startswith(b"5.7.1"), msg  # not delegated yet
@@ -205,7 +201,7 @@ def test_submission_as_a_delegated_shared_mailbox(pli: RunningPli) -> None:
 
 def test_submission_requires_auth(pli: RunningPli) -> None:
     with smtplib.SMTP("127.0.0.1", pli.ports["submission"], timeout=30) as s:
-        s.starttls(context=_ctx(pli))
+        s.starttls(context=pli.client_context())
         s.ehlo("client.test")
         code, _ = s.mail(GERIATRICIAN)
         assert code == 530
@@ -224,7 +220,7 @@ def test_swaks_delivers(pli: RunningPli) -> None:
     assert "250 2.0.0 OK id=" in done.stdout
     imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
     try:
-        imap.starttls(ssl_context=_ctx(pli))
+        imap.starttls(ssl_context=pli.client_context())
         imap.login("cabinet.petit@medecin.mssante.fr",
                    pli.accounts["cabinet.petit@medecin.mssante.fr"])
         typ, data = imap.select("INBOX")
@@ -260,7 +256,7 @@ def test_health_endpoints(pli: RunningPli) -> None:
 
 def _imap_login(pli: RunningPli, user: str) -> imaplib.IMAP4:
     imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
-    imap.starttls(ssl_context=_ctx(pli))
+    imap.starttls(ssl_context=pli.client_context())
     assert imap.login(user, pli.accounts[user])[0] == "OK"
     return imap
 
@@ -277,7 +273,7 @@ def test_implicit_tls_submission_sent_copy_and_message_id(pli: RunningPli) -> No
     marker = uuid.uuid4().hex  # to the GP: no other test changes his password
     raw = (f"From: {GERIATRICIAN}\r\nTo: {GP}\r\nSubject: {marker}\r\n\r\n"
            "Sans Message-ID\r\n").encode()
-    with smtplib.SMTP_SSL("127.0.0.1", pli.ports["submission_tls"], context=_ctx(pli),
+    with smtplib.SMTP_SSL("127.0.0.1", pli.ports["submission_tls"], context=pli.client_context(),
                           timeout=30) as s:
         s.ehlo("client.test")
         assert "starttls" not in s.esmtp_features  # TLS from the first byte: nothing to start

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import imaplib
 import smtplib
-import ssl
 from pathlib import Path
 
 from tests.gateway.running import RunningPli
@@ -21,22 +20,18 @@ GP = "jean.petit@medecin.mssante.fr"
 INS = "231056299901771"
 
 
-def _ctx(pli: RunningPli) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(pli.cafile))
-    ctx.check_hostname = False
-    return ctx
 
 
 def test_patient_trail_lists_acceptance_delivery_and_reads(pli: RunningPli) -> None:
     dlu = (MESSAGES / "dlu-to-hospital.eml").read_bytes().replace(b"\r\n", b"\n")
     dlu = dlu.replace(b"\n", b"\r\n")
     with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
-        s.starttls(context=_ctx(pli))
+        s.starttls(context=pli.client_context())
         s.sendmail(NURSE, [URGENCES], dlu)
         s.sendmail(NURSE, [GP], b"Subject: unrelated\r\n\r\nno patient here\r\n")
     imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
     try:
-        imap.starttls(ssl_context=_ctx(pli))
+        imap.starttls(ssl_context=pli.client_context())
         imap.login(URGENCES, pli.accounts[URGENCES])
         _, count = imap.select("INBOX")
         imap.fetch(count[0].decode(), "(BODY[])")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
+
+from tests.support.public_api import check_public_names
 
 PUBLIC = {
     "gateway.http.api": ["HttpServer", "ReadinessCheck", "create_app", "default_checks",
@@ -34,7 +34,4 @@ PUBLIC = {
 
 @pytest.mark.parametrize("module", sorted(PUBLIC))
 def test_public_names(module: str) -> None:
-    mod = importlib.import_module(module)
-    assert sorted(mod.__all__) == sorted(PUBLIC[module])
-    for name in mod.__all__:
-        assert hasattr(mod, name), name
+    check_public_names(module, PUBLIC[module])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import imaplib
 import shutil
 import smtplib
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,15 +37,11 @@ def pli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPli]:
         stop_pli(running)
 
 
-def _ctx(pli: RunningPli) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(pli.cafile))
-    ctx.check_hostname = False  # the dev certificate names localhost; we dial 127.0.0.1
-    return ctx
 
 
 def _imap(pli: RunningPli) -> imaplib.IMAP4:
     client = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
-    client.starttls(ssl_context=_ctx(pli))
+    client.starttls(ssl_context=pli.client_context())
     assert client.login(USER, pli.accounts[USER])[0] == "OK"
     return client
 
@@ -132,7 +127,7 @@ def test_mbsync_both_ways(pli: RunningPli, tmp_path: Path) -> None:
 
 
 def test_implicit_tls_and_idle_woken_by_smtp(pli: RunningPli) -> None:
-    client = imaplib.IMAP4_SSL("127.0.0.1", pli.ports["imaps"], ssl_context=_ctx(pli),
+    client = imaplib.IMAP4_SSL("127.0.0.1", pli.ports["imaps"], ssl_context=pli.client_context(),
                                timeout=30)
     try:
         assert "STARTTLS" not in client.capabilities and "IDLE" in client.capabilities
@@ -146,7 +141,7 @@ def test_implicit_tls_and_idle_woken_by_smtp(pli: RunningPli) -> None:
         msg["From"], msg["To"], msg["Subject"] = SENDER, USER, "wake up"
         msg.set_content("idle test")
         with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
-            s.starttls(context=_ctx(pli))
+            s.starttls(context=pli.client_context())
             assert s.send_message(msg) == {}
         client.sock.settimeout(10)  # woken by the commit, not by the 30 s poll
         assert client.readline() == b"* %d EXISTS\r\n" % (before + 1)

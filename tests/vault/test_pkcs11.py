@@ -122,7 +122,6 @@ def test_a_server_on_the_hsm_then_rotate_kek(softhsm: Path,
                                               tmp_path_factory: pytest.TempPathFactory) -> None:
     import imaplib
     import smtplib
-    import ssl
 
     label = _token(softhsm)
     data_dir = tmp_path_factory.mktemp("pli-hsm") / "var"
@@ -133,8 +132,7 @@ def test_a_server_on_the_hsm_then_rotate_kek(softhsm: Path,
     pli = start_pli(data_dir, config_extra=extra)
     nurse = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
     gp = "jean.petit@medecin.mssante.fr"
-    ctx = ssl.create_default_context(cafile=str(pli.cafile))
-    ctx.check_hostname = False
+    ctx = pli.client_context()
 
     def send(marker: str) -> None:
         with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
