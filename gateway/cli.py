@@ -122,6 +122,9 @@ async def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import run_server
     from gateway.datadir import read_demo_accounts
     from gateway.events import configure_logging
+    from gateway.memory import tune_allocator
+
+    tune_allocator()  # before the first thread: see gateway/memory.py
 
     settings = _settings(args)
     configure_logging(settings.log.level)

@@ -29,6 +29,7 @@ from gateway.core.append import INBOX, allocate, append_message, copy_rows, ensu
 from gateway.core.notify import MailboxNotifier
 from gateway.core.tables import mailbox, mailbox_acl, message
 from gateway.core.throttle import LoginThrottle
+from gateway.core.views import ViewCache
 from gateway.errors import LoginThrottled
 from gateway.imap.backend import (
     ALL_RIGHTS,
@@ -56,7 +57,7 @@ SENT = "Sent"  # RFC 6154 \Sent: where a submission keeps the sender's copy
 # RFC 6154 §2: the special-use mailboxes every user gets, by their (English) names.
 SPECIAL_USE = {SENT: "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk"}
 _FAILED_LOGIN_DELAY = 1.0  # seconds; slows password guessing on one connection
-_CACHE_BYTES = 32 * 1024 * 1024  # decrypted bodies kept for a client's next section fetch
+_CACHE_BYTES = 8 * 1024 * 1024  # decrypted bodies kept for a client's next section fetch
 log = structlog.get_logger("pli.mailstore")
 
 
@@ -131,6 +132,7 @@ class MailStore:
         self._reads = _ReadAudit(engine)
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cached = 0
+        self._views = ViewCache()
 
     async def authenticate(self, username: str, password: str, remote: str) -> Principal | None:
         return await self.login(username, password, remote, "imap")
@@ -302,13 +304,11 @@ class MailStore:
         box.need("r", "read")
         async with self._engine.connect() as conn:
             head = (await conn.execute(select(mailbox).where(mailbox.c.id == box.id))).one()
-            rows = await conn.execute(
+            rows = (await conn.execute(
                 select(message.c.uid, message.c.flags, message.c.size, message.c.internal_date,
                        message.c.modseq)
-                .where(message.c.mailbox_id == box.id).order_by(message.c.uid))
-            msgs = [MessageInfo(uid=int(r.uid), flags=_flags(r.flags), size=int(r.size),
-                                internal_date=_utc(r.internal_date), modseq=int(r.modseq))
-                    for r in rows]
+                .where(message.c.mailbox_id == box.id).order_by(message.c.uid))).all()
+        msgs = self._views.messages(box.id, rows)  # shared by sessions seeing the same state
         return MailboxView(box.shown, int(head.uid_validity), int(head.uid_next), msgs,
                            highest_modseq=int(head.highest_modseq), owner=box.owner,
                            writable=bool(set("swte") & set(box.rights)), rights=box.rights)

@@ -61,7 +61,8 @@ def _bench(port: int, user: str, password: str, cafile: Path, args: argparse.Nam
            label: str) -> dict[str, Any]:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     cmd = [sys.executable, str(PEERS / "bench_imap.py"), "--port", str(port), "--users", user,
-           "--password", password, "--starttls", "--cafile", str(cafile), "--tls-name",
+           f"--password={password}",  # one argument: a password may start with "-"
+           "--starttls", "--cafile", str(cafile), "--tls-name",
            "localhost", "--concurrency", str(args.concurrency), "--seconds", str(args.seconds),
            "--sample", "10", "--label", label, "--json-out", str(out)]
     subprocess.run(cmd, check=True, timeout=args.seconds + 300, stdout=subprocess.DEVNULL)
