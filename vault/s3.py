@@ -1,14 +1,14 @@
 """S3 blob store (minio client): the vault's encrypted objects in a bucket.
 
 The minio client blocks, so every call runs on a dedicated thread pool and the
-event loop never waits on the network. Uploads stream: up to one part is
-gathered on the loop (a small message then costs one thread trip and one PUT),
-larger objects are pulled part by part from the async iterator by the upload
-thread through :class:`_Bridge`, so memory stays near a few parts whatever the
-object size. S3 makes an object visible only when its PUT or multipart
-completion succeeds, and minio aborts a failed multipart upload, so a put is
-all or nothing. Short urllib3 timeouts and few retries turn a dead endpoint
-into :class:`VaultUnavailable` within seconds, which SMTP answers with 451.
+event loop never waits on the network. Uploads stream: the loop gathers one
+part (a small message then costs one thread trip and one PUT); a larger object
+goes up as a multipart upload driven from the loop, one part at a time, so
+memory stays near two parts whatever the object size. S3 makes an object
+visible only when its PUT or multipart completion succeeds, and a failed or
+cancelled upload is aborted, so a put is all or nothing. Short urllib3
+timeouts and few retries turn a dead endpoint into :class:`VaultUnavailable`
+within seconds, which SMTP answers with 451.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import io
 import itertools
 import os
 import re
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, BinaryIO, Literal, TypeVar, cast
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import certifi
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
+from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 from minio.retention import Retention
 from urllib3.util import Retry, Timeout
@@ -44,91 +44,20 @@ _NAME_RE = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,16})?$")
 _MIN_PART = 5 * 1024 * 1024  # S3's smallest multipart part
 _SINGLE_PUT_MAX = 64 * 1024 * 1024  # objects the caller holds whole go up in one PUT
 _READ_SIZE = 1024 * 1024  # per thread trip: fewer hops, still a bounded buffer
-_POLL = 0.2  # how often a waiting upload thread checks that its put was not abandoned
 
 
-class _SourceFailed(Exception):
-    """The caller's chunk iterator raised; carried through minio so it aborts the upload."""
-
-
-class _Bridge:
-    """File-like object read by minio's upload thread, fed from the loop's async iterator.
-
-    Each ``read`` asks the loop, in one trip, for chunks worth ``size`` bytes,
-    so minio gets a whole part per call; chunks are joined once per part, and
-    the bridge must be their only holder, or a part more stays in memory.
-    ``abandon`` (the put was cancelled) fails the thread's next read, which
-    makes minio abort the multipart upload.
-    """
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, chunks: AsyncIterator[bytes], head: list[bytes]
-    ) -> None:
-        self._loop = loop
-        self._chunks = chunks
-        self._parts = deque(head)
-        self._have = sum(map(len, head))
-        self._eof = False
-        self._abandoned = False
-        self._pending: Future[list[bytes] | None] | None = None
-        self.error: BaseException | None = None
-        self.size = 0
-
-    async def _next(self, want: int) -> list[bytes] | None:
-        """Chunks worth ``want`` bytes, gathered in one trip to the loop (None: the end)."""
-        got: list[bytes] = []
-        have = 0
-        while have < want:
-            try:
-                chunk = await anext(self._chunks)
-            except StopAsyncIteration:
-                return got or None
-            got.append(chunk)
-            have += len(chunk)
-        return got
-
-    def _fetch(self, want: int) -> list[bytes] | None:
-        fut = self._pending = asyncio.run_coroutine_threadsafe(self._next(want), self._loop)
-        # Waits in short steps so that a cancelled put or a closed loop frees the thread.
-        while not wait([fut], timeout=_POLL).done:
-            if self._abandoned or self._loop.is_closed():
-                fut.cancel()
-                raise _SourceFailed("put abandoned")
-        if fut.cancelled():
-            raise _SourceFailed("put abandoned")
-        exc = fut.exception()
-        if exc is not None:
-            self.error = exc
-            raise _SourceFailed("chunk source failed") from exc
-        return fut.result()
-
-    def read(self, size: int = -1) -> bytes:
-        if self._abandoned:
-            raise _SourceFailed("put abandoned")
-        while not self._eof and (size < 0 or self._have < size):
-            chunks = self._fetch(size - self._have if size > 0 else _READ_SIZE)
-            if chunks is None:
-                self._eof = True
-            else:
-                self._parts.extend(chunks)
-                self._have += sum(map(len, chunks))
-        want = need = self._have if size < 0 else min(size, self._have)
-        out: list[bytes] = []
-        while need:
-            piece = self._parts.popleft()
-            if len(piece) > need:
-                self._parts.appendleft(piece[need:])
-                piece = piece[:need]
-            out.append(piece)
-            need -= len(piece)
-        self._have -= want
-        self.size += want
-        return b"".join(out)
-
-    def abandon(self) -> None:
-        self._abandoned = True
-        if self._pending is not None:
-            self._pending.cancel()
+async def _gather(chunks: AsyncIterator[bytes], want: int) -> tuple[bytes, bool]:
+    """At least ``want`` bytes from the source, or all that is left; and whether it ended."""
+    got: list[bytes] = []
+    have = 0
+    while have < want:
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return b"".join(got), True
+        got.append(chunk)
+        have += len(chunk)
+    return b"".join(got), False
 
 
 def _read(stream: Iterator[bytes]) -> bytes | None:
@@ -223,34 +152,49 @@ class S3BlobStore:
         # one PUT instead of a multipart upload, up to _SINGLE_PUT_MAX.
         limit = size if size is not None and self._part < size <= _SINGLE_PUT_MAX \
             else self._part
-        # minio holds a whole part in memory before sending it anyway, so the
-        # first part is gathered here: a message that fits costs one thread
-        # trip, and a slow producer holds no worker thread meanwhile.
-        head: list[bytes] = []
-        have = 0
-        while have <= limit:
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                data = b"".join(head)
-                del head
-                await self._call(name, self._upload, key, io.BytesIO(data), len(data),
-                                 retain_until)
-                return len(data)
-            head.append(chunk)
-            have += len(chunk)
-        bridge = _Bridge(asyncio.get_running_loop(), chunks, head)
-        del head  # the bridge hands these chunks to minio and must be their only holder
+        # The first part is gathered here: a message that fits costs one thread trip
+        # and one PUT, and a slow producer holds no worker thread meanwhile.
+        data, ended = await _gather(chunks, limit + 1)
+        if ended:
+            await self._call(name, self._upload, key, io.BytesIO(data), len(data), retain_until)
+            return len(data)
+        return await self._multipart(name, key, chunks, [data], retain_until)
+
+    async def _multipart(self, name: str, key: str, chunks: AsyncIterator[bytes],
+                         first: list[bytes], retain_until: dt.datetime | None) -> int:
+        """CreateMultipartUpload, an UploadPart per gathered part, Complete; Abort on failure.
+
+        minio's public put_object reads parts from a file-like object, which needs
+        a thread blocked on the loop per upload and copies each part three times
+        (join, a one-byte look-ahead concatenation, a slice); its multipart calls
+        are used directly instead (minio 7.x, pinned below 8). One part is held
+        at a time: about two parts of memory whatever the object size.
+        """
+        client = self._client
+        upload_id: str = await self._call(name, client._create_multipart_upload, self._bucket,
+                                          key, {"Content-Type": "application/octet-stream"})
+        parts: list[Part] = []
+        total = 0
         try:
-            await self._call(name, self._upload, key, cast(BinaryIO, bridge), -1, retain_until)
-        except asyncio.CancelledError:
-            bridge.abandon()  # the thread stops at its next read and minio aborts the upload
+            data = first.pop()  # the caller's list no longer holds the first part
+            while data:
+                number = len(parts) + 1
+                etag = await self._call(name, client._upload_part, self._bucket, key, data,
+                                        None, upload_id, number)
+                parts.append(Part(number, etag))
+                total += len(data)
+                data = b""  # let the part go before the next one is gathered
+                data, _ = await _gather(chunks, self._part)
+            result = await self._call(name, client._complete_multipart_upload, self._bucket,
+                                      key, upload_id, parts)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._call(name, client._abort_multipart_upload,
+                                                self._bucket, key, upload_id))
             raise
-        except (_SourceFailed, VaultError):
-            if bridge.error is not None:  # the producer's own failure, not the store's
-                raise bridge.error from None
-            raise
-        return bridge.size
+        if self._lock:
+            await self._call(name, self._lock_object, key, result.version_id, retain_until)
+        return total
 
     def _upload(self, key: str, data: BinaryIO, length: int,
                 retain_until: dt.datetime | None) -> None:
@@ -260,8 +204,11 @@ class S3BlobStore:
             # pool leaves its threads behind when the source fails.
             num_parallel_uploads=1,
         )
-        if not self._lock:
-            return
+        if self._lock:
+            self._lock_object(key, result.version_id, retain_until)
+
+    def _lock_object(self, key: str, version_id: str | None,
+                     retain_until: dt.datetime | None) -> None:
         # Retention is set by PutObjectRetention rather than put_object(retention=):
         # S3 demands a Content-MD5 with lock headers and minio sends none over
         # plain HTTP, while this call always carries one. put only returns once
@@ -272,10 +219,10 @@ class S3BlobStore:
             until = retain_until
         try:
             self._client.set_object_retention(
-                self._bucket, key, Retention(self._lock, until), version_id=result.version_id)
+                self._bucket, key, Retention(self._lock, until), version_id=version_id)
         except BaseException:
             with contextlib.suppress(Exception):
-                self._client.remove_object(self._bucket, key, version_id=result.version_id)
+                self._client.remove_object(self._bucket, key, version_id=version_id)
             raise
 
     async def get(self, name: str) -> AsyncIterator[bytes]:
