@@ -37,7 +37,7 @@ from gateway.http.problems import RETRY_AFTER, ApiProblem
 from policies import reasons
 from policies.model import Decision, Verdict
 
-__all__ = ["Attachment", "Outgoing", "SendRequest", "SendResult", "submit"]
+__all__ = ["Attachment", "CdaDocument", "Outgoing", "SendRequest", "SendResult", "submit"]
 
 log = structlog.get_logger("pli.http")
 
@@ -63,6 +63,19 @@ class Attachment(BaseModel):
                                 examples=["JVBERi0xLjcKJcfsj6IK"])
 
 
+class CdaDocument(BaseModel):
+    """An HL7 CDA R2 document pli packages as IHE XDM (IHE_XDM.zip) with the X-MSS headers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field("DOC0001.XML", min_length=1, max_length=255, pattern=_NO_CONTROL,
+                          examples=["dlu.xml"])
+    content_base64: str = Field(max_length=64 * 1024 * 1024, examples=["PD94bWwgdmVyc2lvbj0i"])
+    ins: str | None = Field(None, min_length=15, max_length=20,
+                            description="the patient's INS when the CDA carries none",
+                            examples=["231056299901771"])
+
+
 class SendRequest(BaseModel):
     """A message from the token's mailbox."""
 
@@ -77,6 +90,7 @@ class SendRequest(BaseModel):
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
     request_mdn: bool = Field(False, description="ask the recipient for an RFC 8098 MDN",
                               examples=[True])
+    cda: CdaDocument | None = Field(None, description="packaged as IHE XDM by pli")
 
 
 class Recipients(BaseModel):
@@ -99,6 +113,20 @@ class Outgoing:
     body: str
     request_mdn: bool = False
     files: list[tuple[str, str, bytes]] = field(default_factory=list)  # name, type, data
+    headers: dict[str, str] = field(default_factory=dict)  # X-MSS-* of a packaged CDA
+
+    def add_cda(self, filename: str, data: bytes, ins: str | None) -> None:
+        """Package a CDA as IHE XDM (MSSanté: IHE_XDM.zip) and set X-MSS-INS/-CODECDA."""
+        from gateway.xdm import XdmError, build_xdm, mss_headers, read_xdm
+        from gateway.xdm.ins import parse_ins
+
+        try:
+            patient = parse_ins(ins) if ins else None
+            package = build_xdm([(filename, data)], ins=patient)
+            self.headers.update(mss_headers(read_xdm(package, require_ins=False)))
+        except XdmError as exc:
+            raise ApiProblem("invalid-request", f"cda: {exc}") from None
+        self.files.append(("IHE_XDM.zip", "application/zip", package))
 
     @classmethod
     def from_json(cls, req: SendRequest) -> Outgoing:
@@ -110,7 +138,14 @@ class Outgoing:
                 raise ApiProblem("invalid-request", f"attachments[{i}].content_base64 is not "
                                  "base64") from None
             files.append((att.filename, att.content_type, data))
-        return cls(list(req.to), req.subject, req.body, req.request_mdn, files)
+        out = cls(list(req.to), req.subject, req.body, req.request_mdn, files)
+        if req.cda is not None:
+            try:
+                cda = base64.b64decode(req.cda.content_base64, validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiProblem("invalid-request", "cda.content_base64 is not base64") from None
+            out.add_cda(req.cda.filename, cda, req.cda.ins)
+        return out
 
     @classmethod
     async def from_form(cls, form: list[tuple[str, str | UploadFile]], max_files: int
@@ -175,6 +210,8 @@ def _build(out: Outgoing, sender: str, ref: str, hostname: str) -> tuple[bytes, 
     msg["Message-ID"] = message_id
     if out.request_mdn:
         msg["Disposition-Notification-To"] = sender  # RFC 8098 §2.1
+    for name, value in out.headers.items():  # MSSanté X-MSS-INS, X-MSS-CODECDA
+        msg[name] = value
     msg.set_content(out.body, cte="quoted-printable")
     for name, ctype, data in out.files:
         maintype, _, subtype = ctype.lower().partition("/")

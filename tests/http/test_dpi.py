@@ -295,3 +295,39 @@ async def test_dpi_reports_an_integration_error_by_mdn(api: Api) -> None:
     async with api.client(cabinet) as c:
         status = (await c.get(f"/v1/messages/{ref}/status")).json()
     assert sorted(m["disposition"] for m in status["mdns"]) == ["processed", "processed/error"]
+
+
+async def test_a_cda_is_sent_as_ihe_xdm_with_the_mss_headers(api: Api) -> None:
+    """The DPI gives a CDA; pli builds IHE_XDM.zip and X-MSS-INS / X-MSS-CODECDA."""
+    import email
+    import email.policy
+    from pathlib import Path
+
+    from gateway.xdm import read_xdm
+
+    dlu = (Path(__file__).resolve().parents[1] / "fixtures" / "documents" /
+           "dlu-sample.xml").read_bytes()
+    sender = await api.token(DPI, "send")
+    reader = await api.token(CABINET, "read")
+    async with api.client(sender) as c:
+        r = await c.post("/v1/messages", json={
+            "to": [CABINET], "subject": "DLU", "body": "ci-joint",
+            "cda": {"filename": "dlu.xml", "content_base64": base64.b64encode(dlu).decode()}})
+        assert r.status_code == 202, r.text
+        ref = r.json()["id"]
+        bad = await c.post("/v1/messages", json={
+            "to": [CABINET], "cda": {"content_base64": base64.b64encode(b"<x/>").decode()}})
+        assert bad.status_code == 422 and bad.json()["detail"].startswith("cda: ")
+        wrong = await c.post("/v1/messages", json={
+            "to": [CABINET], "cda": {"content_base64": base64.b64encode(dlu).decode(),
+                                     "ins": "231056299901772"}})
+        assert wrong.status_code == 422 and "key 72" in wrong.json()["detail"]
+    async with api.client(reader) as c:
+        page = (await c.get("/v1/messages", params={"limit": 200})).json()["messages"]
+        uid = {m["id"]: m["uid"] for m in page}[ref]
+        raw = (await c.get(f"/v1/messages/{uid}/raw")).content
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert (msg["X-MSS-INS"], msg["X-MSS-CODECDA"]) == ("O", "34133-9")
+    [zipped] = [p for p in msg.walk() if p.get_filename() == "IHE_XDM.zip"]
+    package = read_xdm(zipped.get_payload(decode=True))
+    assert package.patient_ins is not None and package.patient_ins.value == "231056299901771"
