@@ -32,6 +32,7 @@ from gateway.core.accounts import Accounts
 from gateway.core.ingest import IngestService
 from gateway.core.mailstore import MailStore
 from gateway.core.patients import create_patient_key, load_patient_key
+from gateway.core.secure import SecureMail
 from gateway.db import create_engine, migrate
 from gateway.errors import ConfigError
 from gateway.http.api import create_app, start_http
@@ -180,8 +181,10 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     patient_key = settings.patient_key_path()
     if not patient_key.exists():  # a data directory from before the key existed
         create_patient_key(patient_key)
+    # S/MIME trust, the served ORG/APP keys and the notary: read once, off the loop.
+    secure = await asyncio.to_thread(SecureMail.from_settings, settings, directory)
     ingest = IngestService(engine, vault, policy, settings.hostname,
-                           patient_key=load_patient_key(patient_key))
+                           patient_key=load_patient_key(patient_key), secure=secure)
     ingest.batcher.queue_max_age = settings.queue.max_age
     mailstore = MailStore(engine, vault, accounts)
     return Services(settings, engine, directory, vault, accounts, policy, ingest, mailstore)

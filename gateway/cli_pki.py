@@ -71,6 +71,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError("no served domains in the configuration (domains = [...])")
         await asyncio.to_thread(pki.init_pki, directory, list(settings.domains),
                                 list(args.mailboxes), passphrase, key_size=args.key_size)
+        from gateway.core.trust import ensure_notary  # the receipts' signer (notarisation)
+
+        await asyncio.to_thread(ensure_notary, settings, passphrase, key_size=args.key_size)
         print(f"PKI created in {directory}: trust anchor {paths.root_cert}, "
               f"chain {paths.chain}, CRL {paths.crl}")
         for domain in settings.domains:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import cli_proof
 from gateway.config import Settings
 from gateway.errors import PliError
 from vault import audit
@@ -30,6 +31,7 @@ __all__ = ["add_parser", "run"]
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     v = sub.add_parser("vault", help="the encrypted vault").add_subparsers(
         dest="action", required=True, metavar="ACTION")
+    cli_proof.add_parser(v, common)
     p = v.add_parser("verify", help="decrypt and check every object (tags and digests)")
     common(p)
     p = v.add_parser("rotate-kek", help="new key-encryption key; re-wrap every data key")
@@ -92,6 +94,8 @@ async def _event(engine: AsyncEngine, action: str, result: str = "ok",
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    if args.action == "proof":
+        return await cli_proof.run(args, settings, engine)
     from vault import maintenance
     from vault.keys import KeyFileProvider
 

@@ -39,6 +39,7 @@ __all__ = [
     "QueueSettings",
     "S3Settings",
     "Settings",
+    "SmimeSettings",
     "SmtpSettings",
     "TlsSettings",
     "VaultSettings",
@@ -295,6 +296,15 @@ class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class SmimeSettings(_Section):
+    # S/MIME and notarisation (gateway/core/secure.py). The development PKI lives in
+    # DATA_DIR/pki; production adds the health PKI's roots, intermediates and CRLs here.
+    passphrase_file: str = ""  # passphrase of the mailbox keys in DATA_DIR/pki/mailboxes
+    extra_roots: tuple[str, ...] = ()  # PEM files of further trusted root CAs
+    extra_intermediates: tuple[str, ...] = ()  # PEM files of intermediate CAs
+    crl_files: tuple[str, ...] = ()  # CRLs (PEM or DER) besides DATA_DIR/pki/crl.pem
+
+
 class Settings(_Section):
     data_dir: Path = Path("var")
     hostname: str = "pli.localhost"
@@ -311,6 +321,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     tls: TlsSettings = TlsSettings()
     log: LogSettings = LogSettings()
+    smime: SmimeSettings = SmimeSettings()
 
     # Derived paths: defaults live under the data dir.
     def database_url(self) -> str:
@@ -349,6 +360,9 @@ class Settings(_Section):
 
     def run_dir(self) -> Path:
         return self.data_dir / "run"
+
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -2,7 +2,12 @@
 
 Idempotent: running it again never replaces a key, a certificate, a password
 or a config file that exists, so ``make run`` can call it every time. Secrets
-(the KEK, the TLS key, demo passwords) are created with mode 0600.
+(the KEK, the TLS key, demo passwords) are created with mode 0600. ``--demo``
+also creates the development PKI (RSA 2048, fast enough for tests; never for
+production) with certificates for the served ORG/APP/CAB mailboxes, published
+in the SQL directory; a plain ``pli init`` creates no PKI (production loads the
+health PKI's files; ``pli pki init`` makes a development one). Either way a
+PKI without a notary certificate gets one.
 """
 
 from __future__ import annotations
@@ -15,12 +20,18 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from directory.base import NotInDirectory
+from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction, import_trustlist
 from gateway.config import Settings, load_settings
 from gateway.core.accounts import Accounts
 from gateway.core.patients import create_patient_key
+from gateway.core.trust import ensure_notary, notary_address
 from gateway.db import create_engine, migrate
 from gateway.demo import DEMO_DIR, DEMO_DOMAINS, DEMO_IDENTITIES
+from gateway.smime import PkiError, PkiPaths, init_pki, load_certificate
 from gateway.tls import make_dev_certificate
 from policies.rules import DEFAULT_RULES_FILE
 from vault.checkpoints import create_signing_key
@@ -29,6 +40,8 @@ from vault.keys import create_kek_file
 __all__ = ["DemoAccount", "init_data_dir", "read_demo_accounts"]
 
 _DEMO_FILE = "demo-accounts.txt"
+_DEMO_KEY_SIZE = 2048  # demo and tests only: a 3072-bit PKI takes seconds to create
+_SHARED_KINDS = frozenset({"ORG", "APP", "CAB"})  # mailboxes whose key the gateway holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,43 @@ def _prepare_files(
     return settings
 
 
+def _demo_mailboxes(domains: tuple[str, ...]) -> list[str]:
+    """The ORG/APP/CAB mailboxes of the demo extraction in the served domains."""
+    served = {d.lower() for d in domains}
+    out = []
+    with (DEMO_DIR / "extraction-demo.txt").open(encoding="utf-8") as fh:
+        next(fh, None)  # the header line
+        for line in fh:
+            kind, _, rest = line.partition("|")
+            address = rest.partition("|")[0].strip().lower()
+            if kind in _SHARED_KINDS and address.rpartition("@")[2] in served:
+                out.append(address)
+    return out
+
+
+def _prepare_pki(settings: Settings, demo: bool) -> list[tuple[str, bytes]]:
+    """Create the demo PKI if asked and absent, and the notary; return the (address, DER)
+    of the served mailboxes' certificates, to publish in the directory."""
+    paths = PkiPaths(settings.pki_dir())
+    if demo and not paths.root_cert.exists() and settings.domains:
+        init_pki(paths.directory, list(settings.domains), _demo_mailboxes(settings.domains),
+                 None, key_size=_DEMO_KEY_SIZE)
+    try:
+        ensure_notary(settings, key_size=_DEMO_KEY_SIZE if demo else 3072)
+    except PkiError:
+        if demo:
+            raise
+        # An operator PKI whose CA key this configuration cannot open: the server runs
+        # without receipts and says so (smime.notary_missing) until pli pki issues one.
+    folder = paths.directory / "mailboxes"
+    if not demo or not folder.is_dir():
+        return []
+    served, notary = set(settings.domains), notary_address(settings)
+    return [(pem.name[:-4], load_certificate(pem).public_bytes(Encoding.DER))
+            for pem in sorted(folder.glob("*.pem"))
+            if pem.name[:-4] != notary and pem.name[:-4].rpartition("@")[2] in served]
+
+
 async def init_data_dir(
     data_dir: Path,
     *,
@@ -120,4 +170,11 @@ async def init_data_dir(
                 for acc in accounts:
                     await store.set_password(acc.address, acc.password)
                 await asyncio.to_thread(_write_demo_accounts, data_dir, accounts)
+        published = await asyncio.to_thread(_prepare_pki, settings, demo)
+        directory = SqlDirectory(engine)
+        for address, der in published:  # so that demo domains encrypt to each other
+            try:
+                await directory.add_certificate(address, der)
+            except NotInDirectory:
+                continue  # not in the demo directory: nothing to publish it for
     return settings, accounts

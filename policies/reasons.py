@@ -15,7 +15,11 @@ __all__ = [
     "LOCAL_POLICY",
     "MESSAGE_TOO_BIG",
     "RATE_LIMITED",
+    "RECIPIENT_CERT_EXPIRED",
+    "RECIPIENT_CERT_REVOKED",
+    "RECIPIENT_CERT_UNUSABLE",
     "RECIPIENT_NOT_TRUSTED",
+    "RECIPIENT_NO_CERTIFICATE",
     "RECIPIENT_UNKNOWN",
     "RELAY_DENIED",
     "SENDER_NOT_TRUSTED",
@@ -43,3 +47,8 @@ RECIPIENT_NOT_TRUSTED = "recipient-not-trusted"
 HEADER_TOO_BIG = "header-too-big"
 XDM_INVALID = "xdm-invalid"  # an IHE XDM package whose metadata, hashes or INS do not hold
 XDM_UNSAFE = "xdm-unsafe"  # zip bomb, path traversal, XXE: refused before it is read
+# Encryption "force" (RFC 8551, MSSante): a remote recipient pli cannot encrypt to.
+RECIPIENT_NO_CERTIFICATE = "recipient-no-certificate"
+RECIPIENT_CERT_REVOKED = "recipient-cert-revoked"
+RECIPIENT_CERT_EXPIRED = "recipient-cert-expired"
+RECIPIENT_CERT_UNUSABLE = "recipient-cert-unusable"  # not RSA, or not a certificate

@@ -89,6 +89,7 @@ class AuditFilter:
     mailbox: str | None = None
     actor: str | None = None
     action: str | None = None
+    msg_id: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     limit: int | None = None
@@ -202,6 +203,8 @@ async def query(engine: AsyncEngine, flt: AuditFilter) -> AsyncIterator[AuditRec
         stmt = stmt.where(audit_event.c.actor == flt.actor)
     if flt.action:
         stmt = stmt.where(audit_event.c.action == flt.action)
+    if flt.msg_id:
+        stmt = stmt.where(audit_event.c.msg_id == flt.msg_id)
     if flt.since:
         stmt = stmt.where(audit_event.c.ts >= flt.since)
     if flt.until:

@@ -21,13 +21,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.core.append import allocate
 from gateway.core.mailstore import INBOX, SENT, ensure_mailbox
 from gateway.core.notify import MailboxNotifier
-from gateway.core.tables import mdn_ack, message
+from gateway.core.tables import mdn_ack, message, message_evidence
 from gateway.outbound import store as outbound_store
 from vault import audit
 from vault.service import StoredObject, Vault
 from vault.tables import vault_object
 
-__all__ = ["CommitBatcher", "PendingMessage"]
+__all__ = ["CommitBatcher", "EvidenceObject", "PendingMessage"]
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceObject:
+    """A vault object proving what the message was (kinds: ``gateway/core/evidence.py``)."""
+
+    kind: str
+    stored: StoredObject
+    part: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,8 @@ class PendingMessage:
     sent_copy: str | None = None  # submission: the sender's own copy, in its Sent mailbox
     remote: tuple[str, Sequence[str]] | None = None  # (sender, other operators' recipients)
     acks: Sequence[tuple[str, str, str, str]] = ()  # MDN: (original id, recipient, disp., by)
+    evidence: Sequence[EvidenceObject] = ()  # original, receipts, outbound copy
+    outbound_blob: str | None = None  # the signed/encrypted copy the queue sends, if any
 
     def targets(self) -> list[tuple[str, str, str]]:
         """(owner, mailbox name, flags) of every mailbox row this message gets."""
@@ -95,7 +106,19 @@ class CommitBatcher:
         # The audit head first: it takes the write lock and orders concurrent writers.
         await audit.append_many(conn, [e for it in items for e in it.events],
                                 now=items[0].received_at)
-        await conn.execute(insert(vault_object), [self._vault.row(it.stored) for it in items])
+        await conn.execute(insert(vault_object), [
+            self._vault.row(obj) for it in items
+            for obj in (it.stored, *(e.stored for e in it.evidence))])
+        # The main object is listed too: a message sent only to other operators has no
+        # mailbox row leading to it once its queue row points at the outbound copy.
+        proofs = [{"msg_ref": it.ref, "kind": kind, "part": part, "object_name": name,
+                   "created_at": it.received_at}
+                  for it in items if it.evidence
+                  for kind, part, name in (("message", None, it.stored.name),
+                                           *((e.kind, e.part, e.stored.name)
+                                             for e in it.evidence))]
+        if proofs:
+            await conn.execute(insert(message_evidence), proofs)
         wanted: dict[tuple[str, str], int] = {}
         for it in items:
             for owner, name, _ in it.targets():
@@ -125,6 +148,7 @@ class CommitBatcher:
             await conn.execute(insert(mdn_ack), acks)
         for it in items:
             if it.remote is not None:
-                await outbound_store.enqueue(conn, msg_ref=it.ref, blob=it.stored.name,
+                await outbound_store.enqueue(conn, msg_ref=it.ref,
+                                             blob=it.outbound_blob or it.stored.name,
                                              sender=it.remote[0], recipients=it.remote[1],
                                              now=it.received_at, max_age=self.queue_max_age)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.core.tables import mailbox, message, outbound
+from gateway.core.tables import mailbox, message, message_evidence, outbound
 from vault import audit, retention
 from vault.base import LegalHoldActive, RetentionLocked, VaultError
 from vault.service import Vault
@@ -41,16 +41,23 @@ async def objects_of_message(engine: AsyncEngine, msg_ref: str) -> list[str]:
             select(message.c.blob).where(message.c.msg_ref == msg_ref))).scalars())
         names |= set((await conn.execute(
             select(outbound.c.blob).where(outbound.c.msg_ref == msg_ref))).scalars())
+        names |= set((await conn.execute(  # original, receipts, outbound copy
+            select(message_evidence.c.object_name)
+            .where(message_evidence.c.msg_ref == msg_ref))).scalars())
     return sorted(names)
 
 
 async def objects_of_mailbox(engine: AsyncEngine, owner: str) -> list[str]:
     """Every object behind the messages held in ``owner``'s mailboxes."""
     async with engine.connect() as conn:
-        rows = await conn.execute(
+        refs = (select(message.c.msg_ref).join(mailbox, mailbox.c.id == message.c.mailbox_id)
+                .where(mailbox.c.owner == owner.lower()))
+        bodies = await conn.execute(
             select(message.c.blob).join(mailbox, mailbox.c.id == message.c.mailbox_id)
             .where(mailbox.c.owner == owner.lower()).distinct())
-        return sorted(rows.scalars())
+        evidence = await conn.execute(select(message_evidence.c.object_name)
+                                      .where(message_evidence.c.msg_ref.in_(refs)))
+        return sorted(set(bodies.scalars()) | set(evidence.scalars()))
 
 
 async def purge_expired(engine: AsyncEngine, vault: Vault, *, actor: str,
@@ -81,6 +88,8 @@ async def purge_expired(engine: AsyncEngine, vault: Vault, *, actor: str,
             if rows:
                 await conn.execute(delete(message).where(message.c.blob == name))
             await conn.execute(delete(outbound).where(outbound.c.blob == name))
+            await conn.execute(delete(message_evidence)
+                               .where(message_evidence.c.object_name == name))
             for row in rows:
                 await audit.append(conn, audit.AuditEvent(
                     action="message.expired", actor=actor, mailbox=row.owner,

@@ -16,6 +16,7 @@ import email.utils
 import re
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
@@ -23,16 +24,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DirectoryUnavailable, MailboxKind, normalize_address
 from gateway import events
-from gateway.core import mdn, mime, patients
-from gateway.core.commit import CommitBatcher, PendingMessage
+from gateway.core import evidence, mdn, mime, patients
+from gateway.core.commit import CommitBatcher, EvidenceObject, PendingMessage
+from gateway.core.evidence import SmimeOutcome
 from gateway.core.model import SessionInfo
 from gateway.errors import PliError, TemporaryFailure
 from policies import reasons
 from policies.engine import PolicyEngine
 from policies.model import Decision, Verdict
+from policies.rules import EncryptionMode
 from vault import audit
 from vault.base import VaultError
 from vault.service import StoredObject, Vault
+
+if TYPE_CHECKING:
+    from gateway.core.secure import SecureMail
 
 __all__ = ["Delivery", "IngestService"]
 
@@ -42,6 +48,15 @@ log = structlog.get_logger("pli.ingest")
 _MDN_HEAD = 64 * 1024
 _INTERNAL = frozenset({"dsn", "mdn"})  # messages pli writes itself, with MAIL FROM:<>
 _MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:")
+# Why a remote recipient cannot be encrypted to, under "force" (RFC 8551; MSSante).
+_CERT_PROBLEMS = {
+    "no-certificate": (reasons.RECIPIENT_NO_CERTIFICATE, "5.7.1",
+                       "has no encryption certificate in the directory"),
+    "revoked": (reasons.RECIPIENT_CERT_REVOKED, "5.7.1", "has a revoked certificate"),
+    "expired": (reasons.RECIPIENT_CERT_EXPIRED, "5.7.1", "has an expired certificate"),
+    "unusable": (reasons.RECIPIENT_CERT_UNUSABLE, "5.7.1",
+                 "has no certificate usable for encryption"),
+}
 
 
 def _new_ref() -> str:
@@ -63,6 +78,9 @@ class Delivery:
         self._head = b""  # the message's start, kept only when it mentions an MDN
         self._acks: list[mdn.Ack] = []
         self._patients: list[str] = []  # pseudonyms of the patients the documents concern
+        self._evidence: list[EvidenceObject] = []  # original, receipts, outbound copy
+        self._outbound_blob: str | None = None
+        self._smime = SmimeOutcome()
 
     async def add_sender(self, address: str) -> Decision:
         decision = await self._svc.policy.check_sender(address)
@@ -81,7 +99,11 @@ class Delivery:
             may_relay=may_relay)
         if decision.accepted:
             rcpt = normalize_address(address)
-            target = self.recipients if self._svc.policy.is_local(rcpt) else self.remote
+            local = self._svc.policy.is_local(rcpt)
+            if not local and self.info.protocol not in _INTERNAL:
+                decision = await self._check_certificate(rcpt, decision)
+        if decision.accepted:
+            target = self.recipients if local else self.remote
             if rcpt not in target:
                 target.append(rcpt)
         else:
@@ -89,6 +111,30 @@ class Delivery:
                 self.info, "smtp.rcpt", self.sender or "", address, decision
             )
         return decision
+
+    def _mode(self, *recipients: str) -> EncryptionMode:
+        policy, secure = self._svc.policy, self._svc.secure
+        modes = [policy.encryption_mode(a) for a in (self.sender or "", *recipients) if a]
+        return secure.mode(modes) if secure is not None else EncryptionMode.NONE
+
+    async def _check_certificate(self, rcpt: str, accepted: Decision) -> Decision:
+        """Under ``force`` (sender's or recipient's), a remote recipient needs a valid
+        certificate in the directory, checked at RCPT so the sender learns it at once."""
+        secure = self._svc.secure
+        if secure is None or self._mode(rcpt) is not EncryptionMode.FORCE:
+            return accepted
+        try:
+            check = await secure.check_recipient(rcpt)
+        except DirectoryUnavailable:
+            return Decision(Verdict.DEFER, reasons.DIRECTORY_UNAVAILABLE, 451, "4.4.3",
+                            "Directory unavailable, try again later", "encryption.force")
+        if check.certificates:
+            return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.5",
+                            "Recipient OK, queued for delivery (encrypted)", "encryption.force")
+        reason, enhanced, why = _CERT_PROBLEMS[check.problem]
+        # RFC 3463 §3.8: 5.7.x security or policy status; the text names the recipient.
+        return Decision(Verdict.REJECT, reason, 550, enhanced,
+                        f"Encryption required: <{rcpt}> {why}", "encryption.force")
 
     async def check_content(self, data: bytes) -> Decision:
         """DATA-stage policy: size, MIME part count and types (refusals audited)."""
@@ -145,14 +191,50 @@ class Delivery:
         if key is not None and (b"zip" in data or b"xml" in data):  # cheap test first
             found = await asyncio.to_thread(patients.patient_ins, data)
             self._patients = sorted({patients.patient_ref(key, ins) for ins in found})
+        received_at = dt.datetime.now(dt.UTC)
+        trace = self._trace_headers(data)
+        main, original, protected = await self._secure_forms(data)
+        secure = self._svc.secure
+        receipts = [] if secure is None else await secure.receipts(
+            trace + main, None if original is None else trace + original, received_at)
+        vault, boxes = self._svc.vault, [*self.recipients, self.sender]
         try:
-            self._stored = await self._svc.vault.put(
-                self._trace_headers(data) + data, mailboxes=[*self.recipients, self.sender])
+            self._stored = await vault.put(trace + main, mailboxes=boxes)
+            if original is not None:  # the S/MIME form as received: evidence
+                self._evidence.append(EvidenceObject(evidence.ORIGINAL, await vault.put(
+                    trace + original, doc_type="evidence", mailboxes=boxes)))
+            if protected is not None:  # what the outbound queue sends
+                stored = await vault.put(trace + protected, mailboxes=boxes)
+                self._evidence.append(EvidenceObject(evidence.OUTBOUND, stored))
+                self._outbound_blob = stored.name
+            for r in receipts:
+                self._evidence.append(EvidenceObject(r.kind, await vault.put(
+                    r.der, doc_type="notarisation", mailboxes=boxes), r.part))
         except (VaultError, OSError) as exc:
+            await self._discard_all()
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="vault-unavailable",
                       error=type(exc).__name__)
             raise TemporaryFailure("Storage unavailable, try again later",
                                    reason="vault-unavailable") from exc
+
+    async def _secure_forms(self, data: bytes) -> tuple[bytes, bytes | None, bytes | None]:
+        """(what mailboxes show, the original if that differs, the outbound copy if any).
+
+        pli's own DSNs and MDNs are carried as written: they are plain reports.
+        """
+        secure = self._svc.secure
+        if secure is None or self.info.protocol in _INTERNAL:
+            return data, None, None
+        main, original, protected = data, None, None
+        if self.recipients:
+            result = await secure.inbound(data, self.recipients)
+            self._smime = result.outcome
+            if result.original is not None:
+                main, original = result.presented, data
+        if self.remote:
+            protected = await secure.outbound(data, self.sender or "", self.remote,
+                                              self._mode(*self.remote))
+        return main, original, protected
 
     async def commit(self) -> str:
         """Record everything in one transaction; return the message reference."""
@@ -165,7 +247,9 @@ class Delivery:
             remote=self.info.remote,
             detail={"protocol": self.info.protocol, "size": stored.size,
                     "recipients": len(self.recipients) + len(self.remote),
-                    "session": self.info.session_id,
+                    "session": self.info.session_id, "smime": self._smime.result,
+                    "decrypted": self._smime.decrypted,
+                    **({"smime_reason": self._smime.reason} if self._smime.reason else {}),
                     **({"patients": ",".join(self._patients)} if self._patients else {})},
         )
         delivered = [
@@ -184,7 +268,8 @@ class Delivery:
                 sent_copy=self.sender if self.info.protocol == "submission" else None,
                 remote=(self.sender or "", tuple(self.remote)) if self.remote else None,
                 acks=[(a.original_message_id, a.final_recipient, a.disposition,
-                       self.sender or "") for a in self._acks]))
+                       self.sender or "") for a in self._acks],
+                evidence=tuple(self._evidence), outbound_blob=self._outbound_blob))
         except (SQLAlchemyError, OSError) as exc:
             await self._cleanup_after_failed_commit(stored)
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="database-unavailable",
@@ -213,27 +298,33 @@ class Delivery:
         except (SQLAlchemyError, OSError):
             log.warning(events.INGEST_ABORTED, msg_ref=self.ref, reason="blob-kept-unknown")
             return
-        if not recorded:
+        if not recorded:  # one transaction records them all: none of them is recorded
+            await self._discard_all()
+
+    async def _discard_all(self) -> None:
+        """Remove every object this delivery wrote: body, evidence, receipts, outbound copy."""
+        objects = [e.stored for e in self._evidence]
+        if self._stored is not None:
+            objects.insert(0, self._stored)
+        for obj in objects:
             try:
-                await self._svc.vault.discard(stored)
+                await self._svc.vault.discard(obj)
             except (VaultError, OSError):
                 log.warning(events.INGEST_ABORTED, msg_ref=self.ref, reason="cleanup-failed")
 
     async def abort(self) -> None:
-        """Remove the stored body if the message was not committed."""
-        if self._stored is not None and not self._done:
-            try:
-                await self._svc.vault.discard(self._stored)
-            except (VaultError, OSError):
-                log.warning(events.INGEST_ABORTED, msg_ref=self.ref, reason="cleanup-failed")
+        """Remove the stored objects if the message was not committed."""
+        if not self._done:
+            await self._discard_all()
         self._done = True
 
 
 class IngestService:
     def __init__(
         self, engine: AsyncEngine, vault: Vault, policy: PolicyEngine, hostname: str,
-        patient_key: bytes | None = None,
+        patient_key: bytes | None = None, secure: SecureMail | None = None,
     ) -> None:
+        self.secure = secure  # S/MIME and notarisation (gateway/core/secure.py); None: off
         self.patient_key = patient_key  # pseudonymises INS for the audit trail (patients.py)
         self.engine = engine
         self.vault = vault

@@ -25,7 +25,10 @@ from sqlalchemy import (
     true,
 )
 
-__all__ = ["account", "mailbox", "mailbox_acl", "mdn_ack", "message", "metadata", "outbound"]
+__all__ = [
+    "account", "mailbox", "mailbox_acl", "mdn_ack", "message", "message_evidence", "metadata",
+    "outbound",
+]
 
 metadata = MetaData()
 
@@ -112,4 +115,18 @@ mdn_ack = Table(
     Column("reporter", String(320), nullable=False),  # who sent the MDN (envelope sender or From)
     Column("msg_ref", String(64), nullable=False),  # the MDN message itself, in pli
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# Vault objects that prove what a message was (gateway/core/evidence.py kinds): the original
+# S/MIME form, notarisation receipts (whole, original, per attachment: ``part`` is the MIME
+# part's walk index) and the signed/encrypted outbound copy. Never names or content.
+message_evidence = Table(
+    "message_evidence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("msg_ref", String(64), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("part", Integer, nullable=True),
+    Column("object_name", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -203,7 +203,8 @@ async def test_s3_vault_down_answers_451_and_leaves_nothing(tmp_path: Path) -> N
             server.stop()
             code, msg = await asyncio.to_thread(_send, ports["smtp"], cafile)
             assert code == 451 and msg.startswith(b"4."), msg  # never 250, never 5xx
-            assert await _counts(services) == (1, 1)  # nothing half-recorded
+            # nothing half-recorded: one message, its body and its notarisation receipt
+            assert await _counts(services) == (1, 2)
             assert (await audit.verify(services.engine)).ok
     finally:
         server.stop()

@@ -17,7 +17,9 @@ def _pli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 def test_pki_commands_make_a_chain_openssl_accepts(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    assert _pli("init", "--demo", data_dir=data).returncode == 0
+    # Not --demo: that creates the development PKI itself (gateway/datadir.py).
+    assert _pli("init", "--domain", "ch-arras.mssante.fr", "--domain",
+                "ehpad-les-tilleuls.mssante.fr", data_dir=data).returncode == 0
     made = _pli("pki", "init", "--key-size", "2048", "--mailbox", "urgences@ch-arras.mssante.fr",
                 data_dir=data)
     assert made.returncode == 0, made.stderr
