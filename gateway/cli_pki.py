@@ -44,6 +44,12 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     common(p)
     _passphrase_option(p)
     p.add_argument("address")
+    p = k.add_parser("hsm-import", help="move a mailbox's key into the HSM ([smime] pkcs11_*)")
+    common(p)
+    _passphrase_option(p)
+    p.add_argument("address")
+    p.add_argument("--keep-file", action="store_true",
+                   help="leave the key file in place (default: remove it once in the token)")
 
 
 def _passphrase_option(p: argparse.ArgumentParser) -> None:
@@ -90,6 +96,36 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"issued serial {issued.cert.serial_number:x} for {args.address}: "
               f"{paths.mailbox(args.address)[0]}")
         return 0
+    if args.action == "hsm-import":
+        return await asyncio.to_thread(_hsm_import, settings, paths, args, passphrase)
     serial = await asyncio.to_thread(pki.revoke, directory, args.address, passphrase)
     print(f"revoked serial {serial:x} for {args.address}; CRL re-signed: {paths.crl}")
+    return 0
+
+
+def _hsm_import(settings: Settings, paths: pki.PkiPaths, args: argparse.Namespace,
+                passphrase: bytes | None) -> int:
+    """The migration from key files to an HSM: the key becomes sensitive, not extractable."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from gateway.core.trust import open_token
+    from gateway.smime.hsm import HsmError
+
+    token = open_token(settings)
+    if token is None:
+        raise UsageError("no HSM configured: set smime.pkcs11_module (and the token, PIN)")
+    _, key_path = paths.mailbox(args.address)
+    try:
+        key = pki.load_private_key(key_path, passphrase)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise UsageError(f"{key_path}: only RSA keys go into the token")
+        token.import_key(args.address.lower(), key)
+    except HsmError as exc:
+        raise UsageError(exc.text) from None
+    finally:
+        token.close()
+    if not args.keep_file:
+        key_path.unlink()
+    print(f"key of {args.address} now in the HSM (token {settings.smime.pkcs11_token_label})"
+          + ("" if args.keep_file else f"; {key_path} removed"))
     return 0

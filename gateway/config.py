@@ -303,6 +303,12 @@ class SmimeSettings(_Section):
     extra_roots: tuple[str, ...] = ()  # PEM files of further trusted root CAs
     extra_intermediates: tuple[str, ...] = ()  # PEM files of intermediate CAs
     crl_files: tuple[str, ...] = ()  # CRLs (PEM or DER) besides DATA_DIR/pki/crl.pem
+    # Mailbox and notary keys in an HSM (PKCS#11), found by label = address; a key file
+    # beside the certificate is used when the token has no such key.
+    pkcs11_module: str = ""  # e.g. /usr/lib/softhsm/libsofthsm2.so; empty: key files only
+    pkcs11_token_label: str = "pli-smime"  # noqa: S105 - the token's name, not a secret
+    pkcs11_pin_file: str = ""  # or PLI_SMIME__PKCS11_PIN
+    pkcs11_pin: str = Field("", repr=False)
 
 
 class Settings(_Section):

@@ -16,8 +16,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db import create_engine, migrate
+from tests.support import softhsm as softhsm_support
 from tests.support.postgres import PostgresCluster
 from tests.support.slapd import Slapd
+from tests.support.softhsm import SoftHsm
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +70,15 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     await migrate(eng)
     yield eng
     await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    """A SoftHSM token directory for the session (SOFTHSM2_CONF set for every process)."""
+    if not softhsm_support.available():
+        pytest.fail("softhsm2 is missing: make test installs it (deploy/dev/apt-deps.sh)")
+    root = tmp_path_factory.mktemp("softhsm")
+    conf = softhsm_support.configure(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOFTHSM2_CONF", str(conf))
+        yield SoftHsm(root)

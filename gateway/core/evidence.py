@@ -173,6 +173,10 @@ def attachment_parts(data: bytes) -> list[tuple[int, bytes]]:
     the message itself), so ``pli vault proof`` finds the same part in the
     stored bytes. Signatures (application/pkcs7-signature) are not attachments.
     """
+    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+        split_message(data)[0])
+    if head.get_content_maintype() == "text":  # a plain message: no attachment, no full parse
+        return []
     msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
     out: list[tuple[int, bytes]] = []
     for index, part in enumerate(msg.walk()):

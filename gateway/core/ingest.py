@@ -11,6 +11,7 @@ committed does the caller answer 250. Any dependency failure raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import re
@@ -194,28 +195,53 @@ class Delivery:
         received_at = dt.datetime.now(dt.UTC)
         trace = self._trace_headers(data)
         main, original, protected = await self._secure_forms(data)
-        secure = self._svc.secure
-        receipts = [] if secure is None else await secure.receipts(
-            trace + main, None if original is None else trace + original, received_at)
-        vault, boxes = self._svc.vault, [*self.recipients, self.sender]
+        secure, vault, boxes = self._svc.secure, self._svc.vault, [*self.recipients, self.sender]
+        body = trace + main
+        # The body goes to the vault while the receipts are signed; then every other
+        # object at once: each put waits on its own fsync, so they overlap.
+        first = asyncio.ensure_future(vault.put(body, mailboxes=boxes))
         try:
-            self._stored = await vault.put(trace + main, mailboxes=boxes)
-            if original is not None:  # the S/MIME form as received: evidence
-                self._evidence.append(EvidenceObject(evidence.ORIGINAL, await vault.put(
-                    trace + original, doc_type="evidence", mailboxes=boxes)))
-            if protected is not None:  # what the outbound queue sends
-                stored = await vault.put(trace + protected, mailboxes=boxes)
-                self._evidence.append(EvidenceObject(evidence.OUTBOUND, stored))
-                self._outbound_blob = stored.name
-            for r in receipts:
-                self._evidence.append(EvidenceObject(r.kind, await vault.put(
-                    r.der, doc_type="notarisation", mailboxes=boxes), r.part))
-        except (VaultError, OSError) as exc:
-            await self._discard_all()
+            receipts = [] if secure is None else await secure.receipts(
+                body, None if original is None else trace + original, received_at)
+        except BaseException:
+            await self._drop(first)
+            raise
+        extra: list[tuple[str, bytes, str, int | None]] = []
+        if original is not None:  # the S/MIME form as received: evidence
+            extra.append((evidence.ORIGINAL, trace + original, "evidence", None))
+        if protected is not None:  # what the outbound queue sends
+            extra.append((evidence.OUTBOUND, trace + protected, "message", None))
+        extra += [(r.kind, r.der, "notarisation", r.part) for r in receipts]
+        results = await asyncio.gather(
+            first, *(vault.put(b, doc_type=d, mailboxes=boxes) for _, b, d, _ in extra),
+            return_exceptions=True)
+        stored = [r for r in results if isinstance(r, StoredObject)]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            for obj in stored:
+                with contextlib.suppress(VaultError, OSError):
+                    await vault.discard(obj)
+            exc = failed[0]
+            if not isinstance(exc, VaultError | OSError):
+                raise exc
             log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="vault-unavailable",
                       error=type(exc).__name__)
             raise TemporaryFailure("Storage unavailable, try again later",
                                    reason="vault-unavailable") from exc
+        self._stored = stored[0]
+        for (kind, _, _, part), obj in zip(extra, stored[1:], strict=True):
+            self._evidence.append(EvidenceObject(kind, obj, part))
+            if kind == evidence.OUTBOUND:
+                self._outbound_blob = obj.name
+
+    async def _drop(self, pending: asyncio.Future[StoredObject]) -> None:
+        """Wait for a put that is no longer wanted and remove what it wrote."""
+        try:
+            obj = await pending
+        except (VaultError, OSError):
+            return
+        with contextlib.suppress(VaultError, OSError):
+            await self._svc.vault.discard(obj)
 
     async def _secure_forms(self, data: bytes) -> tuple[bytes, bytes | None, bytes | None]:
         """(what mailboxes show, the original if that differs, the outbound copy if any).

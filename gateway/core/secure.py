@@ -28,7 +28,14 @@ from directory.base import Directory, DirectoryUnavailable
 from gateway.config import Settings
 from gateway.core import evidence
 from gateway.core.evidence import SmimeOutcome
-from gateway.core.trust import TrustStore, load_keys, load_notary, load_trust, notary_address
+from gateway.core.trust import (
+    TrustStore,
+    load_keys,
+    load_notary,
+    load_trust,
+    notary_address,
+    open_token,
+)
 from gateway.errors import Rejected, TemporaryFailure
 from gateway.smime import (
     CertifiedKey,
@@ -99,8 +106,9 @@ class SecureMail:
     def from_settings(cls, settings: Settings, directory: Directory) -> SecureMail:
         """Load trust, mailbox keys and the notary (file I/O: call it in a thread)."""
         notary = notary_address(settings)
-        return cls(settings.hostname, load_trust(settings), load_keys(settings, notary),
-                   load_notary(settings, notary), directory)
+        token = open_token(settings)  # mailbox and notary keys in an HSM, if configured
+        return cls(settings.hostname, load_trust(settings), load_keys(settings, notary, token),
+                   load_notary(settings, notary, token), directory)
 
     def holds_key(self, address: str) -> bool:
         return address.lower() in self._keys

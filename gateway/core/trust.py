@@ -17,6 +17,7 @@ from pathlib import Path
 
 import structlog
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from gateway.config import Settings
@@ -30,6 +31,7 @@ from gateway.smime import (
     load_crl,
     load_identity,
 )
+from gateway.smime.hsm import HsmError, Token
 from gateway.smime.pki import safe_address
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "load_notary",
     "load_trust",
     "notary_address",
+    "open_token",
     "read_passphrase",
 ]
 
@@ -155,7 +158,45 @@ def _kind(cert: x509.Certificate) -> str:
     return str(ou[0].value) if ou else ""
 
 
-def load_keys(settings: Settings, notary: str) -> dict[str, CertifiedKey]:
+def open_token(settings: Settings) -> Token | None:
+    """The HSM holding mailbox and notary keys, when ``smime.pkcs11_module`` is set."""
+    s = settings.smime
+    if not s.pkcs11_module:
+        return None
+    pin = s.pkcs11_pin
+    if not pin and s.pkcs11_pin_file:
+        try:
+            pin = Path(s.pkcs11_pin_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"invalid configuration key 'smime.pkcs11_pin_file': "
+                              f"{exc.strerror}") from None
+    if not pin:
+        raise ConfigError("smime.pkcs11_module needs smime.pkcs11_pin_file "
+                          "(or PLI_SMIME__PKCS11_PIN)")
+    try:
+        return Token(s.pkcs11_module, s.pkcs11_token_label, pin)
+    except HsmError as exc:
+        raise ConfigError(f"smime.pkcs11: {exc.text}") from None
+
+
+def _identity(pem: Path, key_path: Path, passphrase: bytes | None,
+              token: Token | None) -> CertifiedKey | None:
+    """The token's key for this certificate if it holds one, else the key file, else None."""
+    if token is not None:
+        certs = load_certificates(pem)
+        public = certs[0].public_key()
+        if isinstance(public, rsa.RSAPublicKey):
+            key = token.key(pem.name[:-4], public)
+            if key is not None:
+                return CertifiedKey(certs[0], key,
+                                    tuple(c for c in certs[1:] if c.issuer != c.subject))
+    if not key_path.is_file():
+        return None
+    return load_identity(pem, key_path, passphrase)
+
+
+def load_keys(settings: Settings, notary: str,
+              token: Token | None = None) -> dict[str, CertifiedKey]:
     """The identities of the served non-personal mailboxes the gateway holds keys for."""
     paths = PkiPaths(settings.pki_dir())
     folder = paths.directory / "mailboxes"
@@ -168,25 +209,25 @@ def load_keys(settings: Settings, notary: str) -> dict[str, CertifiedKey]:
         address = pem.name[:-4]
         if address == notary or address.rpartition("@")[2] not in served:
             continue
-        key_path = pem.with_suffix(".key")
-        if not key_path.is_file():
-            continue
         try:
-            ident = load_identity(pem, key_path, passphrase)
+            ident = _identity(pem, pem.with_suffix(".key"), passphrase, token)
         except PkiError as exc:
             raise ConfigError(f"invalid configuration key 'smime.passphrase_file': "
                               f"{exc.text}") from None
-        if _kind(ident.cert) != "PER":  # a person's key is theirs (their card, their client)
+        # A person's key is theirs (their card, their client): never held here.
+        if ident is not None and _kind(ident.cert) != "PER":
             keys[address] = ident
     return keys
 
 
-def load_notary(settings: Settings, address: str) -> CertifiedKey | None:
+def load_notary(settings: Settings, address: str,
+                token: Token | None = None) -> CertifiedKey | None:
     cert, key = PkiPaths(settings.pki_dir()).mailbox(address)
-    if not cert.is_file() or not key.is_file():
-        log.warning("smime.notary_missing", reason="no notary certificate; run pli init")
-        return None
     try:
-        return load_identity(cert, key, read_passphrase(settings))
+        ident = _identity(cert, key, read_passphrase(settings), token) if cert.is_file() \
+            else None
     except PkiError as exc:
         raise ConfigError(f"notary identity: {exc.text}") from None
+    if ident is None:
+        log.warning("smime.notary_missing", reason="no notary certificate; run pli init")
+    return ident

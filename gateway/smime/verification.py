@@ -22,7 +22,7 @@ from typing import Any
 
 from asn1crypto import core
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -346,6 +346,12 @@ def verify_signed_data(der: bytes, trusted_roots: Sequence[x509.Certificate],
         return VerificationResult(False, Reason.UNSUPPORTED, detail=exc.text)
     except SmimeError as exc:
         return VerificationResult(False, Reason.MALFORMED, detail=exc.text)
+    except UnsupportedAlgorithm:  # e.g. an embedded certificate with an unknown key type
+        return VerificationResult(False, Reason.UNSUPPORTED,
+                                  detail="a certificate's key or algorithm is not supported")
+    except ValueError:  # cryptography refusing a malformed certificate, key or signature
+        return VerificationResult(False, Reason.MALFORMED,
+                                  detail="a certificate or key inside is malformed")
 
 
 def _verify(der: bytes, roots: Sequence[x509.Certificate],

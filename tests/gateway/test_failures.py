@@ -21,6 +21,7 @@ from gateway.app import Services, build_services, start_listeners
 from gateway.config import load_settings
 from gateway.core.tables import message
 from gateway.datadir import init_data_dir
+from tests.gateway.inprocess import serving
 from vault import audit
 from vault.tables import vault_object
 
@@ -31,16 +32,8 @@ GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[tuple[Services, dict[str, int]]]:
-    data = tmp_path / "var"
-    await init_data_dir(data, demo=True)
-    env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
-           "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
-           "PLI_SMTP__REQUIRE_TLS": "true"}
-    settings = load_settings(None, data, environ=env)
-    async with AsyncExitStack() as stack:
-        services = await build_services(settings, stack)
-        ports = await start_listeners(services, stack)
-        yield services, ports
+    async with serving(tmp_path / "var", PLI_SMTP__REQUIRE_TLS="true") as both:
+        yield both
 
 
 def _send(port: int, cafile: Path) -> tuple[int, bytes]:

@@ -7,15 +7,13 @@ import asyncio
 import smtplib
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, build_services, start_listeners
-from gateway.config import load_settings
-from gateway.datadir import init_data_dir
+from gateway.app import Services
 from gateway.smime import PkiPaths, encrypt, load_certificate
+from tests.gateway.inprocess import serving
 
 URGENCES = "urgences@ch-arras.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"
@@ -23,15 +21,8 @@ GP = "jean.petit@medecin.mssante.fr"
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[tuple[Services, dict[str, int]]]:
-    data = tmp_path / "var"
-    await init_data_dir(data, demo=True)
-    env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
-           "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0"}
-    settings = load_settings(None, data, environ=env)
-    async with AsyncExitStack() as stack:
-        services = await build_services(settings, stack)
-        ports = await start_listeners(services, stack)
-        yield services, ports
+    async with serving(tmp_path / "var") as both:
+        yield both
 
 
 def _send(port: int, cafile: Path, message: bytes) -> tuple[int, bytes]:

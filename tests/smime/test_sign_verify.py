@@ -166,3 +166,17 @@ def test_classify_and_split(dev_pki: DevPki) -> None:
     assert verify(MESSAGE, [dev_pki.root]).reason is Reason.NOT_SIGNED
     env = b"Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data\r\n\r\nAA==\r\n"
     assert classify(env) is SmimeKind.AUTH_ENVELOPED
+
+
+def test_a_certificate_with_an_unknown_key_type_is_reported_not_raised(dev_pki) -> None:
+    """Found by the fuzz test: cryptography raises UnsupportedAlgorithm on such a key."""
+    from gateway.smime import signed_data, verify_signed_data
+
+    der = signed_data(b"content", dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain,
+                      detached=False)
+    rsa_oid = bytes.fromhex("06092a864886f70d010101")
+    assert rsa_oid in der
+    broken = der.replace(rsa_oid, bytes.fromhex("060900864886f70d010101"))
+    result = verify_signed_data(broken, [dev_pki.root], [dev_pki.intermediate],
+                                [dev_pki.crl()])
+    assert not result.ok and result.reason is not None

@@ -1,17 +1,12 @@
 """Key-encryption keys in a PKCS#11 token (SoftHSM 2, a real PKCS#11 library).
 
-The token lives in a temp directory named by SOFTHSM2_CONF, set for the whole
-session before the library is first loaded (SoftHSM reads it once per process)
-and inherited by the pli servers the end-to-end test starts.
+The tokens live in the session's SoftHSM directory (tests/conftest.py), whose
+SOFTHSM2_CONF the pli servers started here inherit.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.gateway.running import start_pli, stop_pli
+from tests.support import softhsm as softhsm_support
+from tests.support.softhsm import SoftHsm
 from vault import maintenance
 from vault.base import IntegrityError, VaultError
 from vault.fs import FsBlobStore
@@ -27,34 +24,15 @@ from vault.pkcs11 import Pkcs11KeyProvider
 from vault.service import Vault
 from vault.tables import vault_object
 
-MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-PIN = "4321"
+MODULE = softhsm_support.MODULE
+PIN = softhsm_support.PIN
 
 
-@pytest.fixture(scope="session")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if not (Path(MODULE).exists() and shutil.which("softhsm2-util")):
-        pytest.fail("softhsm2 is missing: make test installs it (deploy/dev/apt-deps.sh)")
-    root = tmp_path_factory.mktemp("softhsm")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOFTHSM2_CONF", str(conf))
-        yield root
+def _token(softhsm: SoftHsm) -> str:
+    return softhsm.new_token()
 
 
-def _token(softhsm: Path) -> str:
-    """A fresh token of its own for each test."""
-    label = f"pli-{secrets.token_hex(4)}"
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label,
-                    "--pin", PIN, "--so-pin", "87654321"], check=True, capture_output=True,
-                   env={**os.environ})
-    return label
-
-
-async def test_wrap_inside_the_token_with_a_key_that_cannot_leave(softhsm: Path) -> None:
+async def test_wrap_inside_the_token_with_a_key_that_cannot_leave(softhsm: SoftHsm) -> None:
     keys = await Pkcs11KeyProvider.open(MODULE, _token(softhsm), PIN, "pli-kek")
     try:
         assert keys.current_kek_id() == "pli-kek-0001"  # created on an empty token
@@ -72,7 +50,7 @@ async def test_wrap_inside_the_token_with_a_key_that_cannot_leave(softhsm: Path)
         await keys.aclose()
 
 
-async def test_configuration_mistakes_are_named(softhsm: Path) -> None:
+async def test_configuration_mistakes_are_named(softhsm: SoftHsm) -> None:
     label = _token(softhsm)
     with pytest.raises(VaultError, match=r"vault\.pkcs11\.pin: the token refused the PIN"):
         await Pkcs11KeyProvider.open(MODULE, label, "0000", "pli-kek")
@@ -85,7 +63,7 @@ async def test_configuration_mistakes_are_named(softhsm: Path) -> None:
 
 
 async def test_rotation_rewraps_without_rewriting_objects(
-    softhsm: Path, engine: AsyncEngine, tmp_path: Path
+    softhsm: SoftHsm, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     label = _token(softhsm)
     keys = await Pkcs11KeyProvider.open(MODULE, label, PIN, "pli-kek")
@@ -118,7 +96,7 @@ async def test_rotation_rewraps_without_rewriting_objects(
         await keys.aclose()
 
 
-def test_a_server_on_the_hsm_then_rotate_kek(softhsm: Path,
+def test_a_server_on_the_hsm_then_rotate_kek(softhsm: SoftHsm,
                                               tmp_path_factory: pytest.TempPathFactory) -> None:
     import imaplib
     import smtplib

@@ -1,0 +1,26 @@
+"""A whole pli (services and listeners) in the test's own event loop, on ephemeral ports."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from gateway.app import Services, build_services, start_listeners
+from gateway.config import load_settings
+from gateway.datadir import init_data_dir
+
+EPHEMERAL = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
+             "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0"}
+
+
+@contextlib.asynccontextmanager
+async def serving(data: Path, **env: str) -> AsyncIterator[tuple[Services, dict[str, int]]]:
+    """Initialise ``data`` with the demo directory and serve it until the block ends."""
+    await init_data_dir(data, demo=True)
+    settings = load_settings(None, data, environ={**EPHEMERAL, **env})
+    async with AsyncExitStack() as stack:
+        services = await build_services(settings, stack)
+        ports = await start_listeners(services, stack)
+        yield services, ports
