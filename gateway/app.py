@@ -27,7 +27,7 @@ from directory.cache import CachedDirectory
 from directory.ldap import LdapConfig, LdapDirectory
 from directory.sql import SqlDirectory
 from gateway import events
-from gateway.config import Settings
+from gateway.config import Settings, read_secret
 from gateway.core.accounts import Accounts
 from gateway.core.ingest import IngestService
 from gateway.core.mailstore import MailStore
@@ -135,16 +135,8 @@ async def open_key_provider(settings: Settings, stack: AsyncExitStack) -> KeyPro
     from vault.pkcs11 import Pkcs11KeyProvider
 
     c = settings.vault.pkcs11
-    pin = c.pin
-    if not pin and c.pin_file:
-        try:
-            pin = (await asyncio.to_thread(Path(c.pin_file).read_text)).strip()
-        except OSError as exc:
-            raise ConfigError(f"vault.pkcs11.pin_file: cannot read {c.pin_file}: "
-                              f"{exc.strerror}") from None
-    if not pin:
-        raise ConfigError("vault.kek = 'pkcs11' needs vault.pkcs11.pin_file "
-                          "(or PLI_VAULT__PKCS11__PIN)")
+    pin = await asyncio.to_thread(read_secret, c.pin, c.pin_file, "vault.pkcs11.pin",
+                                  "PLI_VAULT__PKCS11__PIN")
     provider = await Pkcs11KeyProvider.open(c.module, c.token_label, pin, c.key_label)
     stack.push_async_callback(provider.aclose)
     return provider

@@ -437,3 +437,21 @@ def load_settings(
         raise ConfigError(
             f"invalid configuration key '{key}' (env {env_name}): {err['msg']}"
         ) from None
+
+
+def read_secret(value: str, file: str, key: str, env: str) -> str:
+    """A secret given in the configuration (from the environment) or in a file named there.
+
+    Blocking file I/O: call it at startup or in a thread. The error names the
+    configuration key, never the secret.
+    """
+    if value:
+        return value
+    if file:
+        try:
+            return Path(file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"invalid configuration key '{key}_file': cannot read {file}: "
+                              f"{exc.strerror}") from None
+    raise ConfigError(f"{key}_file (or {env}) is required")
+

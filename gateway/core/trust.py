@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from gateway.config import Settings
+from gateway.config import Settings, read_secret
 from gateway.errors import ConfigError
 from gateway.smime import (
     CertifiedKey,
@@ -163,16 +163,8 @@ def open_token(settings: Settings) -> Token | None:
     s = settings.smime
     if not s.pkcs11_module:
         return None
-    pin = s.pkcs11_pin
-    if not pin and s.pkcs11_pin_file:
-        try:
-            pin = Path(s.pkcs11_pin_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"invalid configuration key 'smime.pkcs11_pin_file': "
-                              f"{exc.strerror}") from None
-    if not pin:
-        raise ConfigError("smime.pkcs11_module needs smime.pkcs11_pin_file "
-                          "(or PLI_SMIME__PKCS11_PIN)")
+    pin = read_secret(s.pkcs11_pin, s.pkcs11_pin_file, "smime.pkcs11_pin",
+                      "PLI_SMIME__PKCS11_PIN")
     try:
         return Token(s.pkcs11_module, s.pkcs11_token_label, pin)
     except HsmError as exc:
