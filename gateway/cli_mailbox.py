@@ -56,6 +56,11 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
                                              reason=args.reason)
     except closure.MailboxNotFound as exc:
         raise PliError(str(exc)) from None
+    # A closed mailbox's API tokens must not keep sending or reading in its name.
+    from gateway.http.tokens import TokenService
+
+    revoked = await TokenService(engine).revoke_mailbox(closed.address)
     print(f"closed {closed.address}: {closed.mailboxes} mailboxes, {closed.messages} messages "
-          "removed (bodies stay in the vault until their retention date)")
+          f"removed (bodies stay in the vault until their retention date), {revoked} API "
+          "tokens revoked")
     return 0

@@ -115,6 +115,15 @@ class TokenService:
                 .values(revoked_at=now or dt.datetime.now(dt.UTC)))
         return bool(res.rowcount)
 
+    async def revoke_mailbox(self, mailbox: str, now: dt.datetime | None = None) -> int:
+        """Revoke every live token of a mailbox (it was closed); return how many."""
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                update(api_token)
+                .where(api_token.c.mailbox == mailbox.lower(), api_token.c.revoked_at.is_(None))
+                .values(revoked_at=now or dt.datetime.now(dt.UTC)))
+        return int(res.rowcount)
+
     async def check(self, token: str, now: dt.datetime | None = None) -> TokenInfo | None:
         """The token's info if it is well formed, known, unrevoked and unexpired."""
         parts = split_token(token)

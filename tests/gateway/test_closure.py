@@ -81,10 +81,15 @@ def test_cli_lists_then_closes(tmp_path: Path) -> None:
     listed = subprocess.run([*pli, "mailbox", "inactive", "--days", "0", *data],
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and "cabinet.petit@medecin.mssante.fr" in listed.stdout
+    token = subprocess.run([*pli, "token", "create", "--mailbox",
+                            "cabinet.petit@medecin.mssante.fr", "--scope", "send", *data],
+                           capture_output=True, text=True, timeout=60)
+    assert token.returncode == 0, token.stderr
     closed = subprocess.run([*pli, "mailbox", "close", "cabinet.petit@medecin.mssante.fr",
                              "--reason", "unused-1y", *data],
                             capture_output=True, text=True, timeout=60)
     assert closed.returncode == 0 and closed.stdout.startswith("closed cabinet.petit@")
+    assert "1 API tokens revoked" in closed.stdout  # it can no longer act for the mailbox
     again = subprocess.run([*pli, "mailbox", "close", "cabinet.petit@medecin.mssante.fr",
                             "--reason", "x", *data], capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and "no mailbox account" in again.stderr
