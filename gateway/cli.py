@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DirectoryError, normalize_address
 from gateway import (
+    cli_acl,
     cli_audit,
     cli_directory,
     cli_mailbox,
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_pki.add_parser(sub, _common)
     cli_token.add_parser(sub, _common)
     cli_mailbox.add_parser(sub, _common)
+    cli_acl.add_parser(sub, _common)
     return parser
 
 
@@ -252,7 +254,7 @@ _COMMANDS: dict[str, Command] = {
     "mdn": _cmd_mdn, "user": _cmd_user, "xdm": _cmd_xdm, "pki": _cmd_pki,
     "directory": _with_database(cli_directory.run), "vault": _with_database(cli_vault.run),
     "audit": _with_database(cli_audit.run), "token": _with_database(cli_token.run),
-    "mailbox": _with_database(cli_mailbox.run),
+    "mailbox": _with_database(cli_mailbox.run), "acl": _with_database(cli_acl.run),
 }
 
 
