@@ -8,6 +8,7 @@ one-line error naming the object and the date or hold.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import sys
@@ -139,8 +140,6 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
 
 async def _settle(args: argparse.Namespace, engine: AsyncEngine, keys: KeyProvider) -> int:
     """Catch objects a server wrapped with the old key just before it followed the rotation."""
-    import asyncio
-
     from vault import maintenance
 
     await asyncio.sleep(args.settle)

@@ -8,15 +8,16 @@ under ``gateway/migrations``, applied by ``pli init`` and at start-up.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["all_metadata", "create_engine", "migrate"]
+__all__ = ["all_metadata", "create_engine", "migrate", "utc"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -67,3 +68,16 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` inside one connection."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
+
+
+@overload
+def utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def utc(value: None) -> None: ...
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as an aware UTC datetime: SQLite hands back naive ones, and pli
+    stores nothing but UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+

@@ -16,7 +16,7 @@ import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
@@ -26,10 +26,47 @@ from pkcs11.mechanisms import GCMParams
 from vault.base import IntegrityError, VaultError
 from vault.keys import FOLLOW_INTERVAL
 
-__all__ = ["Pkcs11KeyProvider"]
+__all__ = ["Pkcs11KeyProvider", "TokenOpenError", "open_session"]
 
 T = TypeVar("T")
 _AAD = b"pli-dek"
+
+
+class TokenOpenError(Exception):
+    """A session could not be opened; ``field`` says which setting is wrong."""
+
+    def __init__(self, field: Literal["module", "token_label", "pin"], detail: str = "") -> None:
+        super().__init__(field)
+        self.field = field
+        self.detail = detail
+
+
+def open_session(module: str, token_label: str, pin: str) -> Any:
+    """A logged-in read-write session on the token (blocking: call it from a thread).
+
+    Shared by every PKCS#11 user in pli (this KEK provider, S/MIME keys), so the
+    quirks are handled once: a token created after the library was loaded needs
+    a re-initialisation to be seen, and logins are per process, so a second
+    session in the same process is already logged in.
+    """
+    try:
+        lib = pkcs11.lib(module)
+    except (OSError, RuntimeError, PKCS11Error) as exc:
+        raise TokenOpenError("module", type(exc).__name__) from None
+    try:
+        token = lib.get_token(token_label=token_label)
+    except pkcs11.NoSuchToken:
+        lib.reinitialize()
+        try:
+            token = lib.get_token(token_label=token_label)
+        except pkcs11.NoSuchToken:
+            raise TokenOpenError("token_label") from None
+    try:
+        return token.open(rw=True, user_pin=pin)
+    except pkcs11.PinIncorrect:
+        raise TokenOpenError("pin") from None
+    except pkcs11.UserAlreadyLoggedIn:
+        return token.open(rw=True)
 
 
 class Pkcs11KeyProvider:
@@ -64,27 +101,12 @@ class Pkcs11KeyProvider:
 
     def _login(self) -> None:
         try:
-            lib = pkcs11.lib(self._module)
-        except (OSError, RuntimeError, PKCS11Error) as exc:
-            raise VaultError(f"vault.pkcs11.module: cannot load {self._module}: "
-                             f"{type(exc).__name__}") from None
-        try:
-            token = lib.get_token(token_label=self._token_label)
-        except pkcs11.NoSuchToken:
-            lib.reinitialize()  # a token created after the library was loaded
-            try:
-                token = lib.get_token(token_label=self._token_label)
-            except pkcs11.NoSuchToken:
-                raise VaultError(f"vault.pkcs11.token_label: no token labelled "
-                                 f"{self._token_label!r}") from None
-        try:
-            self._session = token.open(rw=True, user_pin=self._pin)
-        except pkcs11.PinIncorrect:
-            raise VaultError("vault.pkcs11.pin: the token refused the PIN") from None
-        except pkcs11.UserAlreadyLoggedIn:
-            # PKCS#11 logins are per process: another provider here (a CLI command
-            # run in-process, a test) logged in already, and new sessions share it.
-            self._session = token.open(rw=True)
+            self._session = open_session(self._module, self._token_label, self._pin)
+        except TokenOpenError as exc:
+            detail = {"module": f"cannot load {self._module}: {exc.detail}",
+                      "token_label": f"no token labelled {self._token_label!r}",
+                      "pin": "the token refused the PIN"}[exc.field]
+            raise VaultError(f"vault.pkcs11.{exc.field}: {detail}") from None
         self._load()
 
     def _load(self) -> None:

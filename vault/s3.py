@@ -130,8 +130,8 @@ class S3BlobStore:
     async def _call(self, name: str, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking minio call on the pool, translating its failures to vault errors.
 
-        The caller's context goes along (as with asyncio.to_thread), so the chunk
-        source that an upload thread drives still sees the request's context.
+        The caller's context goes along (as with asyncio.to_thread), so log lines
+        from the call keep the request's bound context.
         """
         call = functools.partial(contextvars.copy_context().run, fn, *args)
         try:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.core.tables import account, mailbox, mailbox_acl, message
+from gateway.db import utc as _utc
 from vault import audit
 
 __all__ = ["Closed", "Inactive", "MailboxNotFound", "close_mailbox", "inactive_mailboxes"]
@@ -41,10 +42,6 @@ class Closed:
     messages: int
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)  # SQLite gives naive UTC back
-    return value
 
 
 async def inactive_mailboxes(engine: AsyncEngine, days: int = 365,

@@ -30,6 +30,7 @@ from gateway.core.notify import MailboxNotifier
 from gateway.core.tables import mailbox, mailbox_acl, message
 from gateway.core.throttle import LoginThrottle
 from gateway.core.views import ViewCache
+from gateway.db import utc as _utc
 from gateway.errors import LoginThrottled
 from gateway.imap.backend import (
     ALL_RIGHTS,
@@ -65,8 +66,6 @@ def _flags(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -209,6 +209,11 @@ class SecureMail:
         ders = await self._directory.certificates(address)
         if not ders:
             return CertificateCheck((), "no-certificate")
+        # Parsing, and the CRL check (a stat, maybe a re-read and a signature check),
+        # stay off the event loop.
+        return await asyncio.to_thread(self._check_certificates, ders)
+
+    def _check_certificates(self, ders: Sequence[bytes]) -> CertificateCheck:
         now = dt.datetime.now(dt.UTC)
         usable: list[x509.Certificate] = []
         problems: list[str] = []

@@ -11,18 +11,16 @@ Flag sets are interned: a mailbox has few distinct combinations.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.db import utc as _utc
 from gateway.imap.backend import MessageInfo
 
 __all__ = ["ViewCache"]
 
 
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 class ViewCache:

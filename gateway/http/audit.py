@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from gateway.db import utc as _utc
 from gateway.http.auth import Caller
 from gateway.http.context import ApiContext
 from gateway.http.problems import ApiProblem, problem_responses
@@ -77,10 +78,6 @@ class VerifyResult(BaseModel):
         None, description="null when no audit public key is configured")
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
 
 
 def audit_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:

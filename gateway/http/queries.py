@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.core.mailstore import INBOX, SENT
 from gateway.core.tables import mailbox, mdn_ack, message, outbound
+from gateway.db import utc as _utc
 from vault.tables import audit_event, vault_object
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
 _REFUSAL_ACTIONS = ("smtp.mail", "smtp.rcpt", "smtp.data")
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.db import utc as _utc
 from gateway.http.tables import api_token
 
 __all__ = ["SCOPES", "TokenInfo", "TokenService", "hash_secret", "split_token"]
@@ -70,10 +71,6 @@ def split_token(token: str) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)  # SQLite returns naive datetimes; pli stores UTC
 
 
 class TokenService:

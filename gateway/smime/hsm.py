@@ -8,7 +8,8 @@ raises. Keys are found by label (the mailbox address). ``import_key`` moves a
 PEM key into the token as sensitive and not extractable, the migration path
 from files to an HSM (``pli pki hsm-import``). Calls block: callers already run
 crypto off the event loop; one lock serialises the session (PKCS#11 sessions
-are not thread-safe). Tested with SoftHSM 2.
+are not thread-safe). Tested with SoftHSM 2;
+opening the session is shared with the vault's KEK provider (vault.pkcs11).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import hmac
 import threading
 from typing import Any, NoReturn
 
-import pkcs11
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
@@ -27,6 +27,7 @@ from pkcs11.mechanisms import MGF
 from pkcs11.util.rsa import decode_rsa_private_key
 
 from gateway.smime.cms import SmimeError
+from vault.pkcs11 import TokenOpenError, open_session
 
 __all__ = ["HsmError", "Token", "TokenRsaKey"]
 
@@ -47,24 +48,11 @@ class Token:
 
     def __init__(self, module: str, token_label: str, pin: str) -> None:
         try:
-            lib = pkcs11.lib(module)
-        except (OSError, RuntimeError, PKCS11Error) as exc:
-            raise HsmError(f"cannot load the PKCS#11 module {module}: "
-                           f"{type(exc).__name__}") from None
-        try:
-            token = lib.get_token(token_label=token_label)
-        except pkcs11.NoSuchToken:
-            lib.reinitialize()  # a token created after the library was loaded
-            try:
-                token = lib.get_token(token_label=token_label)
-            except pkcs11.NoSuchToken:
-                raise HsmError(f"no PKCS#11 token labelled {token_label!r}") from None
-        try:
-            self._session = token.open(rw=True, user_pin=pin)
-        except pkcs11.PinIncorrect:
-            raise HsmError("the token refused the PIN") from None
-        except pkcs11.UserAlreadyLoggedIn:  # logins are per process
-            self._session = token.open(rw=True)
+            self._session = open_session(module, token_label, pin)
+        except TokenOpenError as exc:
+            raise HsmError({"module": f"cannot load the PKCS#11 module {module}: {exc.detail}",
+                            "token_label": f"no PKCS#11 token labelled {token_label!r}",
+                            "pin": "the token refused the PIN"}[exc.field]) from None
         self.lock = threading.Lock()
 
     def key(self, label: str, public: rsa.RSAPublicKey) -> TokenRsaKey | None:
