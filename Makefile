@@ -5,7 +5,7 @@ DATA    ?= var
 BIN     := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test install apt-deps lint typecheck pytest clean bench bench-directory bench-smtp bench-vault bench-smime bench-imap
+.PHONY: run test install apt-deps lint typecheck pytest clean fuzz bench bench-directory bench-smtp bench-vault bench-smime bench-imap
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ test: install apt-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## make fuzz: the hypothesis property tests with fresh random draws, FUZZ_ROUNDS times
+##   (make test draws the same examples every run so CI stays reproducible).
+FUZZ_ROUNDS ?= 5
+PROPERTY_TESTS = $(shell grep -rl --include='*.py' '@given' tests)
+fuzz: install apt-deps
+	for i in $$(seq $(FUZZ_ROUNDS)); do HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q $(PROPERTY_TESTS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

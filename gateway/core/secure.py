@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from directory.base import Directory, DirectoryUnavailable
@@ -218,12 +219,13 @@ class SecureMail:
         usable: list[x509.Certificate] = []
         problems: list[str] = []
         for der in ders:
-            try:
+            try:  # the directory is input: a mangled certificate must not crash RCPT
                 cert = x509.load_der_x509_certificate(der)
-            except ValueError:
+                key = cert.public_key()
+            except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
                 problems.append("unusable")
                 continue
-            if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+            if not isinstance(key, rsa.RSAPublicKey):
                 problems.append("unusable")  # key transport needs RSA (RFC 8551 §2.3)
             elif now > cert.not_valid_after_utc or now < cert.not_valid_before_utc:
                 problems.append("expired")  # RFC 5280 §4.1.2.5

@@ -377,7 +377,7 @@ def _verify(der: bytes, roots: Sequence[x509.Certificate],
             if choice.name == "certificate":
                 try:
                     certs.append(x509.load_der_x509_certificate(choice.chosen.dump()))
-                except ValueError:
+                except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
                     continue
         signer_infos = list(sd["signer_infos"])
         if not signer_infos:

@@ -31,8 +31,9 @@ def _wire(tok: Token, quoted: bool) -> bytes:
         return b"{%d}\r\n" % len(tok) + tok
     if isinstance(tok, list):
         return b"(" + b" ".join(_wire(t, quoted) for t in tok) + b")"
-    if quoted or not tok or any(not (c.isalnum() and c.isascii()) and c not in ".-_:$"
-                                for c in tok):
+    atom = tok.upper() != "NIL" and all((c.isalnum() and c.isascii()) or c in ".-_:$"
+                                        for c in tok)
+    if quoted or not tok or not atom:
         return b'"' + tok.encode().replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return tok.encode()
 

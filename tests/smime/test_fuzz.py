@@ -93,3 +93,14 @@ def test_deep_nesting_does_not_crash(dev_pki: DevPki) -> None:
     with pytest.raises(SmimeError):
         decrypt(nested, dev_pki.org.cert, dev_pki.org.key)
     assert not verify(nested, [dev_pki.root]).ok
+
+
+def test_embedded_certificate_with_an_invalid_version_is_skipped(dev_pki: DevPki) -> None:
+    """Found by ``make fuzz``: X.509 version 2 (encoded 1) made cryptography raise
+    InvalidVersion, which is no ValueError, out of the verifier."""
+    der = signed_data(b"body", dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain,
+                      detached=False)
+    v3 = b"\xa0\x03\x02\x01\x02"
+    assert v3 in der
+    result = verify(der.replace(v3, b"\xa0\x03\x02\x01\x01"), [dev_pki.root])
+    assert not result.ok and result.reason is not None
