@@ -64,6 +64,13 @@ def _read(stream: Iterator[bytes]) -> bytes | None:
     return next(stream, None)
 
 
+def _finish(response: Any, last_read: asyncio.Future[bytes | None]) -> None:
+    if not last_read.cancelled():
+        last_read.exception()  # retrieved: a failed read-ahead nobody awaited is no error
+    response.close()
+    response.release_conn()
+
+
 def _lock_of(headers: Mapping[str, str]) -> str | None:
     """What an object's HEAD says protects it now: a legal hold or a future retention date."""
     if headers.get("x-amz-object-lock-legal-hold", "").upper() == "ON":
@@ -231,16 +238,24 @@ class S3BlobStore:
         if response is None:  # small: read in the same thread trip as the request
             yield whole
             return
+        stream = response.stream(_READ_SIZE)
+        # One read ahead: the next megabyte comes off the network while the caller
+        # decrypts this one (a 10 MB read went from read-then-decrypt to overlapped).
+        ahead = asyncio.ensure_future(self._call(name, _read, stream))
         try:
-            stream = response.stream(_READ_SIZE)
-            while (chunk := await self._call(name, _read, stream)) is not None:
+            while (chunk := await ahead) is not None:
+                ahead = asyncio.ensure_future(self._call(name, _read, stream))
                 yield chunk
         finally:
-            # Inline, so it happens even when the reader is cancelled or the pool
-            # is shut down: close() drops a half-read socket and release_conn()
-            # hands the connection back; neither waits on the network.
-            response.close()
-            response.release_conn()
+            # close() drops a half-read socket and release_conn() hands the connection
+            # back; neither waits on the network. A read still in flight (the caller
+            # stopped early) owns the response until it ends: closing it under the
+            # worker thread would race, and waiting here could hold a cancelled
+            # reader for a whole read timeout.
+            if ahead.done():
+                _finish(response, ahead)
+            else:
+                ahead.add_done_callback(functools.partial(_finish, response))
 
     def _open(self, key: str) -> tuple[Any, bytes]:
         """GET; an object of at most one read is read at once (one thread trip, not three)."""

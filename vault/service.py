@@ -4,7 +4,8 @@ Storing is two steps so that "nothing lost" holds: :meth:`Vault.put` writes
 the encrypted blob durably and returns a :class:`StoredObject`; the caller then
 records it with :meth:`Vault.record` inside the same SQL transaction as its own
 metadata and audit entry, or calls :meth:`Vault.discard` on abort. Reads check
-integrity (GCM tags and the plaintext SHA-256) before returning the last byte.
+every chunk's GCM tag before handing it out (``pli vault verify`` also the
+plaintext SHA-256).
 Object names are random: they reveal no address, subject or date. Each object
 gets its retention date when stored (:mod:`vault.retention`); :meth:`Vault.delete`
 is the only way out, and it refuses objects still retained or under a legal
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +34,7 @@ from vault.base import (
     LockingStore,
     ObjectNotFound,
     RetentionLocked,
+    VaultError,
     VaultUnavailable,
 )
 from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key, sealed_size
@@ -59,12 +62,47 @@ async def _iterate(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+class _MetaCache:
+    """The rows of recently stored or read objects, so that a read needs no SQL.
+
+    Mail is read soon after it is stored (the outbound queue relays it, an IDLE
+    client fetches it), and a row never changes except for ``pli vault
+    rotate-kek`` re-wrapping its data key: the data key itself stays the same,
+    so a stale entry still opens the object while the old KEK is known, and
+    once it is retired the read fails over to the fresh row (:meth:`Vault.stream`).
+    Objects put but never recorded are dropped by :meth:`Vault.discard`; their
+    random names are known to nobody else. Bounded, least recently used out.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._rows: OrderedDict[str, StoredObject] = OrderedDict()
+
+    def get(self, name: str) -> StoredObject | None:
+        obj = self._rows.get(name)
+        if obj is not None:
+            self._rows.move_to_end(name)
+        return obj
+
+    def put(self, obj: StoredObject) -> None:
+        if self._size <= 0:
+            return
+        self._rows[obj.name] = obj
+        self._rows.move_to_end(obj.name)
+        while len(self._rows) > self._size:
+            self._rows.popitem(last=False)
+
+    def drop(self, name: str) -> None:
+        self._rows.pop(name, None)
+
+
 class Vault:
     def __init__(
         self, engine: AsyncEngine, store: BlobStore, keys: KeyProvider, chunk_size: int = 65536,
-        retention: RetentionPolicy | None = None,
+        retention: RetentionPolicy | None = None, meta_cache: int = 4096,
     ) -> None:
         self._engine = engine
+        self._cache = _MetaCache(meta_cache)
         self._store = store
         self._keys = keys
         self._chunk = chunk_size
@@ -95,11 +133,13 @@ class Vault:
         enc = ChunkEncryptor(name, dek, nonce_base, self._chunk)
         sealed = sealed_size(len(data), self._chunk) if isinstance(data, bytes) else None
         await self._store.put(name, enc.encrypt(_counted()), until, sealed)
-        return StoredObject(
+        obj = StoredObject(
             name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
             chunk_size=self._chunk, size=size, sha256=digest.hexdigest(),
             created_at=now, doc_type=doc_type, retain_until=until,
         )
+        self._cache.put(obj)
+        return obj
 
     @staticmethod
     def row(obj: StoredObject) -> dict[str, object]:
@@ -117,6 +157,7 @@ class Vault:
 
     async def discard(self, obj: StoredObject) -> None:
         """Remove a blob whose transaction did not commit."""
+        self._cache.drop(obj.name)
         await self._store.delete(obj.name)
 
     async def is_recorded(self, name: str) -> bool:
@@ -127,7 +168,10 @@ class Vault:
             )
             return found.first() is not None
 
-    async def _meta(self, name: str) -> StoredObject:
+    async def _meta(self, name: str, *, fresh: bool = False) -> StoredObject:
+        cached = None if fresh else self._cache.get(name)
+        if cached is not None:
+            return cached
         try:
             async with self._engine.connect() as conn:
                 row = (
@@ -136,8 +180,21 @@ class Vault:
         except (OperationalError, DBAPIError, OSError) as exc:
             raise VaultUnavailable("vault metadata unreachable") from exc
         if row is None:
+            self._cache.drop(name)
             raise ObjectNotFound(name)
-        return StoredObject(**row._asdict())
+        obj = StoredObject(**row._asdict())
+        self._cache.put(obj)
+        return obj
+
+    async def _data_key(self, name: str) -> tuple[StoredObject, bytes]:
+        meta = await self._meta(name)
+        try:
+            return meta, await self._keys.unwrap(meta.kek_id, meta.wrapped_key)
+        except VaultError:
+            # A cached row may predate `pli vault rotate-kek --settle` in another
+            # process: its old KEK is gone, the re-wrapped key is in the table.
+            meta = await self._meta(name, fresh=True)
+            return meta, await self._keys.unwrap(meta.kek_id, meta.wrapped_key)
 
     async def stream(self, name: str, *, check_digest: bool = False) -> AsyncIterator[bytes]:
         """Decrypted bytes, each chunk authenticated (GCM) before it is handed out.
@@ -148,8 +205,7 @@ class Vault:
         at put (``pli vault verify``); the final chunk is then withheld until it
         matched.
         """
-        meta = await self._meta(name)
-        dek = await self._keys.unwrap(meta.kek_id, meta.wrapped_key)
+        meta, dek = await self._data_key(name)
         dec = ChunkDecryptor(name, dek, meta.nonce_base, meta.chunk_size)
         if not check_digest:
             async for piece in dec.decrypt(self._store.get(name)):
@@ -204,6 +260,7 @@ class Vault:
                     f"object {name} is retained until {until.isoformat(timespec='seconds')}")
             if await retention.held(conn, [name]):
                 raise LegalHoldActive(f"object {name} is under legal hold")
+        self._cache.drop(name)
         await self._store.delete(name)
         async with self._engine.begin() as conn:
             await conn.execute(delete(vault_object).where(vault_object.c.name == name))

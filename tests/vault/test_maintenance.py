@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vault import keys as keys_module
 from vault import maintenance
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider, create_kek_file, kek_id_of
@@ -23,13 +25,18 @@ async def _stored(engine: AsyncEngine, vault: Vault, n: int) -> dict[str, bytes]
     return out
 
 
-async def test_rotation_rewraps_without_rewriting(engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_rotation_rewraps_without_rewriting(engine: AsyncEngine, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     kek = tmp_path / "kek"
     create_kek_file(kek)
     old_id = kek_id_of(kek.read_text())
     store = FsBlobStore(tmp_path / "blobs")
-    running = Vault(engine, store, KeyFileProvider.from_file(kek), 4096)  # a live pli serve
+    running = Vault(engine, store, KeyFileProvider.from_file(kek), 4096,
+                    meta_cache=0)  # a live pli serve that reads every row afresh
+    cached = Vault(engine, store, KeyFileProvider.from_file(kek), 4096)  # and one that caches
     objects = await _stored(engine, running, 3)
+    for name, data in objects.items():
+        assert await cached.get(name) == data  # rows cached under the old KEK
     blobs_before = {p: p.read_bytes() for p in (tmp_path / "blobs").rglob("*") if p.is_file()}
 
     keys = maintenance.rotate_kek_file(kek)
@@ -50,6 +57,12 @@ async def test_rotation_rewraps_without_rewriting(engine: AsyncEngine, tmp_path:
 
     assert await maintenance.drop_unused_keks(engine, kek) == [old_id]
     assert len(kek.read_text().split()) == 1
+    # A process still holding rows cached under the retired KEK, once it has followed
+    # the key file (which no longer has that KEK), falls back to the re-wrapped rows.
+    monkeypatch.setattr(keys_module, "FOLLOW_INTERVAL", 0.0)
+    await cached.put(b"wrapped after the file was re-read")
+    for name, data in objects.items():
+        assert await cached.get(name) == data
     fresh = Vault(engine, store, KeyFileProvider.from_file(kek), 4096)
     for name, data in {**objects, **newer}.items():
         assert await fresh.get(name) == data

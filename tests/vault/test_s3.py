@@ -9,6 +9,7 @@ moto implements no GetObjectRetention, so retention is read from HEAD headers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import secrets
@@ -111,6 +112,27 @@ async def test_large_object_streams_in_bounded_memory(store: S3BlobStore) -> Non
     # next one is gathered and copies it once), never the object.
     assert put_growth < 6 * PART, f"put grew RSS by {put_growth / MiB:.1f} MiB"
     assert get_growth < 4 * MiB, f"get grew RSS by {get_growth / MiB:.1f} MiB"
+
+
+async def test_a_reader_that_stops_early_leaves_the_pool_healthy(store: S3BlobStore) -> None:
+    """A get reads one megabyte ahead: a reader that stops (an IMAP client gone) must
+    neither race the read still in flight nor leak its connection or its error."""
+    data = os.urandom(6 * MiB)
+    name = _name()
+    await store.put(name, _aiter(data))
+    loop = asyncio.get_running_loop()
+    unretrieved: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, ctx: unretrieved.append(ctx))
+    for _ in range(12):  # more than the pool's 8 connections and workers
+        reader = store.get(name)
+        first = await anext(reader)
+        assert first == data[:len(first)]
+        await reader.aclose()
+    assert await _collect(store, name) == data
+    await asyncio.sleep(0.2)  # the abandoned read-aheads have finished by now
+    gc.collect()
+    assert unretrieved == []
+    loop.set_exception_handler(None)
 
 
 async def test_missing_delete_exists(store: S3BlobStore) -> None:
