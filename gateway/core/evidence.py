@@ -166,18 +166,22 @@ def authentication_results(authserv_id: str, outcome: SmimeOutcome) -> bytes:
     return f"Authentication-Results: {text}\r\n".encode("ascii")
 
 
-def attachment_parts(data: bytes) -> list[tuple[int, bytes]]:
+def attachment_parts(data: bytes, parsed: email.message.Message | None = None,
+                     ) -> list[tuple[int, bytes]]:
     """(index, decoded bytes) of each attachment: every non-multipart, non-text part.
 
     The index is the part's position in a depth-first walk of the message (0 is
     the message itself), so ``pli vault proof`` finds the same part in the
     stored bytes. Signatures (application/pkcs7-signature) are not attachments.
+    ``parsed`` is the tree of ``data`` when the caller has it already.
     """
-    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
-        split_message(data)[0])
-    if head.get_content_maintype() == "text":  # a plain message: no attachment, no full parse
-        return []
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
+    if parsed is None:
+        head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+            split_message(data)[0])
+        if head.get_content_maintype() == "text":  # a plain message: no attachment
+            return []
+    msg = parsed if parsed is not None else \
+        email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
     out: list[tuple[int, bytes]] = []
     for index, part in enumerate(msg.walk()):
         ctype = part.get_content_type()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import email.message
 import email.utils
 import re
 import secrets
@@ -82,6 +83,8 @@ class Delivery:
         self._evidence: list[EvidenceObject] = []  # original, receipts, outbound copy
         self._outbound_blob: str | None = None
         self._smime = SmimeOutcome()
+        # The tree check_content parsed, for put_body's later looks at the same bytes.
+        self._parsed: tuple[bytes, email.message.Message] | None = None
 
     async def add_sender(self, address: str) -> Decision:
         decision = await self._svc.policy.check_sender(address)
@@ -148,6 +151,7 @@ class Delivery:
                                            ",".join(self.recipients), decision)
             return decision
         summary = await mime.summarize(data, policy.rules.attachments.max_parts)
+        self._parsed = None if summary.message is None else (data, summary.message)
         if summary.too_many_parts or summary.depth > mime.MAX_DEPTH:
             decision = policy.check_message(len(data), ["multipart/mixed"] *
                                             (policy.rules.attachments.max_parts + 1))
@@ -188,21 +192,27 @@ class Delivery:
         if b"disposition-notification" in head.lower():
             self._head = head
             self._acks = await asyncio.to_thread(mdn.parse_acks, data)
+        parsed = self._parsed[1] if self._parsed is not None and self._parsed[0] is data \
+            else None
+        self._parsed = None
         key = self._svc.patient_key
         if key is not None and (b"zip" in data or b"xml" in data):  # cheap test first
-            found = await asyncio.to_thread(patients.patient_ins, data)
+            found = await asyncio.to_thread(patients.patient_ins, data, parsed)
             self._patients = sorted({patients.patient_ref(key, ins) for ins in found})
         received_at = dt.datetime.now(dt.UTC)
         trace = self._trace_headers(data)
         main, original, protected = await self._secure_forms(data)
+        if main is not data:
+            parsed = None  # decrypted or unwrapped: another tree
         secure, vault, boxes = self._svc.secure, self._svc.vault, [*self.recipients, self.sender]
         body = trace + main
         # The body goes to the vault while the receipts are signed; then every other
         # object at once: each put waits on its own fsync, so they overlap.
         first = asyncio.ensure_future(vault.put(body, mailboxes=boxes))
         try:
+            # The trace headers on top change no part: the tree of data is the tree of body.
             receipts = [] if secure is None else await secure.receipts(
-                body, None if original is None else trace + original, received_at)
+                body, None if original is None else trace + original, received_at, parsed)
         except BaseException:
             await self._drop(first)
             raise

@@ -14,7 +14,7 @@ import email.parser
 import email.policy
 
 __all__ = ["MAX_DEPTH", "MAX_HEADER_BYTES", "MAX_HEADER_FIELDS", "MimeSummary",
-           "header_problem", "summarize"]
+           "header_problem", "parse", "summarize"]
 
 MAX_DEPTH = 16  # nesting of multiparts; deeper is a bomb, not a document
 MAX_HEADER_BYTES = 256 * 1024  # the top-level header section (Postfix: 100 KB)
@@ -34,18 +34,28 @@ def header_problem(content: bytes) -> str:
 
 
 class MimeSummary:
-    __slots__ = ("depth", "part_types", "too_many_parts")
+    """``message`` is the parsed tree, kept so that later steps of the same delivery
+    (patients, notarisation) reuse it: a 100 KB message took three full parses."""
 
-    def __init__(self, part_types: list[str], depth: int, too_many_parts: bool) -> None:
+    __slots__ = ("depth", "message", "part_types", "too_many_parts")
+
+    def __init__(self, part_types: list[str], depth: int, too_many_parts: bool,
+                 message: email.message.Message | None = None) -> None:
         self.part_types = part_types
         self.depth = depth
         self.too_many_parts = too_many_parts
+        self.message = message
+
+
+def parse(content: bytes) -> email.message.Message:
+    """The whole tree (compat32: bytes in, bytes out, no header refolding)."""
+    return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(content)
 
 
 def _summarize(content: bytes, max_parts: int) -> MimeSummary:
     if content.count(b"\n--") > 2 * max_parts + 2:
         return MimeSummary([], 0, True)
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(content)
+    msg = parse(content)
     types: list[str] = []
     depth = 0
     stack = [(msg, 1)]
@@ -54,13 +64,13 @@ def _summarize(content: bytes, max_parts: int) -> MimeSummary:
         depth = max(depth, level)
         types.append(part.get_content_type())
         if len(types) > max_parts:
-            return MimeSummary(types, depth, True)
+            return MimeSummary(types, depth, True)  # no tree kept: nobody may walk a bomb
         if part.is_multipart() and level <= MAX_DEPTH:
             payload = part.get_payload()
             if isinstance(payload, list):
                 stack.extend((p, level + 1) for p in reversed(payload)
                              if isinstance(p, email.message.Message))
-    return MimeSummary(types, depth, False)
+    return MimeSummary(types, depth, False, msg)
 
 
 async def summarize(content: bytes, max_parts: int) -> MimeSummary:

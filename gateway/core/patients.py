@@ -14,14 +14,13 @@ message: a broken package is a policy question, answered elsewhere.
 from __future__ import annotations
 
 import email.message
-import email.parser
-import email.policy
 import hashlib
 import hmac
 import os
 import secrets
 from pathlib import Path
 
+from gateway.core import mime
 from gateway.xdm import XdmError, XdmLimits, read_xdm
 from gateway.xdm.ins import Ins, ins_from_cda
 
@@ -48,8 +47,7 @@ def patient_ref(key: bytes, ins: Ins) -> str:
     return hmac.new(key, f"pli-patient\n{ins.value}".encode(), hashlib.sha256).hexdigest()[:20]
 
 
-def _parts(data: bytes) -> list[email.message.Message]:
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
+def _parts(msg: email.message.Message) -> list[email.message.Message]:
     found: list[email.message.Message] = []
     for part in msg.walk():
         if len(found) >= _MAX_PARTS:
@@ -59,10 +57,11 @@ def _parts(data: bytes) -> list[email.message.Message]:
     return found
 
 
-def patient_ins(data: bytes) -> list[Ins]:
-    """Every distinct INS carried by the message's XDM packages and CDA documents."""
+def patient_ins(data: bytes, parsed: email.message.Message | None = None) -> list[Ins]:
+    """Every distinct INS carried by the message's XDM packages and CDA documents
+    (``parsed``: the tree of ``data`` when the caller has it already)."""
     found: dict[str, Ins] = {}
-    for part in _parts(data):
+    for part in _parts(parsed if parsed is not None else mime.parse(data)):
         ctype = part.get_content_type()
         name = (part.get_filename() or "").lower()
         if not (ctype in ("application/zip", "application/x-zip-compressed",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.message
 import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -285,15 +286,16 @@ class SecureMail:
             return None
         return await asyncio.to_thread(notarise, data, received_at, n.cert, n.key, n.chain)
 
-    async def receipts(self, main: bytes, original: bytes | None,
-                       received_at: dt.datetime) -> list[Receipt]:
-        """Receipts over the main object, the original (if kept) and each attachment."""
+    async def receipts(self, main: bytes, original: bytes | None, received_at: dt.datetime,
+                       parsed: email.message.Message | None = None) -> list[Receipt]:
+        """Receipts over the main object, the original (if kept) and each attachment
+        (``parsed``: the tree of ``main`` when the caller has it already)."""
         if self.notary is None:
             return []
-        return await asyncio.to_thread(self._receipts, main, original, received_at)
+        return await asyncio.to_thread(self._receipts, main, original, received_at, parsed)
 
-    def _receipts(self, main: bytes, original: bytes | None,
-                  received_at: dt.datetime) -> list[Receipt]:
+    def _receipts(self, main: bytes, original: bytes | None, received_at: dt.datetime,
+                  parsed: email.message.Message | None) -> list[Receipt]:
         n = self.notary
         assert n is not None
         out = [Receipt(evidence.RECEIPT, None,
@@ -301,7 +303,7 @@ class SecureMail:
         if original is not None:
             out.append(Receipt(evidence.RECEIPT_ORIGINAL, None,
                                notarise(original, received_at, n.cert, n.key, n.chain)))
-        for index, part in evidence.attachment_parts(main):
+        for index, part in evidence.attachment_parts(main, parsed):
             out.append(Receipt(evidence.RECEIPT_PART, index,
                                notarise(part, received_at, n.cert, n.key, n.chain)))
         return out
