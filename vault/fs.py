@@ -23,6 +23,7 @@ __all__ = ["FsBlobStore"]
 _NAME_RE = re.compile(r"^[0-9a-f]{32}(\.[a-z0-9]{1,16})?$")
 _READ_SIZE = 256 * 1024
 _WRITE_BATCH = 1024 * 1024
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 
 
 def _fsync_dir(path: Path) -> None:
@@ -31,6 +32,19 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _make_dirs(path: Path) -> None:
+    """mkdir -p, each new directory made durable in its parent: the fsync of the
+    object's own directory would not save a fan-out directory created for it."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another writer made it meanwhile
+            os.mkdir(directory, 0o700)
+        _fsync_dir(directory.parent)
 
 
 class FsBlobStore:
@@ -58,8 +72,11 @@ class FsBlobStore:
         def _flush(data: list[bytes], last: bool) -> None:
             nonlocal fd
             if fd is None:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:  # the fan-out directory nearly always exists: no mkdir per put
+                    fd = os.open(tmp, _CREATE, 0o600)
+                except FileNotFoundError:
+                    _make_dirs(final.parent)
+                    fd = os.open(tmp, _CREATE, 0o600)
             for piece in data:
                 view = memoryview(piece)
                 while view:

@@ -180,7 +180,7 @@ class SecureMail:
                 return SmimeOutcome("neutral", "compressed-data not supported",
                                     decrypted=decrypted), changed
             result = verify(entity, self.trust.roots, self.trust.intermediates,
-                            self.trust.crls())
+                            self.trust.crls(), chain_cache=self.trust.chain_cache)
             if not result.ok:
                 reason = result.reason.value if result.reason else "malformed"
                 return SmimeOutcome("fail", reason, decrypted=decrypted), changed

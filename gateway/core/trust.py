@@ -33,6 +33,7 @@ from gateway.smime import (
 )
 from gateway.smime.hsm import HsmError, Token
 from gateway.smime.pki import safe_address
+from gateway.smime.trustcache import ChainCache
 
 __all__ = [
     "TrustStore",
@@ -58,6 +59,8 @@ class TrustStore:
         self._crl_files = tuple(crl_files)
         self._crls: list[x509.CertificateRevocationList] = []
         self._stamp: tuple[tuple[int, int], ...] = ()
+        # Paths built and CRL signatures checked lately (never revocation status).
+        self.chain_cache = ChainCache()
 
     def crls(self) -> list[x509.CertificateRevocationList]:
         """The CRLs, re-read when a file's mtime or size changed (one stat per file)."""

@@ -152,10 +152,21 @@ def content_bytes(value: Any) -> bytes:
     return raw
 
 
+def _digest_ders() -> dict[bytes, str]:
+    """The usual DER of each accepted DigestAlgorithm: parameters absent (RFC 5754 §2) or
+    NULL (as some agents write), so the common case is a lookup, not a parse."""
+    out = {}
+    for name in _HASHES:
+        oid = algos.DigestAlgorithmId(name).dump()
+        for body in (oid, oid + b"\x05\x00"):
+            out[b"\x30" + der_length(len(body)) + body] = name
+    return out
+
+
 def hash_for(algorithm: Any) -> hashes.HashAlgorithm:
     """The cryptography hash for a DigestAlgorithm; weak or unknown ones are refused."""
     with malformed_on_error("digest algorithm"):
-        name = algorithm["algorithm"].native
+        name = _DIGEST_DERS.get(algorithm.dump()) or algorithm["algorithm"].native
     return hash_by_name(name)
 
 
@@ -180,6 +191,9 @@ def der_length(n: int) -> bytes:
         return bytes([n])
     body = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return bytes([0x80 | len(body)]) + body
+
+
+_DIGEST_DERS = _digest_ders()  # after der_length, which it uses
 
 
 def signed_attrs_der(attrs: list[bytes]) -> bytes:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from asn1crypto import algos, cms, core
+from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
@@ -42,11 +42,9 @@ from gateway.smime.cms import (
     UnsupportedCms,
     base64_lines,
     canonicalize,
-    content_bytes,
     malformed_on_error,
-    parse_content_info,
-    signed_attrs_der,
 )
+from gateway.smime.layout import Sealed, locate_enveloped
 from gateway.smime.pki import PrivateKey
 
 __all__ = ["ContentCipher", "KeyTransport", "decrypt", "encrypt", "envelope"]
@@ -73,6 +71,25 @@ class KeyTransport(enum.Enum):
     RSA_PKCS1V15 = "rsaes_pkcs1v15"  # what every client reads
 
 
+def _oaep_sha256() -> padding.AsymmetricPadding:
+    return padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+
+
+# The key-encryption AlgorithmIdentifiers pli writes, as DER: RSA-OAEP with SHA-256 and
+# MGF1-SHA-256 (RFC 4055 §4.1, RFC 8551 §2.3) and rsaEncryption (PKCS#1 v1.5). Reading
+# them back is a dictionary lookup; any other encoding has its parameters parsed.
+_OAEP_SHA256_DER: bytes = cms.KeyEncryptionAlgorithm({
+    "algorithm": "rsaes_oaep", "parameters": algos.RSAESOAEPParams({
+        "hash_algorithm": {"algorithm": "sha256"},
+        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+    })}).dump()
+_PKCS1V15_DER: bytes = cms.KeyEncryptionAlgorithm({"algorithm": "rsaes_pkcs1v15"}).dump()
+_KNOWN_PADDINGS: dict[bytes, Callable[[], padding.AsymmetricPadding]] = {
+    _OAEP_SHA256_DER: _oaep_sha256,
+    _PKCS1V15_DER: padding.PKCS1v15,
+}
+
+
 def _asn1_cert(cert: x509.Certificate) -> Any:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
@@ -83,14 +100,10 @@ def _recipient_info(cert: x509.Certificate, cek: bytes, transport: KeyTransport)
         raise UnsupportedCms("recipient certificates must carry RSA keys (key transport)")
     c = _asn1_cert(cert)
     if transport is KeyTransport.RSA_OAEP:
-        alg = {"algorithm": "rsaes_oaep", "parameters": algos.RSAESOAEPParams({
-            "hash_algorithm": {"algorithm": "sha256"},
-            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
-        })}
-        encrypted = public.encrypt(cek, padding.OAEP(padding.MGF1(hashes.SHA256()),
-                                                     hashes.SHA256(), None))
+        alg = cms.KeyEncryptionAlgorithm.load(_OAEP_SHA256_DER)
+        encrypted = public.encrypt(cek, _oaep_sha256())
     else:
-        alg = {"algorithm": "rsaes_pkcs1v15"}
+        alg = cms.KeyEncryptionAlgorithm.load(_PKCS1V15_DER)
         encrypted = public.encrypt(cek, padding.PKCS1v15())
     return cms.RecipientInfo({"ktri": cms.KeyTransRecipientInfo({
         "version": "v0",  # RFC 5652 §6.2.1: v0 with issuerAndSerialNumber
@@ -170,23 +183,41 @@ def encrypt(mime_entity: bytes, recipients: Sequence[x509.Certificate], *,
 
 # ---------------------------------------------------------------- decryption
 
+class _Me:
+    """Our certificate's identifiers, compared as bytes first (the issuer DER as
+    cryptography encodes it), X.520 name comparison (slow: string prep) only if needed."""
 
-def _is_ours(rid: Any, issuer: Any, serial: int, ski: bytes | None) -> bool:
-    if rid.name == "issuer_and_serial_number":
-        ias = rid.chosen
-        if ias["serial_number"].native != serial:
-            return False
-        # Byte equality first; X.520 name comparison (slow: string prep) only if needed.
-        return bool(ias["issuer"].dump() == issuer.dump() or ias["issuer"] == issuer)
-    if rid.name == "subject_key_identifier":
-        return ski is not None and rid.chosen.native == ski
-    return False
+    def __init__(self, cert: x509.Certificate) -> None:
+        self.cert = cert
+        self.serial = cert.serial_number
+        self.issuer_der = cert.issuer.public_bytes()
+        self._asn1_issuer: Any = None
+
+    def is_ours(self, rid: Any) -> bool:
+        if rid.name == "issuer_and_serial_number":
+            ias = rid.chosen
+            if ias["serial_number"].native != self.serial:
+                return False
+            if ias["issuer"].dump() == self.issuer_der:
+                return True
+            if self._asn1_issuer is None:
+                self._asn1_issuer = _asn1_cert(self.cert).issuer
+            return bool(ias["issuer"] == self._asn1_issuer)
+        if rid.name == "subject_key_identifier":
+            try:
+                ski = self.cert.extensions.get_extension_for_class(
+                    x509.SubjectKeyIdentifier).value.digest
+            except x509.ExtensionNotFound:
+                return False
+            return bool(rid.chosen.native == ski)
+        return False
 
 
-def _unwrap_cek(ktri: Any, key: rsa.RSAPrivateKey) -> bytes:
-    alg = ktri["key_encryption_algorithm"]
+def _key_padding(alg: Any) -> padding.AsymmetricPadding:
+    known = _KNOWN_PADDINGS.get(alg.dump())
+    if known is not None:
+        return known()
     name = alg["algorithm"].native
-    encrypted = ktri["encrypted_key"].native
     if name == "rsaes_pkcs1v15":
         pad: padding.AsymmetricPadding = padding.PKCS1v15()
     elif name == "rsaes_oaep":
@@ -200,23 +231,27 @@ def _unwrap_cek(ktri: Any, key: rsa.RSAPrivateKey) -> bytes:
         pad = padding.OAEP(padding.MGF1(mgf_h()), h(), label)
     else:
         raise UnsupportedCms(f"key transport {name} not supported")
+    return pad
+
+
+def _unwrap_cek(ktri: Any, key: rsa.RSAPrivateKey) -> bytes:
+    pad = _key_padding(ktri["key_encryption_algorithm"])
     try:
-        return key.decrypt(encrypted, pad)
+        return key.decrypt(ktri["encrypted_key"].native, pad)
     except ValueError:
         raise DecryptionFailed("decryption failed") from None
 
 
-def _decrypt_content(info: Any, cek: bytes, mac: bytes | None, aad: bytes | None) -> bytes:
-    alg = info["content_encryption_algorithm"]
+def _decrypt_content(sealed: Sealed, cek: bytes) -> bytes:
+    alg, mac, ciphertext = sealed.algorithm, sealed.mac, sealed.ciphertext
     name = alg["algorithm"].native
     cipher, _, mode = name.partition("_")
     if cipher not in _AES_KEY_BYTES or mode not in ("cbc", "gcm"):
         raise UnsupportedCms(f"content encryption {name} not supported")
     if (mode == "gcm") != (mac is not None):  # RFC 5083 §2.1: GCM only in AuthEnvelopedData
         raise MalformedCms(f"{name} in the wrong CMS content type")
-    if isinstance(info["encrypted_content"], core.Void):
+    if ciphertext is None:
         raise MalformedCms("no encrypted content (detached content is not supported)")
-    ciphertext = content_bytes(info["encrypted_content"])
     if len(cek) != _AES_KEY_BYTES[cipher]:
         raise DecryptionFailed("decryption failed")
     if mode == "gcm":
@@ -228,9 +263,10 @@ def _decrypt_content(info: Any, cek: bytes, mac: bytes | None, aad: bytes | None
             raise MalformedCms("AES-GCM parameters out of range")
         dec = Cipher(algorithms.AES(cek), modes.GCM(nonce, mac, min_tag_length=_MIN_TAG)
                      ).decryptor()
-        if aad is not None:
-            dec.authenticate_additional_data(aad)
+        if sealed.aad is not None:
+            dec.authenticate_additional_data(sealed.aad)
         try:
+            # finalize() gives b"", and bytes + b"" is the same object: no copy of the content.
             return dec.update(ciphertext) + dec.finalize()
         except InvalidTag:
             raise DecryptionFailed("decryption failed") from None
@@ -255,34 +291,19 @@ def decrypt(data: bytes, cert: x509.Certificate, key: PrivateKey, *,
     ``CmsTooLarge``) on anything unparsable, ``UnsupportedCms`` on algorithms
     pli refuses — never another exception on untrusted bytes.
     """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedCms("CMS input must be bytes")
+    data = bytes(data)  # no copy for bytes, the type every caller passes
     if data[:1] != b"\x30":
         from gateway.smime.mime import pkcs7_mime_payload
 
         data = pkcs7_mime_payload(data, max_size=max_size)
-    info = parse_content_info(data, max_size=max_size)
+    sealed = locate_enveloped(data, max_size)  # bounded by max_size (CmsTooLarge)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise UnsupportedCms("only RSA key transport is supported")
-    mine = _asn1_cert(cert)
-    try:
-        ski: bytes | None = cert.extensions.get_extension_for_class(
-            x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
-        ski = None
+    me = _Me(cert)
     with malformed_on_error("enveloped data"):
-        kind = info["content_type"].native
-        body = info["content"]
-        if kind == "enveloped_data":
-            enc_info, mac, aad = body["encrypted_content_info"], None, None
-        elif kind == "authenticated_enveloped_data":
-            enc_info, mac = body["auth_encrypted_content_info"], body["mac"].native
-            attrs = body["auth_attrs"]
-            # RFC 5083 §2.2: the AAD is the DER of authAttrs with the SET OF tag.
-            aad = signed_attrs_der([a.dump() for a in attrs]) if attrs.contents else None
-        else:
-            raise MalformedCms(f"not enveloped data but {kind}")
-        for ri in body["recipient_infos"]:
-            if ri.name == "ktri" and _is_ours(ri.chosen["rid"], mine.issuer,
-                                              mine.serial_number, ski):
-                cek = _unwrap_cek(ri.chosen, key)
-                return _decrypt_content(enc_info, cek, mac, aad)
+        for ri in sealed.recipient_infos:
+            if ri.name == "ktri" and me.is_ours(ri.chosen["rid"]):
+                return _decrypt_content(sealed, _unwrap_cek(ri.chosen, key))
     raise NotForUs("no recipient info for this certificate")

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from asn1crypto import algos, cms, core
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -31,6 +30,7 @@ from gateway.smime.cms import (
     hash_by_name,
     signed_attrs_der,
 )
+from gateway.smime.der import children, read_tlv
 from gateway.smime.pki import PrivateKey
 
 __all__ = ["attribute_der", "sign", "signed_data"]
@@ -50,25 +50,23 @@ def _time(when: dt.datetime) -> Any:
     return cms.Time({"generalized_time": when})
 
 
-def _signature_algorithm(
-    key: PrivateKey, digest: str, pss: bool
-) -> tuple[Any, padding.AsymmetricPadding | None]:
-    """(SignatureAlgorithmIdentifier, RSA padding) for the key type."""
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return algos.SignedDigestAlgorithm({"algorithm": f"{digest}_ecdsa"}), None
-    if pss:
+def _signature_algorithm_der(digest: str, kind: str) -> bytes:
+    """SignatureAlgorithmIdentifier DER for ``kind`` in ecdsa / pss / pkcs1v15."""
+    if kind == "ecdsa":
+        alg = algos.SignedDigestAlgorithm({"algorithm": f"{digest}_ecdsa"})
+    elif kind == "pss":
         # RFC 4056 §3 / RFC 8551 §2.2: PSS with MGF1 of the same hash, salt = hash length.
-        h = hash_by_name(digest)
-        params = algos.RSASSAPSSParams({
+        alg = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss",
+                                           "parameters": algos.RSASSAPSSParams({
             "hash_algorithm": {"algorithm": digest},
             "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": digest}},
-            "salt_length": h.digest_size,
-        })
-        pad: padding.AsymmetricPadding = padding.PSS(padding.MGF1(h), h.digest_size)
-        return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss",
-                                            "parameters": params}), pad
-    # RFC 5754 §3.2: rsaEncryption with the digest named in digestAlgorithm (what OpenSSL writes).
-    return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}), padding.PKCS1v15()
+            "salt_length": hash_by_name(digest).digest_size,
+        })})
+    else:
+        # RFC 5754 §3.2: rsaEncryption with the digest named in digestAlgorithm (as OpenSSL).
+        alg = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"})
+    der: bytes = alg.dump()
+    return der
 
 
 def _capabilities() -> bytes:
@@ -81,6 +79,34 @@ def _capabilities() -> bytes:
     return attribute_der("1.2.840.113549.1.9.15", caps.dump())
 
 
+# The constant parts of every SignedData pli writes, encoded once at import: building them
+# with asn1crypto on each call cost more than the RSA signature (notarisation signs every
+# ingested message and each attachment).
+_DIGESTS = ("sha256", "sha384", "sha512")
+_SIG_ALGS = {(d, k): _signature_algorithm_der(d, k) for d in _DIGESTS
+             for k in ("ecdsa", "pss", "pkcs1v15")}
+_DIGEST_ALGS = {d: digest_algorithm(d).dump() for d in _DIGESTS}
+_CAPABILITIES = _capabilities()
+_CONTENT_TYPE_DATA = attribute_der("1.2.840.113549.1.9.3", cms.ContentType("data").dump())
+_OID_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.1").dump()  # RFC 5652 §4
+_OID_SIGNED_DATA = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()  # RFC 5652 §5.1
+_V1 = b"\x02\x01\x01"  # CMSVersion v1: issuerAndSerialNumber, id-data (RFC 5652 §5.1, §5.3)
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + der_length(len(body)) + body
+
+
+def _issuer_and_serial(cert_der: bytes) -> bytes:
+    """IssuerAndSerialNumber (RFC 5652 §10.2.4) with the issuer Name and the serial INTEGER
+    exactly as the certificate encodes them (X.509 TBSCertificate, RFC 5280 §4.1)."""
+    tbs = children(cert_der, read_tlv(cert_der, 0, len(cert_der)), 3)[0]
+    fields = children(cert_der, tbs, 10)
+    i = 1 if fields[0].tag == 0xA0 else 0  # [0] EXPLICIT version, absent for v1
+    serial, issuer = fields[i], fields[i + 2]
+    return _tlv(0x30, cert_der[issuer.start:issuer.end] + cert_der[serial.start:serial.end])
+
+
 def signed_data(content: bytes, cert: x509.Certificate, key: PrivateKey,
                 chain: Sequence[x509.Certificate] = (), *, detached: bool = True,
                 signing_time: dt.datetime | None = None, extra_attrs: Sequence[bytes] = (),
@@ -90,7 +116,9 @@ def signed_data(content: bytes, cert: x509.Certificate, key: PrivateKey,
     Signed attributes: contentType id-data, messageDigest, signingTime (now, or
     ``signing_time``), SMIMECapabilities, and ``extra_attrs`` (DER Attributes,
     see ``attribute_der``). ``detached`` leaves eContent out (RFC 5652 §5.2), the
-    form of multipart/signed and of notarisation receipts.
+    form of multipart/signed and of notarisation receipts. The DER is assembled
+    from pre-encoded constant parts, byte for byte what asn1crypto would write
+    (SET OF sorted, X.690 §11.6; tested against it).
     """
     h = hash_by_name(digest)
     hasher = hashes.Hash(h)
@@ -98,42 +126,35 @@ def signed_data(content: bytes, cert: x509.Certificate, key: PrivateKey,
     message_digest = hasher.finalize()
     when = signing_time or dt.datetime.now(dt.UTC)
     attrs = [
-        attribute_der("1.2.840.113549.1.9.3", cms.ContentType("data").dump()),  # RFC 5652 §11.1
+        _CONTENT_TYPE_DATA,  # RFC 5652 §11.1
         attribute_der("1.2.840.113549.1.9.5", _time(when).dump()),  # RFC 5652 §11.3
-        attribute_der("1.2.840.113549.1.9.4", core.OctetString(message_digest).dump()),  # §11.2
-        *(_capabilities(),) * capabilities,
+        attribute_der("1.2.840.113549.1.9.4", _tlv(0x04, message_digest)),  # §11.2
+        *(_CAPABILITIES,) * capabilities,
         *extra_attrs,
     ]
     to_sign = signed_attrs_der(attrs)  # RFC 5652 §5.4: the signature covers the SET OF's DER
-    sig_alg, pad = _signature_algorithm(key, digest, pss)
     if isinstance(key, ec.EllipticCurvePrivateKey):
+        kind = "ecdsa"
         signature = key.sign(to_sign, ec.ECDSA(h))
-    elif isinstance(key, rsa.RSAPrivateKey) and pad is not None:
+    elif isinstance(key, rsa.RSAPrivateKey):
+        kind = "pss" if pss else "pkcs1v15"
+        pad: padding.AsymmetricPadding = padding.PSS(padding.MGF1(h), h.digest_size) \
+            if pss else padding.PKCS1v15()
         signature = key.sign(to_sign, pad, h)
     else:  # pragma: no cover - PrivateKey is RSA | EC
         raise TypeError("unsupported key type")
-    signer = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-    signer_info = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber({
-            "issuer": signer.issuer, "serial_number": signer.serial_number})}),
-        "digest_algorithm": digest_algorithm(digest),
-        "signed_attrs": cms.CMSAttributes.load(to_sign),
-        "signature_algorithm": sig_alg,
-        "signature": signature,
-    })
-    certs = [signer] + [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-                        for c in chain]
-    sd = cms.SignedData({
-        "version": "v1",
-        "digest_algorithms": [digest_algorithm(digest)],
-        "encap_content_info": {"content_type": "data",
-                               "content": None if detached else content},
-        "certificates": certs,
-        "signer_infos": [signer_info],
-    })
-    der: bytes = cms.ContentInfo({"content_type": "signed_data", "content": sd}).dump()
-    return der
+    cert_der = cert.public_bytes(serialization.Encoding.DER)
+    signer_info = _tlv(0x30, b"".join((  # RFC 5652 §5.3
+        _V1, _issuer_and_serial(cert_der), _DIGEST_ALGS[digest],
+        b"\xa0" + to_sign[1:],  # signedAttrs [0] IMPLICIT
+        _SIG_ALGS[digest, kind], _tlv(0x04, signature))))
+    certs = [cert_der, *(c.public_bytes(serialization.Encoding.DER) for c in chain)]
+    encap = _OID_DATA if detached else _OID_DATA + _tlv(0xA0, _tlv(0x04, content))
+    sd = _tlv(0x30, b"".join((  # RFC 5652 §5.1
+        _V1, _tlv(0x31, _DIGEST_ALGS[digest]), _tlv(0x30, encap),
+        _tlv(0xA0, b"".join(sorted(certs))),  # certificates [0] IMPLICIT SET OF
+        _tlv(0x31, signer_info))))
+    return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, sd))
 
 
 def _boundary(content: bytes) -> str:

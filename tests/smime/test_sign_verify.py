@@ -180,3 +180,16 @@ def test_a_certificate_with_an_unknown_key_type_is_reported_not_raised(dev_pki) 
     result = verify_signed_data(broken, [dev_pki.root], [dev_pki.intermediate],
                                 [dev_pki.crl()])
     assert not result.ok and result.reason is not None
+
+
+def test_a_content_line_that_starts_with_the_boundary_is_content(dev_pki: DevPki) -> None:
+    """RFC 2046 §5.1.1: only ``--boundary`` then ``--`` or padding ends a part, so a
+    line ``--boundaryXYZ`` inside the signed content must not cut it short."""
+    tricky = MESSAGE + b"--pli-fixed-not-a-delimiter\n"
+    signed = sign(tricky, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain)
+    generated = signed.split(b'boundary="', 1)[1].split(b'"', 1)[0]
+    # The boundary is outside what was signed: renaming it keeps the signature valid.
+    signed = signed.replace(generated, b"pli-fixed")
+    parts = split_signed(signed)
+    assert parts.content == canonicalize(tricky)
+    assert verify(signed, [dev_pki.root]).ok
