@@ -327,6 +327,15 @@ async def _close(server: asyncio.Server) -> None:
         await asyncio.wait_for(server.wait_closed(), timeout=5)
 
 
+def _on_sighup(services: Services, running: set[asyncio.Future[bool]]) -> None:
+    services.policy.reload()
+    secure = services.ingest.secure
+    if secure is not None:  # key files (and maybe a token) are read off the loop
+        reload = asyncio.ensure_future(asyncio.to_thread(secure.reload, services.settings))
+        running.add(reload)  # held until done: the loop keeps only a weak reference
+        reload.add_done_callback(running.discard)
+
+
 async def run_server(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or ``stop`` is set)."""
     stop = stop or asyncio.Event()
@@ -335,11 +344,13 @@ async def run_server(settings: Settings, stop: asyncio.Event | None = None) -> N
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Future[bool]] = set()
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            # The operator edited the rule file: apply it without dropping a connection.
-            loop.add_signal_handler(signal.SIGHUP, services.policy.reload)
+            # The operator edited the rule file or issued a certificate: apply it without
+            # dropping a connection.
+            loop.add_signal_handler(signal.SIGHUP, _on_sighup, services, reloads)
         await start_listeners(services, stack)
         await stop.wait()
     log.info(events.SERVER_STOPPED)

@@ -22,6 +22,7 @@ import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -38,7 +39,7 @@ from gateway.core.trust import (
     notary_address,
     open_token,
 )
-from gateway.errors import Rejected, TemporaryFailure
+from gateway.errors import ConfigError, Rejected, TemporaryFailure
 from gateway.smime import (
     CertifiedKey,
     DecryptionFailed,
@@ -53,7 +54,10 @@ from gateway.smime import (
     sign,
     verify,
 )
+from gateway.smime.hsm import HsmError, Token
 from policies.rules import EncryptionMode
+
+log = structlog.get_logger("pli.secure")
 
 __all__ = ["CertificateCheck", "OutboundNotSecured", "Receipt", "SecureMail", "SecureResult"]
 
@@ -97,12 +101,14 @@ class SecureMail:
     """The S/MIME and notarisation service of one gateway (built by ``gateway/app.py``)."""
 
     def __init__(self, hostname: str, trust: TrustStore, keys: dict[str, CertifiedKey],
-                 notary: CertifiedKey | None, directory: Directory) -> None:
+                 notary: CertifiedKey | None, directory: Directory,
+                 token: Token | None = None) -> None:
         self.hostname = hostname
         self.trust = trust
         self._keys = keys
         self.notary = notary
         self._directory = directory
+        self._token = token
 
     @classmethod
     def from_settings(cls, settings: Settings, directory: Directory) -> SecureMail:
@@ -110,7 +116,27 @@ class SecureMail:
         notary = notary_address(settings)
         token = open_token(settings)  # mailbox and notary keys in an HSM, if configured
         return cls(settings.hostname, load_trust(settings), load_keys(settings, notary, token),
-                   load_notary(settings, notary, token), directory)
+                   load_notary(settings, notary, token), directory, token)
+
+    def reload(self, settings: Settings) -> bool:
+        """Re-read trust anchors, CRL list, mailbox keys and the notary (SIGHUP; file I/O:
+        call it in a thread). A certificate issued or renewed (``pli pki issue``) is used
+        without a restart; on any error everything in use stays, and the error is logged.
+        """
+        notary_name = notary_address(settings)
+        try:
+            trust = load_trust(settings)
+            keys = load_keys(settings, notary_name, self._token)
+            notary = load_notary(settings, notary_name, self._token)
+        except (ConfigError, HsmError, OSError) as exc:
+            log.error("smime.reload_failed", error=str(exc))
+            return False
+        # Each attribute is swapped whole: a message in flight sees the old set or the new.
+        self.trust, self._keys = trust, keys
+        if notary is not None:
+            self.notary = notary
+        log.info("smime.reloaded", mailbox_keys=len(keys), notary=self.notary is not None)
+        return True
 
     def holds_key(self, address: str) -> bool:
         return address.lower() in self._keys

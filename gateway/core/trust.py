@@ -50,7 +50,7 @@ log = structlog.get_logger("pli.trust")
 
 
 class TrustStore:
-    """Trusted roots and intermediates (fixed at start) and CRLs (re-read on change)."""
+    """Trusted roots and intermediates (replaced whole on SIGHUP) and CRLs (re-read on change)."""
 
     def __init__(self, roots: Sequence[x509.Certificate],
                  intermediates: Sequence[x509.Certificate], crl_files: Sequence[Path]) -> None:
