@@ -12,11 +12,14 @@ decode a part it is not asked for, and never expose attachment names.
 
 from __future__ import annotations
 
+import email.message
 import email.parser
 import email.policy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from gateway.core import mime
 
 __all__ = [
     "MESSAGE",
@@ -180,10 +183,9 @@ def attachment_parts(data: bytes, parsed: email.message.Message | None = None,
             split_message(data)[0])
         if head.get_content_maintype() == "text":  # a plain message: no attachment
             return []
-    msg = parsed if parsed is not None else \
-        email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
+        parsed = mime.parse(data)
     out: list[tuple[int, bytes]] = []
-    for index, part in enumerate(msg.walk()):
+    for index, part in enumerate(parsed.walk()):
         ctype = part.get_content_type()
         if part.is_multipart() or ctype.startswith("text/") or \
                 ctype in ("application/pkcs7-signature", "application/x-pkcs7-signature"):

@@ -138,9 +138,6 @@ class SecureMail:
         log.info("smime.reloaded", mailbox_keys=len(keys), notary=self.notary is not None)
         return True
 
-    def holds_key(self, address: str) -> bool:
-        return address.lower() in self._keys
-
     # ------------------------------------------------------------ inbound
 
     async def inbound(self, data: bytes, recipients: Sequence[str]) -> SecureResult:
