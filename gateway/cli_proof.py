@@ -137,10 +137,11 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         raise PliError(f"no message {ref} in this gateway")
     async with AsyncExitStack() as stack:
         vault = await open_vault(settings, engine, stack)
-        main = await vault.get(main_name)
+        # bytes: asn1crypto accepts nothing else, and a one-off command can pay the copy
+        main = bytes(await vault.get(main_name))
         original_name = next((r.object_name for r in rows if r.kind == evidence.ORIGINAL), None)
-        original = await vault.get(original_name) if original_name else None
-        receipts = [(r.kind, r.part, await vault.get(r.object_name)) for r in rows
+        original = bytes(await vault.get(original_name)) if original_name else None
+        receipts = [(r.kind, r.part, bytes(await vault.get(r.object_name))) for r in rows
                     if r.kind in (evidence.RECEIPT, evidence.RECEIPT_ORIGINAL,
                                   evidence.RECEIPT_PART)]
     trust = await asyncio.to_thread(load_trust, settings)

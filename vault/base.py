@@ -9,8 +9,10 @@ every backend gets them for free. Backends translate their own failures to
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
+
+from vault.buffers import writable_buffer
 
 __all__ = [
     "BlobStore",
@@ -22,6 +24,7 @@ __all__ = [
     "RetentionLocked",
     "VaultError",
     "VaultUnavailable",
+    "pump",
 ]
 
 
@@ -50,7 +53,7 @@ class LegalHoldActive(VaultError):
 
 
 class BlobStore(Protocol):
-    async def put(self, name: str, chunks: AsyncIterator[bytes],
+    async def put(self, name: str, chunks: AsyncIterator[bytes | bytearray],
                   retain_until: dt.datetime | None = None, size: int | None = None) -> int:
         """Store atomically (all or nothing, durable on return); return the byte count.
 
@@ -63,6 +66,19 @@ class BlobStore(Protocol):
 
     def get(self, name: str) -> AsyncIterator[bytes]:
         """Stream an object's bytes; raises ObjectNotFound."""
+        ...
+
+    async def read_blocks(self, name: str, sink: Callable[[memoryview], None], block: int) -> int:
+        """Read a whole object in one pass off the event loop; return the byte count.
+
+        ``sink`` gets every ``block`` bytes in turn (only the last piece may be
+        shorter), on the store's own thread, in a buffer that is reused: it must
+        consume the view before returning. An exception from ``sink`` ends the
+        read and propagates (an OSError as VaultUnavailable, like the store's
+        own). One thread trip and no allocation per block, for
+        callers that want the object whole (:meth:`vault.service.Vault.get`).
+        Raises ObjectNotFound.
+        """
         ...
 
     async def delete(self, name: str) -> None:
@@ -96,3 +112,28 @@ class KeyProvider(Protocol):
         ...
 
     async def unwrap(self, kek_id: str, wrapped: bytes) -> bytes: ...
+
+
+def _fill(readinto: Callable[[memoryview], int | None], view: memoryview) -> int:
+    """Fill ``view`` from a ``readinto`` that may read short; fewer bytes only at the end."""
+    got = 0
+    while got < len(view):
+        n = readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def pump(readinto: Callable[[memoryview], int | None],
+                sink: Callable[[memoryview], None], block: int) -> int:
+    """The loop behind every store's :meth:`BlobStore.read_blocks`: one reused buffer."""
+    view = memoryview(writable_buffer(block))  # only bytes read into it are handed out
+    total = 0
+    while True:
+        got = _fill(readinto, view)
+        if got:
+            sink(view[:got])
+            total += got
+        if got < block:
+            return total

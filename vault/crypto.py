@@ -17,8 +17,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.base import IntegrityError
+from vault.buffers import writable_buffer
 
-__all__ = ["TAG_SIZE", "ChunkDecryptor", "ChunkEncryptor", "new_data_key", "sealed_size"]
+__all__ = [
+    "TAG_SIZE", "BufferDecryptor", "ChunkDecryptor", "ChunkEncryptor", "new_data_key",
+    "sealed_size",
+]
 
 TAG_SIZE = 16
 _NONCE_SIZE = 12
@@ -60,6 +64,20 @@ class ChunkEncryptor:
         async for index, chunk, last in _frames(plaintext, self._size):
             yield self._seal(index, chunk, last)
 
+    def seal(self, plaintext: bytes) -> bytearray:
+        """The same sealed bytes as :meth:`encrypt`, in one buffer, for a caller that holds
+        the plaintext whole: each chunk is encrypted into its place, no object per chunk."""
+        count = max(1, -(-len(plaintext) // self._size))
+        out = writable_buffer(sealed_size(len(plaintext), self._size))  # written whole below
+        with memoryview(out) as view, memoryview(plaintext) as src:
+            for index in range(count):
+                chunk = src[index * self._size:(index + 1) * self._size]
+                start = index * (self._size + TAG_SIZE)
+                self._aes.encrypt_into(
+                    _nonce(self._base, index), chunk, _aad(self._name, index, index == count - 1),
+                    view[start:start + len(chunk) + TAG_SIZE])
+        return out
+
 
 class ChunkDecryptor:
     """Opens a stream of sealed chunks, failing with IntegrityError on any tampering."""
@@ -85,6 +103,80 @@ class ChunkDecryptor:
             if last and len(chunk) < TAG_SIZE:
                 raise IntegrityError(f"object {self._name}: truncated")
             yield self._open(index, chunk, last)
+
+
+class BufferDecryptor:
+    """Opens a whole object straight into one buffer of its recorded plaintext size.
+
+    :meth:`vault.service.Vault.get` reads an object in one pass on a store
+    thread and :meth:`feed` authenticates and decrypts each sealed chunk into its
+    place in the output: a 10 MB message then costs one plaintext buffer, as a
+    plain S3 read does, instead of a bytes object per 64 KiB chunk and a join
+    (fresh pages for every copy). The chunk count comes from the recorded size,
+    so an object cut short or extended fails like a tampered one.
+    """
+
+    def __init__(self, name: str, key: bytes, nonce_base: bytes, chunk_size: int,
+                 size: int) -> None:
+        self._aes = AESGCM(key)
+        self._name = name
+        self._base = nonce_base
+        self._chunk = chunk_size
+        self._count = max(1, -(-size // chunk_size))
+        self._last = size - (self._count - 1) * chunk_size + TAG_SIZE
+        self._index = 0
+        self._carry = bytearray()  # a chunk split across two reads (not with whole blocks)
+        self._out = writable_buffer(size)  # every byte is written before result() hands it out
+        self._view = memoryview(self._out)
+
+    def block_size(self, target: int) -> int:
+        """Whole sealed chunks near ``target`` bytes, at most the whole object: reads
+        of that size hand :meth:`feed` only whole chunks, which it opens in place."""
+        sealed = self._chunk + TAG_SIZE
+        whole = sealed * (self._count - 1) + self._last
+        return min(whole, sealed * max(1, target // sealed))
+
+    def _frame(self) -> int:
+        return self._last if self._index == self._count - 1 else self._chunk + TAG_SIZE
+
+    def feed(self, data: memoryview) -> None:
+        """Open the sealed chunks in ``data`` (called on the reading thread)."""
+        if self._carry:
+            need = self._frame() - len(self._carry)
+            self._carry += data[:need]
+            data = data[need:]
+            if len(self._carry) < self._frame():
+                return
+            self._open(bytes(self._carry))
+            self._carry.clear()
+        while data:
+            if self._index >= self._count:
+                raise IntegrityError(f"object {self._name}: longer than recorded")
+            frame = self._frame()
+            if len(data) < frame:
+                self._carry += data
+                return
+            self._open(data[:frame])
+            data = data[frame:]
+
+    def _open(self, frame: bytes | memoryview) -> None:
+        index = self._index
+        start = index * self._chunk
+        try:
+            self._aes.decrypt_into(
+                _nonce(self._base, index), frame, _aad(self._name, index, index == self._count - 1),
+                self._view[start:start + len(frame) - TAG_SIZE])
+        except InvalidTag:
+            raise IntegrityError(f"object {self._name}: chunk {index} failed authentication") \
+                from None
+        self._index += 1
+
+    def result(self) -> bytearray:
+        """The plaintext, once every recorded chunk was opened."""
+        if self._index != self._count or self._carry:
+            raise IntegrityError(f"object {self._name}: truncated")
+        self._view.release()
+        return self._out
 
 
 async def _frames(

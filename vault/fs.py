@@ -13,10 +13,10 @@ import contextlib
 import datetime as dt
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from vault.base import ObjectNotFound, VaultUnavailable
+from vault.base import ObjectNotFound, VaultUnavailable, pump
 
 __all__ = ["FsBlobStore"]
 
@@ -56,7 +56,7 @@ class FsBlobStore:
             raise ValueError(f"invalid object name {name!r}")
         return self._root / name[:2] / name[2:4] / name
 
-    async def put(self, name: str, chunks: AsyncIterator[bytes],
+    async def put(self, name: str, chunks: AsyncIterator[bytes | bytearray],
                   retain_until: dt.datetime | None = None, size: int | None = None) -> int:
         # A filesystem cannot lock a file against its own root: retention is
         # enforced by pli (vault.service.Vault.delete), not here.
@@ -66,10 +66,10 @@ class FsBlobStore:
         # typical message is opened, written, fsynced and renamed in one trip,
         # while a large object still streams through a bounded buffer.
         fd: int | None = None
-        pending: list[bytes] = []
+        pending: list[bytes | bytearray] = []
         size = total = 0
 
-        def _flush(data: list[bytes], last: bool) -> None:
+        def _flush(data: list[bytes | bytearray], last: bool) -> None:
             nonlocal fd
             if fd is None:
                 try:  # the fan-out directory nearly always exists: no mkdir per put
@@ -127,6 +127,21 @@ class FsBlobStore:
                 yield data
         finally:
             await asyncio.to_thread(fh.close)
+
+    async def read_blocks(self, name: str, sink: Callable[[memoryview], None], block: int) -> int:
+        path = self._path(name)
+
+        def _read() -> int:
+            try:
+                with open(path, "rb", buffering=0) as fh:  # unbuffered: reads land in the block
+                    return pump(fh.readinto, sink, block)
+            except FileNotFoundError:
+                raise ObjectNotFound(name) from None
+
+        try:
+            return await asyncio.to_thread(_read)
+        except OSError as exc:
+            raise VaultUnavailable(f"cannot read the vault: {exc.strerror}") from exc
 
     async def delete(self, name: str) -> None:
         path = self._path(name)

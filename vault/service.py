@@ -14,6 +14,7 @@ hold, then audits what it removed.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -37,11 +38,19 @@ from vault.base import (
     VaultError,
     VaultUnavailable,
 )
-from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key, sealed_size
+from vault.crypto import (
+    BufferDecryptor,
+    ChunkDecryptor,
+    ChunkEncryptor,
+    new_data_key,
+)
 from vault.retention import RetentionPolicy
 from vault.tables import vault_object
 
 __all__ = ["StoredObject", "Vault"]
+
+_INLINE_SEAL = 256 * 1024  # smaller messages are sealed on the loop: a thread trip costs more
+_READ_BLOCK = 1024 * 1024  # per read into the store's reused buffer (whole sealed chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +67,12 @@ class StoredObject:
     retain_until: dt.datetime | None = None
 
 
-async def _iterate(data: bytes) -> AsyncIterator[bytes]:
+async def _iterate(data: bytearray) -> AsyncIterator[bytearray]:
     yield data
+
+
+def _hexdigest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class _MetaCache:
@@ -119,27 +132,54 @@ class Vault:
         until = self.retention.until(now, doc_type, mailboxes)
         dek, nonce_base = new_data_key()
         kek_id, wrapped = await self._keys.wrap(dek)
+        enc = ChunkEncryptor(name, dek, nonce_base, self._chunk)
+        if isinstance(data, bytes):
+            sealed, sha256 = await self._seal(enc, data)
+            await self._store.put(name, _iterate(sealed), until, len(sealed))
+            return self._stored(StoredObject(
+                name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
+                chunk_size=self._chunk, size=len(data), sha256=sha256,
+                created_at=now, doc_type=doc_type, retain_until=until,
+            ))
         digest = hashlib.sha256()
         size = 0
-        source = _iterate(data) if isinstance(data, bytes) else data
 
         async def _counted() -> AsyncIterator[bytes]:
             nonlocal size
-            async for piece in source:
+            async for piece in data:
                 digest.update(piece)
                 size += len(piece)
                 yield piece
 
-        enc = ChunkEncryptor(name, dek, nonce_base, self._chunk)
-        sealed = sealed_size(len(data), self._chunk) if isinstance(data, bytes) else None
-        await self._store.put(name, enc.encrypt(_counted()), until, sealed)
-        obj = StoredObject(
+        await self._store.put(name, enc.encrypt(_counted()), until)
+        return self._stored(StoredObject(
             name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
             chunk_size=self._chunk, size=size, sha256=digest.hexdigest(),
             created_at=now, doc_type=doc_type, retain_until=until,
-        )
+        ))
+
+    def _stored(self, obj: StoredObject) -> StoredObject:
         self._cache.put(obj)
         return obj
+
+    @staticmethod
+    async def _seal(enc: ChunkEncryptor, data: bytes) -> tuple[bytearray, str]:
+        """The sealed object and the plaintext's SHA-256 of a message held whole.
+
+        A large one is hashed on another thread while it is encrypted on a third:
+        hashlib releases the GIL, so on two cores the digest (6 ms for 10 MB) is
+        hidden behind the encryption instead of added to it, and the event loop
+        waits on neither.
+        """
+        if len(data) < _INLINE_SEAL:
+            return enc.seal(data), hashlib.sha256(data).hexdigest()
+        loop = asyncio.get_running_loop()
+        digest = loop.run_in_executor(None, _hexdigest, data)
+        try:
+            sealed = await asyncio.to_thread(enc.seal, data)
+        finally:
+            sha256 = await digest
+        return sealed, sha256
 
     @staticmethod
     def row(obj: StoredObject) -> dict[str, object]:
@@ -223,8 +263,18 @@ class Vault:
         if pending:
             yield pending
 
-    async def get(self, name: str) -> bytes:
-        return b"".join([piece async for piece in self.stream(name)])
+    async def get(self, name: str) -> bytearray:
+        """The whole object, every chunk authenticated: a fresh buffer the caller owns.
+
+        One pass on a store thread decrypts each chunk straight into its place
+        (:class:`vault.crypto.BufferDecryptor`). It is a bytearray because bytes
+        would cost one more copy of the whole object into fresh pages: for a
+        10 MB message, about as long as the read itself.
+        """
+        meta, dek = await self._data_key(name)
+        opener = BufferDecryptor(name, dek, meta.nonce_base, meta.chunk_size, meta.size)
+        await self._store.read_blocks(name, opener.feed, opener.block_size(_READ_BLOCK))
+        return opener.result()
 
     @property
     def store(self) -> BlobStore:

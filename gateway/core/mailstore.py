@@ -332,7 +332,8 @@ class MailStore:
     async def _body(self, blob: str) -> bytes:
         data = self._cache.get(blob)
         if data is None:
-            data = await self._vault.get(blob)
+            # bytes: the cache is shared by every session, so what it holds must not change
+            data = bytes(await self._vault.get(blob))
             self._remember(blob, data)
         else:
             self._cache.move_to_end(blob)

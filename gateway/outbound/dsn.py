@@ -29,10 +29,9 @@ class DsnRecipient:
     remote_mta: str = ""
 
 
-def _header_section(original: bytes) -> bytes:
+def _header_section(original: bytes | bytearray) -> bytes:
     end = original.find(b"\r\n\r\n")
-    head = original if end < 0 else original[:end + 2]
-    return head[:_MAX_HEADERS]
+    return bytes(original[:min(len(original) if end < 0 else end + 2, _MAX_HEADERS)])
 
 
 def _clean(text: str) -> str:
@@ -40,7 +39,7 @@ def _clean(text: str) -> str:
 
 
 def build_dsn(*, reporting_mta: str, sender: str, msg_ref: str, arrival: dt.datetime,
-              recipients: Sequence[DsnRecipient], original: bytes,
+              recipients: Sequence[DsnRecipient], original: bytes | bytearray,
               now: dt.datetime | None = None) -> bytes:
     """The DSN message (CRLF line ends), ready for ingest with MAIL FROM:<>."""
     now = now or dt.datetime.now(dt.UTC)

@@ -69,12 +69,14 @@ def client_context(cfg: QueueSettings) -> ssl.SSLContext:
     return ctx
 
 
-def _relay_copy(stored: bytes) -> bytes:
+def _relay_copy(stored: bytes | bytearray) -> bytes:
     """The stored message minus the Return-Path line pli added at ingest (RFC 5321 §4.4)."""
+    start = 0
     if stored[:12].lower() == b"return-path:":
         end = stored.find(b"\r\n")
-        return stored[end + 2:] if end >= 0 else stored
-    return stored
+        start = end + 2 if end >= 0 else 0
+    with memoryview(stored) as view:  # one copy, whatever the start
+        return bytes(view[start:])
 
 
 class OutboundWorker:
@@ -181,13 +183,13 @@ class OutboundWorker:
             except (VaultError, OSError) as exc:
                 outcome = {e.recipient: Attempt(0, f"4.3.0 vault: {type(exc).__name__}")
                            for e in entries}
-                stored = b""
+                stored = bytearray()
             else:
                 outcome = await self._attempt(entries, _relay_copy(stored))
             await self._settle(entries, outcome, stored)
 
     async def _settle(self, entries: list[store.QueueEntry], outcome: dict[str, Attempt],
-                      stored: bytes) -> None:
+                      stored: bytes | bytearray) -> None:
         now = dt.datetime.now(dt.UTC)
         for entry in entries:
             att = outcome.get(entry.recipient, Attempt(0, "4.4.1 no answer"))
@@ -235,7 +237,7 @@ class OutboundWorker:
                  retry_in=wait)
 
     async def _notify(self, entry: store.QueueEntry, action: str, status: str, diag: str,
-                      remote_mta: str, stored: bytes) -> bool:
+                      remote_mta: str, stored: bytes | bytearray) -> bool:
         """Commit a DSN to the sender; False if it could not be (the entry stays queued)."""
         if not entry.sender:
             return True  # a null sender (a DSN itself) never gets a DSN: no loops

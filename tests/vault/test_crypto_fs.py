@@ -160,3 +160,45 @@ async def test_sealed_size_matches_what_is_written(size: int) -> None:
     sealed = [c async for c in ChunkEncryptor("o", b"k" * 32, b"n" * 12, 64).encrypt(
         _each([os.urandom(size)]))]
     assert sum(len(c) for c in sealed) == sealed_size(size, 64)
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(0, 700), chunk=st.sampled_from([1, 7, 64, 100]))
+def test_sealing_a_whole_message_gives_the_streamed_bytes(size: int, chunk: int) -> None:
+    """Vault.put seals a message held whole in one buffer; reads cannot tell the difference."""
+    import asyncio
+
+    data = os.urandom(size)
+    key, base = os.urandom(32), os.urandom(12)
+
+    async def streamed() -> bytes:
+        enc = ChunkEncryptor("o", key, base, chunk)
+        return b"".join([c async for c in enc.encrypt(_each([data]))])
+
+    sealed = ChunkEncryptor("o", key, base, chunk).seal(data)
+    assert isinstance(sealed, bytearray)
+    assert bytes(sealed) == asyncio.run(streamed())
+
+
+@pytest.mark.parametrize("size", [300_000, 3 * 1024 * 1024 + 5])
+async def test_large_whole_messages_seal_and_open_through_the_vault(tmp_path: Path,
+                                                                     size: int) -> None:
+    """Above the inline limit a message is sealed on one thread and hashed on another."""
+    import hashlib
+
+    from gateway.db import create_engine, migrate
+    from vault.service import Vault
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'v.db'}")
+    await migrate(engine)
+    create_kek_file(tmp_path / "kek")
+    vault = Vault(engine, FsBlobStore(tmp_path / "v"), KeyFileProvider.from_file(tmp_path / "kek"))
+    data = os.urandom(size)
+    obj = await vault.put(data)
+    assert obj.size == size and obj.sha256 == hashlib.sha256(data).hexdigest()
+    async with engine.begin() as conn:
+        await vault.record(conn, obj)
+    assert await vault.get(obj.name) == data
+    streamed = b"".join([p async for p in vault.stream(obj.name, check_digest=True)])
+    assert streamed == data
+    await engine.dispose()
