@@ -7,7 +7,9 @@ than a plain S3 read pays to land the same bytes (its faults happen inside the
 kernel's copy). A buffer that is about to be overwritten instead grows without
 the fill (``PyByteArray_Resize``, CPython's C API) and has its pages populated
 by the kernel in one ``madvise(MADV_POPULATE_WRITE)`` call (Linux 5.14+): 3.8
-ms for the same 10 MB. Where either is missing it is a plain ``bytearray(n)``.
+ms for the same 10 MB, and off the critical path when another thread does it
+while the bytes are on their way (:meth:`vault.service.Vault.get`). Where
+either call is missing it is a plain ``bytearray(n)``.
 
 The contents start undefined (on a reused heap block, bytes this process freed
 earlier): a caller must write every byte before the buffer leaves its hands,
@@ -24,10 +26,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["writable_buffer"]
+__all__ = ["POPULATE_MIN", "populate", "writable_buffer"]
 
 _MADV_POPULATE_WRITE = 23  # linux/mman.h, since 5.14
-_WORTH_IT = 256 * 1024  # below this the zero fill costs next to nothing
+POPULATE_MIN = 256 * 1024  # below this the zero fill costs next to nothing
 
 
 @functools.cache
@@ -51,17 +53,31 @@ def _native() -> tuple[Callable[[bytearray, int], int] | None, Callable[..., int
     return resize, madvise
 
 
-def writable_buffer(size: int) -> bytearray:
-    """A bytearray of ``size`` bytes whose contents are undefined (see the module docstring)."""
-    resize, madvise = _native()
-    if size < _WORTH_IT or resize is None:
+def writable_buffer(size: int, *, populated: bool = True) -> bytearray:
+    """A bytearray of ``size`` bytes whose contents are undefined (see the module docstring).
+
+    ``populated=False`` leaves the pages to :func:`populate`, which a caller can
+    run on another thread while it waits for the bytes to put there.
+    """
+    resize, _ = _native()
+    if size < POPULATE_MIN or resize is None:
         return bytearray(size)
     buf = bytearray()
     if resize(buf, size) != 0:  # MemoryError is set by CPython and raised by ctypes
         return bytearray(size)
-    if madvise is not None:
-        start = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        page = start - start % mmap.PAGESIZE
-        # Failure (an older kernel: EINVAL) only means the pages fault in on first write.
-        madvise(page, start + size - page, _MADV_POPULATE_WRITE)
+    if populated:
+        populate(buf)
     return buf
+
+
+def populate(buf: bytearray) -> None:
+    """Have the kernel back every page of ``buf`` now, in one call (the GIL is released).
+
+    Failure (an older kernel: EINVAL) only means the pages fault in on first write.
+    """
+    _, madvise = _native()
+    if madvise is None or len(buf) < POPULATE_MIN:
+        return
+    start = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    page = start - start % mmap.PAGESIZE
+    madvise(page, start + len(buf) - page, _MADV_POPULATE_WRITE)

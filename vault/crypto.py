@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.base import IntegrityError
-from vault.buffers import writable_buffer
+from vault.buffers import populate, writable_buffer
 
 __all__ = [
     "TAG_SIZE", "BufferDecryptor", "ChunkDecryptor", "ChunkEncryptor", "new_data_key",
@@ -126,7 +126,9 @@ class BufferDecryptor:
         self._last = size - (self._count - 1) * chunk_size + TAG_SIZE
         self._index = 0
         self._carry = bytearray()  # a chunk split across two reads (not with whole blocks)
-        self._out = writable_buffer(size)  # every byte is written before result() hands it out
+        # Every byte is written before result() hands the buffer out; its pages are
+        # populated by prefault(), which Vault.get runs beside the read.
+        self._out = writable_buffer(size, populated=False)
         self._view = memoryview(self._out)
 
     def block_size(self, target: int) -> int:
@@ -135,6 +137,11 @@ class BufferDecryptor:
         sealed = self._chunk + TAG_SIZE
         whole = sealed * (self._count - 1) + self._last
         return min(whole, sealed * max(1, target // sealed))
+
+    def prefault(self) -> None:
+        """Back the output's pages in one system call: run it on another thread while the
+        object is being fetched, and the page faults are off the read's path."""
+        populate(self._out)
 
     def _frame(self) -> int:
         return self._last if self._index == self._count - 1 else self._chunk + TAG_SIZE

@@ -128,7 +128,7 @@ async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool) -> dict
     shared) or a server slowing as its buckets fill weighs on both sides alike."""
     out: dict[str, float] = {}
     rounds = 2 if quick else 4
-    cases = {"100KB": (100 * 1000, 50 if quick else 200), "10MB": (10 * MB, 4 if quick else 12)}
+    cases = {"100KB": (100 * 1000, 50 if quick else 200), "10MB": (10 * MB, 4 if quick else 24)}
     for label, (size, count) in cases.items():
         data = os.urandom(size)
         vault, store = await _pli_vault(server.endpoint, tmp, f"pli-{label.lower()}-{run}")

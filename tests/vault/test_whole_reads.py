@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.moto_s3 import MotoS3Server
 from vault.base import BlobStore, IntegrityError, ObjectNotFound
-from vault.buffers import writable_buffer
+from vault.buffers import populate, writable_buffer
 from vault.crypto import TAG_SIZE, BufferDecryptor, ChunkEncryptor, new_data_key
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider, create_kek_file
@@ -136,9 +136,14 @@ def test_buffer_decryptor_detects_tampering_and_a_wrong_size() -> None:
                 pytest.fail(f"{label} not detected (block {block})")
 
 
+@pytest.mark.parametrize("populated", [True, False])
 @pytest.mark.parametrize("size", [0, 10, 300_000, 5 * MiB])
-def test_writable_buffer_is_fully_writable(size: int) -> None:
-    buffers = [writable_buffer(size) for _ in range(2)]
+def test_writable_buffer_is_fully_writable(size: int, populated: bool) -> None:
+    """Populated now or by populate() later (Vault.get does it beside the read)."""
+    buffers = [writable_buffer(size, populated=populated) for _ in range(2)]
+    if not populated:
+        for buf in buffers:
+            populate(buf)
     patterns = [(bytes(range(i, 251 + i)) * (size // 251 + 1))[:size] for i in (0, 1)]
     for buf, pattern in zip(buffers, patterns, strict=True):
         assert type(buf) is bytearray and len(buf) == size
