@@ -125,8 +125,8 @@ def _fill(readinto: Callable[[memoryview], int | None], view: memoryview) -> int
     return got
 
 
-def pump(readinto: Callable[[memoryview], int | None],
-                sink: Callable[[memoryview], None], block: int) -> int:
+def pump(readinto: Callable[[memoryview], int | None], sink: Callable[[memoryview], None],
+         block: int) -> int:
     """The loop behind every store's :meth:`BlobStore.read_blocks`: one reused buffer."""
     view = memoryview(writable_buffer(block))  # only bytes read into it are handed out
     total = 0

@@ -39,12 +39,7 @@ from vault.base import (
     VaultUnavailable,
 )
 from vault.buffers import POPULATE_MIN
-from vault.crypto import (
-    BufferDecryptor,
-    ChunkDecryptor,
-    ChunkEncryptor,
-    new_data_key,
-)
+from vault.crypto import BufferDecryptor, ChunkDecryptor, ChunkEncryptor, new_data_key
 from vault.retention import RetentionPolicy
 from vault.tables import vault_object
 
@@ -137,11 +132,20 @@ class Vault:
         if isinstance(data, bytes):
             sealed, sha256 = await self._seal(enc, data)
             await self._store.put(name, _iterate(sealed), until, len(sealed))
-            return self._stored(StoredObject(
-                name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
-                chunk_size=self._chunk, size=len(data), sha256=sha256,
-                created_at=now, doc_type=doc_type, retain_until=until,
-            ))
+            size = len(data)
+        else:
+            size, sha256 = await self._put_stream(name, enc, data, until)
+        obj = StoredObject(
+            name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
+            chunk_size=self._chunk, size=size, sha256=sha256,
+            created_at=now, doc_type=doc_type, retain_until=until,
+        )
+        self._cache.put(obj)
+        return obj
+
+    async def _put_stream(self, name: str, enc: ChunkEncryptor, data: AsyncIterator[bytes],
+                          until: dt.datetime | None) -> tuple[int, str]:
+        """Encrypt and store a stream; its size and plaintext SHA-256."""
         digest = hashlib.sha256()
         size = 0
 
@@ -153,15 +157,7 @@ class Vault:
                 yield piece
 
         await self._store.put(name, enc.encrypt(_counted()), until)
-        return self._stored(StoredObject(
-            name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
-            chunk_size=self._chunk, size=size, sha256=digest.hexdigest(),
-            created_at=now, doc_type=doc_type, retain_until=until,
-        ))
-
-    def _stored(self, obj: StoredObject) -> StoredObject:
-        self._cache.put(obj)
-        return obj
+        return size, digest.hexdigest()
 
     @staticmethod
     async def _seal(enc: ChunkEncryptor, data: bytes) -> tuple[bytearray, str]:
