@@ -75,13 +75,6 @@ class ChainCache:
         # its object, so no other object can take that id while the entry exists.
         self._encoded: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
 
-    def clear(self) -> None:
-        with self._lock:
-            self._paths.clear()
-            self._crl_sigs.clear()
-            self._derived.clear()
-            self._encoded.clear()
-
     def _encoding(self, obj: object, encode: Callable[[], bytes]) -> bytes:
         with self._lock:
             hit = self._encoded.get(id(obj))

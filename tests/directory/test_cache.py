@@ -13,6 +13,7 @@ from directory.base import Directory, DirectoryUnavailable, Entry
 from directory.cache import CachedDirectory
 from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction
+from tests.support.clock import FakeClock
 
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 SOPHIE = "sophie.bernard@ch-arras.mssante.fr"
@@ -52,14 +53,6 @@ class Counting:
         return await self._go("delegated_mailboxes", user)  # type: ignore[return-value]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def sql(engine: AsyncEngine) -> SqlDirectory:
     await import_extraction(engine, FIX / "extraction-sample.txt")
@@ -67,7 +60,7 @@ async def sql(engine: AsyncEngine) -> SqlDirectory:
 
 
 async def test_hits_ttl_and_negative_ttl(sql: SqlDirectory) -> None:
-    backend, clock = Counting(sql), Clock()
+    backend, clock = Counting(sql), FakeClock(1000.0)
     cache = CachedDirectory(backend, ttl=300, negative_ttl=10, clock=clock)
     assert isinstance(cache, Directory)
     first = await cache.resolve(SOPHIE)
@@ -120,7 +113,7 @@ async def test_lru_bound(sql: SqlDirectory) -> None:
 
 async def test_changes_by_another_process_are_seen_through_the_generation(
         sql: SqlDirectory, engine: AsyncEngine) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     cache = CachedDirectory(sql, generation=sql.generation, check_interval=1.0, clock=clock)
     assert await cache.delegates(ORG) == frozenset()
     other = SqlDirectory(engine)  # e.g. `pli directory delegate` in another process

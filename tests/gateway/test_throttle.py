@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from gateway.core.throttle import LoginThrottle
-
-
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def test_address_limit_window_and_success() -> None:
-    clock = Clock()
+    clock = FakeClock()
     t = LoginThrottle(per_address=3, per_ip=100, window=60, clock=clock)
     for _ in range(3):
         assert not t.blocked("a@x.fr", "10.0.0.1")
@@ -30,7 +24,7 @@ def test_address_limit_window_and_success() -> None:
 
 
 def test_ip_limit_spraying_many_addresses() -> None:
-    t = LoginThrottle(per_address=5, per_ip=4, window=60, clock=Clock())
+    t = LoginThrottle(per_address=5, per_ip=4, window=60, clock=FakeClock())
     for i in range(4):
         t.failed(f"user{i}@x.fr", "198.51.100.9")
     assert t.blocked("someone.else@x.fr", "198.51.100.9")

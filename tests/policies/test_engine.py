@@ -11,18 +11,12 @@ from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction, import_trustlist
 from policies.engine import PolicyEngine
 from policies.rules import parse_rules
+from tests.support.clock import FakeClock
 
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 SERVED = ["ch-arras.mssante.fr", "ehpad-les-tilleuls.mssante.fr", "medecin.mssante.fr"]
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 SOPHIE = "sophie.bernard@ch-arras.mssante.fr"
-
-
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -89,7 +83,7 @@ text = "This laboratory is blocked"
 
 
 async def test_rate_limit_per_sender(directory: SqlDirectory) -> None:
-    clock = Clock()
+    clock = FakeClock()
     rules = parse_rules("[limits]\nmessages_per_sender = 3\nrate_window = 60\n")
     p = PolicyEngine(directory, SERVED, rules, clock=clock)
     for _ in range(3):

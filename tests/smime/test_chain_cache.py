@@ -14,16 +14,9 @@ from gateway.smime.signing import sign
 from gateway.smime.trustcache import ChainCache
 from gateway.smime.verification import Reason, verify
 from tests.smime.conftest import PASSPHRASE, DevPki
+from tests.support.clock import FakeClock
 
 MESSAGE = b"Content-Type: text/plain\r\n\r\nbonjour\r\n"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -81,7 +74,7 @@ def test_failures_are_not_remembered(dev_pki: DevPki, builds: list[x509.Certific
 def test_expiry_of_entries_and_validity_window(dev_pki: DevPki,
                                                builds: list[x509.Certificate]) -> None:
     signed = sign(MESSAGE, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain)
-    clock = _Clock()
+    clock = FakeClock(1000.0)
     cache = ChainCache(ttl=60, clock=clock)
     assert verify(signed, [dev_pki.root], chain_cache=cache).ok
     clock.now += 59
