@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.core.append import allocate
-from gateway.core.mailstore import INBOX, SENT, ensure_mailbox
-from gateway.core.notify import MailboxNotifier
-from gateway.core.tables import mdn_ack, message, message_evidence
+from gateway.mailstore.append import allocate
+from gateway.mailstore.notify import MailboxNotifier
+from gateway.mailstore.store import INBOX, SENT, ensure_mailbox
+from gateway.mailstore.tables import mdn_ack, message, message_evidence
 from gateway.outbound import store as outbound_store
 from vault import audit
 from vault.service import StoredObject, Vault

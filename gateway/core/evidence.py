@@ -2,7 +2,7 @@
 field pli writes, and the attachments that notarisation receipts cover.
 
 This module owns the byte-level rules shared by ``gateway/core/secure.py`` (which
-writes presented and outbound messages and receipts) and ``gateway/cli_proof.py``
+writes presented and outbound messages and receipts) and ``gateway/cli/proof.py``
 (which must find the same attachment by the same index twenty years later): how
 a message splits into outer header fields and its MIME entity, how a decrypted
 entity is put back under the outer fields, and which MIME parts count as
@@ -38,7 +38,7 @@ __all__ = [
     "strip_forged_results",
 ]
 
-# message_evidence.kind: what a stored evidence object is (gateway/core/tables.py).
+# message_evidence.kind: what a stored evidence object is (gateway/mailstore/tables.py).
 MESSAGE = "message"  # the main object (also reachable by message rows; not for remote-only)
 ORIGINAL = "original"  # the message as received, when what mailboxes show differs
 RECEIPT = "receipt"  # notarisation of the main object (what IMAP and the API show)

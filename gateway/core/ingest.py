@@ -25,12 +25,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DirectoryUnavailable, MailboxKind, normalize_address
-from gateway import events
+from gateway.base import events
+from gateway.base.errors import PliError, TemporaryFailure
 from gateway.core import evidence, mdn, mime, patients
 from gateway.core.commit import CommitBatcher, EvidenceObject, PendingMessage
 from gateway.core.evidence import SmimeOutcome
 from gateway.core.model import SessionInfo
-from gateway.errors import PliError, TemporaryFailure
 from policies import reasons
 from policies.engine import PolicyEngine
 from policies.model import Decision, Verdict

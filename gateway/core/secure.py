@@ -28,7 +28,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from directory.base import Directory, DirectoryUnavailable
-from gateway.config import Settings
+from gateway.base.config import Settings
+from gateway.base.errors import ConfigError, Rejected, TemporaryFailure
 from gateway.core import evidence
 from gateway.core.evidence import SmimeOutcome
 from gateway.core.trust import (
@@ -39,7 +40,6 @@ from gateway.core.trust import (
     notary_address,
     open_token,
 )
-from gateway.errors import ConfigError, Rejected, TemporaryFailure
 from gateway.smime import (
     CertifiedKey,
     DecryptionFailed,
@@ -98,7 +98,7 @@ class CertificateCheck:
 
 
 class SecureMail:
-    """The S/MIME and notarisation service of one gateway (built by ``gateway/app.py``)."""
+    """The S/MIME and notarisation service of one gateway (built by ``gateway/app/services.py``)."""
 
     def __init__(self, hostname: str, trust: TrustStore, keys: dict[str, CertifiedKey],
                  notary: CertifiedKey | None, directory: Directory,

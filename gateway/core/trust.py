@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from gateway.config import Settings, read_secret
-from gateway.errors import ConfigError
+from gateway.base.config import Settings, read_secret
+from gateway.base.errors import ConfigError
 from gateway.smime import (
     CertifiedKey,
     PkiError,

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from directory.base import Directory
-from gateway.config import Settings
+from gateway.base.config import Settings
 from gateway.http import queries
 from gateway.http.audit import audit_router
 from gateway.http.auth import RateLimiter, bearer_dependency
@@ -36,7 +36,7 @@ from gateway.http.middleware import BodyLimit, CallRecorder
 from gateway.http.mtls import CertAuthority, ClientCertProtocol
 from gateway.http.oidc import OidcVerifier
 from gateway.http.problems import install_handlers
-from gateway.http.tokens import TokenService
+from gateway.mailstore.tokens import TokenService
 
 __all__ = ["HttpServer", "ReadinessCheck", "create_app", "default_checks", "start_http"]
 

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from gateway.db import utc as _utc
+from gateway.base.db import utc as _utc
 from gateway.http.auth import Caller
 from gateway.http.context import ApiContext
 from gateway.http.problems import ApiProblem, problem_responses

@@ -1,6 +1,6 @@
 """Who is calling: the bearer-token check and the scope each route demands.
 
-RFC 6750 bearer tokens: pli's API tokens (:mod:`gateway.http.tokens`) or, when an
+RFC 6750 bearer tokens: pli's API tokens (:mod:`gateway.mailstore.tokens`) or, when an
 issuer is configured, OpenID Connect JWTs (:mod:`gateway.http.oidc`); without a token, a
 verified TLS client certificate (:mod:`gateway.http.mtls`). A missing, malformed,
 unknown, revoked or expired token gets the same 401 (with ``WWW-Authenticate``)
@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gateway.http.mtls import CERT_SCOPES, CertAuthority, peer_certificate
 from gateway.http.oidc import OidcUnavailable, OidcVerifier
 from gateway.http.problems import RETRY_AFTER, ApiProblem
-from gateway.http.tokens import TokenService, split_token
+from gateway.mailstore.tokens import TokenService, split_token
 
 __all__ = ["CALLER_KEY", "FAILURE_KEY", "Caller", "RateLimiter", "bearer_dependency"]
 

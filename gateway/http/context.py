@@ -1,7 +1,7 @@
 """What the API's routes are given: the services the composition root built, and its own.
 
 A Protocol for the composition root's ``Services`` (so this package never
-imports ``gateway.app``, which imports it) and the :class:`ApiContext` every
+imports ``gateway.app.services``, which imports it) and the :class:`ApiContext` every
 router factory receives. Built once per app by :func:`gateway.http.api.create_app`;
 there is no module-level instance.
 """
@@ -14,18 +14,18 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Directory
-from gateway.config import Settings
+from gateway.base.config import Settings
 from gateway.core.ingest import IngestService
-from gateway.core.mailstore import MailStore
 from gateway.http.metrics import ApiMetrics
-from gateway.http.tokens import TokenService
+from gateway.mailstore.store import MailStore
+from gateway.mailstore.tokens import TokenService
 from vault.service import Vault
 
 __all__ = ["ApiContext", "ApiServices"]
 
 
 class ApiServices(Protocol):
-    """The part of ``gateway.app.Services`` the API uses."""
+    """The part of ``gateway.app.services.Services`` the API uses."""
 
     @property
     def engine(self) -> AsyncEngine: ...

@@ -25,14 +25,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from gateway.core import mdn
-from gateway.core.mailstore import INBOX
+from gateway.core.ports import MessageNotFound, Principal, StoreMode
 from gateway.http import queries
 from gateway.http.auth import Caller
 from gateway.http.context import ApiContext
 from gateway.http.middleware import MSG_KEY
 from gateway.http.problems import ApiProblem, problem_responses
 from gateway.http.send import Outgoing, SendRequest, SendResult, submit
-from gateway.imap.backend import MessageNotFound, Principal, StoreMode
+from gateway.mailstore.store import INBOX
 
 __all__ = ["add_send_schemas", "dpi_router"]
 

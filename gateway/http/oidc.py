@@ -18,8 +18,8 @@ import jwt
 import structlog
 
 from directory.base import InvalidAddress, normalize_address
-from gateway.config import HttpSettings
-from gateway.http.tokens import SCOPES
+from gateway.base.config import HttpSettings
+from gateway.mailstore.tokens import SCOPES
 
 __all__ = ["OidcIdentity", "OidcUnavailable", "OidcVerifier"]
 

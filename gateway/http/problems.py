@@ -25,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from directory.base import DirectoryUnavailable
-from gateway.errors import PliError, TemporaryFailure
+from gateway.base.errors import PliError, TemporaryFailure
 from vault.base import VaultUnavailable
 
 __all__ = [

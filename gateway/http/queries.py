@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.core.mailstore import INBOX, SENT
-from gateway.core.tables import mailbox, mdn_ack, message, outbound
-from gateway.db import utc as _utc
+from gateway.base.db import utc as _utc
+from gateway.mailstore.store import INBOX, SENT
+from gateway.mailstore.tables import mailbox, mdn_ack, message, outbound
 from vault.tables import audit_event, vault_object
 
 __all__ = [

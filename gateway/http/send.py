@@ -28,10 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from directory.base import InvalidAddress, normalize_address
-from gateway import events
+from gateway.base import events
+from gateway.base.errors import PliError
 from gateway.core.ingest import IngestService
 from gateway.core.model import SessionInfo
-from gateway.errors import PliError
 from gateway.http.auth import Caller
 from gateway.http.problems import RETRY_AFTER, ApiProblem
 from policies import reasons

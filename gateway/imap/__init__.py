@@ -9,5 +9,5 @@ renderers and matchers, and ``server`` owns sockets, STARTTLS and implicit TLS,
 limits and timeouts; start it with ``gateway.imap.server.start_imap``.
 Nothing in this package touches SQL, the vault or crypto, and nothing here
 logs credentials or message content. This module imports nothing so that
-importing ``gateway.imap.backend`` stays light.
+importing ``gateway.core.ports`` stays light.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.imap.backend import ALL_RIGHTS
+from gateway.core.ports import ALL_RIGHTS
 from gateway.imap.parser import Command, ParseError
 from gateway.imap.responses import quote, tagged
 from gateway.imap.session_base import Outcome, Send, SessionBase, astring, mailbox_name

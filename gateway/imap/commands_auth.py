@@ -13,9 +13,9 @@ import binascii
 
 import structlog
 
-from gateway import events
-from gateway.errors import LoginThrottled
-from gateway.imap.backend import SHARED_PREFIX
+from gateway.base import events
+from gateway.base.errors import LoginThrottled
+from gateway.core.ports import SHARED_PREFIX
 from gateway.imap.parser import Command, ParseError
 from gateway.imap.responses import quote, tagged
 from gateway.imap.session_base import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from gateway.imap.backend import MailboxEntry
+from gateway.core.ports import MailboxEntry
 from gateway.imap.parser import Command, ParseError, Token
 from gateway.imap.responses import quote, tagged
 from gateway.imap.session_base import (

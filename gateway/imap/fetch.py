@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.imap.backend import MessageInfo
+from gateway.core.ports import MessageInfo
 from gateway.imap.bodystructure import body_structure, parse_mime, section_bytes, structure
 from gateway.imap.parser import ParseError, Token
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.errors import PliError, Rejected, TemporaryFailure
+from gateway.base.errors import PliError, Rejected, TemporaryFailure
 
 __all__ = ["clean_text", "error_reply", "quote", "tagged"]
 

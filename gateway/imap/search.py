@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.imap.backend import MessageInfo
+from gateway.core.ports import MessageInfo
 from gateway.imap.parser import ParseError, Token, parse_sequence_set
 
 __all__ = ["Key", "Target", "matches", "needs_content", "parse_search"]

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from gateway import events
-from gateway.imap.backend import ImapBackend, Notifier
+from gateway.base import events
+from gateway.core.ports import ImapBackend, Notifier
 from gateway.imap.parser import ParseError, literal_announced, parse_command
 from gateway.imap.responses import tagged
 from gateway.imap.session import Session, State

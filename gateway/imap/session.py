@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from gateway import events
-from gateway.imap.backend import MailboxExists, MailboxNotFound, MailboxRefused, MessageNotFound
+from gateway.base import events
+from gateway.core.ports import MailboxExists, MailboxNotFound, MailboxRefused, MessageNotFound
 from gateway.imap.commands_acl import AclCommands
 from gateway.imap.commands_auth import AuthCommands
 from gateway.imap.commands_mailbox import MailboxCommands

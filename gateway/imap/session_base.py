@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from gateway.imap.backend import ImapBackend, MailboxView, MessageInfo, Notifier, Principal
+from gateway.core.ports import ImapBackend, MailboxView, MessageInfo, Notifier, Principal
 from gateway.imap.fetch import format_flags
 from gateway.imap.parser import ParseError, Token, parse_sequence_set
 

@@ -1,6 +1,6 @@
 """Alembic environment: one target made of every package's own MetaData.
 
-pli always hands a live connection in ``config.attributes`` (see gateway/db.py),
+pli always hands a live connection in ``config.attributes`` (see gateway/base/db.py),
 so migrations run inside the caller's event loop on SQLite and PostgreSQL alike.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from gateway.db import all_metadata
+from gateway.base.db import all_metadata
 
 config = context.config
 target_metadata = all_metadata()

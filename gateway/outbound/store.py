@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.core.tables import outbound
+from gateway.mailstore.tables import outbound
 from vault import audit
 
 __all__ = [

@@ -28,10 +28,10 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import QueueSettings
+from gateway.base.config import QueueSettings
+from gateway.base.errors import PliError
 from gateway.core.ingest import IngestService
 from gateway.core.model import SessionInfo
-from gateway.errors import PliError
 from gateway.outbound import store
 from gateway.outbound.dsn import DsnRecipient, build_dsn
 from vault import audit

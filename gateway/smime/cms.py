@@ -19,7 +19,7 @@ from typing import Any
 from asn1crypto import algos, cms, core
 from cryptography.hazmat.primitives import hashes
 
-from gateway.errors import PliError
+from gateway.base.errors import PliError
 
 __all__ = [
     "DEFAULT_MAX_SIZE",

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, AuthResult
 
-from gateway.errors import LoginThrottled
+from gateway.base.errors import LoginThrottled
 from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import PliSMTP
 

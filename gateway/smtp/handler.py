@@ -21,11 +21,11 @@ from directory.base import (
     may_act_for,
     normalize_address,
 )
-from gateway import events
+from gateway.base import events
+from gateway.base.errors import PliError
+from gateway.base.tls import certificate_names, name_matches
 from gateway.core.ingest import Delivery, IngestService
 from gateway.core.model import SessionInfo
-from gateway.errors import PliError
-from gateway.tls import certificate_names, name_matches
 from policies.model import Decision, Verdict
 
 __all__ = ["SmtpHandler"]

@@ -16,7 +16,7 @@ from typing import Any, AnyStr
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
-from gateway import events
+from gateway.base import events
 from gateway.smtp.data import DataState, read_data
 from gateway.smtp.handler import SmtpHandler
 

@@ -1,18 +1,18 @@
 """The exceptions of the XDM package, each naming the member and field at fault.
 
 It owns the error hierarchy every XDM module raises: :class:`XdmError` is a
-permanent :class:`~gateway.errors.Rejected` (a bad package will not get better
+permanent :class:`~gateway.base.errors.Rejected` (a bad package will not get better
 on retry), split into unsafe input (bombs, hostile names, hostile XML),
 malformed input, integrity failures and INS problems. Messages name the zip
 member and the field, never an INS value, a patient name or document content,
 so they may reach the sender and the logs; logs should still prefer
 ``reason``, ``member`` and ``field`` to the text. It must never import
-anything heavier than :mod:`gateway.errors`.
+anything heavier than :mod:`gateway.base.errors`.
 """
 
 from __future__ import annotations
 
-from gateway.errors import Rejected
+from gateway.base.errors import Rejected
 from policies import reasons
 
 __all__ = [

@@ -148,7 +148,7 @@ async def _sql_child(extraction: Path, db: Path, keys_file: Path, lookups: int,
     from directory.cache import CachedDirectory
     from directory.sql import SqlDirectory
     from directory.sql_import import import_extraction
-    from gateway import db as gdb
+    from gateway.base import db as gdb
 
     engine = gdb.create_engine(f"sqlite+aiosqlite:///{db}")
     try:
@@ -178,7 +178,7 @@ async def _sql_child(extraction: Path, db: Path, keys_file: Path, lookups: int,
         out["search_s"] = round(time.perf_counter() - t0, 4)
         out["search_results"] = len(found)
 
-        # Part 2: the cache as the gateway builds it (gateway/app.py), sized for the keys.
+        # Part 2: the cache as the gateway builds it (gateway/app/services.py), sized for the keys.
         keys: list[str] = json.loads(keys_file.read_text())
         cached = CachedDirectory(sql, max_entries=max(20_000, 2 * len(keys)),
                                  generation=sql.generation)

@@ -76,7 +76,7 @@ def _rss_peak_kb(pid: int) -> int:
 
 def _pli_run(i: int, args: argparse.Namespace, stamp: str) -> tuple[dict, int]:
     d = Path(tempfile.mkdtemp(prefix="pli-bench-")) / "var"
-    pli = [sys.executable, "-m", "gateway.cli"]
+    pli = [sys.executable, "-m", "gateway"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}
     env.update(PLI_SMTP__MTA_PORT="0", PLI_IMAP__PORT="0", PLI_HTTP__PORT="0",
                PLI_SMTP__SUBMISSION_PORT="0", PLI_SMTP__SUBMISSION_TLS_PORT="0",

@@ -8,7 +8,7 @@ rounds. A pli put counts the INSERT of its metadata row: ingest, APPEND and the
 API record the row in the transaction that commits the message anyway, so
 that INSERT is what the vault adds to a message's path. The ratios of the blob
 alone and of a put with a durable commit of its own are reported beside. The
-process runs with ``pli serve``'s allocator settings (gateway/memory.py), which
+process runs with ``pli serve``'s allocator settings (gateway/base/tuning/malloc.py), which
 make every large buffer fresh pages, for pli and the raw client alike;
 ``--allocator default`` keeps glibc's. Batched audit
 appends per second on SQLite (goal ≥ 20,000/s); and the peak RSS of a child
@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from minio import Minio  # noqa: E402
 
-from gateway.db import create_engine, migrate  # noqa: E402
-from gateway.memory import tune_allocator  # noqa: E402
+from gateway.base.db import create_engine, migrate  # noqa: E402
+from gateway.base.tuning.malloc import tune_allocator  # noqa: E402
 from tests.support.moto_s3 import ACCESS_KEY, SECRET_KEY, MotoS3Server  # noqa: E402
 from vault import audit  # noqa: E402
 from vault.keys import KeyFileProvider, create_kek_file  # noqa: E402

@@ -14,7 +14,7 @@ from directory.sql import SqlDirectory
 from directory.sql_import import SourceReadError, import_extraction, import_trustlist
 from directory.tables import directory_entry, metadata
 from directory.trustlist import TrustListError
-from gateway.db import create_engine
+from gateway.base.db import create_engine
 from tests.directory.conftest import edited_sample
 from tests.support.servers import free_port
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from gateway.app import Services, build_services, start_listeners
-from gateway.config import load_settings
-from gateway.datadir import init_data_dir
+from gateway.app.datadir import init_data_dir
+from gateway.app.services import Services, build_services, start_listeners
+from gateway.base.config import load_settings
 
 EPHEMERAL = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
              "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.support.servers import stop_process
 
-PLI = [sys.executable, "-m", "gateway.cli"]
+PLI = [sys.executable, "-m", "gateway"]
 
 
 @dataclass

@@ -14,7 +14,7 @@ FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 
 
 def pli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "gateway", *args], input=stdin,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -79,7 +79,7 @@ def test_errors_are_one_line_without_traceback(data_dir: Path) -> None:
 
 def test_bad_config_names_the_key(data_dir: Path) -> None:
     env_run = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "audit", "verify", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "gateway", "audit", "verify", "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=60,
         env={"PLI_IMAP__PORT": "not-a-port", "PATH": "/usr/bin:/bin"})
     assert env_run.returncode == 1
@@ -95,8 +95,8 @@ def test_audit_verify_detects_tampering_through_cli(tmp_path: Path) -> None:
     script = (
         "import asyncio,sys\n"
         "from contextlib import AsyncExitStack\n"
-        "from gateway.app import build_services\n"
-        "from gateway.config import load_settings\n"
+        "from gateway.app.services import build_services\n"
+        "from gateway.base.config import load_settings\n"
         "async def m():\n"
         "  async with AsyncExitStack() as st:\n"
         "    from pathlib import Path\n"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PLI = [sys.executable, "-m", "gateway.cli"]
+PLI = [sys.executable, "-m", "gateway"]
 URGENCES = "urgences@ch-arras.mssante.fr"
 DOCTOR = "sophie.bernard@ch-arras.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"

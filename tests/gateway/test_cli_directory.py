@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli_directory import _ProgressBar
+from gateway.cli.directory import _ProgressBar
 from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd, new_subtree
 
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
@@ -20,7 +20,7 @@ SOPHIE = "sophie.bernard@ch-arras.mssante.fr"
 
 
 def pli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **(env or {})})
 
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.core import closure
-from gateway.core.mailstore import ensure_mailbox
-from gateway.core.tables import account, mailbox, mailbox_acl, message
+from gateway.mailstore import closure
+from gateway.mailstore.store import ensure_mailbox
+from gateway.mailstore.tables import account, mailbox, mailbox_acl, message
 from vault import audit
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
@@ -74,7 +74,7 @@ async def test_close_removes_account_mailboxes_messages_and_rights(engine: Async
 
 
 def test_cli_lists_then_closes(tmp_path: Path) -> None:
-    pli = [sys.executable, "-m", "gateway.cli"]
+    pli = [sys.executable, "-m", "gateway"]
     data = ["--data-dir", str(tmp_path / "var")]
     assert subprocess.run([*pli, "init", "--demo", *data], capture_output=True,
                           timeout=120).returncode == 0

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import load_settings
-from gateway.errors import ConfigError
+from gateway.base.config import load_settings
+from gateway.base.errors import ConfigError
 
 
 def test_defaults_are_the_dev_ports(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
 
 
 def test_the_deploy_example_is_valid() -> None:
-    from gateway.config import load_settings
+    from gateway.base.config import load_settings
 
     example = Path(__file__).parents[2] / "deploy" / "pli.toml.example"
     s = load_settings(example, Path("/nonexistent"), environ={})

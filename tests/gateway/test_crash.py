@@ -21,11 +21,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.app import build_services
-from gateway.config import load_settings
-from gateway.core.mailstore import INBOX
-from gateway.core.tables import mailbox, message
-from gateway.imap.backend import Principal
+from gateway.app.services import build_services
+from gateway.base.config import load_settings
+from gateway.core.ports import Principal
+from gateway.mailstore.store import INBOX
+from gateway.mailstore.tables import mailbox, message
 from tests.gateway.running import start_pli, stop_pli
 from vault import audit
 

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.db import create_engine
-from gateway.dbdriver import DRIVER
+from gateway.base.db import create_engine
+from gateway.base.tuning.sqlite import DRIVER
 
 _md = sa.MetaData()
 _t = sa.Table("t", _md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

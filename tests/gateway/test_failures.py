@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import Services, build_services, start_listeners
-from gateway.config import load_settings
-from gateway.core.tables import message
-from gateway.datadir import init_data_dir
+from gateway.app.datadir import init_data_dir
+from gateway.app.services import Services, build_services, start_listeners
+from gateway.base.config import load_settings
+from gateway.mailstore.tables import message
 from tests.gateway.inprocess import serving
 from vault import audit
 from vault.tables import vault_object

@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction
-from gateway.core.accounts import Accounts
 from gateway.core.commit import CommitBatcher, PendingMessage
 from gateway.core.ingest import IngestService
-from gateway.core.mailstore import INBOX, MailStore
 from gateway.core.model import SessionInfo
-from gateway.core.tables import message
-from gateway.imap.backend import Principal
+from gateway.core.ports import Principal
+from gateway.mailstore.accounts import Accounts
+from gateway.mailstore.store import INBOX, MailStore
+from gateway.mailstore.tables import message
 from policies.engine import PolicyEngine
 from vault import audit
 from vault.fs import FsBlobStore

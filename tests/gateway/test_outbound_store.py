@@ -9,7 +9,7 @@ import email.policy
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.db import create_engine
+from gateway.base.db import create_engine
 from gateway.outbound import store
 from gateway.outbound.dsn import DsnRecipient, build_dsn
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.app import build_services
-from gateway.config import load_settings
+from gateway.app.datadir import init_data_dir
+from gateway.app.services import build_services
+from gateway.base.config import load_settings
 from gateway.core.model import SessionInfo
-from gateway.core.tables import mailbox, message
-from gateway.datadir import init_data_dir
+from gateway.mailstore.tables import mailbox, message
 from gateway.outbound import store
 from gateway.outbound.worker import OutboundWorker
 from tests.support.servers import free_port

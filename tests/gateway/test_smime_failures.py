@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services
+from gateway.app.services import Services
 from gateway.smime import PkiPaths, encrypt, load_certificate
 from tests.gateway.inprocess import serving
 

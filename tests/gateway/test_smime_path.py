@@ -21,8 +21,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from directory.sql import SqlDirectory
-from gateway.config import load_settings
-from gateway.db import create_engine
+from gateway.base.config import load_settings
+from gateway.base.db import create_engine
 from gateway.smime import CertifiedKey, PkiPaths, encrypt, load_certificate, load_identity, sign
 from tests.gateway.running import PLI, RunningPli, _env, start_pli, stop_pli
 

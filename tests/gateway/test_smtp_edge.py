@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, build_services, start_listeners
-from gateway.config import load_settings
-from gateway.datadir import init_data_dir, read_demo_accounts
+from gateway.app.datadir import init_data_dir, read_demo_accounts
+from gateway.app.services import Services, build_services, start_listeners
+from gateway.base.config import load_settings
 from vault import audit
 
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
@@ -94,7 +94,7 @@ async def test_proxy_header_from_an_untrusted_address_is_refused(tmp_path: Path)
 
 
 async def test_bad_proxy_setting_names_the_key(tmp_path: Path) -> None:
-    from gateway.errors import ConfigError
+    from gateway.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"smtp\.proxy_protocol_from"):
         load_settings(None, tmp_path, environ={"PLI_SMTP__PROXY_PROTOCOL_FROM": "not-an-ip"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.core.throttle import LoginThrottle
+from gateway.mailstore.throttle import LoginThrottle
 from tests.support.clock import FakeClock
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import Services, build_services
-from gateway.config import Settings, load_settings
-from gateway.datadir import init_data_dir
+from gateway.app.datadir import init_data_dir
+from gateway.app.services import Services, build_services
+from gateway.base.config import Settings, load_settings
 from gateway.http.api import create_app, start_http
-from gateway.http.tokens import TokenService
+from gateway.mailstore.tokens import TokenService
 
 DPI = "dpi@ch-arras.mssante.fr"  # an APP mailbox of the demo directory
 CABINET = "cabinet.petit@medecin.mssante.fr"  # a CAB mailbox: another token holder

@@ -37,7 +37,7 @@ async def test_send_json_reaches_the_recipient_and_the_audit_trail(api: Api) -> 
     assert r.headers["location"] == f"/v1/messages/{sent['id']}/status"
 
     # The recipient's mailbox holds it (read through the mailstore, as IMAP would).
-    from gateway.imap.backend import Principal
+    from gateway.core.ports import Principal
 
     view = await api.services.mailstore.select(Principal(DOCTOR), "INBOX")
     data = await api.services.mailstore.fetch_body(Principal(DOCTOR), "INBOX",
@@ -170,7 +170,7 @@ async def test_authentication_failures(api: Api) -> None:
     wrong = token[:-1] + ("A" if token[-1] != "A" else "B")
     async with api.client(wrong) as c:
         assert (await c.get("/v1/messages")).status_code == 401
-    from gateway.http.tokens import TokenService
+    from gateway.mailstore.tokens import TokenService
 
     assert await TokenService(api.services.engine).revoke(token_id)
     async with api.client(token) as c:

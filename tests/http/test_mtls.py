@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.app import build_services
+from gateway.app.services import build_services
+from gateway.base.tls import server_context
 from gateway.http.api import create_app, start_http
-from gateway.tls import server_context
 from tests.http.conftest import DOCTOR, DPI, make_settings
 
 

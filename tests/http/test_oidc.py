@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
-from gateway.app import build_services
+from gateway.app.services import build_services
 from gateway.http.api import create_app, start_http
 from tests.http.conftest import DOCTOR, DPI, Api, make_settings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import build_services
+from gateway.app.services import build_services
 from gateway.http.api import create_app, start_http
 from tests.http.conftest import Api, make_settings
 
@@ -88,7 +88,7 @@ async def test_two_apps_do_not_share_metrics(api: Api) -> None:
 async def test_rate_limit_per_token(data_dir: Path) -> None:
     from contextlib import AsyncExitStack
 
-    from gateway.http.tokens import TokenService
+    from gateway.mailstore.tokens import TokenService
     from tests.http.conftest import DPI
 
     settings = make_settings(data_dir, rate_limit=3)
@@ -113,7 +113,7 @@ async def test_rate_limit_per_token(data_dir: Path) -> None:
 async def test_https_with_pli_server_context(api: Api) -> None:
     import ssl
 
-    from gateway.tls import server_context
+    from gateway.base.tls import server_context
 
     cert, key = api.settings.tls_files()
     server = await start_http(create_app(api.services, api.settings), "127.0.0.1", 0,

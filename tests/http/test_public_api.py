@@ -26,10 +26,10 @@ PUBLIC = {
                              "list_messages", "max_uid", "metrics_snapshot", "sent_status"],
     "gateway.http.send": ["Attachment", "CdaDocument", "Outgoing", "SendRequest", "SendResult",
                           "submit"],
-    "gateway.http.tables": ["api_token", "metadata"],
-    "gateway.http.tokens": ["SCOPES", "TokenInfo", "TokenService", "hash_secret",
+    "gateway.mailstore.token_tables": ["api_token", "metadata"],
+    "gateway.mailstore.tokens": ["SCOPES", "TokenInfo", "TokenService", "hash_secret",
                             "split_token"],
-    "gateway.cli_token": ["add_parser", "run"],
+    "gateway.cli.token": ["add_parser", "run"],
 }
 
 

@@ -11,9 +11,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 
-from gateway.app import build_services
+from gateway.app.services import build_services
 from gateway.http.api import create_app, start_http
-from gateway.http.tokens import TokenService
+from gateway.mailstore.tokens import TokenService
 from tests.http.conftest import DPI, make_settings
 
 _EXAMPLES = 20

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from gateway.db import create_engine
-from gateway.http.tokens import TokenService
+from gateway.base.db import create_engine
+from gateway.mailstore.tokens import TokenService
 from tests.gateway.running import start_pli, stop_pli
 from tests.http.conftest import DOCTOR, DPI
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, select
 
-from gateway import cli_token
-from gateway.db import create_engine
-from gateway.errors import PliError
-from gateway.http.tables import api_token
-from gateway.http.tokens import TokenService, split_token
+from gateway.base.db import create_engine
+from gateway.base.errors import PliError
+from gateway.cli import token as cli_token
+from gateway.mailstore.token_tables import api_token
+from gateway.mailstore.tokens import TokenService, split_token
 from tests.http.conftest import CABINET, DOCTOR, DPI, Api, make_settings
 
 
@@ -92,7 +92,7 @@ async def test_migration_matches_the_table(data_dir: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from gateway.http.tables import metadata
+    from gateway.mailstore.token_tables import metadata
 
     settings = make_settings(data_dir)
     async with AsyncExitStack() as stack:

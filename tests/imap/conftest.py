@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.base.tls import make_dev_certificate, server_context
 from gateway.imap.server import ImapLimits, start_imap
-from gateway.tls import make_dev_certificate, server_context
 from tests.imap.memory_backend import MemoryBackend
 
 TEST_LIMITS = ImapLimits(literal=1024, preauth_timeout=5, max_connections=5)

@@ -6,8 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway.core.notify import MailboxNotifier
-from gateway.imap.backend import (
+from gateway.core.ports import (
     ALL_RIGHTS,
     DELEGATED_RIGHTS,
     SHARED_PREFIX,
@@ -24,6 +23,7 @@ from gateway.imap.backend import (
     StoreResult,
 )
 from gateway.imap.bodystructure import structure
+from gateway.mailstore.notify import MailboxNotifier
 
 USER = "sophie.bernard@ch-arras.mssante.fr"
 PASSWORD = "correct horse battery"

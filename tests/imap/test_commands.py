@@ -7,8 +7,8 @@ import asyncio
 import ssl
 from pathlib import Path
 
+from gateway.base.tls import make_dev_certificate, server_context
 from gateway.imap.server import ImapLimits, start_imap
-from gateway.tls import make_dev_certificate, server_context
 from tests.imap.conftest import Listener
 from tests.imap.memory_backend import SHARED, USER, MemoryBackend
 from tests.imap.wire import Conn

@@ -13,18 +13,18 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Entry
-from gateway.core.accounts import Accounts
+from gateway.base.db import all_metadata, create_engine
 from gateway.core.commit import CommitBatcher, PendingMessage
-from gateway.core.mailstore import MailStore
-from gateway.core.tables import mailbox_acl
-from gateway.db import all_metadata, create_engine
-from gateway.imap.backend import (
+from gateway.core.ports import (
     MailboxExists,
     MailboxNotFound,
     MailboxRefused,
     Principal,
     StoreMode,
 )
+from gateway.mailstore.accounts import Accounts
+from gateway.mailstore.store import MailStore
+from gateway.mailstore.tables import mailbox_acl
 from vault import audit
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider

@@ -7,7 +7,7 @@ import pytest
 from tests.support.public_api import check_public_names
 
 PUBLIC = {
-    "gateway.imap.backend": [
+    "gateway.core.ports": [
         "ALL_RIGHTS", "DELEGATED_RIGHTS", "SHARED_PREFIX", "CopyResult", "ImapBackend",
         "MailboxEntry", "MailboxExists", "MailboxNotFound", "MailboxRefused", "MailboxView",
         "MessageInfo", "MessageNotFound", "Notifier", "Principal", "StoreMode", "StoreResult"],
@@ -29,10 +29,10 @@ PUBLIC = {
     "gateway.imap.session_base": ["SYSTEM_FLAGS", "Ask", "No", "Outcome", "ReadLine", "Send",
                                   "SessionBase", "State", "astring", "mailbox_name",
                                   "parse_flags", "uid_set"],
-    "gateway.core.mailstore": ["INBOX", "SENT", "SPECIAL_USE", "MailStore", "ensure_mailbox"],
-    "gateway.core.append": ["INBOX", "Allocation", "allocate", "append_message", "copy_rows",
+    "gateway.mailstore.store": ["INBOX", "SENT", "SPECIAL_USE", "MailStore", "ensure_mailbox"],
+    "gateway.mailstore.append": ["INBOX", "Allocation", "allocate", "append_message", "copy_rows",
                             "ensure_mailbox"],
-    "gateway.core.notify": ["MailboxNotifier"],
+    "gateway.mailstore.notify": ["MailboxNotifier"],
 }
 
 

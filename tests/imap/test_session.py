@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import structlog
 
-from gateway import events
-from gateway.errors import TemporaryFailure
-from gateway.imap.backend import MailboxView, Principal
+from gateway.base import events
+from gateway.base.errors import TemporaryFailure
+from gateway.core.ports import MailboxView, Principal
 from gateway.imap.server import ImapLimits
 from tests.imap.conftest import TEST_LIMITS, Listener, listening
 from tests.imap.memory_backend import PASSWORD, USER, MemoryBackend

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from types import SimpleNamespace
 
-from gateway.core.views import ViewCache
+from gateway.mailstore.views import ViewCache
 
 T = dt.datetime(2026, 11, 23)
 

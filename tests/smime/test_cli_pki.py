@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PLI = [sys.executable, "-m", "gateway.cli"]
+PLI = [sys.executable, "-m", "gateway"]
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 
 
@@ -17,7 +17,7 @@ def _pli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 def test_pki_commands_make_a_chain_openssl_accepts(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    # Not --demo: that creates the development PKI itself (gateway/datadir.py).
+    # Not --demo: that creates the development PKI itself (gateway/app/datadir.py).
     assert _pli("init", "--domain", "ch-arras.mssante.fr", "--domain",
                 "ehpad-les-tilleuls.mssante.fr", data_dir=data).returncode == 0
     made = _pli("pki", "init", "--key-size", "2048", "--mailbox", "urgences@ch-arras.mssante.fr",

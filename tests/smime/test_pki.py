@@ -13,8 +13,8 @@ from cryptography.x509 import DNSName
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from gateway import cli_pki
-from gateway.config import Settings
+from gateway.base.config import Settings
+from gateway.cli import pki as cli_pki
 from gateway.smime import pki
 from gateway.smime.verification import Reason, verify
 from tests.smime.conftest import APP, DOMAIN, ORG, PASSPHRASE, DevPki

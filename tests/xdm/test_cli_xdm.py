@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli_xdm
+from gateway.cli import xdm as cli_xdm
 from gateway.xdm import read_xdm
 from tests.xdm import DOC, FIXTURES, SAMPLE_INS, SAMPLE_XDS, fixture, replace_member, sample_zip
 
@@ -107,7 +107,7 @@ def test_pli_xdm_from_the_command_line(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    pli = [sys.executable, "-m", "gateway.cli", "xdm"]
+    pli = [sys.executable, "-m", "gateway", "xdm"]
     out = tmp_path / "dlu.zip"
     built = subprocess.run([*pli, "build", str(FIXTURES / "dlu-sample.xml"), "-o", str(out)],
                            capture_output=True, text=True, timeout=60)

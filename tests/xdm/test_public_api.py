@@ -29,7 +29,7 @@ PUBLIC = {
                            "XdmError", "XdmInconsistent", "XdmIntegrityError",
                            "XdmLimitExceeded", "XdmMalformed", "XdmUnsafe", "XdmUnsafeName",
                            "XdmUnsafeXml", "shown"],
-    "gateway.cli_xdm": ["add_parser", "run"],
+    "gateway.cli.xdm": ["add_parser", "run"],
 }
 
 
@@ -39,7 +39,7 @@ def test_public_names(module: str) -> None:
 
 
 def test_errors_are_permanent_refusals() -> None:
-    from gateway.errors import Rejected
+    from gateway.base.errors import Rejected
     from gateway.xdm import XdmError, XdmUnsafe
 
     exc = XdmUnsafe("member is encrypted", member="DOC0001.XML", field="flags")

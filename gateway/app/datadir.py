@@ -25,14 +25,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from directory.base import NotInDirectory
 from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction, import_trustlist
-from gateway.config import Settings, load_settings
-from gateway.core.accounts import Accounts
+from gateway.app.demo import DEMO_DIR, DEMO_DOMAINS, DEMO_IDENTITIES
+from gateway.base.config import Settings, load_settings
+from gateway.base.db import create_engine, migrate
+from gateway.base.tls import make_dev_certificate
 from gateway.core.patients import create_patient_key
 from gateway.core.trust import ensure_notary, notary_address
-from gateway.db import create_engine, migrate
-from gateway.demo import DEMO_DIR, DEMO_DOMAINS, DEMO_IDENTITIES
+from gateway.mailstore.accounts import Accounts
 from gateway.smime import PkiError, PkiPaths, init_pki, load_certificate
-from gateway.tls import make_dev_certificate
 from policies.rules import DEFAULT_RULES_FILE
 from vault.checkpoints import create_signing_key
 from vault.keys import create_kek_file

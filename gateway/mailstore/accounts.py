@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.core.tables import account
+from gateway.mailstore.tables import account
 
 __all__ = ["Accounts", "WeakPassword"]
 

@@ -4,7 +4,7 @@ The file path comes from ``--config`` or ``PLI_CONFIG``, else ``DATA_DIR/pli.tom
 if it exists. ``PLI_SMTP__MTA_PORT=0`` overrides ``[smtp] mta_port``: nested keys
 are joined with ``__``. Everything is validated at start-up and an invalid value
 fails with a :class:`ConfigError` naming the key, never later in a request.
-Backends are chosen here by name; only ``gateway/app.py`` turns names into objects.
+Backends are chosen here by name; only ``gateway/app/services.py`` turns names into objects.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.errors import ConfigError
+from gateway.base.errors import ConfigError
 
 __all__ = [
     "AuditSettings",

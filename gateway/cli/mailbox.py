@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import Settings
-from gateway.core import closure
-from gateway.errors import PliError
+from gateway.base.config import Settings
+from gateway.base.errors import PliError
+from gateway.mailstore import closure
 
 __all__ = ["add_parser", "run"]
 
@@ -57,7 +57,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     except closure.MailboxNotFound as exc:
         raise PliError(str(exc)) from None
     # A closed mailbox's API tokens must not keep sending or reading in its name.
-    from gateway.http.tokens import TokenService
+    from gateway.mailstore.tokens import TokenService
 
     revoked = await TokenService(engine).revoke_mailbox(closed.address)
     print(f"closed {closed.address}: {closed.mailboxes} mailboxes, {closed.messages} messages "

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import Settings
+from gateway.base.config import Settings
 from vault import audit, checkpoints
 
 __all__ = ["add_parser", "run"]
@@ -75,7 +75,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         print(f"checkpoint signed at entry {seq}" if seq else "head already signed")
         return 0
     if args.action in ("seal", "verify"):
-        from gateway.app import open_vault
+        from gateway.app.services import open_vault
 
         async with AsyncExitStack() as stack:
             vault = await open_vault(settings, engine, stack)
@@ -147,8 +147,8 @@ async def export(engine: AsyncEngine, flt: audit.AuditFilter) -> int:
 
 async def _patient(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     """The patient's right to know: who accessed their documents, when, from where."""
+    from gateway.base.errors import PliError
     from gateway.core.patients import load_patient_key, patient_ref
-    from gateway.errors import PliError
     from gateway.xdm import XdmError
     from gateway.xdm.ins import parse_ins
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import Settings
-from gateway.errors import PliError
+from gateway.base.config import Settings
+from gateway.base.errors import PliError
 from policies.model import Decision
 from policies.rules import RuleError, load_rules
 
@@ -58,7 +58,7 @@ def _line(step: str, d: Decision) -> str:
 
 
 async def explain(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from gateway.app import open_directory
+    from gateway.app.services import open_directory
     from policies.engine import PolicyEngine
 
     try:

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.db import utc as _utc
-from gateway.http.tables import api_token
+from gateway.base.db import utc as _utc
+from gateway.mailstore.token_tables import api_token
 
 __all__ = ["SCOPES", "TokenInfo", "TokenService", "hash_secret", "split_token"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import PliError
+from gateway.base.errors import PliError
 from gateway.outbound import store
 from vault import audit
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Settings
-from gateway.errors import UsageError
+from gateway.base.config import Settings
+from gateway.base.errors import UsageError
 from gateway.smime import pki
 
 __all__ = ["add_parser", "read_passphrase", "run"]

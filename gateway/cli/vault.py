@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import cli_proof
-from gateway.config import Settings
-from gateway.errors import PliError
+from gateway.base.config import Settings
+from gateway.base.errors import PliError
+from gateway.cli import proof as cli_proof
 from vault import audit
 from vault.base import KeyProvider
 from vault.service import Vault
@@ -122,7 +122,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         return 0
     from contextlib import AsyncExitStack
 
-    from gateway.app import open_vault
+    from gateway.app.services import open_vault
 
     async with AsyncExitStack() as stack:
         vault = await open_vault(settings, engine, stack)
@@ -151,7 +151,7 @@ async def _rotate_in_hsm(args: argparse.Namespace, settings: Settings,
     """The same rotation with the KEKs inside a PKCS#11 token: generated and destroyed there."""
     from contextlib import AsyncExitStack
 
-    from gateway.app import open_key_provider
+    from gateway.app.services import open_key_provider
     from vault import maintenance
     from vault.pkcs11 import Pkcs11KeyProvider
 
@@ -182,7 +182,7 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine,
                             vault: Vault) -> int:
     import datetime as dt
 
-    from gateway.core import expiry
+    from gateway.mailstore import expiry
     from vault import maintenance, retention
     from vault.base import LegalHoldActive, ObjectNotFound, RetentionLocked
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.core.tables import account, mailbox, mailbox_acl, message
-from gateway.db import utc as _utc
+from gateway.base.db import utc as _utc
+from gateway.mailstore.tables import account, mailbox, mailbox_acl, message
 from vault import audit
 
 __all__ = ["Closed", "Inactive", "MailboxNotFound", "close_mailbox", "inactive_mailboxes"]

@@ -28,11 +28,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import Settings
+from gateway.base.config import Settings
+from gateway.base.errors import PliError
 from gateway.core import evidence
-from gateway.core.tables import message, message_evidence, outbound
 from gateway.core.trust import TrustStore, load_trust
-from gateway.errors import PliError
+from gateway.mailstore.tables import message, message_evidence, outbound
 from gateway.smime import verify_notarisation
 from vault import audit
 
@@ -129,7 +129,7 @@ def _export(directory: Path, checks: Sequence[_Checked], original: bytes | None,
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from gateway.app import open_vault
+    from gateway.app.services import open_vault
 
     ref = args.message_id.strip()
     main_name, rows = await _evidence_rows(engine, ref)

@@ -20,20 +20,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DirectoryError, normalize_address
-from gateway import (
-    cli_acl,
-    cli_audit,
-    cli_directory,
-    cli_mailbox,
-    cli_pki,
-    cli_policy,
-    cli_queue,
-    cli_token,
-    cli_vault,
-    cli_xdm,
-)
-from gateway.config import Settings, load_settings
-from gateway.errors import PliError
+from gateway.base.config import Settings, load_settings
+from gateway.base.errors import PliError
+from gateway.cli import acl as cli_acl
+from gateway.cli import audit as cli_audit
+from gateway.cli import directory as cli_directory
+from gateway.cli import mailbox as cli_mailbox
+from gateway.cli import pki as cli_pki
+from gateway.cli import policy as cli_policy
+from gateway.cli import queue as cli_queue
+from gateway.cli import token as cli_token
+from gateway.cli import vault as cli_vault
+from gateway.cli import xdm as cli_xdm
 from vault.base import VaultError
 
 __all__ = ["build_parser", "main"]
@@ -95,7 +93,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 async def _cmd_init(args: argparse.Namespace) -> int:
-    from gateway.datadir import init_data_dir
+    from gateway.app.datadir import init_data_dir
 
     data_dir = getattr(args, "data_dir", None) or _settings(args).data_dir
     settings, accounts = await init_data_dir(
@@ -121,12 +119,12 @@ def _print_demo(settings: Settings, accounts: Sequence[Any]) -> None:
 
 
 async def _cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.app import run_server
-    from gateway.datadir import read_demo_accounts
-    from gateway.events import configure_logging
-    from gateway.memory import tune_allocator
+    from gateway.app.datadir import read_demo_accounts
+    from gateway.app.services import run_server
+    from gateway.base.events import configure_logging
+    from gateway.base.tuning.malloc import tune_allocator
 
-    tune_allocator()  # before the first thread: see gateway/memory.py
+    tune_allocator()  # before the first thread: see gateway/base/tuning/malloc.py
 
     settings = _settings(args)
     configure_logging(settings.log.level)
@@ -138,7 +136,7 @@ async def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _open(args: argparse.Namespace) -> tuple[Settings, Any]:
-    from gateway.db import create_engine, migrate
+    from gateway.base.db import create_engine, migrate
 
     settings = _settings(args)
     engine = create_engine(settings.database_url())
@@ -167,7 +165,7 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
 async def _cmd_mdn(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from gateway.core.tables import mdn_ack
+    from gateway.mailstore.tables import mdn_ack
 
     _, engine = await _open(args)
     try:
@@ -205,8 +203,8 @@ def _read_password(from_stdin: bool) -> str:
 async def _cmd_user(args: argparse.Namespace) -> int:
     from contextlib import AsyncExitStack
 
-    from gateway.app import open_directory
-    from gateway.core.accounts import Accounts, WeakPassword
+    from gateway.app.services import open_directory
+    from gateway.mailstore.accounts import Accounts, WeakPassword
 
     address = normalize_address(args.address)
     settings, engine = await _open(args)

@@ -14,8 +14,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Directory
-from gateway.core.tables import mailbox_acl
-from gateway.imap.backend import ALL_RIGHTS, DELEGATED_RIGHTS
+from gateway.core.ports import ALL_RIGHTS, DELEGATED_RIGHTS
+from gateway.mailstore.tables import mailbox_acl
 from vault import audit
 
 __all__ = ["AclEntry", "AclRefused", "canonical", "list_acl", "set_acl"]

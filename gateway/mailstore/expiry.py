@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.core.tables import mailbox, message, message_evidence, outbound
+from gateway.mailstore.tables import mailbox, message, message_evidence, outbound
 from vault import audit, retention
 from vault.base import LegalHoldActive, RetentionLocked, VaultError
 from vault.service import Vault

@@ -21,8 +21,8 @@ from typing import Any, TextIO
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Entry, normalize_address
-from gateway.config import Settings
-from gateway.errors import PliError
+from gateway.base.config import Settings
+from gateway.base.errors import PliError
 from vault import audit
 
 __all__ = ["add_parser", "run"]
@@ -110,7 +110,7 @@ async def _import(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     from directory import ldap_import, sql_import
     from directory.ldap import LdapDirectory
     from directory.trustlist import parse_trustlist
-    from gateway.app import open_directory
+    from gateway.app.services import open_directory
 
     target = args.to or settings.directory.backend
     fmt = args.format or ("liste-blanche" if args.file.suffix.lower() == ".xml" else "extraction")
@@ -157,7 +157,7 @@ async def _import(args: argparse.Namespace, settings: Settings, engine: AsyncEng
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from gateway.app import open_directory
+    from gateway.app.services import open_directory
 
     async with AsyncExitStack() as stack:
         if args.action == "import":

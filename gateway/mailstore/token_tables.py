@@ -1,7 +1,7 @@
 """The HTTP API's own table: API tokens, stored as SHA-256 digests of their secrets.
 
 Owned by ``gateway.http`` (its own MetaData, registered with Alembic beside the
-other packages'); nothing outside :mod:`gateway.http.tokens` reads or writes
+other packages'); nothing outside :mod:`gateway.mailstore.tokens` reads or writes
 it. The secret itself is never stored: a database dump gives no usable token.
 """
 

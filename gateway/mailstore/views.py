@@ -15,8 +15,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.db import utc as _utc
-from gateway.imap.backend import MessageInfo
+from gateway.base.db import utc as _utc
+from gateway.core.ports import MessageInfo
 
 __all__ = ["ViewCache"]
 

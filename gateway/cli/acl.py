@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import Settings
-from gateway.core import acl
-from gateway.errors import PliError
+from gateway.base.config import Settings
+from gateway.base.errors import PliError
+from gateway.mailstore import acl
 
 __all__ = ["add_parser", "run"]
 
@@ -40,7 +40,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from gateway.app import open_directory
+    from gateway.app.services import open_directory
 
     async with AsyncExitStack() as stack:
         directory = open_directory(settings, engine, stack)

@@ -26,22 +26,22 @@ from directory.base import Directory, DirectoryAdmin
 from directory.cache import CachedDirectory
 from directory.ldap import LdapConfig, LdapDirectory
 from directory.sql import SqlDirectory
-from gateway import events
-from gateway.config import Settings, read_secret
-from gateway.core.accounts import Accounts
+from gateway.base import events
+from gateway.base.config import Settings, read_secret
+from gateway.base.db import create_engine, migrate
+from gateway.base.errors import ConfigError
+from gateway.base.tls import limit_tls_read_buffer, server_context
 from gateway.core.ingest import IngestService
-from gateway.core.mailstore import MailStore
 from gateway.core.patients import create_patient_key, load_patient_key
 from gateway.core.secure import SecureMail
-from gateway.db import create_engine, migrate
-from gateway.errors import ConfigError
 from gateway.http.api import create_app, start_http
 from gateway.imap.server import ImapLimits, start_imap
+from gateway.mailstore.accounts import Accounts
+from gateway.mailstore.store import MailStore
 from gateway.outbound.worker import OutboundWorker
 from gateway.smtp.auth import SubmissionSMTP
 from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import start_smtp
-from gateway.tls import limit_tls_read_buffer, server_context
 from policies.engine import PolicyEngine
 from policies.rules import RuleError
 from vault.base import BlobStore, KeyProvider, VaultError

@@ -1,6 +1,6 @@
 """Mailboxes and their messages, as IMAP users see them: SQL rows plus vault bodies.
 
-Implements :class:`gateway.imap.backend.ImapBackend`. Every body read, login,
+Implements :class:`gateway.core.ports.ImapBackend`. Every body read, login,
 append, copy, move and expunge is an audit entry; every flag change gets a new
 MODSEQ (RFC 7162). A user only ever reaches the mailboxes whose owner is their
 own address, or, under ``Shared/<address>/``, a shared mailbox the directory
@@ -24,15 +24,9 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from directory.base import Directory, InvalidAddress, may_act_for, normalize_address
-from gateway.core.accounts import Accounts
-from gateway.core.append import INBOX, allocate, append_message, copy_rows, ensure_mailbox
-from gateway.core.notify import MailboxNotifier
-from gateway.core.tables import mailbox, mailbox_acl, message
-from gateway.core.throttle import LoginThrottle
-from gateway.core.views import ViewCache
-from gateway.db import utc as _utc
-from gateway.errors import LoginThrottled
-from gateway.imap.backend import (
+from gateway.base.db import utc as _utc
+from gateway.base.errors import LoginThrottled
+from gateway.core.ports import (
     ALL_RIGHTS,
     DELEGATED_RIGHTS,
     SHARED_PREFIX,
@@ -49,6 +43,12 @@ from gateway.imap.backend import (
     StoreResult,
 )
 from gateway.imap.bodystructure import structure
+from gateway.mailstore.accounts import Accounts
+from gateway.mailstore.append import INBOX, allocate, append_message, copy_rows, ensure_mailbox
+from gateway.mailstore.notify import MailboxNotifier
+from gateway.mailstore.tables import mailbox, mailbox_acl, message
+from gateway.mailstore.throttle import LoginThrottle
+from gateway.mailstore.views import ViewCache
 from vault import audit
 from vault.service import Vault
 

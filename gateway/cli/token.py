@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DELEGABLE_KINDS, InvalidAddress, normalize_address
-from gateway.config import Settings
-from gateway.errors import PliError
-from gateway.http.tokens import SCOPES, TokenInfo, TokenService
+from gateway.base.config import Settings
+from gateway.base.errors import PliError
+from gateway.mailstore.tokens import SCOPES, TokenInfo, TokenService
 from vault import audit
 
 __all__ = ["add_parser", "run"]
@@ -49,7 +49,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 async def _check_mailbox(settings: Settings, engine: AsyncEngine, address: str) -> str:
     from contextlib import AsyncExitStack
 
-    from gateway.app import open_directory
+    from gateway.app.services import open_directory
 
     try:
         mailbox = normalize_address(address)

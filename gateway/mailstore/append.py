@@ -22,10 +22,10 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway import events
+from gateway.base import events
+from gateway.base.errors import Rejected, TemporaryFailure
 from gateway.core import mime
-from gateway.core.tables import mailbox, message
-from gateway.errors import Rejected, TemporaryFailure
+from gateway.mailstore.tables import mailbox, message
 from vault import audit
 from vault.base import VaultError
 from vault.service import StoredObject, Vault

@@ -17,11 +17,11 @@ from alembic.config import Config
 from sqlalchemy import Connection, MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.dbdriver import DRIVER
+from gateway.base.tuning.sqlite import DRIVER
 
 __all__ = ["all_metadata", "create_engine", "migrate", "utc"]
 
-_MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -54,8 +54,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def all_metadata() -> list[MetaData]:
     """Each package's own MetaData, in dependency order (Alembic's target)."""
     from directory.tables import metadata as directory_md
-    from gateway.core.tables import metadata as gateway_md
-    from gateway.http.tables import metadata as http_md
+    from gateway.mailstore.tables import metadata as gateway_md
+    from gateway.mailstore.token_tables import metadata as http_md
     from vault.tables import metadata as vault_md
 
     return [directory_md, vault_md, gateway_md, http_md]

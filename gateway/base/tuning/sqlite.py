@@ -14,7 +14,7 @@ Here a cursor runs cursor + execute + fetchall + close as one function inside
 aiosqlite's thread (one trip), and the reset rollback is skipped when SQLite
 says no transaction is open. Results are still fully buffered, as SQLAlchemy's
 own adapter does for client-side cursors; server-side cursors (``stream()``)
-keep the stock adapter. Selected by ``gateway.db.create_engine`` for any
+keep the stock adapter. Selected by ``gateway.base.db.create_engine`` for any
 ``sqlite+aiosqlite`` URL, so configuration is unchanged.
 """
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Settings
+from gateway.base.config import Settings
 from gateway.xdm import (
     INS_NIR,
     Ins,

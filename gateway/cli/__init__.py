@@ -1,0 +1,1 @@
+"""The ``pli`` command: one module per command group, each parsing and printing only."""

@@ -1,0 +1,2 @@
+"""Mailboxes as users see them: accounts and credentials, mailboxes, messages, flags,
+ACLs, login throttles, closure and expiry, and their tables."""
