@@ -28,6 +28,7 @@ apt-deps:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
@@ -35,9 +36,11 @@ typecheck: install
 pytest: install apt-deps
 	$(BIN)/pytest
 
-## make test: everything the tests need (apt included), then ruff, mypy and pytest.
+## make test: everything the tests need (apt included), then ruff, the import contracts,
+##   mypy and pytest.
 test: install apt-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from policies import reasons
+from policies import codes, reasons
 
 __all__ = ["Decision", "Verdict"]
 
@@ -38,5 +38,6 @@ class Decision:
         return f"{self.smtp_code} {self.enhanced_code} {self.text}"
 
     @classmethod
-    def accept(cls, text: str = "OK", enhanced: str = "2.1.5") -> Decision:
-        return cls(Verdict.ACCEPT, reasons.ACCEPTED, 250, enhanced, text)
+    def accept(cls, text: str = "OK", enhanced: str = codes.X_DEST_VALID,
+               rule_id: str = "default") -> Decision:
+        return cls(Verdict.ACCEPT, reasons.ACCEPTED, codes.C250_OK, enhanced, text, rule_id)

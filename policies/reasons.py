@@ -1,7 +1,8 @@
 """Reason codes: the one list of why pli accepts, refuses or defers.
 
 Each code is stable (it appears in audit entries, logs and, later, metrics)
-and maps to exactly one SMTP reply in ``policies/model.py``.
+and travels in a :class:`~policies.model.Decision` with its exact reply
+(``policies/codes.py`` names the codes).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ACCEPTED",
     "ATTACHMENT_TYPE",
+    "CLIENT_CERTIFICATE",
     "DIRECTORY_UNAVAILABLE",
     "HEADER_TOO_BIG",
     "INVALID_ADDRESS",
@@ -22,6 +24,7 @@ __all__ = [
     "RECIPIENT_NO_CERTIFICATE",
     "RECIPIENT_UNKNOWN",
     "RELAY_DENIED",
+    "SENDER_NOT_OWNED",
     "SENDER_NOT_TRUSTED",
     "SENDER_UNKNOWN",
     "TOO_MANY_PARTS",
@@ -45,6 +48,8 @@ ATTACHMENT_TYPE = "attachment-type"
 LOCAL_POLICY = "local-policy"
 RECIPIENT_NOT_TRUSTED = "recipient-not-trusted"
 HEADER_TOO_BIG = "header-too-big"
+SENDER_NOT_OWNED = "sender-not-owned"  # a submission's sender is not the user's (RFC 6409)
+CLIENT_CERTIFICATE = "client-certificate"  # mutual TLS: none presented, or another domain
 XDM_INVALID = "xdm-invalid"  # an IHE XDM package whose metadata, hashes or INS do not hold
 XDM_UNSAFE = "xdm-unsafe"  # zip bomb, path traversal, XXE: refused before it is read
 # Encryption "force" (RFC 8551, MSSante): a remote recipient pli cannot encrypt to.

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from policies import codes
+
 __all__ = [
     "DEFAULT_RULES_FILE",
     "AttachmentRules",
@@ -38,12 +40,27 @@ __all__ = [
 
 # Document types health software exchanges (CDA/XDM, PDF reports, images, HL7, text).
 DEFAULT_TYPES = (
-    "application/pdf", "application/xml", "text/xml", "application/zip",
-    "application/x-zip-compressed", "application/hl7-v2", "application/dicom",
-    "image/jpeg", "image/png", "image/tiff", "text/plain", "text/html", "text/csv",
-    "application/pkcs7-signature", "application/pkcs7-mime", "application/x-pkcs7-signature",
-    "application/x-pkcs7-mime", "message/rfc822", "message/disposition-notification",
-    "message/delivery-status", "application/octet-stream",
+    "application/pdf",
+    "application/xml",
+    "text/xml",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/hl7-v2",
+    "application/dicom",
+    "image/jpeg",
+    "image/png",
+    "image/tiff",
+    "text/plain",
+    "text/html",
+    "text/csv",
+    "application/pkcs7-signature",
+    "application/pkcs7-mime",
+    "application/x-pkcs7-signature",
+    "application/x-pkcs7-mime",
+    "message/rfc822",
+    "message/disposition-notification",
+    "message/delivery-status",
+    "application/octet-stream",
 )
 
 
@@ -128,24 +145,31 @@ class ExplicitRule(_Model):
         return v
 
     def reply_code(self) -> tuple[int, str]:
-        default = {"accept": (250, "2.1.0"), "reject": (550, "5.7.1"), "defer": (451, "4.7.1")}
+        default = {
+            "accept": (codes.C250_OK, codes.X_SENDER_VALID),
+            "reject": (codes.C550_MAILBOX_UNAVAILABLE, codes.X_DELIVERY_NOT_AUTHORIZED),
+            "defer": (codes.C451_LOCAL_ERROR, codes.X_DELIVERY_NOT_AUTHORIZED_TEMP),
+        }
         code, enhanced = default[self.action]
         code = self.code or code
         enhanced = self.enhanced or enhanced
         want = {"accept": 2, "reject": 5, "defer": 4}[self.action]
         if code // 100 != want or int(enhanced[0]) != want:
-            raise RuleError(f"rule {self.id!r}: code {code} {enhanced} does not match "
-                            f"action {self.action!r}")
+            raise RuleError(
+                f"rule {self.id!r}: code {code} {enhanced} does not match action {self.action!r}"
+            )
         return code, enhanced
 
     def matches(self, sender: str | None, recipient: str | None) -> bool:
         """Whether the rule applies; a pattern the rule sets needs its address known."""
         if self.sender is not None and (
-                sender is None or not fnmatch.fnmatchcase(sender.lower(), self.sender.lower())):
+            sender is None or not fnmatch.fnmatchcase(sender.lower(), self.sender.lower())
+        ):
             return False
         if self.recipient is not None:
-            return recipient is not None and fnmatch.fnmatchcase(recipient.lower(),
-                                                                 self.recipient.lower())
+            return recipient is not None and fnmatch.fnmatchcase(
+                recipient.lower(), self.recipient.lower()
+            )
         return True
 
 

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.base.db import create_engine, migrate
+from gateway.base.db import create_engine
+from gateway.migrations import migrate
 from tests.support import softhsm as softhsm_support
 from tests.support.postgres import PostgresCluster
 from tests.support.slapd import Slapd

@@ -30,6 +30,8 @@ __all__ = [
     "ChainReport",
     "append",
     "append_many",
+    "count_actions",
+    "count_refusals",
     "entry_hash",
     "last_event_by_mailbox",
     "patient_trail",
@@ -246,3 +248,22 @@ def last_event_by_mailbox(action: str, *, result: str = "ok") -> Select[tuple[st
     e = audit_event.c
     return (select(e.mailbox, func.max(e.ts))
             .where(e.action == action, e.result == result).group_by(e.mailbox))
+
+
+async def count_actions(engine: AsyncEngine, action: str) -> int:
+    """How many entries record ``action`` (``/metrics``; ``action`` is indexed)."""
+    async with engine.connect() as conn:
+        value = (await conn.execute(select(func.count()).select_from(audit_event)
+                                    .where(audit_event.c.action == action))).scalar()
+    return int(value or 0)
+
+
+async def count_refusals(engine: AsyncEngine, actions: Sequence[str]
+                         ) -> dict[tuple[str, str], int]:
+    """Entries of ``actions`` that did not succeed, by (result, reason)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(audit_event.c.result, audit_event.c.reason, func.count())
+            .where(audit_event.c.action.in_(list(actions)), audit_event.c.result != "ok")
+            .group_by(audit_event.c.result, audit_event.c.reason))).all()
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}

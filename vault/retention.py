@@ -32,6 +32,7 @@ __all__ = [
     "list_holds",
     "place_hold",
     "release_hold",
+    "unknown_objects",
 ]
 
 DEFAULT_DAYS = 7300  # 20 years: the common hospital rule for medical records
@@ -140,3 +141,10 @@ async def list_holds(conn: AsyncConnection, active_only: bool = True) -> list[Ho
     if active_only:
         query = query.where(h.released_at.is_(None))
     return [Hold(*row) for row in (await conn.execute(query)).all()]
+
+
+async def unknown_objects(conn: AsyncConnection, names: Sequence[str]) -> list[str]:
+    """Those of ``names`` the vault holds no object of (a hold on them would be a lie)."""
+    known = set((await conn.execute(
+        select(vault_object.c.name).where(vault_object.c.name.in_(list(names))))).scalars())
+    return [n for n in names if n not in known]

@@ -192,6 +192,17 @@ class Vault:
         """Insert the object's row in the caller's transaction."""
         await conn.execute(vault_object.insert().values(**self.row(obj)))
 
+    async def record_many(self, conn: AsyncConnection, objs: Sequence[StoredObject]) -> None:
+        """Insert several objects' rows in one statement, in the caller's transaction."""
+        if objs:
+            await conn.execute(vault_object.insert(), [self.row(o) for o in objs])
+
+    async def any_object(self) -> str | None:
+        """The name of some stored object (readiness probes read it), None when empty."""
+        async with self._engine.connect() as conn:
+            value = (await conn.execute(select(vault_object.c.name).limit(1))).scalar()
+        return str(value) if value is not None else None
+
     async def discard(self, obj: StoredObject) -> None:
         """Remove a blob whose transaction did not commit."""
         self._cache.drop(obj.name)

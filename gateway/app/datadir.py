@@ -27,11 +27,12 @@ from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction, import_trustlist
 from gateway.app.demo import DEMO_DIR, DEMO_DOMAINS, DEMO_IDENTITIES
 from gateway.base.config import Settings, load_settings
-from gateway.base.db import create_engine, migrate
+from gateway.base.db import create_engine
 from gateway.base.tls import make_dev_certificate
 from gateway.core.patients import create_patient_key
 from gateway.core.trust import ensure_notary, notary_address
 from gateway.mailstore.accounts import Accounts
+from gateway.migrations import migrate
 from gateway.smime import PkiError, PkiPaths, init_pki, load_certificate
 from policies.rules import DEFAULT_RULES_FILE
 from vault.checkpoints import create_signing_key

@@ -2,27 +2,21 @@
 
 SQLite is tuned here once (WAL, ``synchronous=FULL`` because a 250 is a
 promise that survives power loss, a busy timeout so writers queue instead of
-failing); PostgreSQL needs nothing special. Migrations are Alembic revisions
-under ``gateway/migrations``, applied by ``pli init`` and at start-up.
+failing); PostgreSQL needs nothing special. Migrations live in
+:mod:`gateway.migrations`, which knows every package's tables.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any, overload
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, MetaData, event
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.base.tuning.sqlite import DRIVER
 
-__all__ = ["all_metadata", "create_engine", "migrate", "utc"]
-
-_MIGRATIONS = Path(__file__).parent.parent / "migrations"
-
+__all__ = ["create_engine", "utc"]
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; on SQLite, each connection gets WAL and durable commits."""
@@ -49,29 +43,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
-
-
-def all_metadata() -> list[MetaData]:
-    """Each package's own MetaData, in dependency order (Alembic's target)."""
-    from directory.tables import metadata as directory_md
-    from gateway.mailstore.tables import metadata as gateway_md
-    from gateway.mailstore.token_tables import metadata as http_md
-    from vault.tables import metadata as vault_md
-
-    return [directory_md, vault_md, gateway_md, http_md]
-
-
-def _upgrade(conn: Connection, revision: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    cfg.attributes["connection"] = conn
-    command.upgrade(cfg, revision)
-
-
-async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` inside one connection."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
 
 
 @overload

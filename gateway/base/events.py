@@ -29,6 +29,8 @@ __all__ = [
     "SERVER_STOPPED",
     "SMTP_CONNECT",
     "SMTP_DISCONNECT",
+    "SMTP_EXCEPTION",
+    "SMTP_PROXIED",
     "SMTP_REJECT",
     "SMTP_TEMPFAIL",
     "configure_logging",
@@ -41,6 +43,8 @@ SMTP_CONNECT = "smtp.connect"
 SMTP_DISCONNECT = "smtp.disconnect"
 SMTP_REJECT = "smtp.reject"
 SMTP_TEMPFAIL = "smtp.tempfail"
+SMTP_PROXIED = "smtp.proxied"
+SMTP_EXCEPTION = "smtp.exception"
 INGEST_COMMITTED = "ingest.committed"
 INGEST_ABORTED = "ingest.aborted"
 IMAP_CONNECT = "imap.connect"

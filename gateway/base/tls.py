@@ -25,7 +25,6 @@ __all__ = [
     "certificate_names",
     "limit_tls_read_buffer",
     "make_dev_certificate",
-    "name_matches",
     "server_context",
 ]
 
@@ -116,18 +115,6 @@ def certificate_names(peercert: dict[str, object] | None) -> list[str]:
             if key == "commonName":
                 names.append(str(value).lower())
     return names
-
-
-def name_matches(domain: str, names: list[str]) -> bool:
-    """RFC 6125 style: an exact name, or a wildcard standing for exactly one label."""
-    domain = domain.lower().rstrip(".")
-    for name in names:
-        if name == domain:
-            return True
-        if name.startswith("*.") and domain.count(".") >= 2 and \
-                domain.split(".", 1)[1] == name[2:]:
-            return True
-    return False
 
 
 TLS_READ_BUFFER = 32 * 1024

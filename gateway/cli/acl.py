@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
 from gateway.mailstore import acl
 
 __all__ = ["add_parser", "run"]
@@ -40,7 +39,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from gateway.app.services import open_directory
+    from gateway.app.backends import open_directory
 
     async with AsyncExitStack() as stack:
         directory = open_directory(settings, engine, stack)
@@ -51,12 +50,9 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             if not entries:
                 print(f"{args.owner} has no delegates")
             return 0
-        try:
-            await acl.set_acl(engine, directory, args.owner, args.identifier,
-                              args.rights if args.action == "set" else None,
-                              actor=f"cli:{getpass.getuser()}")
-        except acl.AclRefused as exc:
-            raise PliError(str(exc)) from None
+        await acl.set_acl(engine, directory, args.owner, args.identifier,
+                          args.rights if args.action == "set" else None,
+                          actor=f"cli:{getpass.getuser()}")
     print(f"{args.identifier} on {args.owner}: "
           f"{acl.canonical(args.rights) if args.action == 'set' else 'default rights'}")
     return 0

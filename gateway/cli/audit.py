@@ -75,7 +75,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         print(f"checkpoint signed at entry {seq}" if seq else "head already signed")
         return 0
     if args.action in ("seal", "verify"):
-        from gateway.app.services import open_vault
+        from gateway.app.backends import open_vault
 
         async with AsyncExitStack() as stack:
             vault = await open_vault(settings, engine, stack)

@@ -110,7 +110,7 @@ async def _import(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     from directory import ldap_import, sql_import
     from directory.ldap import LdapDirectory
     from directory.trustlist import parse_trustlist
-    from gateway.app.services import open_directory
+    from gateway.app.backends import open_directory
 
     target = args.to or settings.directory.backend
     fmt = args.format or ("liste-blanche" if args.file.suffix.lower() == ".xml" else "extraction")
@@ -157,7 +157,7 @@ async def _import(args: argparse.Namespace, settings: Settings, engine: AsyncEng
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from gateway.app.services import open_directory
+    from gateway.app.backends import open_directory
 
     async with AsyncExitStack() as stack:
         if args.action == "import":

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
 from gateway.mailstore import closure
 
 __all__ = ["add_parser", "run"]
@@ -50,12 +49,8 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
                   f"{f.account_changed:%Y-%m-%d}")
         print(f"{len(found)} mailboxes without a login for {args.days} days")
         return 0
-    try:
-        closed = await closure.close_mailbox(engine, args.address,
-                                             actor=f"cli:{getpass.getuser()}",
-                                             reason=args.reason)
-    except closure.MailboxNotFound as exc:
-        raise PliError(str(exc)) from None
+    closed = await closure.close_mailbox(engine, args.address, actor=f"cli:{getpass.getuser()}",
+                                         reason=args.reason)
     # A closed mailbox's API tokens must not keep sending or reading in its name.
     from gateway.mailstore.tokens import TokenService
 

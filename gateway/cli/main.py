@@ -120,7 +120,7 @@ def _print_demo(settings: Settings, accounts: Sequence[Any]) -> None:
 
 async def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app.datadir import read_demo_accounts
-    from gateway.app.services import run_server
+    from gateway.app.server import run_server
     from gateway.base.events import configure_logging
     from gateway.base.tuning.malloc import tune_allocator
 
@@ -136,7 +136,8 @@ async def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _open(args: argparse.Namespace) -> tuple[Settings, Any]:
-    from gateway.base.db import create_engine, migrate
+    from gateway.base.db import create_engine
+    from gateway.migrations import migrate
 
     settings = _settings(args)
     engine = create_engine(settings.database_url())
@@ -163,21 +164,16 @@ async def _cmd_queue(args: argparse.Namespace) -> int:
 
 
 async def _cmd_mdn(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from gateway.mailstore.tables import mdn_ack
+    from gateway.core import records
 
     _, engine = await _open(args)
     try:
-        stmt = select(mdn_ack).order_by(mdn_ack.c.id)
+        wanted = None
         if args.message_id:
             wanted = args.message_id.strip()
             if not wanted.startswith("<"):
                 wanted = f"<{wanted}>"
-            stmt = stmt.where(mdn_ack.c.original_message_id == wanted)
-        async with engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        for r in rows:
+        for r in await records.acks(engine, wanted):
             if args.format == "json":
                 print(json.dumps({"original_message_id": r.original_message_id,
                                   "final_recipient": r.final_recipient,
@@ -203,8 +199,8 @@ def _read_password(from_stdin: bool) -> str:
 async def _cmd_user(args: argparse.Namespace) -> int:
     from contextlib import AsyncExitStack
 
-    from gateway.app.services import open_directory
-    from gateway.mailstore.accounts import Accounts, WeakPassword
+    from gateway.app.backends import open_directory
+    from gateway.mailstore.accounts import Accounts
 
     address = normalize_address(args.address)
     settings, engine = await _open(args)
@@ -213,10 +209,7 @@ async def _cmd_user(args: argparse.Namespace) -> int:
             entry = await open_directory(settings, engine, stack).resolve(address)
         if entry is None:
             raise PliError(f"{address} is not in the directory; import it first")
-        try:
-            await Accounts(engine).set_password(address, _read_password(args.stdin))
-        except WeakPassword as exc:
-            raise PliError(str(exc)) from None
+        await Accounts(engine).set_password(address, _read_password(args.stdin))
         print(f"password set for {address}")
         return 0
     finally:

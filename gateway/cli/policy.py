@@ -58,7 +58,7 @@ def _line(step: str, d: Decision) -> str:
 
 
 async def explain(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from gateway.app.services import open_directory
+    from gateway.app.backends import open_directory
     from policies.engine import PolicyEngine
 
     try:

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
 from gateway.base.errors import PliError
-from gateway.core import evidence
+from gateway.core import evidence, records
 from gateway.core.trust import TrustStore, load_trust
-from gateway.mailstore.tables import message, message_evidence, outbound
+from gateway.mailstore import queries as mailbox_queries
+from gateway.outbound import store as outbound_store
 from gateway.smime import verify_notarisation
 from vault import audit
 
@@ -60,20 +60,14 @@ class _Checked:
     received_at: dt.datetime | None
 
 
-async def _evidence_rows(engine: AsyncEngine, ref: str) -> tuple[str | None, list[Any]]:
+async def _evidence_rows(engine: AsyncEngine, ref: str
+                         ) -> tuple[str | None, list[records.EvidenceRow]]:
     """(name of the main object, evidence rows) of a message."""
-    e = message_evidence
-    async with engine.connect() as conn:
-        rows = list(await conn.execute(
-            select(e.c.kind, e.c.part, e.c.object_name).where(e.c.msg_ref == ref)
-            .order_by(e.c.id)))
-        main = next((r.object_name for r in rows if r.kind == evidence.MESSAGE), None)
-        if main is None:
-            main = (await conn.execute(select(message.c.blob).where(message.c.msg_ref == ref)
-                                       .limit(1))).scalar()
-        if main is None:
-            main = (await conn.execute(select(outbound.c.blob).where(outbound.c.msg_ref == ref)
-                                       .limit(1))).scalar()
+    rows = await records.evidence_rows(engine, ref)
+    main = next((r.object_name for r in rows if r.kind == evidence.MESSAGE), None)
+    if main is None:  # no evidence recorded: the body a mailbox or the queue points at
+        main = await mailbox_queries.blob_of(engine, ref) or await outbound_store.blob_of(
+            engine, ref)
     return main, rows
 
 
@@ -129,7 +123,7 @@ def _export(directory: Path, checks: Sequence[_Checked], original: bytes | None,
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from gateway.app.services import open_vault
+    from gateway.app.backends import open_vault
 
     ref = args.message_id.strip()
     main_name, rows = await _evidence_rows(engine, ref)

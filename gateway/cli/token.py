@@ -49,7 +49,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 async def _check_mailbox(settings: Settings, engine: AsyncEngine, address: str) -> str:
     from contextlib import AsyncExitStack
 
-    from gateway.app.services import open_directory
+    from gateway.app.backends import open_directory
 
     try:
         mailbox = normalize_address(address)

@@ -15,16 +15,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
 from gateway.base.errors import PliError
 from gateway.cli import proof as cli_proof
+from gateway.outbound.store import OutboundQueue
 from vault import audit
 from vault.base import KeyProvider
 from vault.service import Vault
-from vault.tables import vault_object
 
 __all__ = ["add_parser", "run"]
 
@@ -122,12 +121,12 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         return 0
     from contextlib import AsyncExitStack
 
-    from gateway.app.services import open_vault
+    from gateway.app.backends import open_vault
 
     async with AsyncExitStack() as stack:
         vault = await open_vault(settings, engine, stack)
         if args.action != "verify":
-            return await _retention_action(args, engine, vault)
+            return await _retention_action(args, engine, vault, _queue(settings))
         result = await maintenance.verify_objects(engine, vault, _progress("verified"))
     for name, reason in result.failures:
         print(f"pli: object {name}: {reason}", file=sys.stderr)
@@ -151,7 +150,7 @@ async def _rotate_in_hsm(args: argparse.Namespace, settings: Settings,
     """The same rotation with the KEKs inside a PKCS#11 token: generated and destroyed there."""
     from contextlib import AsyncExitStack
 
-    from gateway.app.services import open_key_provider
+    from gateway.app.backends import open_key_provider
     from vault import maintenance
     from vault.pkcs11 import Pkcs11KeyProvider
 
@@ -178,8 +177,8 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-async def _retention_action(args: argparse.Namespace, engine: AsyncEngine,
-                            vault: Vault) -> int:
+async def _retention_action(args: argparse.Namespace, engine: AsyncEngine, vault: Vault,
+                            queue: OutboundQueue) -> int:
     import datetime as dt
 
     from gateway.mailstore import expiry
@@ -197,7 +196,8 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine,
         print(f"deleted {args.name}")
         return 0
     if args.action == "purge":
-        report = await expiry.purge_expired(engine, vault, actor=_actor(), dry_run=args.dry_run)
+        report = await expiry.purge_expired(engine, vault, queue, actor=_actor(),
+                                            dry_run=args.dry_run)
         for name in report.deleted:
             print(f"deleted {name}")
         for name, why in report.skipped:
@@ -242,7 +242,7 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine,
         print(f"hold {args.hold_id} released; {len(freed)} objects no longer held")
         return 0
     if args.message:
-        names = await expiry.objects_of_message(engine, args.message)
+        names = await expiry.objects_of_message(engine, queue, args.message)
     elif args.mailbox:
         names = await expiry.objects_of_mailbox(engine, args.mailbox)
     else:
@@ -251,8 +251,7 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine,
         raise PliError("nothing to hold: no object found for "
                        f"{args.message or args.mailbox or ' '.join(args.object)}")
     async with engine.begin() as conn:
-        missing = [n for n in names if n not in set((await conn.execute(
-            select(vault_object.c.name).where(vault_object.c.name.in_(names)))).scalars())]
+        missing = await retention.unknown_objects(conn, names)
         if missing:
             raise PliError(f"no object {missing[0]} in the vault")
         hold_id = await retention.place_hold(conn, names, args.reason[:255], _actor(), now)
@@ -262,3 +261,8 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine,
     await vault.set_holds(names, True)
     print(f"hold {hold_id} placed on {len(names)} objects")
     return 0
+
+
+def _queue(settings: Settings) -> OutboundQueue:
+    """The outbound queue as the retention code sees it (rows only: no worker runs here)."""
+    return OutboundQueue(settings.queue.max_age)

@@ -18,14 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.mailstore.append import allocate
-from gateway.mailstore.notify import MailboxNotifier
-from gateway.mailstore.store import INBOX, SENT, ensure_mailbox
-from gateway.mailstore.tables import mdn_ack, message, message_evidence
-from gateway.outbound import store as outbound_store
+from gateway.core.ports import INBOX, SENT, MailboxDrop, MailboxWriter, Notifier, OutboundQueue
+from gateway.core.tables import mdn_ack, message_evidence
 from vault import audit
 from vault.service import StoredObject, Vault
-from vault.tables import vault_object
 
 __all__ = ["CommitBatcher", "EvidenceObject", "PendingMessage"]
 
@@ -52,24 +48,31 @@ class PendingMessage:
     evidence: Sequence[EvidenceObject] = ()  # original, receipts, outbound copy
     outbound_blob: str | None = None  # the signed/encrypted copy the queue sends, if any
 
-    def targets(self) -> list[tuple[str, str, str]]:
-        """(owner, mailbox name, flags) of every mailbox row this message gets."""
+    def drops(self) -> list[MailboxDrop]:
+        """Every mailbox row this message gets: each local recipient's INBOX, and the
+        sender's Sent for a submission."""
         out = [(rcpt, INBOX, "") for rcpt in self.recipients]
         if self.sent_copy:
             out.append((self.sent_copy, SENT, "\\Seen"))
-        return out
+        return [MailboxDrop(owner, box, flags, self.ref, self.stored.name, self.stored.size,
+                            self.received_at) for owner, box, flags in out]
 
 
 class CommitBatcher:
-    def __init__(self, engine: AsyncEngine, vault: Vault, max_batch: int = 64,
-                 queue_max_age: float = 5 * 86400) -> None:
+    """Writes each batch through the mailstore's and the queue's writers (ports), so the
+    core names neither; ``notifier`` wakes IMAP IDLE once a batch is durable."""
+
+    def __init__(self, engine: AsyncEngine, vault: Vault, *, mailboxes: MailboxWriter,
+                 queue: OutboundQueue, notifier: Notifier | None = None,
+                 max_batch: int = 64) -> None:
         self._engine = engine
-        self.queue_max_age = queue_max_age
         self._vault = vault
+        self._mailboxes = mailboxes
+        self._queue_rows = queue
+        self._notifier = notifier
         self._max = max_batch
         self._queue: list[tuple[PendingMessage, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.notifier: MailboxNotifier | None = None  # wakes IMAP IDLE (set by app.py)
 
     async def commit(self, item: PendingMessage) -> None:
         """Return once ``item`` is committed; raise the database error otherwise."""
@@ -99,16 +102,15 @@ class CommitBatcher:
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
-        if self.notifier is not None:  # only after the commit: IDLE must find the rows
-            self.notifier.notify(owner for item, _ in batch for owner, _, _ in item.targets())
+        if self._notifier is not None:  # only after the commit: IDLE must find the rows
+            self._notifier.notify(drop.owner for item, _ in batch for drop in item.drops())
 
     async def _rows(self, conn: AsyncConnection, items: list[PendingMessage]) -> None:
         # The audit head first: it takes the write lock and orders concurrent writers.
         await audit.append_many(conn, [e for it in items for e in it.events],
                                 now=items[0].received_at)
-        await conn.execute(insert(vault_object), [
-            self._vault.row(obj) for it in items
-            for obj in (it.stored, *(e.stored for e in it.evidence))])
+        await self._vault.record_many(
+            conn, [obj for it in items for obj in (it.stored, *(e.stored for e in it.evidence))])
         # The main object is listed too: a message sent only to other operators has no
         # mailbox row leading to it once its queue row points at the outbound copy.
         proofs = [{"msg_ref": it.ref, "kind": kind, "part": part, "object_name": name,
@@ -119,28 +121,7 @@ class CommitBatcher:
                                              for e in it.evidence))]
         if proofs:
             await conn.execute(insert(message_evidence), proofs)
-        wanted: dict[tuple[str, str], int] = {}
-        for it in items:
-            for owner, name, _ in it.targets():
-                wanted[owner, name] = wanted.get((owner, name), 0) + 1
-        next_uid: dict[tuple[str, str], tuple[int, int]] = {}
-        modseq: dict[int, int] = {}
-        for (owner, name), count in wanted.items():
-            mid = await ensure_mailbox(conn, owner, name)
-            alloc = await allocate(conn, mid, count)  # UIDs and a MODSEQ (RFC 7162)
-            next_uid[owner, name] = (mid, alloc.first_uid)
-            modseq[mid] = alloc.modseq
-        rows = []
-        for it in items:
-            for owner, name, flags in it.targets():
-                mid, uid = next_uid[owner, name]
-                next_uid[owner, name] = (mid, uid + 1)
-                rows.append({"msg_ref": it.ref, "mailbox_id": mid, "uid": uid,
-                             "blob": it.stored.name, "size": it.stored.size,
-                             "internal_date": it.received_at, "flags": flags,
-                             "modseq": modseq[mid]})
-        if rows:
-            await conn.execute(insert(message), rows)
+        await self._mailboxes.deliver(conn, [drop for it in items for drop in it.drops()])
         acks = [{"original_message_id": a[0], "final_recipient": a[1], "disposition": a[2],
                  "reporter": a[3], "msg_ref": it.ref, "received_at": it.received_at}
                 for it in items for a in it.acks]
@@ -148,7 +129,7 @@ class CommitBatcher:
             await conn.execute(insert(mdn_ack), acks)
         for it in items:
             if it.remote is not None:
-                await outbound_store.enqueue(conn, msg_ref=it.ref,
-                                             blob=it.outbound_blob or it.stored.name,
-                                             sender=it.remote[0], recipients=it.remote[1],
-                                             now=it.received_at, max_age=self.queue_max_age)
+                await self._queue_rows.enqueue(conn, msg_ref=it.ref,
+                                               blob=it.outbound_blob or it.stored.name,
+                                               sender=it.remote[0], recipients=it.remote[1],
+                                               now=it.received_at)

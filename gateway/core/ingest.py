@@ -5,7 +5,7 @@ else. Nothing persistent is visible before :meth:`Delivery.commit`: the body
 goes to the vault encrypted, then ONE SQL transaction records the vault
 object, the mailbox rows and the audit entries. Only when that transaction has
 committed does the caller answer 250. Any dependency failure raises
-:class:`TemporaryFailure` (451) after removing what was written.
+:class:`~gateway.base.errors.Unavailable` (451) after removing what was written.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import email.message
 import email.utils
 import re
 import secrets
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -26,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DirectoryUnavailable, MailboxKind, normalize_address
 from gateway.base import events
-from gateway.base.errors import PliError, TemporaryFailure
+from gateway.base.errors import PliError, Unavailable
 from gateway.core import evidence, mdn, mime, patients
 from gateway.core.commit import CommitBatcher, EvidenceObject, PendingMessage
 from gateway.core.evidence import SmimeOutcome
-from gateway.core.model import SessionInfo
-from policies import reasons
+from gateway.core.model import Channel, Origin
+from gateway.core.ports import MailboxWriter, Notifier, OutboundQueue
+from policies import codes, reasons
 from policies.engine import PolicyEngine
 from policies.model import Decision, Verdict
 from policies.rules import EncryptionMode
@@ -48,16 +48,29 @@ log = structlog.get_logger("pli.ingest")
 
 
 _MDN_HEAD = 64 * 1024
-_INTERNAL = frozenset({"dsn", "mdn"})  # messages pli writes itself, with MAIL FROM:<>
 _MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:")
 # Why a remote recipient cannot be encrypted to, under "force" (RFC 8551; MSSante).
 _CERT_PROBLEMS = {
-    "no-certificate": (reasons.RECIPIENT_NO_CERTIFICATE, "5.7.1",
-                       "has no encryption certificate in the directory"),
-    "revoked": (reasons.RECIPIENT_CERT_REVOKED, "5.7.1", "has a revoked certificate"),
-    "expired": (reasons.RECIPIENT_CERT_EXPIRED, "5.7.1", "has an expired certificate"),
-    "unusable": (reasons.RECIPIENT_CERT_UNUSABLE, "5.7.1",
-                 "has no certificate usable for encryption"),
+    "no-certificate": (
+        reasons.RECIPIENT_NO_CERTIFICATE,
+        codes.X_DELIVERY_NOT_AUTHORIZED,
+        "has no encryption certificate in the directory",
+    ),
+    "revoked": (
+        reasons.RECIPIENT_CERT_REVOKED,
+        codes.X_DELIVERY_NOT_AUTHORIZED,
+        "has a revoked certificate",
+    ),
+    "expired": (
+        reasons.RECIPIENT_CERT_EXPIRED,
+        codes.X_DELIVERY_NOT_AUTHORIZED,
+        "has an expired certificate",
+    ),
+    "unusable": (
+        reasons.RECIPIENT_CERT_UNUSABLE,
+        codes.X_DELIVERY_NOT_AUTHORIZED,
+        "has no certificate usable for encryption",
+    ),
 }
 
 
@@ -68,9 +81,9 @@ def _new_ref() -> str:
 class Delivery:
     """One message in flight. Not reusable: commit or abort exactly once."""
 
-    def __init__(self, service: IngestService, info: SessionInfo) -> None:
+    def __init__(self, service: IngestService, origin: Origin) -> None:
         self._svc = service
-        self.info = info
+        self.origin = origin
         self.ref = _new_ref()
         self.sender: str | None = None
         self.recipients: list[str] = []  # local: delivered into their mailboxes at commit
@@ -87,24 +100,35 @@ class Delivery:
         self._parsed: tuple[bytes, email.message.Message] | None = None
 
     async def add_sender(self, address: str) -> Decision:
-        decision = await self._svc.policy.check_sender(address)
+        """MAIL FROM: the channel's own conditions first (client certificate, ownership of
+        the sender), then the sender policy; refusals are audited."""
+        policy, origin = self._svc.policy, self.origin
+        decision = Decision.accept()
+        if origin.peer_names is not None:
+            decision = policy.check_client_certificate(
+                origin.peer_names, address, required=origin.client_cert_required
+            )
+        if decision.accepted and origin.sender_must_be_owned:
+            decision = await policy.check_submitter(origin.authenticated_as, address)
+        if decision.accepted:
+            decision = await policy.check_sender(address)
         if decision.accepted:
             self.sender = normalize_address(address) if address else ""
         else:
-            await self._svc.audit_decision(self.info, "smtp.mail", address, "", decision)
+            await self._svc.audit_decision(self.origin, "smtp.mail", address, "", decision)
         return decision
 
     async def add_recipient(self, address: str) -> Decision:
-        # Authenticated users, and pli's own DSNs and MDNs, may write to other operators.
-        may_relay = (self.info.protocol == "submission" and bool(self.info.authenticated_as)) \
-            or self.info.protocol in _INTERNAL
         decision = await self._svc.policy.check_recipient(
-            address, sender=self.sender, accepted_so_far=len(self.recipients) + len(self.remote),
-            may_relay=may_relay)
+            address,
+            sender=self.sender,
+            accepted_so_far=len(self.recipients) + len(self.remote),
+            may_relay=self.origin.may_relay,
+        )
         if decision.accepted:
             rcpt = normalize_address(address)
             local = self._svc.policy.is_local(rcpt)
-            if not local and self.info.protocol not in _INTERNAL:
+            if not local and not self.origin.internal:
                 decision = await self._check_certificate(rcpt, decision)
         if decision.accepted:
             target = self.recipients if local else self.remote
@@ -112,7 +136,7 @@ class Delivery:
                 target.append(rcpt)
         else:
             await self._svc.audit_decision(
-                self.info, "smtp.rcpt", self.sender or "", address, decision
+                self.origin, "smtp.rcpt", self.sender or "", address, decision
             )
         return decision
 
@@ -130,36 +154,63 @@ class Delivery:
         try:
             check = await secure.check_recipient(rcpt)
         except DirectoryUnavailable:
-            return Decision(Verdict.DEFER, reasons.DIRECTORY_UNAVAILABLE, 451, "4.4.3",
-                            "Directory unavailable, try again later", "encryption.force")
+            return Decision(
+                Verdict.DEFER,
+                reasons.DIRECTORY_UNAVAILABLE,
+                codes.C451_LOCAL_ERROR,
+                codes.X_DIRECTORY_TEMP,
+                "Directory unavailable, try again later",
+                "encryption.force",
+            )
         if check.certificates:
-            return Decision(Verdict.ACCEPT, reasons.ACCEPTED, 250, "2.1.5",
-                            "Recipient OK, queued for delivery (encrypted)", "encryption.force")
+            return Decision(
+                Verdict.ACCEPT,
+                reasons.ACCEPTED,
+                codes.C250_OK,
+                codes.X_DEST_VALID,
+                "Recipient OK, queued for delivery (encrypted)",
+                "encryption.force",
+            )
         reason, enhanced, why = _CERT_PROBLEMS[check.problem]
         # RFC 3463 §3.8: 5.7.x security or policy status; the text names the recipient.
-        return Decision(Verdict.REJECT, reason, 550, enhanced,
-                        f"Encryption required: <{rcpt}> {why}", "encryption.force")
+        return Decision(
+            Verdict.REJECT,
+            reason,
+            codes.C550_MAILBOX_UNAVAILABLE,
+            enhanced,
+            f"Encryption required: <{rcpt}> {why}",
+            "encryption.force",
+        )
 
     async def check_content(self, data: bytes) -> Decision:
         """DATA-stage policy: size, MIME part count and types (refusals audited)."""
         policy = self._svc.policy
         problem = mime.header_problem(data)
         if problem:  # header bombs: refused before any parsing
-            decision = Decision(Verdict.REJECT, reasons.HEADER_TOO_BIG, 552, "5.3.4",
-                                f"Message {problem}", "limits.header")
-            await self._svc.audit_decision(self.info, "smtp.data", self.sender or "",
-                                           ",".join(self.recipients), decision)
+            decision = Decision(
+                Verdict.REJECT,
+                reasons.HEADER_TOO_BIG,
+                codes.C552_STORAGE_EXCEEDED,
+                codes.X_MESSAGE_TOO_BIG,
+                f"Message {problem}",
+                "limits.header",
+            )
+            await self._svc.audit_decision(
+                self.origin, "smtp.data", self.sender or "", ",".join(self.recipients), decision
+            )
             return decision
         summary = await mime.summarize(data, policy.rules.attachments.max_parts)
         self._parsed = None if summary.message is None else (data, summary.message)
         if summary.too_many_parts or summary.depth > mime.MAX_DEPTH:
-            decision = policy.check_message(len(data), ["multipart/mixed"] *
-                                            (policy.rules.attachments.max_parts + 1))
+            decision = policy.check_message(
+                len(data), ["multipart/mixed"] * (policy.rules.attachments.max_parts + 1)
+            )
         else:
             decision = policy.check_message(len(data), summary.part_types)
         if not decision.accepted:
-            await self._svc.audit_decision(self.info, "smtp.data", self.sender or "",
-                                           ",".join(self.recipients), decision)
+            await self._svc.audit_decision(
+                self.origin, "smtp.data", self.sender or "", ",".join(self.recipients), decision
+            )
         return decision
 
     def _trace_headers(self, data: bytes) -> bytes:
@@ -167,17 +218,23 @@ class Delivery:
         now = email.utils.format_datetime(dt.datetime.now(dt.UTC))
         # RFC 6409 §8.3: a message without Message-ID gets one; MDNs and DSNs need it.
         header_end = data.find(b"\r\n\r\n")
-        head = data if header_end < 0 else data[:header_end + 2]
-        message_id = "" if _MESSAGE_ID.search(head) else \
-            f"Message-ID: <{self.ref}.{secrets.token_hex(6)}@{self._svc.hostname}>\r\n"
-        tls = f" (using {self.info.tls})" if self.info.tls else ""
-        helo = self.info.helo or "unknown"
+        head = data if header_end < 0 else data[: header_end + 2]
+        message_id = (
+            ""
+            if _MESSAGE_ID.search(head)
+            else f"Message-ID: <{self.ref}.{secrets.token_hex(6)}@{self._svc.hostname}>\r\n"
+        )
+        tls = f" (using {self.origin.tls})" if self.origin.tls else ""
+        helo = self.origin.helo or "unknown"
         # RFC 3848: S for TLS, A for an authenticated submission.
-        proto = ("ESMTP" + ("S" if self.info.tls else "")
-                 + ("A" if self.info.authenticated_as else ""))
+        proto = (
+            "ESMTP"
+            + ("S" if self.origin.tls else "")
+            + ("A" if self.origin.authenticated_as else "")
+        )
         return (
             f"Return-Path: <{self.sender or ''}>\r\n"
-            f"Received: from {helo} ([{self.info.remote}]){tls}\r\n"
+            f"Received: from {helo} ([{self.origin.remote}]){tls}\r\n"
             f"\tby {self._svc.hostname} (pli) with {proto} id {self.ref};\r\n"
             f"\t{now}\r\n"
             f"{message_id}"
@@ -192,8 +249,7 @@ class Delivery:
         if b"disposition-notification" in head.lower():
             self._head = head
             self._acks = await asyncio.to_thread(mdn.parse_acks, data)
-        parsed = self._parsed[1] if self._parsed is not None and self._parsed[0] is data \
-            else None
+        parsed = self._parsed[1] if self._parsed is not None and self._parsed[0] is data else None
         self._parsed = None
         key = self._svc.patient_key
         if key is not None and (b"zip" in data or b"xml" in data):  # cheap test first
@@ -211,8 +267,13 @@ class Delivery:
         first = asyncio.ensure_future(vault.put(body, mailboxes=boxes))
         try:
             # The trace headers on top change no part: the tree of data is the tree of body.
-            receipts = [] if secure is None else await secure.receipts(
-                body, None if original is None else trace + original, received_at, parsed)
+            receipts = (
+                []
+                if secure is None
+                else await secure.receipts(
+                    body, None if original is None else trace + original, received_at, parsed
+                )
+            )
         except BaseException:
             await self._drop(first)
             raise
@@ -223,8 +284,10 @@ class Delivery:
             extra.append((evidence.OUTBOUND, trace + protected, "message", None))
         extra += [(r.kind, r.der, "notarisation", r.part) for r in receipts]
         results = await asyncio.gather(
-            first, *(vault.put(b, doc_type=d, mailboxes=boxes) for _, b, d, _ in extra),
-            return_exceptions=True)
+            first,
+            *(vault.put(b, doc_type=d, mailboxes=boxes) for _, b, d, _ in extra),
+            return_exceptions=True,
+        )
         stored = [r for r in results if isinstance(r, StoredObject)]
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -234,10 +297,15 @@ class Delivery:
             exc = failed[0]
             if not isinstance(exc, VaultError | OSError):
                 raise exc
-            log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="vault-unavailable",
-                      error=type(exc).__name__)
-            raise TemporaryFailure("Storage unavailable, try again later",
-                                   reason="vault-unavailable") from exc
+            log.error(
+                events.INGEST_ABORTED,
+                msg_ref=self.ref,
+                reason="vault-unavailable",
+                error=type(exc).__name__,
+            )
+            raise Unavailable(
+                "Storage unavailable, try again later", reason="vault-unavailable"
+            ) from exc
         self._stored = stored[0]
         for (kind, _, _, part), obj in zip(extra, stored[1:], strict=True):
             self._evidence.append(EvidenceObject(kind, obj, part))
@@ -259,7 +327,7 @@ class Delivery:
         pli's own DSNs and MDNs are carried as written: they are plain reports.
         """
         secure = self._svc.secure
-        if secure is None or self.info.protocol in _INTERNAL:
+        if secure is None or self.origin.internal:
             return data, None, None
         main, original, protected = data, None, None
         if self.recipients:
@@ -268,8 +336,9 @@ class Delivery:
             if result.original is not None:
                 main, original = result.presented, data
         if self.remote:
-            protected = await secure.outbound(data, self.sender or "", self.remote,
-                                              self._mode(*self.remote))
+            protected = await secure.outbound(
+                data, self.sender or "", self.remote, self._mode(*self.remote)
+            )
         return main, original, protected
 
     async def commit(self) -> str:
@@ -279,45 +348,80 @@ class Delivery:
         stored = self._stored
         now = dt.datetime.now(dt.UTC)
         accepted = audit.AuditEvent(
-            action="message.accepted", actor=self.sender or "", msg_id=self.ref,
-            remote=self.info.remote,
-            detail={"protocol": self.info.protocol, "size": stored.size,
-                    "recipients": len(self.recipients) + len(self.remote),
-                    "session": self.info.session_id, "smime": self._smime.result,
-                    "decrypted": self._smime.decrypted,
-                    **({"smime_reason": self._smime.reason} if self._smime.reason else {}),
-                    **({"patients": ",".join(self._patients)} if self._patients else {})},
+            action="message.accepted",
+            actor=self.sender or "",
+            msg_id=self.ref,
+            remote=self.origin.remote,
+            detail={
+                "protocol": self.origin.protocol,
+                "size": stored.size,
+                "recipients": len(self.recipients) + len(self.remote),
+                "session": self.origin.session_id,
+                "smime": self._smime.result,
+                "decrypted": self._smime.decrypted,
+                **({"smime_reason": self._smime.reason} if self._smime.reason else {}),
+                **({"patients": ",".join(self._patients)} if self._patients else {}),
+            },
         )
         delivered = [
-            audit.AuditEvent(action="message.delivered", actor=self.sender or "", mailbox=rcpt,
-                             msg_id=self.ref, remote=self.info.remote)
+            audit.AuditEvent(
+                action="message.delivered",
+                actor=self.sender or "",
+                mailbox=rcpt,
+                msg_id=self.ref,
+                remote=self.origin.remote,
+            )
             for rcpt in self.recipients
         ] + [
-            audit.AuditEvent(action="message.queued", actor=self.sender or "", mailbox=rcpt,
-                             msg_id=self.ref, remote=self.info.remote)
+            audit.AuditEvent(
+                action="message.queued",
+                actor=self.sender or "",
+                mailbox=rcpt,
+                msg_id=self.ref,
+                remote=self.origin.remote,
+            )
             for rcpt in self.remote
         ]
         try:
-            await self._svc.batcher.commit(PendingMessage(
-                ref=self.ref, stored=stored, recipients=tuple(self.recipients),
-                events=(accepted, *delivered), received_at=now,
-                sent_copy=self.sender if self.info.protocol == "submission" else None,
-                remote=(self.sender or "", tuple(self.remote)) if self.remote else None,
-                acks=[(a.original_message_id, a.final_recipient, a.disposition,
-                       self.sender or "") for a in self._acks],
-                evidence=tuple(self._evidence), outbound_blob=self._outbound_blob))
+            await self._svc.batcher.commit(
+                PendingMessage(
+                    ref=self.ref,
+                    stored=stored,
+                    recipients=tuple(self.recipients),
+                    events=(accepted, *delivered),
+                    received_at=now,
+                    sent_copy=self.sender if self.origin.keeps_sent_copy else None,
+                    remote=(self.sender or "", tuple(self.remote)) if self.remote else None,
+                    acks=[
+                        (a.original_message_id, a.final_recipient, a.disposition, self.sender or "")
+                        for a in self._acks
+                    ],
+                    evidence=tuple(self._evidence),
+                    outbound_blob=self._outbound_blob,
+                )
+            )
         except (SQLAlchemyError, OSError) as exc:
             await self._cleanup_after_failed_commit(stored)
-            log.error(events.INGEST_ABORTED, msg_ref=self.ref, reason="database-unavailable",
-                      error=type(exc).__name__)
-            raise TemporaryFailure("Database unavailable, try again later",
-                                   reason="database-unavailable") from exc
+            log.error(
+                events.INGEST_ABORTED,
+                msg_ref=self.ref,
+                reason="database-unavailable",
+                error=type(exc).__name__,
+            )
+            raise Unavailable(
+                "Database unavailable, try again later", reason="database-unavailable"
+            ) from exc
         self._done = True
-        log.info(events.INGEST_COMMITTED, msg_ref=self.ref, size=stored.size,
-                 recipients=len(self.recipients), queued=len(self.remote))
-        if self.remote and self._svc.on_queued is not None:
-            self._svc.on_queued()
-        if self._head and self.info.protocol not in _INTERNAL and self.sender:
+        log.info(
+            events.INGEST_COMMITTED,
+            msg_ref=self.ref,
+            size=stored.size,
+            recipients=len(self.recipients),
+            queued=len(self.remote),
+        )
+        if self.remote:
+            self._svc.queue.wake()
+        if self._head and not self.origin.internal and self.sender:
             await self._svc.answer_mdn_requests(self.sender, self.recipients, self._head)
         return self.ref
 
@@ -356,9 +460,21 @@ class Delivery:
 
 
 class IngestService:
+    """Everything a delivery needs, given at construction by the composition root: the
+    mailstore's writer, the outbound queue and the IDLE notifier come in as ports."""
+
     def __init__(
-        self, engine: AsyncEngine, vault: Vault, policy: PolicyEngine, hostname: str,
-        patient_key: bytes | None = None, secure: SecureMail | None = None,
+        self,
+        engine: AsyncEngine,
+        vault: Vault,
+        policy: PolicyEngine,
+        hostname: str,
+        *,
+        mailboxes: MailboxWriter,
+        queue: OutboundQueue,
+        notifier: Notifier | None = None,
+        patient_key: bytes | None = None,
+        secure: SecureMail | None = None,
     ) -> None:
         self.secure = secure  # S/MIME and notarisation (gateway/core/secure.py); None: off
         self.patient_key = patient_key  # pseudonymises INS for the audit trail (patients.py)
@@ -366,11 +482,13 @@ class IngestService:
         self.vault = vault
         self.policy = policy
         self.hostname = hostname
-        self.batcher = CommitBatcher(engine, vault)
-        self.on_queued: Callable[[], None] | None = None  # wakes the outbound worker
+        self.queue = queue
+        self.batcher = CommitBatcher(
+            engine, vault, mailboxes=mailboxes, queue=queue, notifier=notifier
+        )
 
-    def begin(self, info: SessionInfo) -> Delivery:
-        return Delivery(self, info)
+    def begin(self, origin: Origin) -> Delivery:
+        return Delivery(self, origin)
 
     async def answer_mdn_requests(self, sender: str, recipients: list[str], head: bytes) -> None:
         """APP mailboxes acknowledge what they stored, when the sender asked (RFC 8098).
@@ -393,13 +511,15 @@ class IngestService:
 
     async def send_mdn(self, mailbox: str, request: mdn.MdnRequest, error: str = "") -> bool:
         """Write an MDN from ``mailbox`` through the ordinary path (local or queued)."""
-        body = mdn.build_mdn(reporting_ua=self.hostname, mailbox=mailbox, request=request,
-                             error=error)
-        delivery = self.begin(SessionInfo(session_id="", protocol="mdn", remote="",
-                                          helo=self.hostname))
+        body = mdn.build_mdn(
+            reporting_ua=self.hostname, mailbox=mailbox, request=request, error=error
+        )
+        delivery = self.begin(Origin.report(Channel.MDN, self.hostname))
         try:
-            if not (await delivery.add_sender("")).accepted or \
-                    not (await delivery.add_recipient(request.notify)).accepted:
+            if (
+                not (await delivery.add_sender("")).accepted
+                or not (await delivery.add_recipient(request.notify)).accepted
+            ):
                 log.warning("mdn.not_sent", reason="refused")
                 return False
             await delivery.put_body(body)
@@ -411,7 +531,7 @@ class IngestService:
         return True
 
     async def audit_decision(
-        self, info: SessionInfo, action: str, actor: str, target: str, decision: Decision
+        self, origin: Origin, action: str, actor: str, target: str, decision: Decision
     ) -> None:
         """Refusals are audited too; a failure to audit a refusal never turns it into a 250."""
         try:
@@ -419,11 +539,17 @@ class IngestService:
                 await audit.append(
                     conn,
                     audit.AuditEvent(
-                        action=action, actor=actor[:320], mailbox=target[:320],
-                        result=decision.verdict.value, reason=decision.reason,
-                        remote=info.remote,
-                        detail={"code": decision.smtp_code, "rule": decision.rule_id,
-                                "session": info.session_id},
+                        action=action,
+                        actor=actor[:320],
+                        mailbox=target[:320],
+                        result=decision.verdict.value,
+                        reason=decision.reason,
+                        remote=origin.remote,
+                        detail={
+                            "code": decision.smtp_code,
+                            "rule": decision.rule_id,
+                            "session": origin.session_id,
+                        },
                     ),
                 )
         except (OperationalError, DBAPIError, OSError) as exc:

@@ -1,10 +1,18 @@
-"""What the IMAP front end needs from the message core, and nothing more.
+"""The seams between the message core and what sits around it, as ``typing.Protocol``s.
 
-The IMAP server only translates protocol to these calls; the mailstore (SQL
-rows + vault bodies + audit) implements them, and every call names the
-authenticated principal so that a backend can never be asked for a mailbox on
-someone else's behalf. Keeping the seam this small lets the protocol tests run
-against an in-memory backend while the end-to-end tests cover the real one.
+Two directions meet here, so that neither side imports the other:
+
+- what front ends ask of the mailboxes (:class:`ImapBackend`, its values and
+  errors): the IMAP server only translates protocol to these calls, the
+  mailstore (SQL rows + vault bodies + audit) implements them, and every call
+  names the authenticated principal so that a backend can never be asked for a
+  mailbox on someone else's behalf. Protocol tests run against an in-memory
+  backend while the end-to-end tests cover the real one;
+- what the core's commit writes into other packages' tables inside its one
+  transaction (:class:`MailboxWriter`, :class:`OutboundQueue`) and whom it wakes
+  afterwards (:class:`Notifier`). The composition root passes the mailstore and
+  the outbound queue in; the core never names them.
+
 Nothing here does I/O.
 """
 
@@ -13,53 +21,37 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
     "ALL_RIGHTS",
     "DELEGATED_RIGHTS",
+    "INBOX",
+    "SENT",
     "SHARED_PREFIX",
     "CopyResult",
     "ImapBackend",
+    "MailboxDrop",
     "MailboxEntry",
-    "MailboxExists",
-    "MailboxNotFound",
-    "MailboxRefused",
     "MailboxView",
+    "MailboxWriter",
     "MessageInfo",
-    "MessageNotFound",
     "Notifier",
+    "OutboundQueue",
     "Principal",
     "StoreMode",
     "StoreResult",
 ]
 
+INBOX = "INBOX"
+SENT = "Sent"  # RFC 6154 \\Sent: where a submission keeps the sender's copy
 SHARED_PREFIX = "Shared/"  # RFC 2342 other users' / shared namespace (ACL, RFC 4314)
 ALL_RIGHTS = "lrswipkxtea"  # RFC 4314 §2.1, what an owner holds on their own mailboxes
 DELEGATED_RIGHTS = "lrswipkxte"  # a delegated user without an ACL entry: all but admin
-
-
-class MailboxNotFound(Exception):
-    """The user has no such mailbox (or may not see it: the same answer)."""
-
-
-class MessageNotFound(Exception):
-    """The UID is not (or no longer) in the mailbox."""
-
-
-class MailboxExists(Exception):
-    """CREATE/RENAME onto a name that is taken (RFC 5530 ALREADYEXISTS)."""
-
-
-class MailboxRefused(Exception):
-    """A refusal the client can act on: ``code`` is an RFC 5530 response code."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +118,56 @@ class Notifier(Protocol):
     def subscribe(self, owner: str) -> asyncio.Event: ...
 
     def unsubscribe(self, owner: str, event: asyncio.Event) -> None: ...
+
+    def notify(self, owners: Iterable[str]) -> None:
+        """Called only after the transaction that changed their mail has committed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxDrop:
+    """One mailbox row a committed message gets (a recipient's INBOX, the sender's Sent)."""
+
+    owner: str
+    mailbox: str
+    flags: str
+    msg_ref: str
+    blob: str
+    size: int
+    received_at: dt.datetime
+
+
+class MailboxWriter(Protocol):
+    """Puts committed messages into mailboxes, inside the commit's own transaction."""
+
+    async def deliver(self, conn: AsyncConnection, drops: Sequence[MailboxDrop]) -> None:
+        """Create missing mailboxes, allocate UIDs and a MODSEQ, insert the rows."""
+        ...
+
+
+class OutboundQueue(Protocol):
+    """The queue towards other operators, as the core and the retention purge see it."""
+
+    async def enqueue(self, conn: AsyncConnection, *, msg_ref: str, blob: str, sender: str,
+                      recipients: Sequence[str], now: dt.datetime) -> None:
+        """Queue remote recipients in the caller's (commit) transaction."""
+        ...
+
+    def wake(self) -> None:
+        """Something was queued and committed: deliver now rather than at the next poll."""
+        ...
+
+    async def needs(self, conn: AsyncConnection, blob: str) -> bool:
+        """Whether a row still waiting for delivery sends this vault object."""
+        ...
+
+    async def objects_of(self, conn: AsyncConnection, msg_ref: str) -> set[str]:
+        """The vault objects the queue holds for one message."""
+        ...
+
+    async def forget(self, conn: AsyncConnection, blob: str) -> None:
+        """Drop every row that sends this object (its retention is over)."""
+        ...
 
 
 class ImapBackend(Protocol):

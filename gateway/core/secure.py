@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from directory.base import Directory, DirectoryUnavailable
 from gateway.base.config import Settings
-from gateway.base.errors import ConfigError, Rejected, TemporaryFailure
+from gateway.base.errors import ConfigError, OutboundNotSecured, Unavailable
 from gateway.core import evidence
 from gateway.core.evidence import SmimeOutcome
 from gateway.core.trust import (
@@ -59,18 +59,10 @@ from policies.rules import EncryptionMode
 
 log = structlog.get_logger("pli.secure")
 
-__all__ = ["CertificateCheck", "OutboundNotSecured", "Receipt", "SecureMail", "SecureResult"]
+__all__ = ["CertificateCheck", "Receipt", "SecureMail", "SecureResult"]
 
 _MAX_LAYERS = 4  # sign-then-encrypt, or a triple wrap (RFC 2634): no deeper nesting
 _STRENGTH = {EncryptionMode.NONE: 0, EncryptionMode.OPPORTUNISTIC: 1, EncryptionMode.FORCE: 2}
-
-
-class OutboundNotSecured(Rejected):
-    """``force`` mode, and a recipient's certificate vanished between RCPT and DATA."""
-
-    def __init__(self) -> None:
-        super().__init__("Encryption required but a recipient certificate is missing",
-                         reason="recipient-no-certificate", smtp_code=554, enhanced="5.7.1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +285,7 @@ class SecureMail:
                     break
                 certs += check.certificates
         except DirectoryUnavailable as exc:
-            raise TemporaryFailure("Directory unavailable, try again later",
+            raise Unavailable("Directory unavailable, try again later",
                                    reason="directory-unavailable") from exc
         signer = self.signer_for(sender)
         if signer is None and not certs:

@@ -26,7 +26,6 @@ from sqlalchemy import text
 
 from directory.base import Directory
 from gateway.base.config import Settings
-from gateway.http import queries
 from gateway.http.audit import audit_router
 from gateway.http.auth import RateLimiter, bearer_dependency
 from gateway.http.context import ApiContext, ApiServices
@@ -67,7 +66,7 @@ def default_checks(services: ApiServices) -> dict[str, ReadinessCheck]:
     async def vault() -> None:
         # Metadata, key unwrapping and the store itself: one object's first chunk is read
         # (and decrypted), then the stream is dropped. An empty vault checks the metadata.
-        name = await queries.any_vault_object(services.engine)
+        name = await services.vault.any_object()
         if name is None:
             await services.vault.is_recorded("readyz-probe")
             return

@@ -24,15 +24,16 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from gateway.base.errors import MessageNotFound
 from gateway.core import mdn
-from gateway.core.ports import MessageNotFound, Principal, StoreMode
+from gateway.core.ports import INBOX, Principal, StoreMode
 from gateway.http import queries
 from gateway.http.auth import Caller
 from gateway.http.context import ApiContext
 from gateway.http.middleware import MSG_KEY
 from gateway.http.problems import ApiProblem, problem_responses
 from gateway.http.send import Outgoing, SendRequest, SendResult, submit
-from gateway.mailstore.store import INBOX
+from gateway.mailstore import queries as mailbox_queries
 
 __all__ = ["add_send_schemas", "dpi_router"]
 
@@ -98,7 +99,7 @@ class SendStatus(BaseModel):
     mdns: list[Mdn]
 
 
-def _summary(row: queries.MessageRow) -> MessageSummary:
+def _summary(row: mailbox_queries.MessageRow) -> MessageSummary:
     return MessageSummary(uid=row.uid, id=row.msg_ref, size=row.size,
                           received_at=row.received_at, seen="\\Seen" in row.flags)
 
@@ -198,8 +199,8 @@ def dpi_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
     auth_errors = problem_responses(401, 403)
 
     async def read_body(caller: Caller, uid: int, request: Request) -> tuple[
-            queries.MessageRow, bytes]:
-        row = await queries.find_message(ctx.engine, caller.mailbox, uid)
+            mailbox_queries.MessageRow, bytes]:
+        row = await mailbox_queries.find_message(ctx.engine, caller.mailbox, uid)
         if row is None:
             raise ApiProblem("not-found", "No such message in this mailbox")
         setattr(request.state, MSG_KEY, row.msg_ref)
@@ -246,7 +247,7 @@ def dpi_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=10_000, examples=[50])] = 50,
     ) -> MessagePage:
         limit = min(limit, ctx.settings.http.max_page)
-        rows = await queries.list_messages(ctx.engine, caller.mailbox, cursor, limit + 1)
+        rows = await mailbox_queries.list_messages(ctx.engine, caller.mailbox, cursor, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return MessagePage(messages=[_summary(r) for r in rows],
@@ -265,7 +266,7 @@ def dpi_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
         # Woken by this process's commits at once; other instances' commits by the poll.
         changed = store.notifier.subscribe(caller.mailbox)
         try:
-            while await queries.max_uid(ctx.engine, caller.mailbox) <= after:
+            while await mailbox_queries.max_uid(ctx.engine, caller.mailbox) <= after:
                 left = deadline - loop.time()
                 if left <= 0:
                     return MessagePage(messages=[], next_cursor=None)
@@ -274,7 +275,7 @@ def dpi_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
                     await asyncio.wait_for(changed.wait(), min(_POLL, left))
         finally:
             store.notifier.unsubscribe(caller.mailbox, changed)
-        rows = await queries.list_messages(ctx.engine, caller.mailbox, after,
+        rows = await mailbox_queries.list_messages(ctx.engine, caller.mailbox, after,
                                            ctx.settings.http.max_page)
         return MessagePage(messages=[_summary(r) for r in rows], next_cursor=None)
 
@@ -360,7 +361,7 @@ def dpi_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
     @router.post("/{uid}/ack", status_code=204, responses=problem_responses(401, 403, 404),
                  summary="Mark a message processed (sets \\Seen)")
     async def ack(request: Request, uid: Uid, caller: Caller = reader) -> Response:
-        row = await queries.find_message(ctx.engine, caller.mailbox, uid)
+        row = await mailbox_queries.find_message(ctx.engine, caller.mailbox, uid)
         if row is None:
             raise ApiProblem("not-found", "No such message in this mailbox")
         setattr(request.state, MSG_KEY, row.msg_ref)

@@ -19,6 +19,7 @@ import structlog
 
 from directory.base import InvalidAddress, normalize_address
 from gateway.base.config import HttpSettings
+from gateway.base.errors import Unavailable
 from gateway.mailstore.tokens import SCOPES
 
 __all__ = ["OidcIdentity", "OidcUnavailable", "OidcVerifier"]
@@ -27,8 +28,13 @@ log = structlog.get_logger("pli.http")
 _LEEWAY = 30  # seconds of clock skew tolerated on exp/iat/nbf
 
 
-class OidcUnavailable(Exception):
+class OidcUnavailable(Unavailable):
     """The issuer's keys cannot be fetched now: try again later."""
+
+    default_reason = "oidc-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The identity provider cannot be reached")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,15 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from directory.base import DirectoryUnavailable
-from gateway.base.errors import PliError, TemporaryFailure
+from gateway.base.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    PliError,
+    Refused,
+    is_temporary,
+)
 from vault.base import VaultUnavailable
 
 __all__ = [
@@ -66,6 +74,11 @@ _BY_STATUS = {
     503: "unavailable",
 }
 RETRY_AFTER = 30  # seconds suggested to clients after a temporary failure
+# pli's permanent errors by kind (gateway.base.errors), most specific first.
+_PLI_ERRORS: tuple[tuple[type[PliError], str], ...] = (
+    (NotFound, "not-found"), (Conflict, "conflict"), (PermissionDenied, "forbidden"),
+    (InvalidInput, "invalid-request"), (Refused, "message-refused"),
+)
 
 
 class Problem(BaseModel):
@@ -142,13 +155,18 @@ def install_handlers(app: FastAPI) -> None:
         return problem_response("invalid-request", "See errors", instance=request.url.path,
                                 errors=_clean_errors(exc.errors()))
 
-    async def on_temporary(request: Request, exc: Exception) -> JSONResponse:
+    async def on_pli_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, PliError)
-        if not isinstance(exc, TemporaryFailure):
-            return await on_unexpected(request, exc)
-        # RFC 9110 §10.2.3: tell the client when to come back.
-        return problem_response("unavailable", exc.text, instance=request.url.path,
-                                headers={"Retry-After": str(RETRY_AFTER)}, reason=exc.reason)
+        if is_temporary(exc):
+            # RFC 9110 §10.2.3: tell the client when to come back.
+            return problem_response("unavailable", exc.text, instance=request.url.path,
+                                    headers={"Retry-After": str(RETRY_AFTER)},
+                                    reason=exc.reason)
+        for kind, code in _PLI_ERRORS:
+            if isinstance(exc, kind):
+                return problem_response(code, exc.text, instance=request.url.path,
+                                        reason=exc.reason)
+        return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         incident = secrets.token_hex(6)
@@ -171,5 +189,5 @@ def install_handlers(app: FastAPI) -> None:
         app.add_exception_handler(unavailable, on_unavailable)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(PliError, on_temporary)
+    app.add_exception_handler(PliError, on_pli_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -31,10 +31,10 @@ from directory.base import InvalidAddress, normalize_address
 from gateway.base import events
 from gateway.base.errors import PliError
 from gateway.core.ingest import IngestService
-from gateway.core.model import SessionInfo
+from gateway.core.model import Origin
 from gateway.http.auth import Caller
 from gateway.http.problems import RETRY_AFTER, ApiProblem
-from policies import reasons
+from policies import codes, reasons
 from policies.model import Decision, Verdict
 
 __all__ = ["Attachment", "CdaDocument", "Outgoing", "SendRequest", "SendResult", "submit"]
@@ -47,9 +47,6 @@ _MEDIA_TYPE = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&
 _FORBIDDEN = frozenset({reasons.RELAY_DENIED, reasons.SENDER_NOT_TRUSTED,
                         reasons.RECIPIENT_NOT_TRUSTED, reasons.LOCAL_POLICY,
                         reasons.SENDER_UNKNOWN})
-# The API is a submission front end: ingest grants relaying and the sender's Sent copy to
-# authenticated submissions, so an API call is one (the session id says it came over HTTP).
-_PROTOCOL = "submission"
 
 
 class Attachment(BaseModel):
@@ -229,17 +226,19 @@ async def submit(ingest: IngestService, caller: Caller, out: Outgoing, *, hostna
         recipients = list(dict.fromkeys(normalize_address(a) for a in out.to))
     except InvalidAddress as exc:
         raise ApiProblem("message-refused", f"Invalid recipient address: {exc}",
-                         reason=reasons.INVALID_ADDRESS, smtp_code=553,
-                         enhanced_code="5.1.3") from None
+                         reason=reasons.INVALID_ADDRESS,
+                         smtp_code=codes.C553_MAILBOX_NAME_NOT_ALLOWED,
+                         enhanced_code=codes.X_BAD_DEST_SYNTAX) from None
     if len(recipients) > max_recipients:
         # RFC 5321 §4.5.3.1.10 (SMTP says 452 and takes the rest in another transaction).
         raise ApiProblem("message-refused", f"At most {max_recipients} recipients",
-                         reason=reasons.TOO_MANY_RECIPIENTS, smtp_code=452,
-                         enhanced_code="4.5.3")
-    info = SessionInfo(session_id=f"http-{events.new_session_id()}", protocol=_PROTOCOL,
-                       remote=caller.remote, helo="pli-http-api",
-                       authenticated_as=caller.mailbox)
-    delivery = ingest.begin(info)
+                         reason=reasons.TOO_MANY_RECIPIENTS,
+                         smtp_code=codes.C452_INSUFFICIENT_STORAGE,
+                         enhanced_code=codes.X_TOO_MANY_RECIPIENTS)
+    # The API's rights are its own (Origin.api): relaying and the Sent copy for the mailbox
+    # the caller's credentials are bound to, as an authenticated submission has them.
+    delivery = ingest.begin(Origin.api(f"http-{events.new_session_id()}", caller.remote,
+                                       caller.mailbox))
     try:
         decision = await delivery.add_sender(caller.mailbox)
         if not decision.accepted:

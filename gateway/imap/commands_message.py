@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from gateway.core.ports import MessageInfo, MessageNotFound, StoreMode
+from gateway.base.errors import MessageNotFound
+from gateway.core.ports import MessageInfo, StoreMode
 from gateway.imap.fetch import parse_fetch_items, render_fetch
 from gateway.imap.parser import Command, ParseError, Token
 from gateway.imap.responses import tagged

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import re
 
-from gateway.base.errors import PliError, Rejected, TemporaryFailure
+from gateway.base.errors import (
+    InvalidInput,
+    MailboxExists,
+    MailboxNotFound,
+    MessageNotFound,
+    PermissionDenied,
+    PliError,
+    Refused,
+    is_temporary,
+)
 
-__all__ = ["clean_text", "error_reply", "quote", "tagged"]
+__all__ = ["clean_text", "error_reply", "expected", "quote", "tagged"]
 
 _UNSAFE_TEXT = re.compile(r"[^\x20-\x7e]")
 _QUOTABLE = re.compile(rb"[\x20-\x7e]*")
@@ -43,15 +52,31 @@ def quote(value: str | bytes) -> bytes:
 def error_reply(tag: str, exc: BaseException, session_id: str) -> bytes:
     """The tagged ``NO`` for a failure a command could not handle (RFC 5530 codes).
 
-    A :class:`Rejected` carries text meant for the peer; a
-    :class:`TemporaryFailure` tells the client to retry; anything else is a bug
-    and says only that, with the session id so the log lines can be found.
+    Not-found, exists and permission errors get their response code; a
+    :class:`~gateway.base.errors.Refused` carries text meant for the peer; a
+    temporary failure (of any package) tells the client to retry; anything
+    else is a bug and says only that, with the session id so the log lines
+    can be found.
     """
-    if isinstance(exc, Rejected):
-        return tagged(tag, "NO", f"{exc.text} (session {session_id})")
-    if isinstance(exc, TemporaryFailure):
-        return tagged(tag, "NO", f"[UNAVAILABLE] {exc.text}, try again later "
+    if isinstance(exc, MailboxNotFound):
+        return tagged(tag, "NO", "[NONEXISTENT] No such mailbox")
+    if isinstance(exc, MailboxExists):
+        return tagged(tag, "NO", "[ALREADYEXISTS] Mailbox exists")
+    if isinstance(exc, PermissionDenied):
+        return tagged(tag, "NO", f"[{exc.code}] {exc.text}")
+    if isinstance(exc, MessageNotFound):
+        return tagged(tag, "NO", "[EXPUNGEISSUED] Message expunged meanwhile")
+    if is_temporary(exc):
+        text = exc.text if isinstance(exc, PliError) else "Temporary failure"
+        return tagged(tag, "NO", f"[UNAVAILABLE] {text}, try again later "
                                  f"(session {session_id})")
+    if isinstance(exc, Refused | InvalidInput):
+        return tagged(tag, "NO", f"{exc.text} (session {session_id})")
     if isinstance(exc, PliError):
         return tagged(tag, "NO", f"[UNAVAILABLE] Temporary failure (session {session_id})")
     return tagged(tag, "NO", f"[SERVERBUG] Internal error (session {session_id})")
+
+
+def expected(exc: BaseException) -> bool:
+    """Whether a failure is part of normal operation (no error log line for it)."""
+    return isinstance(exc, PliError) and not is_temporary(exc)

@@ -14,13 +14,12 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from gateway.base import events
-from gateway.core.ports import MailboxExists, MailboxNotFound, MailboxRefused, MessageNotFound
 from gateway.imap.commands_acl import AclCommands
 from gateway.imap.commands_auth import AuthCommands
 from gateway.imap.commands_mailbox import MailboxCommands
 from gateway.imap.commands_message import MessageCommands
 from gateway.imap.parser import Command, ParseError
-from gateway.imap.responses import error_reply, tagged
+from gateway.imap.responses import error_reply, expected, tagged
 from gateway.imap.session_base import No, Outcome, Send, State
 
 __all__ = ["Outcome", "Session", "State"]
@@ -49,19 +48,12 @@ class Session(AuthCommands, MailboxCommands, MessageCommands, AclCommands):
             await send(tagged(cmd.tag, "NO", str(exc)))
         except ParseError as exc:
             await send(tagged(cmd.tag, "BAD", exc.reason))
-        except MailboxNotFound:
-            await send(tagged(cmd.tag, "NO", "[NONEXISTENT] No such mailbox"))
-        except MailboxExists:
-            await send(tagged(cmd.tag, "NO", "[ALREADYEXISTS] Mailbox exists"))
-        except MailboxRefused as exc:
-            await send(tagged(cmd.tag, "NO", f"[{exc.code}] {exc.text}"))
-        except MessageNotFound:
-            await send(tagged(cmd.tag, "NO", "[EXPUNGEISSUED] Message expunged meanwhile"))
         except (ConnectionError, OSError):
             raise  # the peer is gone: the server closes the connection
-        except Exception as exc:  # a bug or a dependency down: answer, log, keep the session
-            log.error(events.IMAP_COMMAND, command=cmd.name, result="exception",
-                      error=type(exc).__name__, exc_info=exc)
+        except Exception as exc:  # answered by the one error->reply function; session kept
+            if not expected(exc):  # a bug or a dependency down
+                log.error(events.IMAP_COMMAND, command=cmd.name, result="exception",
+                          error=type(exc).__name__, exc_info=exc)
             await send(error_reply(cmd.tag, exc, self.session_id))
         return Outcome()
 

@@ -19,16 +19,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.base.errors import WeakPassword
 from gateway.mailstore.tables import account
 
-__all__ = ["Accounts", "WeakPassword"]
+__all__ = ["Accounts"]
 
 MIN_PASSWORD_LENGTH = 8
 T = TypeVar("T")
-
-
-class WeakPassword(ValueError):
-    """The password does not meet the minimum rules."""
 
 
 class Accounts:

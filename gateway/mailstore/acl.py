@@ -14,15 +14,12 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Directory
+from gateway.base.errors import InvalidInput, PermissionDenied
 from gateway.core.ports import ALL_RIGHTS, DELEGATED_RIGHTS
 from gateway.mailstore.tables import mailbox_acl
 from vault import audit
 
-__all__ = ["AclEntry", "AclRefused", "canonical", "list_acl", "set_acl"]
-
-
-class AclRefused(ValueError):
-    """The change is not allowed (not a delegate, unknown rights)."""
+__all__ = ["AclEntry", "canonical", "list_acl", "set_acl"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +33,7 @@ def canonical(rights: str) -> str:
     """Rights in RFC 4314 order; unknown letters are an error, not silently dropped."""
     unknown = sorted(set(rights) - set(ALL_RIGHTS))
     if unknown:
-        raise AclRefused(f"unknown rights {''.join(unknown)!r} (RFC 4314: {ALL_RIGHTS})")
+        raise InvalidInput(f"unknown rights {''.join(unknown)!r} (RFC 4314: {ALL_RIGHTS})")
     return "".join(r for r in ALL_RIGHTS if r in rights)
 
 
@@ -57,7 +54,7 @@ async def set_acl(engine: AsyncEngine, directory: Directory, owner: str, identif
     owner, ident = owner.lower(), identifier.lower()
     value = None if rights is None else canonical(rights)
     if rights is not None and ident not in await directory.delegates(owner):
-        raise AclRefused(f"{ident} is not a delegate of {owner} in the directory "
+        raise PermissionDenied("CANNOT", f"{ident} is not a delegate of {owner} in the directory "
                          "(pli directory delegate first)")
     async with engine.begin() as conn:
         await conn.execute(delete(mailbox_acl).where(mailbox_acl.c.owner == owner,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
+from collections.abc import Sequence
 
 import structlog
 from sqlalchemy import delete, insert, select
@@ -23,16 +24,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.base import events
-from gateway.base.errors import Rejected, TemporaryFailure
+from gateway.base.errors import ContentRefused, Unavailable
 from gateway.core import mime
+from gateway.core.model import Channel
+from gateway.core.ports import INBOX, MailboxDrop
 from gateway.mailstore.tables import mailbox, message
 from vault import audit
 from vault.base import VaultError
 from vault.service import StoredObject, Vault
 
-__all__ = ["INBOX", "Allocation", "allocate", "append_message", "copy_rows", "ensure_mailbox"]
+__all__ = ["Allocation", "allocate", "append_message", "copy_rows", "deliver", "ensure_mailbox"]
 
-INBOX = "INBOX"
 log = structlog.get_logger("pli.append")
 
 
@@ -105,6 +107,33 @@ async def copy_rows(conn: AsyncConnection, src: int, dst: int, uids: list[int] |
     return pairs, alloc.uid_validity
 
 
+async def deliver(conn: AsyncConnection, drops: Sequence[MailboxDrop]) -> None:
+    """Put committed messages into their mailboxes, in the commit's transaction.
+
+    One allocation per mailbox for the whole batch (UIDs in arrival order, one
+    MODSEQ), mailboxes created on first use, then one multi-row INSERT.
+    """
+    wanted: dict[tuple[str, str], int] = {}
+    for d in drops:
+        wanted[d.owner, d.mailbox] = wanted.get((d.owner, d.mailbox), 0) + 1
+    next_uid: dict[tuple[str, str], tuple[int, int]] = {}
+    modseq: dict[int, int] = {}
+    for (owner, name), count in wanted.items():
+        mid = await ensure_mailbox(conn, owner, name)
+        alloc = await allocate(conn, mid, count)  # UIDs and a MODSEQ (RFC 7162)
+        next_uid[owner, name] = (mid, alloc.first_uid)
+        modseq[mid] = alloc.modseq
+    rows = []
+    for d in drops:
+        mid, uid = next_uid[d.owner, d.mailbox]
+        next_uid[d.owner, d.mailbox] = (mid, uid + 1)
+        rows.append({"msg_ref": d.msg_ref, "mailbox_id": mid, "uid": uid, "blob": d.blob,
+                     "size": d.size, "internal_date": d.received_at, "flags": d.flags,
+                     "modseq": modseq[mid]})
+    if rows:
+        await conn.execute(insert(message), rows)
+
+
 async def append_message(engine: AsyncEngine, vault: Vault, *, mailbox_id: int, owner: str,
                          actor: str, data: bytes, flags: str,
                          internal_date: dt.datetime | None, remote: str,
@@ -115,20 +144,20 @@ async def append_message(engine: AsyncEngine, vault: Vault, *, mailbox_id: int, 
     """
     problem = mime.header_problem(data)
     if problem:
-        raise Rejected(f"Message {problem}", reason="header-too-big")
+        raise ContentRefused(f"Message {problem}", reason="header-too-big")
     ref = secrets.token_hex(8)
     try:
         stored = await vault.put(data)
     except (VaultError, OSError) as exc:
         log.error(events.INGEST_ABORTED, msg_ref=ref, reason="vault-unavailable",
                   error=type(exc).__name__)
-        raise TemporaryFailure("Storage unavailable", reason="vault-unavailable") from exc
+        raise Unavailable("Storage unavailable", reason="vault-unavailable") from exc
     now = dt.datetime.now(dt.UTC)
     try:
         async with engine.begin() as conn:
             await audit.append(conn, audit.AuditEvent(
                 action="message.appended", actor=actor, mailbox=owner, msg_id=ref,
-                remote=remote, detail={"protocol": "imap", "size": stored.size}))
+                remote=remote, detail={"protocol": Channel.IMAP_APPEND.value, "size": stored.size}))
             await vault.record(conn, stored)
             alloc = await allocate(conn, mailbox_id, 1)
             await conn.execute(insert(message).values(
@@ -140,7 +169,7 @@ async def append_message(engine: AsyncEngine, vault: Vault, *, mailbox_id: int, 
         await _cleanup(vault, stored, ref)
         log.error(events.INGEST_ABORTED, msg_ref=ref, reason="database-unavailable",
                   error=type(exc).__name__)
-        raise TemporaryFailure("Database unavailable", reason="database-unavailable") from exc
+        raise Unavailable("Database unavailable", reason="database-unavailable") from exc
     log.info(events.INGEST_COMMITTED, msg_ref=ref, size=stored.size, recipients=0, queued=0)
     return alloc.uid_validity, alloc.first_uid
 

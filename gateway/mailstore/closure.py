@@ -18,14 +18,11 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.db import utc as _utc
+from gateway.base.errors import AccountNotFound
 from gateway.mailstore.tables import account, mailbox, mailbox_acl, message
 from vault import audit
 
-__all__ = ["Closed", "Inactive", "MailboxNotFound", "close_mailbox", "inactive_mailboxes"]
-
-
-class MailboxNotFound(LookupError):
-    """No account with that address."""
+__all__ = ["Closed", "Inactive", "close_mailbox", "inactive_mailboxes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +67,7 @@ async def close_mailbox(engine: AsyncEngine, address: str, *, actor: str,
     async with engine.begin() as conn:
         gone = await conn.execute(delete(account).where(account.c.address == address))
         if gone.rowcount != 1:
-            raise MailboxNotFound(f"no mailbox account {address}")
+            raise AccountNotFound(address)
         boxes = select(mailbox.c.id).where(mailbox.c.owner == address)
         count = (await conn.execute(select(func.count()).select_from(message)
                                     .where(message.c.mailbox_id.in_(boxes)))).scalar_one()

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.mailstore.tables import mailbox, message, message_evidence, outbound
+from gateway.core import records
+from gateway.core.ports import OutboundQueue
+from gateway.mailstore import queries
+from gateway.mailstore.tables import mailbox, message
 from vault import audit, retention
 from vault.base import LegalHoldActive, RetentionLocked, VaultError
 from vault.service import Vault
@@ -34,33 +37,24 @@ class PurgeReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (object, why)
 
 
-async def objects_of_message(engine: AsyncEngine, msg_ref: str) -> list[str]:
+async def objects_of_message(engine: AsyncEngine, queue: OutboundQueue, msg_ref: str
+                             ) -> list[str]:
     """The vault objects of one message (its body, wherever it was delivered or queued)."""
     async with engine.connect() as conn:
-        names = set((await conn.execute(
-            select(message.c.blob).where(message.c.msg_ref == msg_ref))).scalars())
-        names |= set((await conn.execute(
-            select(outbound.c.blob).where(outbound.c.msg_ref == msg_ref))).scalars())
-        names |= set((await conn.execute(  # original, receipts, outbound copy
-            select(message_evidence.c.object_name)
-            .where(message_evidence.c.msg_ref == msg_ref))).scalars())
+        names = await queries.message_blobs(conn, msg_ref)
+        names |= await queue.objects_of(conn, msg_ref)
+        names |= await records.evidence_objects(conn, [msg_ref])  # original, receipts, copy
     return sorted(names)
 
 
 async def objects_of_mailbox(engine: AsyncEngine, owner: str) -> list[str]:
     """Every object behind the messages held in ``owner``'s mailboxes."""
     async with engine.connect() as conn:
-        refs = (select(message.c.msg_ref).join(mailbox, mailbox.c.id == message.c.mailbox_id)
-                .where(mailbox.c.owner == owner.lower()))
-        bodies = await conn.execute(
-            select(message.c.blob).join(mailbox, mailbox.c.id == message.c.mailbox_id)
-            .where(mailbox.c.owner == owner.lower()).distinct())
-        evidence = await conn.execute(select(message_evidence.c.object_name)
-                                      .where(message_evidence.c.msg_ref.in_(refs)))
-        return sorted(set(bodies.scalars()) | set(evidence.scalars()))
+        refs, bodies = await queries.messages_of_mailbox(conn, owner)
+        return sorted(bodies | await records.evidence_objects(conn, refs))
 
 
-async def purge_expired(engine: AsyncEngine, vault: Vault, *, actor: str,
+async def purge_expired(engine: AsyncEngine, vault: Vault, queue: OutboundQueue, *, actor: str,
                         now: dt.datetime | None = None, dry_run: bool = False,
                         limit: int = 10_000) -> PurgeReport:
     """Delete what is past its retention date and under no hold, messages first."""
@@ -73,9 +67,7 @@ async def purge_expired(engine: AsyncEngine, vault: Vault, *, actor: str,
         return report
     for name in names:
         async with engine.begin() as conn:
-            queued = (await conn.execute(select(outbound.c.id).where(
-                outbound.c.blob == name, outbound.c.state == "queued").limit(1))).first()
-            if queued is not None:
+            if await queue.needs(conn, name):
                 report.skipped.append((name, "still queued for delivery"))
                 continue
             if await retention.held(conn, [name]):  # placed since the listing
@@ -87,9 +79,8 @@ async def purge_expired(engine: AsyncEngine, vault: Vault, *, actor: str,
                 .where(message.c.blob == name))).all()
             if rows:
                 await conn.execute(delete(message).where(message.c.blob == name))
-            await conn.execute(delete(outbound).where(outbound.c.blob == name))
-            await conn.execute(delete(message_evidence)
-                               .where(message_evidence.c.object_name == name))
+            await queue.forget(conn, name)
+            await records.forget_evidence(conn, name)
             for row in rows:
                 await audit.append(conn, audit.AuditEvent(
                     action="message.expired", actor=actor, mailbox=row.owner,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,26 +25,31 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from directory.base import Directory, InvalidAddress, may_act_for, normalize_address
 from gateway.base.db import utc as _utc
-from gateway.base.errors import LoginThrottled
+from gateway.base.errors import (
+    LoginThrottled,
+    MailboxExists,
+    MailboxNotFound,
+    MessageNotFound,
+    PermissionDenied,
+)
 from gateway.core.ports import (
     ALL_RIGHTS,
     DELEGATED_RIGHTS,
+    INBOX,
+    SENT,
     SHARED_PREFIX,
     CopyResult,
+    MailboxDrop,
     MailboxEntry,
-    MailboxExists,
-    MailboxNotFound,
-    MailboxRefused,
     MailboxView,
     MessageInfo,
-    MessageNotFound,
     Principal,
     StoreMode,
     StoreResult,
 )
-from gateway.imap.bodystructure import structure
 from gateway.mailstore.accounts import Accounts
-from gateway.mailstore.append import INBOX, allocate, append_message, copy_rows, ensure_mailbox
+from gateway.mailstore.append import allocate, append_message, copy_rows, ensure_mailbox
+from gateway.mailstore.append import deliver as deliver_rows
 from gateway.mailstore.notify import MailboxNotifier
 from gateway.mailstore.tables import mailbox, mailbox_acl, message
 from gateway.mailstore.throttle import LoginThrottle
@@ -52,9 +57,8 @@ from gateway.mailstore.views import ViewCache
 from vault import audit
 from vault.service import Vault
 
-__all__ = ["INBOX", "SENT", "SPECIAL_USE", "MailStore", "ensure_mailbox"]
+__all__ = ["SPECIAL_USE", "MailStore", "ensure_mailbox"]
 
-SENT = "Sent"  # RFC 6154 \Sent: where a submission keeps the sender's copy
 # RFC 6154 §2: the special-use mailboxes every user gets, by their (English) names.
 SPECIAL_USE = {SENT: "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk"}
 _FAILED_LOGIN_DELAY = 1.0  # seconds; slows password guessing on one connection
@@ -80,7 +84,7 @@ class _Box:
         """RFC 4314 §4: refuse an operation the user's rights do not cover."""
         missing = [r for r in rights if r not in self.rights]
         if missing:
-            raise MailboxRefused("NOPERM", f"Missing right {''.join(missing)} to {what}")
+            raise PermissionDenied("NOPERM", f"Missing right {''.join(missing)} to {what}")
 
 
 class _ReadAudit:
@@ -117,21 +121,34 @@ class _ReadAudit:
                     fut.set_result(None)
 
 
+# (message bytes) -> (ENVELOPE, BODYSTRUCTURE) as IMAP writes them; the composition root
+# passes the IMAP front end's function, so the mailstore imports no front end.
+Structure = Callable[[bytes], tuple[bytes, bytes]]
+
+
 class MailStore:
-    def __init__(self, engine: AsyncEngine, vault: Vault, accounts: Accounts,
+    """Implements :class:`~gateway.core.ports.ImapBackend` and, for the core's commit,
+    :class:`~gateway.core.ports.MailboxWriter`."""
+
+    def __init__(self, engine: AsyncEngine, vault: Vault, accounts: Accounts, *,
+                 structure: Structure,
                  throttle: LoginThrottle | None = None,
                  notifier: MailboxNotifier | None = None,
                  directory: Directory | None = None) -> None:
         self._engine = engine
         self._vault = vault
         self._accounts = accounts
+        self._structure = structure
         self._throttle = throttle or LoginThrottle()
         self.notifier = notifier or MailboxNotifier()
-        self.directory = directory  # set: delegated users see shared mailboxes (RFC 4314)
+        self.directory = directory  # given: delegated users see shared mailboxes (RFC 4314)
         self._reads = _ReadAudit(engine)
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cached = 0
         self._views = ViewCache()
+
+    async def deliver(self, conn: AsyncConnection, drops: Sequence[MailboxDrop]) -> None:
+        await deliver_rows(conn, drops)
 
     async def authenticate(self, username: str, password: str, remote: str) -> Principal | None:
         return await self.login(username, password, remote, "imap")
@@ -243,7 +260,7 @@ class MailStore:
         owner, own_name, _ = await self._split(principal, name)
         async with self._engine.begin() as conn:
             if "k" not in await self._rights(conn, principal, owner):
-                raise MailboxRefused("NOPERM", "Missing right k to create")
+                raise PermissionDenied("NOPERM", "Missing right k to create")
             exists = (await conn.execute(select(mailbox.c.id).where(
                 mailbox.c.owner == owner, mailbox.c.name == own_name))).first()
             if exists is not None or own_name == INBOX:
@@ -257,7 +274,7 @@ class MailStore:
             box = await self._box(conn, principal, name)
             box.need("x", "delete")
             if box.name == INBOX:  # RFC 3501 §6.3.4
-                raise MailboxRefused("CANNOT", "INBOX cannot be deleted")
+                raise PermissionDenied("CANNOT", "INBOX cannot be deleted")
             gone = await conn.execute(delete(message).where(message.c.mailbox_id == box.id))
             await conn.execute(delete(mailbox).where(mailbox.c.id == box.id))
             await audit.append(conn, audit.AuditEvent(
@@ -271,7 +288,7 @@ class MailStore:
             box = await self._box(conn, principal, old)
             box.need("xk", "rename")
             if owner_new != box.owner:
-                raise MailboxRefused("CANNOT", "Cannot rename across namespaces")
+                raise PermissionDenied("CANNOT", "Cannot rename across namespaces")
             taken = (await conn.execute(select(mailbox.c.id).where(
                 mailbox.c.owner == box.owner, mailbox.c.name == name_new))).first()
             if taken is not None or name_new == INBOX:
@@ -353,7 +370,8 @@ class MailStore:
             raise MessageNotFound(f"UID {uid}")
         env, tree = row.envelope, row.bodystructure
         if env is None or tree is None:
-            env, tree = (p.decode("latin-1") for p in structure(await self._body(row.blob)))
+            env, tree = (p.decode("latin-1")
+                         for p in self._structure(await self._body(row.blob)))
             async with self._engine.begin() as conn:
                 await conn.execute(update(message).where(message.c.blob == row.blob)
                                    .values(envelope=env, bodystructure=tree))
@@ -435,7 +453,7 @@ class MailStore:
             try:
                 dst = await self._box(conn, principal, dest)
             except MailboxNotFound:
-                raise MailboxRefused("TRYCREATE", "No such destination mailbox") from None
+                raise PermissionDenied("TRYCREATE", "No such destination mailbox") from None
             src.need("rte" if move else "r", "move" if move else "copy")
             dst.need("i", "insert")
             pairs, validity = await copy_rows(conn, src.id, dst.id, list(uids),
@@ -460,9 +478,9 @@ class MailStore:
         try:
             box = await self._open(principal, mailbox_name)
         except MailboxNotFound:  # RFC 3501 §6.3.11
-            raise MailboxRefused("TRYCREATE", "No such mailbox") from None
+            raise PermissionDenied("TRYCREATE", "No such mailbox") from None
         box.need("i", "append")
-        env, tree = structure(data)  # computed once, at the message's arrival
+        env, tree = self._structure(data)  # computed once, at the message's arrival
         result = await append_message(
             self._engine, self._vault, mailbox_id=box.id, owner=box.owner,
             actor=principal.address, data=data, flags=" ".join(sorted(flags)),
@@ -489,11 +507,11 @@ class MailStore:
             box = await self._box(conn, principal, mailbox_name)
             box.need("a", "administer")
             if box.owner == principal.address:
-                raise MailboxRefused("CANNOT", "Personal mailboxes are not shared")
+                raise PermissionDenied("CANNOT", "Personal mailboxes are not shared")
             ident = identifier.lower()
             if self.directory is None or ident not in await self.directory.delegates(
                     box.owner):  # the directory decides who may act for a shared mailbox
-                raise MailboxRefused("CANNOT", "Only delegated users can hold rights")
+                raise PermissionDenied("CANNOT", "Only delegated users can hold rights")
             await conn.execute(delete(mailbox_acl).where(mailbox_acl.c.owner == box.owner,
                                                          mailbox_acl.c.identifier == ident))
             if rights is not None:

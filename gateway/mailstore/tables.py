@@ -1,4 +1,4 @@
-"""The gateway's own tables: accounts, mailboxes and the messages delivered into them.
+"""The mailstore's own tables: accounts, API tokens, mailboxes, their ACLs and messages.
 
 Bodies are never here: a message row points at a vault object by its random
 name. Flags are a space-separated text column beside the message's MODSEQ
@@ -25,10 +25,7 @@ from sqlalchemy import (
     true,
 )
 
-__all__ = [
-    "account", "mailbox", "mailbox_acl", "mdn_ack", "message", "message_evidence", "metadata",
-    "outbound",
-]
+__all__ = ["account", "api_token", "mailbox", "mailbox_acl", "message", "metadata"]
 
 metadata = MetaData()
 
@@ -81,52 +78,18 @@ mailbox_acl = Table(
     Column("rights", String(32), nullable=False),
 )
 
-# One row per (message, remote recipient): the outbound queue, claimed by any instance.
-outbound = Table(
-    "outbound",
+# API tokens (gateway.mailstore.tokens), stored as SHA-256 digests of their secrets: the
+# secret itself is never stored, so a database dump gives no usable token.
+api_token = Table(
+    "api_token",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("msg_ref", String(64), nullable=False, index=True),
-    Column("blob", String(64), nullable=False),
-    Column("sender", String(320), nullable=False),
-    Column("recipient", String(320), nullable=False),
-    Column("domain", String(253), nullable=False),
-    Column("state", String(16), nullable=False),  # queued, delivered, failed
-    Column("attempts", Integer, nullable=False),
-    Column("next_attempt", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("id", String(16), primary_key=True),  # public: appears in audit as token:<id>
+    Column("secret_sha256", String(64), nullable=False),
+    Column("mailbox", String(320), nullable=False),  # "" for an auditor's token
+    Column("scopes", String(64), nullable=False),  # space-separated: send read audit
+    Column("label", String(64), nullable=False),
+    Column("created_by", String(320), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("last_reply", String(512), nullable=False),  # the remote's reply or our error
-    Column("delay_notified", Boolean, nullable=False),  # a "delayed" DSN went out
-    Column("claimed_by", String(64), nullable=False),  # worker id while a delivery runs
-    Column("claimed_until", DateTime(timezone=True), nullable=True),
-)
-Index("ix_outbound_due", outbound.c.state, outbound.c.next_attempt)
-
-# Message disposition notifications received (RFC 8098), by the Message-ID they answer.
-mdn_ack = Table(
-    "mdn_ack",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("original_message_id", String(255), nullable=False, index=True),
-    Column("final_recipient", String(320), nullable=False),
-    Column("disposition", String(64), nullable=False),  # "processed", "processed/error"…
-    Column("reporter", String(320), nullable=False),  # who sent the MDN (envelope sender or From)
-    Column("msg_ref", String(64), nullable=False),  # the MDN message itself, in pli
-    Column("received_at", DateTime(timezone=True), nullable=False),
-)
-
-# Vault objects that prove what a message was (gateway/core/evidence.py kinds): the original
-# S/MIME form, notarisation receipts (whole, original, per attachment: ``part`` is the MIME
-# part's walk index) and the signed/encrypted outbound copy. Never names or content.
-message_evidence = Table(
-    "message_evidence",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("msg_ref", String(64), nullable=False, index=True),
-    Column("kind", String(32), nullable=False),
-    Column("part", Integer, nullable=True),
-    Column("object_name", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
 )

@@ -23,7 +23,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.db import utc as _utc
-from gateway.mailstore.token_tables import api_token
+from gateway.mailstore.tables import api_token
 
 __all__ = ["SCOPES", "TokenInfo", "TokenService", "hash_secret", "split_token"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from gateway.base.db import all_metadata
+from gateway.migrations import all_metadata
 
 config = context.config
 target_metadata = all_metadata()

@@ -11,6 +11,8 @@ is at-least-once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,20 +21,25 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.mailstore.tables import outbound
+from gateway.outbound.tables import outbound
 from vault import audit
 
 __all__ = [
     "DELIVERED",
     "FAILED",
     "QUEUED",
+    "OutboundQueue",
     "QueueEntry",
+    "SentRow",
+    "blob_of",
     "claim",
+    "counts",
     "enqueue",
     "list_entries",
     "purge",
     "record",
     "retry",
+    "sent_rows",
 ]
 
 QUEUED, DELIVERED, FAILED = "queued", "delivered", "failed"
@@ -157,3 +164,83 @@ async def depth(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(outbound)
                                        .where(outbound.c.state == QUEUED))).scalar_one())
+
+
+class OutboundQueue:
+    """The queue as the core's :class:`~gateway.core.ports.OutboundQueue` port: rows
+    written in the commit's transaction, and a wake-up the worker of this process
+    waits on (other instances find the rows at their next poll)."""
+
+    def __init__(self, max_age: float) -> None:
+        self._max_age = max_age
+        self._woken = asyncio.Event()
+
+    async def enqueue(self, conn: AsyncConnection, *, msg_ref: str, blob: str, sender: str,
+                      recipients: Sequence[str], now: dt.datetime) -> None:
+        await enqueue(conn, msg_ref=msg_ref, blob=blob, sender=sender, recipients=recipients,
+                      now=now, max_age=self._max_age)
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def rearm(self) -> None:
+        """Forget earlier wake-ups: the worker is about to look at the table anyway."""
+        self._woken.clear()
+
+    async def wait(self, seconds: float) -> None:
+        """Until woken (since the last :meth:`rearm`) or ``seconds`` passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), seconds)
+
+    async def needs(self, conn: AsyncConnection, blob: str) -> bool:
+        found = (await conn.execute(select(outbound.c.id).where(
+            outbound.c.blob == blob, outbound.c.state == QUEUED).limit(1))).first()
+        return found is not None
+
+    async def objects_of(self, conn: AsyncConnection, msg_ref: str) -> set[str]:
+        return set((await conn.execute(
+            select(outbound.c.blob).where(outbound.c.msg_ref == msg_ref))).scalars())
+
+    async def forget(self, conn: AsyncConnection, blob: str) -> None:
+        await conn.execute(delete(outbound).where(outbound.c.blob == blob))
+
+
+async def blob_of(engine: AsyncEngine, msg_ref: str) -> str | None:
+    """The object a queued message is sent from (its outbound copy, or its body)."""
+    async with engine.connect() as conn:
+        value = (await conn.execute(select(outbound.c.blob).where(outbound.c.msg_ref == msg_ref)
+                                    .limit(1))).scalar()
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SentRow:
+    """Where one remote recipient of a message stands (the API's status)."""
+
+    recipient: str
+    state: str  # queued, delayed (queued after a "delayed" DSN), delivered, failed
+    attempts: int
+    last_reply: str
+    updated_at: dt.datetime
+
+
+async def sent_rows(engine: AsyncEngine, sender: str, msg_ref: str) -> list[SentRow]:
+    """The remote recipients of ``msg_ref`` if ``sender`` sent it (else none)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(outbound).where(outbound.c.msg_ref == msg_ref, outbound.c.sender == sender)
+            .order_by(outbound.c.id))).all()
+    out = []
+    for r in rows:
+        state = "delayed" if r.state == QUEUED and r.delay_notified else str(r.state)
+        updated = r.updated_at if r.updated_at.tzinfo else r.updated_at.replace(tzinfo=dt.UTC)
+        out.append(SentRow(r.recipient, state, int(r.attempts), r.last_reply, updated))
+    return out
+
+
+async def counts(engine: AsyncEngine) -> dict[str, int]:
+    """Rows per state (``/metrics`` queue depth)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(outbound.c.state, func.count()).group_by(outbound.c.state))).all()
+    return {str(r[0]): int(r[1]) for r in rows}

@@ -13,7 +13,6 @@ worst, never zero times.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import itertools
 import ssl
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.base.config import QueueSettings
 from gateway.base.errors import PliError
 from gateway.core.ingest import IngestService
-from gateway.core.model import SessionInfo
+from gateway.core.model import Channel, Origin
 from gateway.outbound import store
 from gateway.outbound.dsn import DsnRecipient, build_dsn
 from vault import audit
@@ -81,7 +80,8 @@ def _relay_copy(stored: bytes | bytearray) -> bytes:
 
 class OutboundWorker:
     def __init__(self, engine: AsyncEngine, vault: Vault, ingest: IngestService,
-                 cfg: QueueSettings, hostname: str, worker_id: str) -> None:
+                 queue: store.OutboundQueue, cfg: QueueSettings, hostname: str,
+                 worker_id: str) -> None:
         self._engine = engine
         self._vault = vault
         self._ingest = ingest
@@ -89,24 +89,20 @@ class OutboundWorker:
         self._hostname = hostname
         self._id = worker_id
         self._tls = client_context(cfg)
-        self._wake = asyncio.Event()
+        self._queue = queue
         self._slots = asyncio.Semaphore(cfg.concurrency)
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def run(self) -> None:
         """Deliver until cancelled; sleeps ``poll_interval`` or until woken."""
         while True:
+            self._queue.rearm()  # a wake-up during the round below is not lost
             try:
                 handled = await self.run_once()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("outbound.round_failed", error=type(exc).__name__)
                 handled = 0
             if not handled:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._cfg.poll_interval)
+                await self._queue.wait(self._cfg.poll_interval)
 
     async def run_once(self) -> int:
         """One round: claim what is due, deliver it; return how many entries were handled."""
@@ -246,9 +242,7 @@ class OutboundWorker:
                          recipients=[DsnRecipient(entry.recipient, action, status, diag,
                                                   remote_mta)],
                          original=stored)
-        info = SessionInfo(session_id="", protocol="dsn", remote="", helo=self._hostname,
-                           tls="", authenticated_as="")
-        delivery = self._ingest.begin(info)
+        delivery = self._ingest.begin(Origin.report(Channel.DSN, self._hostname))
         try:
             if not (await delivery.add_sender("")).accepted:
                 return False

@@ -19,7 +19,7 @@ from typing import Any
 from asn1crypto import algos, cms, core
 from cryptography.hazmat.primitives import hashes
 
-from gateway.base.errors import PliError
+from gateway.base.errors import Refused
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -59,41 +59,38 @@ _PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, Uni
                  RecursionError, AttributeError, NotImplementedError)
 
 
-class SmimeError(PliError):
-    """Base of the S/MIME errors; SMTP answers 554 5.7.5 (RFC 3463: cryptographic failure)."""
+class SmimeError(Refused):
+    """Base of the S/MIME errors: permanent (SMTP answers 554 5.7.5, a cryptographic
+    failure in RFC 3463 terms; see ``gateway.smtp.replies``)."""
 
-    smtp_code = 554
-    enhanced = "5.7.5"
-    reason_code = "smime"
+    default_reason = "smime"
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, reason=self.reason_code)
+        super().__init__(text)
 
 
 class MalformedCms(SmimeError):
     """The bytes are not a well-formed CMS structure of the expected kind."""
 
-    reason_code = "smime-malformed"
+    default_reason = "smime-malformed"
 
 
 class UnsupportedCms(SmimeError):
     """Well-formed, but uses an algorithm or feature pli does not accept (weak or unknown)."""
 
-    reason_code = "smime-unsupported"
+    default_reason = "smime-unsupported"
 
 
 class CmsTooLarge(MalformedCms):
     """Refused before parsing: bigger than the configured bound."""
 
-    smtp_code = 552
-    enhanced = "5.3.4"
-    reason_code = "smime-too-large"
+    default_reason = "smime-too-large"
 
 
 class NotForUs(SmimeError):
     """Enveloped, but no recipient info names the certificate we hold the key of."""
 
-    reason_code = "smime-not-for-us"
+    default_reason = "smime-not-for-us"
 
 
 class DecryptionFailed(SmimeError):
@@ -102,7 +99,7 @@ class DecryptionFailed(SmimeError):
     Deliberately one class with one text for every cause (RFC 3218: no padding oracle).
     """
 
-    reason_code = "smime-decryption-failed"
+    default_reason = "smime-decryption-failed"
 
 
 class GcmParameters(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped

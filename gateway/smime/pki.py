@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.base.errors import PliError
+from gateway.base.errors import InvalidInput
 
 __all__ = [
     "CertifiedKey",
@@ -53,11 +53,13 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
                      r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 
 
-class PkiError(PliError):
+class PkiError(InvalidInput):
     """The PKI directory or a request to it is wrong; the message says what."""
 
+    default_reason = "pki"
+
     def __init__(self, text: str) -> None:
-        super().__init__(text, reason="pki")
+        super().__init__(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, AuthResult
 
 from gateway.base.errors import LoginThrottled
+from gateway.smtp import replies
 from gateway.smtp.handler import SmtpHandler
 from gateway.smtp.server import PliSMTP
 
@@ -43,7 +44,7 @@ class SubmissionSMTP(PliSMTP):
         try:
             address = await self._login_check(user, secret, remote)
         except LoginThrottled as exc:
-            await self.push(exc.smtp_reply())
+            await self.push(replies.for_error(exc))
             return AuthResult(success=False, handled=True)
         if address is None:  # handled=False: aiosmtpd answers 535 5.7.8
             return AuthResult(success=False, handled=False)

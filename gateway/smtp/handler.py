@@ -1,9 +1,12 @@
 """aiosmtpd hooks that translate SMTP to the ingest core, and nothing more.
 
-Each hook asks :class:`gateway.core.ingest.Delivery` and turns its Decision or
-error into the exact reply. Content is never logged. Once ``handle_RCPT`` is
-defined aiosmtpd stops recording recipients, so accepted ones are appended to
-``envelope.rcpt_tos`` here.
+Each hook describes the session as an :class:`~gateway.core.model.Origin`
+(channel, TLS, authenticated user, client certificate names), asks
+:class:`gateway.core.ingest.Delivery`, and renders its Decision or error with
+:mod:`gateway.smtp.replies`. Who may use a sender address is decided by
+``policies`` through the core, never here. Content is never logged. Once
+``handle_RCPT`` is defined aiosmtpd stops recording recipients, so accepted
+ones are appended to ``envelope.rcpt_tos`` here.
 """
 
 from __future__ import annotations
@@ -13,20 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from directory.base import (
-    Directory,
-    DirectoryUnavailable,
-    InvalidAddress,
-    may_act_for,
-    normalize_address,
-)
 from gateway.base import events
 from gateway.base.errors import PliError
-from gateway.base.tls import certificate_names, name_matches
+from gateway.base.tls import certificate_names
 from gateway.core.ingest import Delivery, IngestService
-from gateway.core.model import SessionInfo
-from policies.model import Decision, Verdict
+from gateway.core.model import Channel, Origin
+from gateway.smtp import replies
 
 __all__ = ["SmtpHandler"]
 
@@ -43,8 +40,8 @@ def _has_bare_cr_or_lf(data: bytes) -> bool:
     return data.count(b"\n") != pairs or data.count(b"\r") != pairs
 
 
-def _tls_text(session: Any) -> str:
-    extra = getattr(session, "ssl", None)
+def _tls_text(session: Session) -> str:
+    extra = session.ssl
     if not extra:
         return ""
     sslobj = extra.get("ssl_object")
@@ -54,59 +51,42 @@ def _tls_text(session: Any) -> str:
     return f"{sslobj.version()} {cipher[0] if cipher else ''}".strip()
 
 
-def _remote(session: Any) -> str:
-    proxied = getattr(session, "proxy_data", None)
-    src = getattr(proxied, "src_addr", None)
+def _remote(session: Session) -> str:
+    src = getattr(session.proxy_data, "src_addr", None)
     if src is not None:  # behind a trusted load balancer: the client's own address
         return str(src)
-    peer = getattr(session, "peer", None)
+    peer = session.peer
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
     return str(peer or "")
 
 
 class SmtpHandler:
-    def __init__(self, ingest: IngestService, *, protocol: str, max_recipients: int,
-                 directory: Directory | None = None,
+    """The hooks of one listener role: ``Channel.MTA`` (other operators) or
+    ``Channel.SUBMISSION`` (authenticated users)."""
+
+    def __init__(self, ingest: IngestService, *, channel: Channel, max_recipients: int,
                  trusted_proxies: Sequence[str] = (), check_client_cert: bool = False,
                  require_client_cert: bool = False) -> None:
+        if channel not in (Channel.MTA, Channel.SUBMISSION):
+            raise ValueError(f"not an SMTP channel: {channel}")
         self._ingest = ingest
-        self._protocol = protocol
+        self._channel = channel
         self._max_rcpt = max_recipients
-        self._directory = directory
         self._proxies = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
         self._check_cert = check_client_cert
         self._require_cert = require_client_cert
 
-    def _client_cert_refusal(self, session: Any, address: str) -> str | None:
-        """Mutual TLS: the presented certificate must be for the sender's domain."""
-        extra = getattr(session, "ssl", None) or {}
-        sslobj = extra.get("ssl_object") if isinstance(extra, dict) else None
-        names = certificate_names(sslobj.getpeercert() if sslobj is not None else None)
-        if not names:
-            if self._require_cert:
-                return "530 5.7.0 A client certificate is required on this port"
-            return None
-        if not address:  # the null sender of DSNs/MDNs: the certificate already vouches
-            return None
-        try:
-            domain = normalize_address(address).rpartition("@")[2]
-        except InvalidAddress:
-            return None  # the policy names the syntax error
-        if not name_matches(domain, names):
-            return "550 5.7.1 Sender domain does not match the client certificate"
-        return None
-
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
         # aiosmtpd reads commands one after the other, so pipelined clients are served.
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
-    async def handle_PROXY(self, server: Any, session: Any, envelope: Any,
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
                            proxy_data: Any) -> bool:
         """Trust a PROXY header only from a configured load balancer (else close)."""
-        peer = getattr(session, "peer", None)
+        peer = session.peer
         try:
             ip = ipaddress.ip_address(peer[0]) if isinstance(peer, tuple) else None
         except ValueError:
@@ -116,96 +96,67 @@ class SmtpHandler:
                         remote=str(peer[0]) if isinstance(peer, tuple) else "")
             return False
         src = getattr(proxy_data, "src_addr", None)
-        log.info("smtp.proxied", proxy=str(ip), remote=str(src) if src else "")
+        log.info(events.SMTP_PROXIED, proxy=str(ip), remote=str(src) if src else "")
         return True
 
-    async def _may_send_as(self, user: str, address: str) -> bool:
-        """The user's own address, or a shared mailbox the directory delegates to them."""
-        try:
-            sender = normalize_address(address)
-        except InvalidAddress:
-            return False
-        if not user:
-            return False
-        if self._directory is None:
-            return sender == user
-        return await may_act_for(self._directory, user, sender)
+    def _peer_names(self, session: Session) -> tuple[str, ...] | None:
+        """The client certificate's DNS names on a mutual-TLS listener (else None)."""
+        if not self._check_cert:
+            return None
+        extra = session.ssl or {}
+        sslobj = extra.get("ssl_object") if isinstance(extra, dict) else None
+        return tuple(certificate_names(sslobj.getpeercert() if sslobj is not None else None))
 
-    def _info(self, server: Any, session: Any) -> SessionInfo:
-        return SessionInfo(
-            session_id=getattr(server, "pli_session_id", ""),
-            protocol=self._protocol,
-            remote=_remote(session),
-            helo=str(session.host_name or ""),
-            tls=_tls_text(session),
-            authenticated_as=(
-                str(session.auth_data or "") if getattr(session, "authenticated", False) else ""
-            ),
-        )
+    def _origin(self, server: SMTP, session: Session) -> Origin:
+        session_id = str(getattr(server, "pli_session_id", ""))
+        helo, tls = str(session.host_name or ""), _tls_text(session)
+        if self._channel is Channel.SUBMISSION:
+            user = str(session.auth_data or "") if session.authenticated else ""
+            return Origin.submission(session_id, _remote(session), user, helo=helo, tls=tls)
+        return Origin.mta(session_id, _remote(session), helo=helo, tls=tls,
+                          peer_names=self._peer_names(session),
+                          client_cert_required=self._require_cert)
 
-    async def handle_MAIL(
-        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
-    ) -> str:
-        info = self._info(server, session)
-        if self._protocol == "submission":
-            # RFC 6409 §6.1: the submission server checks the sender is the user's own
-            # (or, MSSanté, a shared ORG/APP/CAB mailbox the user is delegated to).
-            try:
-                allowed = await self._may_send_as(info.authenticated_as, address)
-            except DirectoryUnavailable:
-                log.info(events.SMTP_TEMPFAIL, stage="mail", reason="directory-unavailable")
-                return "451 4.4.3 Directory unavailable, try again later"
-            if not allowed:
-                log.info(events.SMTP_REJECT, stage="mail", reason="sender-not-owned", code=553)
-                return "553 5.7.1 Sender address not owned by the authenticated user"
-        if self._check_cert:
-            refusal = self._client_cert_refusal(session, address)
-            if refusal is not None:
-                code, enhanced, text = refusal.split(" ", 2)
-                await self._ingest.audit_decision(info, "smtp.mail", address, "", Decision(
-                    Verdict.REJECT, "client-certificate", int(code), enhanced, text,
-                    "smtp.client_ca_file"))
-                log.info(events.SMTP_REJECT, stage="mail", reason="client-certificate",
-                         code=int(code))
-                return refusal
-        delivery = self._ingest.begin(info)
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        delivery = self._ingest.begin(self._origin(server, session))
         decision = await delivery.add_sender(address)
         if not decision.accepted:
             log.info(events.SMTP_REJECT, stage="mail", reason=decision.reason,
                      code=decision.smtp_code)
-            return decision.reply()
+            return replies.for_decision(decision)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        envelope.pli_delivery = delivery
-        return decision.reply()
+        envelope.pli_delivery = delivery  # type: ignore[attr-defined]  # aiosmtpd's bag
+        return replies.for_decision(decision)
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        delivery: Delivery = envelope.pli_delivery
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        delivery: Delivery = envelope.pli_delivery  # type: ignore[attr-defined]
         if len(envelope.rcpt_tos) >= self._max_rcpt:
-            # RFC 5321 §4.5.3.1.10: too many recipients is a temporary 452.
-            return "452 4.5.3 Too many recipients"
+            return replies.TOO_MANY_RECIPIENTS  # RFC 5321 §4.5.3.1.10: a temporary 452
         decision = await delivery.add_recipient(address)
         if decision.accepted:
             envelope.rcpt_tos.append(address)
         else:
             log.info(events.SMTP_REJECT, stage="rcpt", reason=decision.reason,
                      code=decision.smtp_code)
-        return decision.reply()
+        return replies.for_decision(decision)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        delivery: Delivery = envelope.pli_delivery
-        content: bytes = envelope.original_content or b""
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        delivery: Delivery = envelope.pli_delivery  # type: ignore[attr-defined]
+        content = envelope.original_content or b""
+        if not isinstance(content, bytes):
+            content = content.encode("utf-8", "surrogateescape")
         if _has_bare_cr_or_lf(content):
             log.info(events.SMTP_REJECT, stage="data", reason="bare-cr-lf", msg_ref=delivery.ref)
-            return "554 5.6.0 Message contains a bare CR or LF (RFC 5321 2.3.8)"
+            return replies.BARE_CR_LF
         decision = await delivery.check_content(content)
         if not decision.accepted:
             await delivery.abort()
             log.info(events.SMTP_REJECT, stage="data", reason=decision.reason,
                      code=decision.smtp_code, msg_ref=delivery.ref)
-            return decision.reply()
+            return replies.for_decision(decision)
         try:
             await delivery.put_body(content)
             ref = await delivery.commit()
@@ -213,10 +164,10 @@ class SmtpHandler:
             await delivery.abort()
             log.warning(events.SMTP_TEMPFAIL, stage="data", reason=exc.reason,
                         msg_ref=delivery.ref)
-            return exc.smtp_reply(delivery.ref)
-        return f"250 2.0.0 OK id={ref}"
+            return replies.for_error(exc, delivery.ref)
+        return replies.accepted(ref)
 
     async def handle_exception(self, error: Exception) -> str:
         # aiosmtpd's default answers "500 Error: (Class) text": a leak and a permanent code.
-        log.error("smtp.exception", error=type(error).__name__, exc_info=error)
-        return "451 4.3.0 Internal error, try again later"
+        log.error(events.SMTP_EXCEPTION, error=type(error).__name__, exc_info=error)
+        return replies.INTERNAL_ERROR

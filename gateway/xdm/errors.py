@@ -1,7 +1,7 @@
 """The exceptions of the XDM package, each naming the member and field at fault.
 
 It owns the error hierarchy every XDM module raises: :class:`XdmError` is a
-permanent :class:`~gateway.base.errors.Rejected` (a bad package will not get better
+permanent :class:`~gateway.base.errors.ContentRefused` (a bad package will not get better
 on retry), split into unsafe input (bombs, hostile names, hostile XML),
 malformed input, integrity failures and INS problems. Messages name the zip
 member and the field, never an INS value, a patient name or document content,
@@ -12,8 +12,7 @@ anything heavier than :mod:`gateway.base.errors`.
 
 from __future__ import annotations
 
-from gateway.base.errors import Rejected
-from policies import reasons
+from gateway.base.errors import ContentRefused
 
 __all__ = [
     "REASON_INVALID",
@@ -31,8 +30,10 @@ __all__ = [
     "shown",
 ]
 
-REASON_INVALID = reasons.XDM_INVALID
-REASON_UNSAFE = reasons.XDM_UNSAFE
+# The same codes as policies.reasons.XDM_INVALID/XDM_UNSAFE (a library imports no policy;
+# tests/xdm/test_public_api.py pins that they agree).
+REASON_INVALID = "xdm-invalid"
+REASON_UNSAFE = "xdm-unsafe"
 
 
 def shown(value: str, limit: int = 60) -> str:
@@ -45,7 +46,7 @@ def shown(value: str, limit: int = 60) -> str:
     return repr(clean + ("…" if len(value) > limit else ""))
 
 
-class XdmError(Rejected):
+class XdmError(ContentRefused):
     """An XDM package (or INS, or CDA) was refused; ``member``/``field`` say where.
 
     A permanent refusal: RFC 3463 ``5.6.0`` (media error), since the content,
@@ -57,8 +58,7 @@ class XdmError(Rejected):
     def __init__(self, text: str, *, member: str | None = None, field: str | None = None,
                  reason: str | None = None) -> None:
         where = f"{member}: " if member else ""
-        super().__init__(f"{where}{text}", reason=reason or self.default_reason,
-                         smtp_code=550, enhanced="5.6.0")
+        super().__init__(f"{where}{text}", reason=reason or self.default_reason)
         self.member = member
         self.field = field
 

@@ -149,10 +149,11 @@ async def _sql_child(extraction: Path, db: Path, keys_file: Path, lookups: int,
     from directory.sql import SqlDirectory
     from directory.sql_import import import_extraction
     from gateway.base import db as gdb
+    from gateway.migrations import migrate
 
     engine = gdb.create_engine(f"sqlite+aiosqlite:///{db}")
     try:
-        await gdb.migrate(engine)
+        await migrate(engine)
         out: dict[str, Any] = {"rss_before_import_mb": round(_peak_rss_mb(), 1)}
 
         t0 = time.perf_counter()

@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from minio import Minio  # noqa: E402
 
-from gateway.base.db import create_engine, migrate  # noqa: E402
+from gateway.base.db import create_engine  # noqa: E402
 from gateway.base.tuning.malloc import tune_allocator  # noqa: E402
+from gateway.migrations import migrate  # noqa: E402
 from tests.support.moto_s3 import ACCESS_KEY, SECRET_KEY, MotoS3Server  # noqa: E402
 from vault import audit  # noqa: E402
 from vault.keys import KeyFileProvider, create_kek_file  # noqa: E402

@@ -24,7 +24,8 @@ from directory.ldap_import import import_extraction_ldap, import_trustlist_ldap
 from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction
 from directory.trustlist import parse_trustlist
-from gateway.base.db import create_engine, migrate
+from gateway.base.db import create_engine
+from gateway.migrations import migrate
 from tests.directory.conftest import FIX, edited_sample, ldap_config
 from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd, new_subtree
 

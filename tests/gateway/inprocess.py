@@ -8,7 +8,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from gateway.app.datadir import init_data_dir
-from gateway.app.services import Services, build_services, start_listeners
+from gateway.app.listeners import start_listeners
+from gateway.app.services import Services, build_services
 from gateway.base.config import load_settings
 
 EPHEMERAL = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",

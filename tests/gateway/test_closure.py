@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.base.errors import AccountNotFound
 from gateway.mailstore import closure
 from gateway.mailstore.store import ensure_mailbox
 from gateway.mailstore.tables import account, mailbox, mailbox_acl, message
@@ -69,7 +70,7 @@ async def test_close_removes_account_mailboxes_messages_and_rights(engine: Async
     [event] = [r async for r in audit.query(engine, audit.AuditFilter(action="mailbox.closed"))]
     assert (event.mailbox, event.reason, event.detail) == (
         "idle@ehpad.fr", "unused-1y", {"mailboxes": 1, "messages": 2})
-    with pytest.raises(closure.MailboxNotFound, match=r"no mailbox account idle@ehpad\.fr"):
+    with pytest.raises(AccountNotFound, match=r"no mailbox account idle@ehpad\.fr"):
         await closure.close_mailbox(engine, "idle@ehpad.fr", actor="cli:op", reason="again")
 
 

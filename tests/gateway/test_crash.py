@@ -23,8 +23,7 @@ from sqlalchemy import select
 
 from gateway.app.services import build_services
 from gateway.base.config import load_settings
-from gateway.core.ports import Principal
-from gateway.mailstore.store import INBOX
+from gateway.core.ports import INBOX, Principal
 from gateway.mailstore.tables import mailbox, message
 from tests.gateway.running import start_pli, stop_pli
 from vault import audit

@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.app.datadir import init_data_dir
-from gateway.app.services import Services, build_services, start_listeners
+from gateway.app.listeners import start_listeners
+from gateway.app.services import Services, build_services
 from gateway.base.config import load_settings
 from gateway.mailstore.tables import message
 from tests.gateway.inprocess import serving

@@ -14,11 +14,13 @@ from directory.sql import SqlDirectory
 from directory.sql_import import import_extraction
 from gateway.core.commit import CommitBatcher, PendingMessage
 from gateway.core.ingest import IngestService
-from gateway.core.model import SessionInfo
-from gateway.core.ports import Principal
+from gateway.core.model import Origin
+from gateway.core.ports import INBOX, Principal
+from gateway.imap.bodystructure import structure
 from gateway.mailstore.accounts import Accounts
-from gateway.mailstore.store import INBOX, MailStore
+from gateway.mailstore.store import MailStore
 from gateway.mailstore.tables import message
+from gateway.outbound.store import OutboundQueue
 from policies.engine import PolicyEngine
 from vault import audit
 from vault.fs import FsBlobStore
@@ -43,10 +45,12 @@ async def test_concurrent_deliveries_all_committed_once(
 ) -> None:
     engine, vault = parts
     policy = PolicyEngine(SqlDirectory(engine), ["ch-arras.mssante.fr", "medecin.mssante.fr"])
-    ingest = IngestService(engine, vault, policy, "test.local")
+    store = MailStore(engine, vault, Accounts(engine), structure=structure)
+    ingest = IngestService(engine, vault, policy, "test.local", mailboxes=store,
+                           queue=OutboundQueue(3600))
 
     async def deliver(i: int) -> str:
-        d = ingest.begin(SessionInfo(f"s{i}", "smtp", "127.0.0.1"))
+        d = ingest.begin(Origin.mta(f"s{i}", "127.0.0.1"))
         assert (await d.add_sender(SENDER)).accepted
         for r in RCPTS:
             assert (await d.add_recipient(r)).accepted
@@ -55,7 +59,6 @@ async def test_concurrent_deliveries_all_committed_once(
 
     refs = await asyncio.gather(*(deliver(i) for i in range(40)))
     assert len(set(refs)) == 40
-    store = MailStore(engine, vault, Accounts(engine))
     for rcpt in RCPTS:
         view = await store.select(Principal(rcpt), INBOX)
         uids = [m.uid for m in view.messages]
@@ -69,7 +72,9 @@ async def test_a_failing_message_does_not_fail_its_batch(
     parts: tuple[AsyncEngine, Vault],
 ) -> None:
     engine, vault = parts
-    batcher = CommitBatcher(engine, vault)
+    batcher = CommitBatcher(engine, vault, queue=OutboundQueue(3600),
+                            mailboxes=MailStore(engine, vault, Accounts(engine),
+                                                structure=structure))
     good = [await vault.put(f"m{i}".encode()) for i in range(3)]
     # The same vault object twice: its second insert violates the primary key.
     poison = good[0]

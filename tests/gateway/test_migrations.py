@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.base.db import all_metadata
+from gateway.migrations import all_metadata
 
 
 def _diff(sync_conn: Any) -> list[Any]:

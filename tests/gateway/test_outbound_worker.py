@@ -11,7 +11,7 @@ from sqlalchemy import select
 from gateway.app.datadir import init_data_dir
 from gateway.app.services import build_services
 from gateway.base.config import load_settings
-from gateway.core.model import SessionInfo
+from gateway.core.model import Origin
 from gateway.mailstore.tables import mailbox, message
 from gateway.outbound import store
 from gateway.outbound.worker import OutboundWorker
@@ -31,10 +31,9 @@ async def test_delay_then_expiry_each_tell_the_sender_once(tmp_path: Path) -> No
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
         worker = OutboundWorker(services.engine, services.vault, services.ingest,
-                                settings.queue, settings.hostname, "test-worker")
-        info = SessionInfo(session_id="t", protocol="submission", remote="127.0.0.1",
-                           tls="TLSv1.3", authenticated_as=NURSE)
-        delivery = services.ingest.begin(info)
+                                services.queue, settings.queue, settings.hostname, "test-worker")
+        delivery = services.ingest.begin(Origin.submission("t", "127.0.0.1", NURSE,
+                                                           tls="TLSv1.3"))
         assert (await delivery.add_sender(NURSE)).accepted
         assert (await delivery.add_recipient(SOPHIE)).accepted
         assert delivery.remote == [SOPHIE] and delivery.recipients == []

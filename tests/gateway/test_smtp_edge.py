@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from gateway.app.datadir import init_data_dir, read_demo_accounts
-from gateway.app.services import Services, build_services, start_listeners
+from gateway.app.listeners import start_listeners
+from gateway.app.services import Services, build_services
 from gateway.base.config import load_settings
 from vault import audit
 

@@ -6,18 +6,15 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gateway.base.errors import MailboxExists, MailboxNotFound, MessageNotFound, PermissionDenied
 from gateway.core.ports import (
     ALL_RIGHTS,
     DELEGATED_RIGHTS,
     SHARED_PREFIX,
     CopyResult,
     MailboxEntry,
-    MailboxExists,
-    MailboxNotFound,
-    MailboxRefused,
     MailboxView,
     MessageInfo,
-    MessageNotFound,
     Principal,
     StoreMode,
     StoreResult,
@@ -111,7 +108,7 @@ class MemoryBackend:
 
     def _need(self, principal: Principal, owner: str, right: str) -> None:
         if right not in self.rights(principal, owner):
-            raise MailboxRefused("NOPERM", f"Missing right {right}")
+            raise PermissionDenied("NOPERM", f"Missing right {right}")
 
     def _box(self, principal: Principal, name: str) -> tuple[str, Box]:
         owner, own = self._where(principal, name)
@@ -196,7 +193,7 @@ class MemoryBackend:
         try:
             dest_owner, dst = self._box(principal, dest)
         except MailboxNotFound:
-            raise MailboxRefused("TRYCREATE", "No such destination mailbox") from None
+            raise PermissionDenied("TRYCREATE", "No such destination mailbox") from None
         pairs = []
         for u in sorted(uids):
             if u in src.msgs:
@@ -217,7 +214,7 @@ class MemoryBackend:
         try:
             owner, box = self._box(principal, mailbox)
         except MailboxNotFound:
-            raise MailboxRefused("TRYCREATE", "No such mailbox") from None
+            raise PermissionDenied("TRYCREATE", "No such mailbox") from None
         self._need(principal, owner, "i")
         uid = box.add(data, set(flags), internal_date or WHEN)
         self.audit.append(("message.appended", owner, uid))
@@ -233,7 +230,7 @@ class MemoryBackend:
     async def delete(self, principal: Principal, mailbox: str) -> None:
         owner, own = self._where(principal, mailbox)
         if own == "INBOX":
-            raise MailboxRefused("CANNOT", "INBOX cannot be deleted")
+            raise PermissionDenied("CANNOT", "INBOX cannot be deleted")
         if self.users[owner].pop(own, None) is None:
             raise MailboxNotFound(mailbox)
 
@@ -244,7 +241,7 @@ class MemoryBackend:
         if own not in boxes:
             raise MailboxNotFound(old)
         if owner2 != owner:
-            raise MailboxRefused("CANNOT", "Cannot rename across namespaces")
+            raise PermissionDenied("CANNOT", "Cannot rename across namespaces")
         if own2 in boxes or own2 == "INBOX":
             raise MailboxExists(new)
         if own == "INBOX":
@@ -269,7 +266,7 @@ class MemoryBackend:
         owner, _ = self._box(principal, mailbox)
         self._need(principal, owner, "a")
         if owner == principal.address:
-            raise MailboxRefused("CANNOT", "Personal mailboxes are not shared")
+            raise PermissionDenied("CANNOT", "Personal mailboxes are not shared")
         if rights is None:
             self.acl.pop((owner, identifier), None)
         else:

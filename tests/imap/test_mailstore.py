@@ -13,18 +13,16 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Entry
-from gateway.base.db import all_metadata, create_engine
+from gateway.base.db import create_engine
+from gateway.base.errors import MailboxExists, MailboxNotFound, PermissionDenied
 from gateway.core.commit import CommitBatcher, PendingMessage
-from gateway.core.ports import (
-    MailboxExists,
-    MailboxNotFound,
-    MailboxRefused,
-    Principal,
-    StoreMode,
-)
+from gateway.core.ports import Principal, StoreMode
+from gateway.imap.bodystructure import structure
 from gateway.mailstore.accounts import Accounts
 from gateway.mailstore.store import MailStore
 from gateway.mailstore.tables import mailbox_acl
+from gateway.migrations import all_metadata
+from gateway.outbound.store import OutboundQueue
 from vault import audit
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider
@@ -73,7 +71,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             await conn.run_sync(md.create_all)
         await conn.execute(audit_head.insert().values(id=1, seq=0, hash=audit.GENESIS))
     vault = Vault(engine, FsBlobStore(tmp_path / "v"), KeyFileProvider([secrets.token_hex(32)]))
-    store = MailStore(engine, vault, Accounts(engine), directory=_Directory())
+    store = MailStore(engine, vault, Accounts(engine), structure=structure,
+                      directory=_Directory())
     yield World(engine, vault, store)
     await engine.dispose()
 
@@ -114,7 +113,7 @@ async def test_copy_move_expunge_are_audited(world: World) -> None:
     moved = await s.copy(ME, "INBOX", [2], "Dossiers", "r", move=True)
     assert list(moved.pairs) == [(2, 3)]
     assert [m.uid for m in (await s.select(ME, "INBOX")).messages] == [1, 3]
-    with pytest.raises(MailboxRefused) as refused:
+    with pytest.raises(PermissionDenied) as refused:
         await s.copy(ME, "INBOX", [1], "Nowhere", "r")
     assert refused.value.code == "TRYCREATE"
     await s.store_flags(ME, "Dossiers", [1, 2], StoreMode.ADD, frozenset({"\\Deleted"}))
@@ -150,7 +149,7 @@ async def test_mailbox_management_and_special_use(world: World) -> None:
     await s.delete(ME, "Z")
     with pytest.raises(MailboxNotFound):
         await s.select(ME, "Z")
-    with pytest.raises(MailboxRefused):
+    with pytest.raises(PermissionDenied):
         await s.delete(ME, "INBOX")
 
 
@@ -168,8 +167,8 @@ async def test_shared_mailbox_only_for_delegates(world: World) -> None:
 
 async def test_commit_path_sets_modseq_and_wakes_idle(world: World) -> None:
     event = world.store.notifier.subscribe("Nurse@ehpad.mssante.fr")
-    batcher = CommitBatcher(world.engine, world.vault)
-    batcher.notifier = world.store.notifier
+    batcher = CommitBatcher(world.engine, world.vault, mailboxes=world.store,
+                            queue=OutboundQueue(3600), notifier=world.store.notifier)
     stored = await world.vault.put(MSG)
     await batcher.commit(PendingMessage(ref="r1", stored=stored, recipients=(ME.address,),
                                         events=(), received_at=dt.datetime.now(dt.UTC)))
@@ -186,7 +185,7 @@ async def test_acl_rights_are_enforced_on_shared_mailboxes(world: World) -> None
     await s.append(ME, shared, MSG, frozenset(), None, "r")
     mine, entries = await s.get_acl(ME, shared)
     assert mine == "lrswipkxte" and entries == [(WARD, "lrswipkxtea")]
-    with pytest.raises(MailboxRefused) as refused:
+    with pytest.raises(PermissionDenied) as refused:
         await s.set_acl(ME, shared, ME.address, "lr")
     assert refused.value.code == "NOPERM"
     async with world.engine.begin() as conn:  # an operator grants admin, and only read
@@ -197,9 +196,9 @@ async def test_acl_rights_are_enforced_on_shared_mailboxes(world: World) -> None
     for denied in (s.store_flags(ME, shared, [1], StoreMode.ADD, frozenset({"\\Seen"})),
                    s.append(ME, shared, MSG, frozenset(), None, "r"),
                    s.expunge(ME, shared, None, "r"), s.create(ME, f"Shared/{WARD}/Sub")):
-        with pytest.raises(MailboxRefused):
+        with pytest.raises(PermissionDenied):
             await denied
-    with pytest.raises(MailboxRefused) as not_delegate:
+    with pytest.raises(PermissionDenied) as not_delegate:
         await s.set_acl(ME, shared, "stranger@x.fr", "lr")
     assert not_delegate.value.code == "CANNOT"
     await s.set_acl(ME, shared, ME.address, "lrwia")
@@ -212,7 +211,7 @@ async def test_acl_rights_are_enforced_on_shared_mailboxes(world: World) -> None
 
 async def test_structure_is_computed_once_and_kept(world: World) -> None:
     s = world.store
-    batcher = CommitBatcher(world.engine, world.vault)
+    batcher = CommitBatcher(world.engine, world.vault, mailboxes=s, queue=OutboundQueue(3600))
     stored = await world.vault.put(MSG)  # delivered by SMTP: no structure yet
     await batcher.commit(PendingMessage(ref="r2", stored=stored, recipients=(ME.address,),
                                         events=(), received_at=dt.datetime.now(dt.UTC)))

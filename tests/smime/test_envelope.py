@@ -9,6 +9,7 @@ from gateway.smime.cms import CmsTooLarge, DecryptionFailed, MalformedCms, NotFo
 from gateway.smime.envelope import ContentCipher, KeyTransport, decrypt, encrypt, envelope
 from gateway.smime.mime import SmimeKind, classify, pkcs7_mime_payload
 from gateway.smime.signing import signed_data
+from gateway.smtp import replies
 from tests.smime.conftest import DevPki
 
 ENTITY = b"Content-Type: text/plain\n\nLettre de liaison (synthetic)\n"
@@ -88,4 +89,4 @@ def test_size_bound(dev_pki: DevPki) -> None:
     der = envelope(b"x" * 5000, [dev_pki.org.cert])
     with pytest.raises(CmsTooLarge):
         decrypt(der, dev_pki.org.cert, dev_pki.org.key, max_size=1000)
-    assert CmsTooLarge("x").smtp_reply().startswith("552 5.3.4")
+    assert replies.for_error(CmsTooLarge("x")).startswith("552 5.3.4")

@@ -186,7 +186,8 @@ async def test_large_whole_messages_seal_and_open_through_the_vault(tmp_path: Pa
     """Above the inline limit a message is sealed on one thread and hashed on another."""
     import hashlib
 
-    from gateway.base.db import create_engine, migrate
+    from gateway.base.db import create_engine
+    from gateway.migrations import migrate
     from vault.service import Vault
 
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'v.db'}")

@@ -39,10 +39,20 @@ def test_public_names(module: str) -> None:
 
 
 def test_errors_are_permanent_refusals() -> None:
-    from gateway.base.errors import Rejected
+    from gateway.base.errors import Refused, is_temporary
+    from gateway.smtp import replies
     from gateway.xdm import XdmError, XdmUnsafe
 
     exc = XdmUnsafe("member is encrypted", member="DOC0001.XML", field="flags")
-    assert isinstance(exc, XdmError) and isinstance(exc, Rejected)
-    assert exc.smtp_reply() == "550 5.6.0 DOC0001.XML: member is encrypted"
+    assert isinstance(exc, XdmError) and isinstance(exc, Refused) and not is_temporary(exc)
+    assert replies.for_error(exc) == "550 5.6.0 DOC0001.XML: member is encrypted"
     assert exc.reason == "xdm-unsafe"
+
+
+def test_reason_codes_agree_with_the_policy_list() -> None:
+    """A library imports no policy, so XDM keeps its two codes itself: the same strings."""
+    from gateway.xdm import errors
+    from policies import reasons
+
+    assert (errors.REASON_INVALID, errors.REASON_UNSAFE) == (reasons.XDM_INVALID,
+                                                             reasons.XDM_UNSAFE)
