@@ -24,6 +24,7 @@ from gateway.base.config import Settings, load_settings
 from gateway.base.errors import PliError
 from gateway.cli import acl as cli_acl
 from gateway.cli import audit as cli_audit
+from gateway.cli import config as cli_config
 from gateway.cli import directory as cli_directory
 from gateway.cli import mailbox as cli_mailbox
 from gateway.cli import pki as cli_pki
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_token.add_parser(sub, _common)
     cli_mailbox.add_parser(sub, _common)
     cli_acl.add_parser(sub, _common)
+    cli_config.add_parser(sub, _common)
     return parser
 
 
@@ -246,6 +248,7 @@ _COMMANDS: dict[str, Command] = {
     "directory": _with_database(cli_directory.run), "vault": _with_database(cli_vault.run),
     "audit": _with_database(cli_audit.run), "token": _with_database(cli_token.run),
     "mailbox": _with_database(cli_mailbox.run), "acl": _with_database(cli_acl.run),
+    "config": cli_config.run,
 }
 
 
