@@ -128,10 +128,10 @@ class AddressIndex:
     """The addresses accepted so far, as 8-byte BLAKE2b digests with their first line.
 
     An open-addressing table in two flat arrays (8-byte digest, 4-byte line
-    number), kept at most half full: about 25 MB for the 1M-row national file
-    where a dict of digests took 100 MB. A digest collision (p ≈ 3e-8 at 1M
-    addresses) would report a false duplicate. ``expected`` sizes the table
-    up front so that a big import never rehashes.
+    number), kept at most half full: far less memory than a dict of digests
+    took for the 1M-row national file (docs/benchmarks.md). A digest collision
+    (p ≈ 3e-8 at 1M addresses) would report a false duplicate. ``expected``
+    sizes the table up front so that a big import never rehashes.
     """
 
     __slots__ = ("_count", "_keys", "_lines", "_mask")

@@ -236,8 +236,9 @@ async def _sqlite_cache(conn: AsyncConnection) -> AsyncIterator[None]:
     """On SQLite, a big page cache for this connection while it imports.
 
     Keys arrive in random order: with the default 2 MiB cache the address index
-    spills to the WAL again and again (1M rows: ~2x slower). Restored afterwards,
-    since the connection goes back to the pool.
+    spills to the WAL again and again, and a national-size import slows down
+    markedly (docs/benchmarks.md). Restored afterwards, since the connection goes
+    back to the pool.
     """
     if conn.dialect.name != "sqlite":
         yield

@@ -164,8 +164,8 @@ class Vault:
         """The sealed object and the plaintext's SHA-256 of a message held whole.
 
         A large one is hashed on another thread while it is encrypted on a third:
-        hashlib releases the GIL, so on two cores the digest (6 ms for 10 MB) is
-        hidden behind the encryption instead of added to it, and the event loop
+        hashlib releases the GIL, so on two cores the digest is hidden behind the
+        encryption instead of added to it (docs/benchmarks.md), and the event loop
         waits on neither.
         """
         if len(data) < _INLINE_SEAL:

@@ -3,8 +3,8 @@
 glibc raises its mmap threshold each time a large block is freed (up to 32
 MiB): after a few argon2 hashes (64 MiB each) or big message bodies, every
 later 100 KB-10 MB buffer comes from the heap, which fragments and never
-shrinks. Measured on the IMAP benchmark: RSS after the load 222 MB with the
-defaults, 128 MB with a fixed threshold. Fixing the threshold (which turns the
+shrinks (the IMAP benchmark's RSS after its load: docs/benchmarks.md, "Tuning
+notes"). Fixing the threshold (which turns the
 dynamic adjustment off), trimming the heap top eagerly and capping the arenas
 per thread pool keeps a mail server's RSS near its working set. It must run
 before any thread starts: ``pli serve`` calls it first.

@@ -2,13 +2,12 @@
 
 aiosqlite runs each SQLite connection in its own thread, and every call made
 through it is a trip there and back (a queue put, a thread wake-up, a
-``call_soon_threadsafe`` to wake the loop): about 0.15 ms on a loaded 2-core
-VM. SQLAlchemy's adapter makes four of them per statement (cursor, execute,
-fetchall, close) and a fifth for the rollback that resets every connection
-going back to the pool, even after a commit. A one-row read cost ~0.9 ms where
-SQLite itself needs 4 µs, and a durable insert 1.9 ms where SQLite needs
-0.25 ms: for a mail gateway that commits per message, that is most of the
-time spent.
+``call_soon_threadsafe`` to wake the loop). SQLAlchemy's adapter makes four of
+them per statement (cursor, execute, fetchall, close) and a fifth for the
+rollback that resets every connection going back to the pool, even after a
+commit. Those trips, not SQLite, were most of the time of a one-row read or a
+durable insert (figures in docs/benchmarks.md, "Tuning notes"): for a mail
+gateway that commits per message, that is most of the time spent.
 
 Here a cursor runs cursor + execute + fetchall + close as one function inside
 aiosqlite's thread (one trip), and the reset rollback is skipped when SQLite
