@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -10,12 +14,13 @@ from pydantic import ConfigDict, Field, create_model
 import gateway.base.config as config
 from gateway.base.config import Settings, load_settings
 from gateway.cli import config as describe_cli
-from gateway.cli.main import main
+from gateway.cli.main import build_parser, main
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 SECRET_WORDS = ("password", "secret", "pin", "key")
 
 
+@functools.cache
 def keys() -> list[describe_cli.Key]:
     return [k for s in describe_cli.describe() for k in s.keys]
 
@@ -156,3 +161,133 @@ def test_a_new_section_is_described(monkeypatch: pytest.MonkeyPatch) -> None:
     assert found["tuning.arena_max"].type == "integer, ≥ 1"
     assert found["tuning.arena_max"].description == "glibc arenas."
     assert "## [tuning]" in describe_cli.markdown(list(sections.values()))
+
+
+# --- every document names only what exists --------------------------------------------
+
+ROOT = DOC.parents[1]
+DOCS = sorted([ROOT / "README.md", ROOT / "deploy" / "README.md", *(ROOT / "docs").glob("*.md")])
+NOT_KEYS = {"PLI_CONFIG", "PLI_DATA_DIR", "PLI_VAULT_KEK_HEX"}  # read by the loader itself
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+INLINE = re.compile(r"`([^`\n]+)`")
+
+
+def _code(text: str) -> list[str]:
+    """Every line of a fenced block and every inline code span."""
+    lines = [ln for block in FENCE.findall(text) for ln in block.splitlines()[1:-1]]
+    return lines + INLINE.findall(FENCE.sub("", text))
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@functools.cache
+def _source_literals() -> str:
+    """The product's source, where a log event name appears as a string literal."""
+    return "\n".join(
+        p.read_text(encoding="utf-8")
+        for pkg in ("gateway", "vault", "directory", "policies")
+        for p in (ROOT / pkg).rglob("*.py")
+    )
+
+
+def _exists(name: str, paths: set[str], source: str) -> bool:
+    """A dotted name in a document: a configuration key or section, a module, a file name,
+    or a log event (a string literal of the source)."""
+    return (
+        name in paths
+        or _is_module(name)
+        or bool(re.search(r"\.(py|md|toml|txt)$", name))
+        or f'"{name}"' in source
+    )
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_documents_name_real_keys_and_variables(doc: Path) -> None:
+    sections = {s.path for s in describe_cli.describe() if s.path}
+    paths = {k.path for k in keys()} | sections
+    variables = {k.env for k in keys() if k.env} | NOT_KEYS
+    text = doc.read_text(encoding="utf-8")
+    source = _source_literals()
+    wrong = []
+    for span in _code(text):
+        name = re.sub(r"\s*=.*", "", span.strip()).strip("[]")
+        if (
+            re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", name)
+            and name.split(".")[0] in sections
+            and not _exists(name, paths, source)
+        ):
+            wrong.append(name)
+    wrong += [v for v in re.findall(r"PLI_[A-Z0-9_]*[A-Z0-9]", text) if v not in variables]
+    assert not wrong, f"{doc.name} names keys or variables that do not exist: {wrong}"
+
+
+def _parser_options(parser: argparse.ArgumentParser) -> set[str]:
+    return {o for a in parser._actions for o in a.option_strings}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return dict(a.choices)
+    return {}
+
+
+def _leaf(words: list[str]) -> tuple[argparse.ArgumentParser | None, str, str]:
+    """The parser a documented command line reaches, its path, and the wrong word if any."""
+    parser, path = build_parser(), "pli"
+    for word in words[1:]:
+        choices = _subparsers(parser)
+        if not choices:
+            break
+        if word in choices:
+            parser, path = choices[word], f"{path} {word}"
+            continue
+        if word.isupper() or ("|" in word and all(w in choices for w in word.split("|"))):
+            return None, path, ""  # a placeholder (pli COMMAND), or several subcommands at once
+        return None, path, word
+    return parser, path, ""
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_documents_name_real_commands_and_options(doc: Path) -> None:
+    wrong = []
+    for line in _code(doc.read_text(encoding="utf-8")):
+        words = line.strip().removeprefix("$ ").split()
+        if len(words) < 2 or words[0] != "pli":
+            continue
+        parser, path, bad = _leaf(words)
+        if bad:
+            wrong.append(f"{path} {bad}")
+        if parser is None:
+            continue
+        known = _parser_options(parser)
+        options = re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line)
+        wrong += [f"{path} {o}" for o in options if o not in known]
+    assert not wrong, f"{doc.name} names commands or options that do not exist: {wrong}"
+
+
+def _anchors(text: str) -> set[str]:
+    # GitHub's rule: lower case, punctuation other than hyphens dropped, spaces to hyphens.
+    return {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#+ (.+)$", FENCE.sub("", text), re.M)
+    }
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_links_between_documents_resolve(doc: Path) -> None:
+    wrong = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+:", target):
+            continue  # an outside address
+        file, _, anchor = target.partition("#")
+        path = (doc.parent / file).resolve() if file else doc
+        missing = not path.exists()
+        if missing or (anchor and anchor not in _anchors(path.read_text(encoding="utf-8"))):
+            wrong.append(target)
+    assert not wrong, f"{doc.name} links to what does not exist: {wrong}"
