@@ -274,6 +274,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p = c.add_parser(
         "describe", help="every key: TOML path, type, default, environment variable, meaning"
     )
+    common(p)  # accepted like everywhere; the reference depends on no configuration
     p.add_argument(
         "--format",
         choices=["text", "markdown"],
