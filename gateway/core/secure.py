@@ -305,14 +305,15 @@ class SecureMail:
                        parsed: email.message.Message | None = None) -> list[Receipt]:
         """Receipts over the main object, the original (if kept) and each attachment
         (``parsed``: the tree of ``main`` when the caller has it already)."""
-        if self.notary is None:
+        n = self.notary  # read once: a reload may replace it while the thread runs
+        if n is None:
             return []
-        return await asyncio.to_thread(self._receipts, main, original, received_at, parsed)
+        return await asyncio.to_thread(self._receipts, n, main, original, received_at, parsed)
 
-    def _receipts(self, main: bytes, original: bytes | None, received_at: dt.datetime,
+    @staticmethod
+    def _receipts(n: CertifiedKey, main: bytes, original: bytes | None,
+                  received_at: dt.datetime,
                   parsed: email.message.Message | None) -> list[Receipt]:
-        n = self.notary
-        assert n is not None
         out = [Receipt(evidence.RECEIPT, None,
                        notarise(main, received_at, n.cert, n.key, n.chain))]
         if original is not None:
