@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from directory.base import DirectoryUnavailable
+from gateway.base import events
 from gateway.base.errors import (
     Conflict,
     InvalidInput,
@@ -176,14 +177,14 @@ def install_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         incident = secrets.token_hex(6)
         route = getattr(request.scope.get("route"), "path_format", "")
-        log.error("http.exception", incident=incident, error=type(exc).__name__,
+        log.error(events.HTTP_EXCEPTION, incident=incident, error=type(exc).__name__,
                   route=route, exc_info=exc)
         return problem_response("internal-error", f"Incident {incident}",
                                 instance=request.url.path, incident=incident)
 
     async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # A backend that cannot answer now: temporary, like SMTP's 451 (never a 5xx 500).
-        log.warning("http.dependency_unavailable", error=type(exc).__name__)
+        log.warning(events.HTTP_DEPENDENCY_UNAVAILABLE, error=type(exc).__name__)
         return problem_response("unavailable", "A dependency is unavailable",
                                 instance=request.url.path,
                                 headers={"Retry-After": str(RETRY_AFTER)})
