@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from directory import events
 from directory.base import Directory, DirectoryError, Entry, InvalidAddress, normalize_address
 
 __all__ = ["CacheStats", "CachedDirectory"]
@@ -96,7 +97,7 @@ class CachedDirectory:
         except DirectoryError as exc:
             # Keep serving what is cached (bounded by the TTL); the backend call of a
             # miss will report the failure itself.
-            log.warning("directory_generation_unavailable", error=type(exc).__name__)
+            log.warning(events.DIRECTORY_GENERATION_UNAVAILABLE, error=type(exc).__name__)
             current = self._generation
         finally:
             self._checked_at = self._clock()

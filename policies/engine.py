@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 
 from directory.base import Directory, DirectoryUnavailable, InvalidAddress, normalize_address
-from policies import codes, reasons, senders
+from policies import codes, events, reasons, senders
 from policies.model import Decision, Verdict
 from policies.rules import EncryptionMode, ExplicitRule, RuleError, RuleSet, load_rules
 
@@ -111,9 +111,9 @@ class PolicyEngine:
         try:
             self.rules = load_rules(self._rules_file)
         except RuleError as exc:
-            log.error("policy.reload_failed", error=str(exc))
+            log.error(events.POLICY_RELOAD_FAILED, error=str(exc))
             return False
-        log.info("policy.reloaded", rules=len(self.rules.rules))
+        log.info(events.POLICY_RELOADED, rules=len(self.rules.rules))
         return True
 
     def check_client_certificate(

@@ -12,7 +12,7 @@ import asyncio
 import os
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,12 +27,16 @@ from vault.keys import KeyFileProvider
 from vault.retention import RetentionPolicy
 from vault.service import Vault
 
+if TYPE_CHECKING:  # imported when used: python-pkcs11 loads only for an HSM
+    from vault.pkcs11 import Pkcs11KeyProvider
+
 __all__ = [
     "DirectoryBackend",
     "ldap_config",
     "open_blob_store",
     "open_directory",
     "open_key_provider",
+    "open_pkcs11_key_provider",
     "open_vault",
 ]
 
@@ -90,6 +94,12 @@ async def open_key_provider(settings: Settings, stack: AsyncExitStack) -> KeyPro
     if settings.vault.kek != "pkcs11":
         return KeyFileProvider.from_file(settings.kek_path(),
                                          os.environ.get("PLI_VAULT_KEK_HEX"))
+    return await open_pkcs11_key_provider(settings, stack)
+
+
+async def open_pkcs11_key_provider(settings: Settings, stack: AsyncExitStack,
+                                   ) -> Pkcs11KeyProvider:
+    """The HSM key provider itself (``pli vault rotate-kek`` needs its HSM-only calls)."""
     from vault.pkcs11 import Pkcs11KeyProvider
 
     c = settings.vault.pkcs11

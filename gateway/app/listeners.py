@@ -152,7 +152,7 @@ def _start_checkpointer(services: Services, stack: AsyncExitStack) -> None:
     s = services.settings
     path = s.audit_key_path()
     if not path.exists():
-        log.warning("audit.checkpoints_disabled", reason="no signing key; run pli init")
+        log.warning(events.AUDIT_CHECKPOINTS_DISABLED, reason="no signing key; run pli init")
         return
     try:
         signer = Signer(path)

@@ -41,7 +41,11 @@ own roots (they cannot import it) and the front ends map them the same way::
 
 :func:`is_temporary` is the one answer to "may the client retry?" for all of
 them. Front ends also raise small private signals (``No`` in the IMAP session,
-``ApiProblem`` in the API) that never leave their module.
+``ApiProblem`` in the API) that never leave their module. A broken invariant is
+a bug, not a failure: it raises a builtin ``RuntimeError`` or ``TypeError``,
+which every front end answers as unexpected (``451 4.3.0``, ``NO [SERVERBUG]``,
+a 500 with an incident id) with its traceback logged. ``assert`` is for tests
+only (ruff's S101): ``python -O`` strips it.
 """
 
 from __future__ import annotations

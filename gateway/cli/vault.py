@@ -150,13 +150,11 @@ async def _rotate_in_hsm(args: argparse.Namespace, settings: Settings,
     """The same rotation with the KEKs inside a PKCS#11 token: generated and destroyed there."""
     from contextlib import AsyncExitStack
 
-    from gateway.app.backends import open_key_provider
+    from gateway.app.backends import open_pkcs11_key_provider
     from vault import maintenance
-    from vault.pkcs11 import Pkcs11KeyProvider
 
     async with AsyncExitStack() as stack:
-        keys = await open_key_provider(settings, stack)
-        assert isinstance(keys, Pkcs11KeyProvider)
+        keys = await open_pkcs11_key_provider(settings, stack)
         if not args.resume:
             await keys.rotate()
         report = await maintenance.rewrap(engine, keys, _progress("re-wrapped"))

@@ -503,7 +503,7 @@ class IngestService:
             try:
                 entry = await self.policy.directory.resolve(rcpt)
             except DirectoryUnavailable:
-                log.warning("mdn.not_sent", reason="directory-unavailable")
+                log.warning(events.MDN_NOT_SENT, reason="directory-unavailable")
                 continue
             if entry is None or entry.kind is not MailboxKind.APP:
                 continue
@@ -520,13 +520,13 @@ class IngestService:
                 not (await delivery.add_sender("")).accepted
                 or not (await delivery.add_recipient(request.notify)).accepted
             ):
-                log.warning("mdn.not_sent", reason="refused")
+                log.warning(events.MDN_NOT_SENT, reason="refused")
                 return False
             await delivery.put_body(body)
             await delivery.commit()
         except PliError as exc:
             await delivery.abort()
-            log.warning("mdn.not_sent", reason=exc.reason)
+            log.warning(events.MDN_NOT_SENT, reason=exc.reason)
             return False
         return True
 

@@ -28,6 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from directory.base import Directory, DirectoryUnavailable
+from gateway.base import events
 from gateway.base.config import Settings
 from gateway.base.errors import ConfigError, OutboundNotSecured, Unavailable
 from gateway.core import evidence
@@ -121,13 +122,13 @@ class SecureMail:
             keys = load_keys(settings, notary_name, self._token)
             notary = load_notary(settings, notary_name, self._token)
         except (ConfigError, HsmError, OSError) as exc:
-            log.error("smime.reload_failed", error=str(exc))
+            log.error(events.SMIME_RELOAD_FAILED, error=str(exc))
             return False
         # Each attribute is swapped whole: a message in flight sees the old set or the new.
         self.trust, self._keys = trust, keys
         if notary is not None:
             self.notary = notary
-        log.info("smime.reloaded", mailbox_keys=len(keys), notary=self.notary is not None)
+        log.info(events.SMIME_RELOADED, mailbox_keys=len(keys), notary=self.notary is not None)
         return True
 
     # ------------------------------------------------------------ inbound
@@ -305,14 +306,15 @@ class SecureMail:
                        parsed: email.message.Message | None = None) -> list[Receipt]:
         """Receipts over the main object, the original (if kept) and each attachment
         (``parsed``: the tree of ``main`` when the caller has it already)."""
-        if self.notary is None:
+        n = self.notary  # read once: a reload may replace it while the thread runs
+        if n is None:
             return []
-        return await asyncio.to_thread(self._receipts, main, original, received_at, parsed)
+        return await asyncio.to_thread(self._receipts, n, main, original, received_at, parsed)
 
-    def _receipts(self, main: bytes, original: bytes | None, received_at: dt.datetime,
+    @staticmethod
+    def _receipts(n: CertifiedKey, main: bytes, original: bytes | None,
+                  received_at: dt.datetime,
                   parsed: email.message.Message | None) -> list[Receipt]:
-        n = self.notary
-        assert n is not None
         out = [Receipt(evidence.RECEIPT, None,
                        notarise(main, received_at, n.cert, n.key, n.chain))]
         if original is not None:

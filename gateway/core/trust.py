@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from gateway.base import events
 from gateway.base.config import Settings, read_secret
 from gateway.base.errors import ConfigError
 from gateway.smime import (
@@ -77,7 +78,7 @@ class TrustStore:
                 try:
                     crls.append(load_crl(path))
                 except (OSError, PkiError):
-                    log.warning("smime.crl_unreadable", file=path.name)
+                    log.warning(events.SMIME_CRL_UNREADABLE, file=path.name)
             self._crls, self._stamp = crls, tuple(stamp)
         return self._crls
 
@@ -224,5 +225,5 @@ def load_notary(settings: Settings, address: str,
     except PkiError as exc:
         raise ConfigError(f"notary identity: {exc.text}") from None
     if ident is None:
-        log.warning("smime.notary_missing", reason="no notary certificate; run pli init")
+        log.warning(events.SMIME_NOTARY_MISSING, reason="no notary certificate; run pli init")
     return ident

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from directory.base import Directory
+from gateway.base import events
 from gateway.base.config import Settings
 from gateway.http.audit import audit_router
 from gateway.http.auth import RateLimiter, bearer_dependency
@@ -211,5 +212,5 @@ async def start_http(app: FastAPI, host: str, port: int, *,
             raise OSError("the HTTP server stopped during start-up")
         await asyncio.sleep(0.01)
     bound = int(sock.getsockname()[1])
-    log.info("http.started", port=bound)
+    log.info(events.HTTP_STARTED, port=bound)
     return HttpServer(server, task, bound)

@@ -109,9 +109,7 @@ def _leaves(msg: Message) -> list[Message]:
 
 
 def _parse(data: bytes) -> EmailMessage:
-    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(data)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+    return email.parser.BytesParser(policy=email.policy.default).parsebytes(data)
 
 
 def _payload(part: Message) -> bytes:

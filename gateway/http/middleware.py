@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.base import events
 from gateway.http.auth import CALLER_KEY, FAILURE_KEY, Caller
 from gateway.http.metrics import ApiMetrics
 from gateway.http.problems import problem_response
@@ -142,5 +143,5 @@ class CallRecorder:
                 await audit.append(conn, event)
         except (SQLAlchemyError, OSError) as exc:
             # The answer is already sent; losing its audit entry is logged loudly.
-            log.error("http.audit_failed", route=route, status=status,
+            log.error(events.HTTP_AUDIT_FAILED, route=route, status=status,
                       error=type(exc).__name__)

@@ -18,6 +18,7 @@ import jwt
 import structlog
 
 from directory.base import InvalidAddress, normalize_address
+from gateway.base import events
 from gateway.base.config import HttpSettings
 from gateway.base.errors import Unavailable
 from gateway.mailstore.tokens import SCOPES
@@ -58,7 +59,7 @@ class OidcVerifier:
         try:
             key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
         except jwt.PyJWKClientConnectionError as exc:
-            log.warning("http.oidc_jwks_unavailable", error=type(exc).__name__)
+            log.warning(events.HTTP_OIDC_JWKS_UNAVAILABLE, error=type(exc).__name__)
             raise OidcUnavailable() from exc
         except jwt.PyJWTError:
             return None  # malformed, or signed with a key the issuer does not publish
@@ -68,7 +69,7 @@ class OidcVerifier:
                 issuer=self._issuer, leeway=_LEEWAY,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]})
         except jwt.PyJWTError as exc:
-            log.info("http.oidc_refused", error=type(exc).__name__)
+            log.info(events.HTTP_OIDC_REFUSED, error=type(exc).__name__)
             return None
         try:
             mailbox = normalize_address(str(claims.get(self._claim, "")))

@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from directory.base import DirectoryUnavailable
+from gateway.base import events
 from gateway.base.errors import (
     Conflict,
     InvalidInput,
@@ -136,27 +137,31 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
 
 
 def install_handlers(app: FastAPI) -> None:
-    """Route every error the app can raise through :func:`problem_response`."""
+    """Route every error the app can raise through :func:`problem_response`.
 
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiProblem)
+    Registered with FastAPI's decorator, which takes each handler as typed: Starlette
+    calls a handler only for instances of the class it is registered for.
+    """
+
+    @app.exception_handler(ApiProblem)
+    async def on_problem(request: Request, exc: ApiProblem) -> JSONResponse:
         return problem_response(exc.code, exc.detail, status=exc.status,
                                 instance=request.url.path, headers=exc.headers, **exc.extra)
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _BY_STATUS.get(exc.status_code, "bad-request")
         headers = dict(exc.headers or {})
         return problem_response(code, status=exc.status_code, instance=request.url.path,
                                 headers=headers)
 
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response("invalid-request", "See errors", instance=request.url.path,
                                 errors=_clean_errors(exc.errors()))
 
-    async def on_pli_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, PliError)
+    @app.exception_handler(PliError)
+    async def on_pli_error(request: Request, exc: PliError) -> JSONResponse:
         if is_temporary(exc):
             # RFC 9110 §10.2.3: tell the client when to come back.
             return problem_response("unavailable", exc.text, instance=request.url.path,
@@ -168,26 +173,22 @@ def install_handlers(app: FastAPI) -> None:
                                         reason=exc.reason)
         return await on_unexpected(request, exc)
 
+    @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         incident = secrets.token_hex(6)
         route = getattr(request.scope.get("route"), "path_format", "")
-        log.error("http.exception", incident=incident, error=type(exc).__name__,
+        log.error(events.HTTP_EXCEPTION, incident=incident, error=type(exc).__name__,
                   route=route, exc_info=exc)
         return problem_response("internal-error", f"Incident {incident}",
                                 instance=request.url.path, incident=incident)
 
     async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # A backend that cannot answer now: temporary, like SMTP's 451 (never a 5xx 500).
-        log.warning("http.dependency_unavailable", error=type(exc).__name__)
+        log.warning(events.HTTP_DEPENDENCY_UNAVAILABLE, error=type(exc).__name__)
         return problem_response("unavailable", "A dependency is unavailable",
                                 instance=request.url.path,
                                 headers={"Retry-After": str(RETRY_AFTER)})
 
-    app.add_exception_handler(ApiProblem, on_problem)
     for unavailable in (DirectoryUnavailable, VaultUnavailable, OperationalError,
                         SqlTimeoutError):
         app.add_exception_handler(unavailable, on_unavailable)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(PliError, on_pli_error)
-    app.add_exception_handler(Exception, on_unexpected)

@@ -257,12 +257,12 @@ async def submit(ingest: IngestService, caller: Caller, out: Outgoing, *, hostna
         ref = await delivery.commit()
     except ApiProblem as problem:
         await delivery.abort()
-        log.info("http.send_refused", code=problem.code, reason=problem.extra.get("reason"),
+        log.info(events.HTTP_SEND_REFUSED, code=problem.code, reason=problem.extra.get("reason"),
                  msg_ref=delivery.ref)
         raise
     except PliError as exc:
         await delivery.abort()
-        log.warning("http.send_tempfail", reason=exc.reason, msg_ref=delivery.ref)
+        log.warning(events.HTTP_SEND_TEMPFAIL, reason=exc.reason, msg_ref=delivery.ref)
         raise
     return SendResult(id=ref, message_id=message_id,
                       recipients=Recipients(delivered=list(delivery.recipients),

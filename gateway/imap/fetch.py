@@ -13,12 +13,15 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway.core.ports import MessageInfo
 from gateway.imap.bodystructure import body_structure, parse_mime, section_bytes, structure
 from gateway.imap.parser import ParseError, Token
 
 __all__ = ["FetchItem", "format_flags", "internal_date", "parse_fetch_items", "render_fetch"]
+
+_T = TypeVar("_T")
 
 _SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "RFC822", "RFC822.HEADER",
            "RFC822.TEXT", "ENVELOPE", "MODSEQ", "BODYSTRUCTURE"}
@@ -136,6 +139,14 @@ def _section(item: FetchItem, body: bytes) -> bytes:
     return data
 
 
+def _fetched(value: _T | None, item: FetchItem) -> _T:
+    # render_fetch's contract: the caller read what the items need (needs_body,
+    # needs_structure). Missing means a bug in the caller, answered as one (SERVERBUG).
+    if value is None:
+        raise RuntimeError(f"FETCH {item.name} rendered without the data it needs")
+    return value
+
+
 def render_fetch(
     seq: int,
     info: MessageInfo,
@@ -165,16 +176,13 @@ def render_fetch(
         elif item.name == "MODSEQ":  # RFC 7162 §3.1.4.1
             parts.append(b"MODSEQ (%d)" % info.modseq)
         elif item.name == "ENVELOPE":
-            assert stored is not None
-            parts.append(b"ENVELOPE " + stored[0])
+            parts.append(b"ENVELOPE " + _fetched(stored, item)[0])
         elif item.name == "BODYSTRUCTURE":
-            assert stored is not None
-            parts.append(b"BODYSTRUCTURE " + stored[1])
+            parts.append(b"BODYSTRUCTURE " + _fetched(stored, item)[1])
         elif item.name == "BODY.STRUCT":
-            assert body is not None
-            parts.append(b"BODY " + body_structure(parse_mime(body), extensible=False))
+            parts.append(b"BODY " + body_structure(parse_mime(_fetched(body, item)),
+                                                   extensible=False))
         else:
-            assert body is not None
-            data = _section(item, body)
+            data = _section(item, _fetched(body, item))
             parts.append(label + b" {%d}\r\n" % len(data) + data)
     return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"

@@ -245,7 +245,8 @@ def matches(key: Key, t: Target, content: bytes | None) -> bool:
 
 
 def _compare(op: str, when: dt.date, ref: object) -> bool:
-    assert isinstance(ref, dt.date)
+    if not isinstance(ref, dt.date):  # parse_search builds date keys with a dt.date
+        raise TypeError(f"SEARCH {op} key built without a date")
     if op == "BEFORE":
         return when < ref
     if op == "ON":

@@ -48,10 +48,9 @@ async def ensure_mailbox(conn: AsyncConnection, owner: str, name: str = INBOX) -
     res = await conn.execute(
         mailbox.insert().values(owner=owner, name=name, uid_validity=int(time.time()),
                                 uid_next=1, highest_modseq=1, subscribed=True)
+        .returning(mailbox.c.id)
     )
-    pk = res.inserted_primary_key
-    assert pk is not None
-    return int(pk[0])
+    return int(res.scalar_one())
 
 
 class Allocation:

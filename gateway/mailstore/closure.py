@@ -53,8 +53,7 @@ async def inactive_mailboxes(engine: AsyncEngine, days: int = 365,
     found = []
     for address, changed in accounts:
         last = _utc(logins.get(address))
-        changed_utc = _utc(changed)
-        assert changed_utc is not None
+        changed_utc: dt.datetime = _utc(changed)  # account.updated_at is NOT NULL
         if (last is None or last < cutoff) and changed_utc < cutoff:
             found.append(Inactive(address, last, changed_utc))
     return found

@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.base import events
 from gateway.base.config import QueueSettings
 from gateway.base.errors import PliError
 from gateway.core.ingest import IngestService
@@ -99,7 +100,7 @@ class OutboundWorker:
             try:
                 handled = await self.run_once()
             except (SQLAlchemyError, OSError) as exc:
-                log.warning("outbound.round_failed", error=type(exc).__name__)
+                log.warning(events.OUTBOUND_ROUND_FAILED, error=type(exc).__name__)
                 handled = 0
             if not handled:
                 await self._queue.wait(self._cfg.poll_interval)
@@ -196,7 +197,7 @@ class OutboundWorker:
                                    reply=f"{att.code} {att.reply}", now=now, events=[
                                        audit.AuditEvent(action="message.relayed", **base,
                                                         detail={"code": att.code})])
-                log.info("outbound.delivered", msg_ref=entry.msg_ref, code=att.code,
+                log.info(events.OUTBOUND_DELIVERED, msg_ref=entry.msg_ref, code=att.code,
                          remote=att.remote_mta)
                 continue
             reply = f"{att.code} {att.reply}" if att.code else att.reply
@@ -214,7 +215,7 @@ class OutboundWorker:
                                        action="message.bounced", result="fail", **base,
                                        reason="expired" if expired else "refused",
                                        detail={"code": att.code})])
-                log.info("outbound.failed", msg_ref=entry.msg_ref, code=att.code,
+                log.info(events.OUTBOUND_FAILED, msg_ref=entry.msg_ref, code=att.code,
                          expired=expired)
                 continue
             warn = (not entry.delay_notified
@@ -229,7 +230,7 @@ class OutboundWorker:
         await store.record(self._engine, [entry.id], state=store.QUEUED, reply=reply, now=now,
                            next_attempt=now + dt.timedelta(seconds=wait),
                            delay_notified=delay_notified)
-        log.info("outbound.deferred", msg_ref=entry.msg_ref, attempts=entry.attempts + 1,
+        log.info(events.OUTBOUND_DEFERRED, msg_ref=entry.msg_ref, attempts=entry.attempts + 1,
                  retry_in=wait)
 
     async def _notify(self, entry: store.QueueEntry, action: str, status: str, diag: str,
@@ -247,12 +248,12 @@ class OutboundWorker:
             if not (await delivery.add_sender("")).accepted:
                 return False
             if not (await delivery.add_recipient(entry.sender)).accepted:
-                log.warning("outbound.dsn_undeliverable", msg_ref=entry.msg_ref)
+                log.warning(events.OUTBOUND_DSN_UNDELIVERABLE, msg_ref=entry.msg_ref)
                 return True  # the sender left the directory: nobody to tell
             await delivery.put_body(body)
             await delivery.commit()
         except PliError as exc:
             await delivery.abort()
-            log.warning("outbound.dsn_deferred", msg_ref=entry.msg_ref, reason=exc.reason)
+            log.warning(events.OUTBOUND_DSN_DEFERRED, msg_ref=entry.msg_ref, reason=exc.reason)
             return False
         return True

@@ -254,8 +254,7 @@ def _decrypt_content(sealed: Sealed, cek: bytes) -> bytes:
         raise MalformedCms("no encrypted content (detached content is not supported)")
     if len(cek) != _AES_KEY_BYTES[cipher]:
         raise DecryptionFailed("decryption failed")
-    if mode == "gcm":
-        assert mac is not None
+    if mac is not None:  # AES-GCM: the check above ties the tag to the mode
         params = GcmParameters.load(alg["parameters"].dump())
         nonce = params["aes_nonce"].native
         if len(mac) != params["aes_icvlen"].native or not _MIN_TAG <= len(mac) <= 16 \

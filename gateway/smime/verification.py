@@ -179,8 +179,7 @@ def _signer(si: Any, content: bytes, content_type: str, certs: list[x509.Certifi
             return cert, signing_time, tuple(listed)
         except Failed as exc:
             last = exc
-    assert last is not None
-    raise last
+    raise last or Failed(Reason.BAD_SIGNATURE)  # candidates is never empty: last is set
 
 
 def verify_signed_data(der: bytes, trusted_roots: Sequence[x509.Certificate],
@@ -261,8 +260,7 @@ def _verify(der: bytes, intermediates: Sequence[x509.Certificate],
                                           attrs, source)
             except Failed as exc:
                 first = first or exc
-        assert first is not None
-        raise first
+        raise first or Failed(Reason.NO_CONTENT)  # None only if no content was given to try
 
 
 def verify(signed: bytes, trusted_roots: Sequence[x509.Certificate],

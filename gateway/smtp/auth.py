@@ -63,7 +63,6 @@ class SubmissionSMTP(PliSMTP):
             blob = await self.challenge_auth("")
             if blob is MISSING:
                 return AuthResult(success=False, handled=True)
-            assert isinstance(blob, bytes)
         else:
             decoded = await self._b64(args[1])
             if decoded is None:
@@ -88,5 +87,4 @@ class SubmissionSMTP(PliSMTP):
         password = await self.challenge_auth("Password:")
         if password is MISSING:
             return AuthResult(success=False, handled=True)
-        assert isinstance(login, bytes) and isinstance(password, bytes)
         return await self._finish(login, password)

@@ -84,8 +84,10 @@ class PliSMTP(SMTP):
             return
         if await self.check_auth_needed("DATA"):
             return
-        assert self.envelope is not None and self.session is not None
-        if not self.envelope.rcpt_tos:
+        envelope = self.envelope
+        if envelope is None:  # aiosmtpd sets it on connection; a bug, answered 451 4.3.0
+            raise RuntimeError("SMTP DATA without an envelope")
+        if not envelope.rcpt_tos:
             await self.push("503 5.5.1 Error: need RCPT command")
             return
         if arg:
@@ -106,8 +108,8 @@ class PliSMTP(SMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("552 5.3.4 Message too big for system")
             return
-        self.envelope.content = result.content
-        self.envelope.original_content = result.content
+        envelope.content = result.content
+        envelope.original_content = result.content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)

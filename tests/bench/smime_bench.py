@@ -102,11 +102,11 @@ def main() -> int:
 
     sealed = pli_out()
 
-    paths = ChainCache()  # what a running pli's TrustStore keeps between messages
+    chain_cache = ChainCache()  # what a running pli's TrustStore keeps between messages
 
     def pli_in() -> None:
         result = verify(decrypt(sealed, ident.cert, key), [root], crls=[crl],
-                        chain_cache=paths)
+                        chain_cache=chain_cache)
         assert result.ok
 
     # --- raw cryptography

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
@@ -42,16 +43,17 @@ def _extraction(path: Path, users: int) -> None:
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
-def _bench_smtp(port: int, out: Path, args: argparse.Namespace, extra: list[str]) -> dict:
+def _bench_smtp(port: int, out: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     cmd = [sys.executable, str(PEERS / "bench_smtp.py"), "--port", str(port),
            "--rcpt", f"bench{{1..{args.users}}}@bench.test", "--from", "sender@bench.test",
            "--messages", str(args.messages), "--concurrency", str(args.concurrency),
            "--size", str(args.size), "--json-out", str(out), *extra]
     subprocess.run(cmd, check=False, timeout=1800, stdout=subprocess.DEVNULL)
-    return json.loads(out.read_text())
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
 
 
-def _peer_run(i: int, args: argparse.Namespace, stamp: str) -> dict:
+def _peer_run(i: int, args: argparse.Namespace, stamp: str) -> dict[str, Any]:
     d = Path(tempfile.mkdtemp(prefix="pli-peer-"))
     env = {**os.environ, "PEER_CLEAN": "1", "PEER_SMTP_PORT": str(args.peer_smtp_port),
            "PEER_IMAP_PORT": str(args.peer_imap_port), "PEER_LMTP_PORT": str(args.peer_lmtp_port)}
@@ -74,7 +76,7 @@ def _rss_peak_kb(pid: int) -> int:
     return 0
 
 
-def _pli_run(i: int, args: argparse.Namespace, stamp: str) -> tuple[dict, int]:
+def _pli_run(i: int, args: argparse.Namespace, stamp: str) -> tuple[dict[str, Any], int]:
     d = Path(tempfile.mkdtemp(prefix="pli-bench-")) / "var"
     pli = [sys.executable, "-m", "gateway"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}

@@ -58,11 +58,12 @@ def test_smtp_to_imap_with_audit(pli: RunningPli) -> None:
     try:
         assert "LOGINDISABLED" in imap.capabilities
         imap.starttls(ssl_context=pli.client_context())
+        typ: str
         typ, _ = imap.login(GERIATRICIAN, pli.accounts[GERIATRICIAN])
         assert typ == "OK"
         typ, data = imap.select("INBOX")
         assert typ == "OK" and int(data[0] or 0) >= 1
-        typ, fetched = imap.fetch(data[0] or b"1", "(RFC822)")
+        typ, fetched = imap.fetch((data[0] or b"1").decode(), "(RFC822)")
         assert typ == "OK"
         raw = fetched[0][1] if isinstance(fetched[0], tuple) else b""
         assert marker.encode() in raw
@@ -224,7 +225,7 @@ def test_swaks_delivers(pli: RunningPli) -> None:
         imap.login("cabinet.petit@medecin.mssante.fr",
                    pli.accounts["cabinet.petit@medecin.mssante.fr"])
         typ, data = imap.select("INBOX")
-        typ, fetched = imap.fetch(data[0] or b"1", "(BODY.PEEK[TEXT])")
+        typ, fetched = imap.fetch((data[0] or b"1").decode(), "(BODY.PEEK[TEXT])")
         assert typ == "OK" and isinstance(fetched[0], tuple)
         assert marker.encode() in fetched[0][1]
         imap.logout()
@@ -264,9 +265,11 @@ def _imap_login(pli: RunningPli, user: str) -> imaplib.IMAP4:
 def _last(imap: imaplib.IMAP4, mailbox: str, items: str) -> bytes:
     typ, data = imap.select(mailbox)
     assert typ == "OK", data
-    typ, fetched = imap.fetch(data[0] or b"1", items)
+    typ, fetched = imap.fetch((data[0] or b"1").decode(), items)
     assert typ == "OK"
-    return b"".join(p[0] + p[1] if isinstance(p, tuple) else p for p in fetched)
+    parts = [p for p in fetched if p is not None]
+    assert len(parts) == len(fetched)
+    return b"".join(p[0] + p[1] if isinstance(p, tuple) else p for p in parts)
 
 
 def test_implicit_tls_submission_sent_copy_and_message_id(pli: RunningPli) -> None:
@@ -282,7 +285,8 @@ def test_implicit_tls_submission_sent_copy_and_message_id(pli: RunningPli) -> No
     sender = _imap_login(pli, GERIATRICIAN)
     try:
         typ, boxes = sender.list()
-        assert typ == "OK" and any(b'"Sent"' in b or b" Sent" in b for b in boxes), boxes
+        assert typ == "OK" and any(isinstance(b, bytes) and (b'"Sent"' in b or b" Sent" in b)
+                                 for b in boxes), boxes
         sent = _last(sender, "Sent", "(FLAGS BODY.PEEK[HEADER])")
         assert b"\\Seen" in sent and marker.encode() in sent
         assert b"with ESMTPSA" in sent  # RFC 3848: TLS and authenticated

@@ -40,7 +40,7 @@ async def test_delay_then_expiry_each_tell_the_sender_once(tmp_path: Path) -> No
         await delivery.put_body(b"Subject: dossier\r\nMessage-ID: <q1@ehpad.test>\r\n\r\nx\r\n")
         await delivery.commit()
 
-        async def dsns() -> list[bytes]:
+        async def dsns() -> list[bytearray]:
             async with services.engine.connect() as conn:
                 names = (await conn.execute(
                     select(message.c.blob).join(mailbox, message.c.mailbox_id == mailbox.c.id)

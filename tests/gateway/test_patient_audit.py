@@ -34,6 +34,7 @@ def test_patient_trail_lists_acceptance_delivery_and_reads(pli: RunningPli) -> N
         imap.starttls(ssl_context=pli.client_context())
         imap.login(URGENCES, pli.accounts[URGENCES])
         _, count = imap.select("INBOX")
+        assert count[0] is not None
         imap.fetch(count[0].decode(), "(BODY[])")
     finally:
         imap.shutdown()

@@ -45,7 +45,8 @@ def _proxied(port: int, header: bytes, cafile: Path) -> tuple[int, bytes]:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(header)
     s = smtplib.SMTP(timeout=10)
-    s.sock, s.file, s._host = sock, None, "localhost"  # as connect() would have set them
+    s.sock, s.file = sock, None  # as connect() would have set them
+    s._host = "localhost"  # type: ignore[attr-defined]  # private, absent from typeshed
     code, msg = s.getreply()
     assert code == 220, msg
     s.ehlo("lb.test")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from typing import Any
 
 from tests.http.conftest import CABINET, DOCTOR, DPI, Api
 from vault import audit
 
 
-async def _events(api: Api, **flt: str) -> list[audit.AuditRecord]:
+async def _events(api: Api, **flt: Any) -> list[audit.AuditRecord]:
     return [r async for r in audit.query(api.services.engine, audit.AuditFilter(**flt))]
 
 
@@ -329,5 +330,7 @@ async def test_a_cda_is_sent_as_ihe_xdm_with_the_mss_headers(api: Api) -> None:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert (msg["X-MSS-INS"], msg["X-MSS-CODECDA"]) == ("O", "34133-9")
     [zipped] = [p for p in msg.walk() if p.get_filename() == "IHE_XDM.zip"]
-    package = read_xdm(zipped.get_payload(decode=True))
+    payload = zipped.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    package = read_xdm(payload)
     assert package.patient_ins is not None and package.patient_ins.value == "231056299901771"

@@ -67,13 +67,14 @@ async def mtls(data_dir: Path, tmp_path: Path) -> AsyncIterator[Mtls]:
                                           serialization.NoEncryption()))
         clients[mailbox] = (str(crt), str(pem))
     settings = make_settings(data_dir, tls=True, client_ca_file=str(tmp_path / "ca.pem"))
-    cert, key = settings.tls_files()
+    server_cert, server_key = settings.tls_files()
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
         server = await start_http(create_app(services, settings), "127.0.0.1", 0,
-                                  tls=server_context(cert, key, tmp_path / "ca.pem"))
+                                  tls=server_context(server_cert, server_key,
+                                                     tmp_path / "ca.pem"))
         stack.push_async_callback(server.close)
-        yield Mtls(f"https://localhost:{server.port}", cert, clients)
+        yield Mtls(f"https://localhost:{server.port}", server_cert, clients)
 
 
 def _client(m: Mtls, mailbox: str | None) -> httpx.AsyncClient:

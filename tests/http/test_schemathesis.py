@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 
 from gateway.app.services import build_services
 from gateway.http.api import create_app, start_http
@@ -23,13 +25,15 @@ def _fuzz(base: str, token: str) -> list[str]:
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     tested = []
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()  # the schema pli publishes could not be read
         operation = result.ok()
 
         @given(case=operation.as_strategy())
         @settings(max_examples=_EXAMPLES, deadline=None, database=None,
                   phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(base_url=base, headers={"Authorization": f"Bearer {token}"},
                                    checks=[not_a_server_error], timeout=30)
 

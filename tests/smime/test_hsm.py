@@ -84,6 +84,7 @@ def test_the_private_half_never_leaves_and_twins_are_refused(token: Token,
     with pytest.raises(HsmError, match="already holds a key labelled"):
         assert isinstance(dev_pki.app.key, rsa.RSAPrivateKey)
         token.import_key(APP, dev_pki.app.key)
+    assert isinstance(holder.key, rsa.RSAPrivateKey)
     with pytest.raises(HsmError, match="not offered"):
         holder.key.decrypt(b"x" * 256, padding.OAEP(padding.MGF1(hashes.SHA256()),
                                                       hashes.SHA3_256(), None))
@@ -150,6 +151,7 @@ def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
             imap.starttls(ssl_context=pli.client_context())
             imap.login(urgences, pli.accounts[urgences])
             _, count = imap.select("INBOX")
+            assert count[0] is not None
             _, got = imap.fetch(count[0].decode(), "(BODY.PEEK[])")
         finally:
             imap.shutdown()
@@ -162,8 +164,8 @@ def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
 
 
 @pytest.mark.parametrize("algorithm", [hashes.SHA256(), hashes.SHA384()])
-def test_oaep_decoding_matches_cryptography_and_refuses_tampering(dev_pki: DevPki,
-                                                                  algorithm) -> None:
+def test_oaep_decoding_matches_cryptography_and_refuses_tampering(
+        dev_pki: DevPki, algorithm: hashes.HashAlgorithm) -> None:
     """The software half of OAEP when a token only offers raw RSA (RFC 8017 §7.1.2)."""
     from gateway.smime.hsm import _oaep_decode
 

@@ -168,7 +168,8 @@ def test_classify_and_split(dev_pki: DevPki) -> None:
     assert classify(env) is SmimeKind.AUTH_ENVELOPED
 
 
-def test_a_certificate_with_an_unknown_key_type_is_reported_not_raised(dev_pki) -> None:
+def test_a_certificate_with_an_unknown_key_type_is_reported_not_raised(dev_pki: DevPki,
+                                                                       ) -> None:
     """Found by the fuzz test: cryptography raises UnsupportedAlgorithm on such a key."""
     from gateway.smime import signed_data, verify_signed_data
 

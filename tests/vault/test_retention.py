@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from sqlalchemy import select
@@ -142,7 +143,8 @@ async def test_audit_never_holds_the_hold_reason_as_content(engine: AsyncEngine,
 
 @pytest.mark.parametrize("mode", ["GOVERNANCE", "COMPLIANCE"])
 async def test_s3_locks_each_object_until_its_own_date_and_holds(
-    engine: AsyncEngine, moto: MotoS3Server, tmp_path: Path, mode: str
+    engine: AsyncEngine, moto: MotoS3Server, tmp_path: Path,
+    mode: Literal["GOVERNANCE", "COMPLIANCE"],
 ) -> None:
     bucket = f"pli-ret-{secrets.token_hex(4)}"
     store = S3BlobStore(moto.endpoint, moto.access_key, moto.secret_key, bucket, secure=False,

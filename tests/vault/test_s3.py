@@ -14,7 +14,7 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,7 @@ async def test_a_reader_that_stops_early_leaves_the_pool_healthy(store: S3BlobSt
     loop.set_exception_handler(lambda _loop, ctx: unretrieved.append(ctx))
     for _ in range(12):  # more than the pool's 8 connections and workers
         reader = store.get(name)
+        assert isinstance(reader, AsyncGenerator)  # so that it can be closed half-read
         first = await anext(reader)
         assert first == data[:len(first)]
         await reader.aclose()

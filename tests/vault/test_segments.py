@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,11 @@ from vault.segments import _message, seal_segment, verify_segments
 from vault.service import Vault
 from vault.tables import audit_event, audit_head, audit_segment, vault_object
 
+Parts = tuple[Vault, Signer, Path]  # the vault, the audit signer, its public key file
+
 
 @pytest.fixture
-def parts(engine: AsyncEngine, tmp_path: Path) -> tuple[Vault, Signer, Path]:
+def parts(engine: AsyncEngine, tmp_path: Path) -> Parts:
     create_kek_file(tmp_path / "kek")
     vault = Vault(engine, FsBlobStore(tmp_path / "blobs"),
                   KeyFileProvider.from_file(tmp_path / "kek"), 4096)
@@ -49,7 +52,7 @@ async def _sealed(engine: AsyncEngine, vault: Vault, signer: Signer, total: int)
         pass
 
 
-async def test_seals_in_runs_and_verifies(engine: AsyncEngine, parts) -> None:
+async def test_seals_in_runs_and_verifies(engine: AsyncEngine, parts: Parts) -> None:
     vault, signer, pub = parts
     assert await seal_segment(engine, vault, signer) is None  # nothing to seal
     await _append(engine, 25)
@@ -71,7 +74,7 @@ async def test_seals_in_runs_and_verifies(engine: AsyncEngine, parts) -> None:
 
 
 async def test_rewritten_database_is_caught_by_the_sealed_copy(engine: AsyncEngine,
-                                                               parts) -> None:
+                                                               parts: Parts) -> None:
     vault, signer, pub = parts
     await _sealed(engine, vault, signer, 25)
     # The administrator edits entry 15 and recomputes every hash after it.
@@ -93,7 +96,7 @@ async def test_rewritten_database_is_caught_by_the_sealed_copy(engine: AsyncEngi
     assert "database entry 15 differs from the sealed copy" in report.problem
 
 
-async def test_altered_or_removed_segment_object(engine: AsyncEngine, parts,
+async def test_altered_or_removed_segment_object(engine: AsyncEngine, parts: Parts,
                                                  tmp_path: Path) -> None:
     vault, signer, pub = parts
     await _sealed(engine, vault, signer, 25)
@@ -112,7 +115,7 @@ async def test_altered_or_removed_segment_object(engine: AsyncEngine, parts,
     assert report.bad_seq == 11 and "object unreadable (ObjectNotFound)" in report.problem
 
 
-async def test_removed_segment_record_is_a_gap(engine: AsyncEngine, parts) -> None:
+async def test_removed_segment_record_is_a_gap(engine: AsyncEngine, parts: Parts) -> None:
     vault, signer, pub = parts
     await _sealed(engine, vault, signer, 25)
     async with engine.begin() as conn:
@@ -147,11 +150,11 @@ async def _lines(engine: AsyncEngine, vault: Vault, first: int) -> list[bytes]:
     async with engine.connect() as conn:
         name = (await conn.execute(select(audit_segment.c.object_name)
                                    .where(audit_segment.c.first_seq == first))).scalar_one()
-    return (await vault.get(name)).splitlines()
+    return bytes(await vault.get(name)).splitlines()
 
 
 async def test_forged_segment_without_the_key_fails_its_signature(engine: AsyncEngine,
-                                                                  parts) -> None:
+                                                                  parts: Parts) -> None:
     vault, signer, pub = parts
     await _sealed(engine, vault, signer, 25)
     lines = await _lines(engine, vault, 11)
@@ -168,7 +171,8 @@ async def test_forged_segment_without_the_key_fails_its_signature(engine: AsyncE
     (lambda ls: [*ls[:2], b"{not json", *ls[3:]], 13, "entry 13 is not a valid audit line"),
 ])
 async def test_checker_names_reordered_truncated_and_edited_entries(
-    engine: AsyncEngine, parts, edit, bad_seq: int, problem: str
+    engine: AsyncEngine, parts: Parts, edit: Callable[[list[bytes]], list[bytes]],
+    bad_seq: int, problem: str
 ) -> None:
     vault, signer, pub = parts
     await _sealed(engine, vault, signer, 25)

@@ -22,7 +22,9 @@ def vault_parts(tmp_path: Path) -> tuple[FsBlobStore, KeyFileProvider]:
     return FsBlobStore(tmp_path / "blobs"), KeyFileProvider.from_file(tmp_path / "kek")
 
 
-async def test_vault_put_record_get(engine: AsyncEngine, vault_parts, tmp_path: Path) -> None:
+async def test_vault_put_record_get(engine: AsyncEngine,
+                                   vault_parts: tuple[FsBlobStore, KeyFileProvider],
+                                   tmp_path: Path) -> None:
     store, keys = vault_parts
     v = Vault(engine, store, keys, chunk_size=4096)
     data = b"Subject: secret\r\n\r\n" + b"x" * 20_000

@@ -18,7 +18,7 @@ import itertools
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +316,7 @@ async def test_s3_whole_reads_keep_the_connection_alive(s3: S3) -> None:
     await store.put(big, _aiter(data))
     opened = relay.accepted
     reader = store.get(big)
+    assert isinstance(reader, AsyncGenerator)  # so that it can be closed half-read
     first = await anext(reader)
     assert first == data[:len(first)]
     await reader.aclose()

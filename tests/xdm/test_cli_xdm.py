@@ -16,8 +16,11 @@ from tests.xdm import DOC, FIXTURES, SAMPLE_INS, SAMPLE_XDS, fixture, replace_me
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pli")
     sub = parser.add_subparsers(dest="command", required=True)
-    cli_xdm.add_parser(sub, lambda p: p.add_argument("--debug", action="store_true",
-                                                      default=argparse.SUPPRESS))
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    cli_xdm.add_parser(sub, common)
     return parser.parse_args(["xdm", *argv])
 
 
