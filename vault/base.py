@@ -12,8 +12,6 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
-from vault.buffers import writable_buffer
-
 __all__ = [
     "BlobStore",
     "IntegrityError",
@@ -128,7 +126,7 @@ def _fill(readinto: Callable[[memoryview], int | None], view: memoryview) -> int
 def pump(readinto: Callable[[memoryview], int | None], sink: Callable[[memoryview], None],
          block: int) -> int:
     """The loop behind every store's :meth:`BlobStore.read_blocks`: one reused buffer."""
-    view = memoryview(writable_buffer(block))  # only bytes read into it are handed out
+    view = memoryview(bytearray(block))
     total = 0
     while True:
         got = _fill(readinto, view)

@@ -17,7 +17,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.base import IntegrityError
-from vault.buffers import populate, writable_buffer
 
 __all__ = [
     "TAG_SIZE", "BufferDecryptor", "ChunkDecryptor", "ChunkEncryptor", "new_data_key",
@@ -68,7 +67,7 @@ class ChunkEncryptor:
         """The same sealed bytes as :meth:`encrypt`, in one buffer, for a caller that holds
         the plaintext whole: each chunk is encrypted into its place, no object per chunk."""
         count = max(1, -(-len(plaintext) // self._size))
-        out = writable_buffer(sealed_size(len(plaintext), self._size))  # written whole below
+        out = bytearray(sealed_size(len(plaintext), self._size))
         with memoryview(out) as view, memoryview(plaintext) as src:
             for index in range(count):
                 chunk = src[index * self._size:(index + 1) * self._size]
@@ -126,9 +125,7 @@ class BufferDecryptor:
         self._last = size - (self._count - 1) * chunk_size + TAG_SIZE
         self._index = 0
         self._carry = bytearray()  # a chunk split across two reads (not with whole blocks)
-        # Every byte is written before result() hands the buffer out; its pages are
-        # populated by prefault(), which Vault.get runs beside the read.
-        self._out = writable_buffer(size, populated=False)
+        self._out = bytearray(size)
         self._view = memoryview(self._out)
 
     def block_size(self, target: int) -> int:
@@ -137,11 +134,6 @@ class BufferDecryptor:
         sealed = self._chunk + TAG_SIZE
         whole = sealed * (self._count - 1) + self._last
         return min(whole, sealed * max(1, target // sealed))
-
-    def prefault(self) -> None:
-        """Back the output's pages in one system call: run it on another thread while the
-        object is being fetched, and the page faults are off the read's path."""
-        populate(self._out)
 
     def _frame(self) -> int:
         return self._last if self._index == self._count - 1 else self._chunk + TAG_SIZE

@@ -38,7 +38,6 @@ from vault.base import (
     VaultError,
     VaultUnavailable,
 )
-from vault.buffers import POPULATE_MIN
 from vault.crypto import BufferDecryptor, ChunkDecryptor, ChunkEncryptor, new_data_key
 from vault.retention import RetentionPolicy
 from vault.tables import vault_object
@@ -281,15 +280,7 @@ class Vault:
         """
         meta, dek = await self._data_key(name)
         opener = BufferDecryptor(name, dek, meta.nonce_base, meta.chunk_size, meta.size)
-        # The output's pages are backed on another thread while the store answers: on
-        # a VM, faulting in 10 MB costs about as much as receiving it.
-        prefault = (asyncio.get_running_loop().run_in_executor(None, opener.prefault)
-                    if meta.size >= POPULATE_MIN else None)
-        try:
-            await self._store.read_blocks(name, opener.feed, opener.block_size(_READ_BLOCK))
-        finally:
-            if prefault is not None:
-                await prefault
+        await self._store.read_blocks(name, opener.feed, opener.block_size(_READ_BLOCK))
         return opener.result()
 
     @property

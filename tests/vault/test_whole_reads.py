@@ -1,4 +1,4 @@
-"""Whole-object reads: BufferDecryptor, writable_buffer, BlobStore.read_blocks and Vault.get.
+"""Whole-object reads: BufferDecryptor, BlobStore.read_blocks and Vault.get.
 
 Vault.get does not stream: it reads the sealed object in one pass through
 ``read_blocks`` (one reused block) and BufferDecryptor opens every chunk straight into
@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.moto_s3 import MotoS3Server
 from vault.base import BlobStore, IntegrityError, ObjectNotFound
-from vault.buffers import populate, writable_buffer
 from vault.crypto import TAG_SIZE, BufferDecryptor, ChunkEncryptor, new_data_key
 from vault.fs import FsBlobStore
 from vault.keys import KeyFileProvider, create_kek_file
@@ -134,22 +133,6 @@ def test_buffer_decryptor_detects_tampering_and_a_wrong_size() -> None:
                 assert opened_as in str(exc), label
             else:
                 pytest.fail(f"{label} not detected (block {block})")
-
-
-@pytest.mark.parametrize("populated", [True, False])
-@pytest.mark.parametrize("size", [0, 10, 300_000, 5 * MiB])
-def test_writable_buffer_is_fully_writable(size: int, populated: bool) -> None:
-    """Populated now or by populate() later (Vault.get does it beside the read)."""
-    buffers = [writable_buffer(size, populated=populated) for _ in range(2)]
-    if not populated:
-        for buf in buffers:
-            populate(buf)
-    patterns = [(bytes(range(i, 251 + i)) * (size // 251 + 1))[:size] for i in (0, 1)]
-    for buf, pattern in zip(buffers, patterns, strict=True):
-        assert type(buf) is bytearray and len(buf) == size
-        memoryview(buf)[:] = pattern
-    for buf, pattern in zip(buffers, patterns, strict=True):  # and they do not overlap
-        assert buf == pattern
 
 
 async def _read_pieces(store: BlobStore, name: str, block: int) -> tuple[list[bytes], int]:
