@@ -158,7 +158,7 @@ async def init_data_dir(
     settings = await asyncio.to_thread(_prepare_files, data_dir, demo, domains, config_file)
     accounts: list[DemoAccount] = []
     async with AsyncExitStack() as stack:
-        engine = create_engine(settings.database_url())
+        engine = create_engine(settings.database_url(), one_trip=settings.tuning.sqlite_one_trip)
         stack.push_async_callback(engine.dispose)
         await migrate(engine)
         if demo:

@@ -54,7 +54,7 @@ class Services:
 
 async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     """Open the database (migrated), the vault and the directory."""
-    engine = create_engine(settings.database_url())
+    engine = create_engine(settings.database_url(), one_trip=settings.tuning.sqlite_one_trip)
     stack.push_async_callback(engine.dispose)
     await migrate(engine)
     vault = await open_vault(settings, engine, stack)

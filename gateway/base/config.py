@@ -44,6 +44,7 @@ __all__ = [
     "SmimeSettings",
     "SmtpSettings",
     "TlsSettings",
+    "TuningSettings",
     "VaultSettings",
     "load_settings",
 ]
@@ -459,6 +460,29 @@ class SmimeSettings(_Section):
     configuration file."""
 
 
+class TuningSettings(_Section):
+    """Where pli leans on another project's internals for speed or memory
+    (``gateway/base/tuning`` lists them, with what each relies on and buys). All on by
+    default; turn one off to get that project's stock behaviour back, e.g. when an upgrade
+    breaks it."""
+
+    sqlite_one_trip: bool = True
+    """SQLite statements in one trip to aiosqlite's thread (SQLAlchemy and aiosqlite
+    internals). Off: SQLAlchemy's own aiosqlite dialect."""
+    malloc: bool = True
+    """glibc allocator settings at ``pli serve`` start: a fixed mmap threshold, eager trimming,
+    two arenas. Off: glibc's defaults."""
+    tls_read_buffer: bool = True
+    """A 32 KiB read buffer per TLS connection (asyncio's ``SSLProtocol``, patched for the
+    process). Off: asyncio's 256 KiB."""
+    smtp_bulk_data: bool = True
+    """SMTP DATA read in bulk rather than line by line (aiosmtpd and asyncio internals). Off:
+    aiosmtpd's own DATA."""
+    s3_direct: bool = True
+    """S3 uploads and whole reads through minio's private calls, which spare copies of the
+    object. Off: minio's public ``put_object`` and ``get_object``."""
+
+
 class Settings(_Section):
     """The whole configuration: top-level keys, then one table per section."""
 
@@ -486,6 +510,7 @@ class Settings(_Section):
     tls: TlsSettings = TlsSettings()
     log: LogSettings = LogSettings()
     smime: SmimeSettings = SmimeSettings()
+    tuning: TuningSettings = TuningSettings()
 
     # Derived paths: defaults live under the data dir.
     def database_url(self) -> str:
@@ -612,4 +637,3 @@ def read_secret(value: str, file: str, key: str, env: str) -> str:
             raise ConfigError(f"invalid configuration key '{key}_file': cannot read {file}: "
                               f"{exc.strerror}") from None
     raise ConfigError(f"{key}_file (or {env}) is required")
-

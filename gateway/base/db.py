@@ -14,13 +14,18 @@ from typing import Any, overload
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.base.tuning.sqlite import DRIVER
-
 __all__ = ["create_engine", "utc"]
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; on SQLite, each connection gets WAL and durable commits."""
-    if url.startswith("sqlite+aiosqlite:"):
+
+def create_engine(url: str, *, one_trip: bool = True, **kwargs: Any) -> AsyncEngine:
+    """An async engine; on SQLite, each connection gets WAL and durable commits.
+
+    ``one_trip`` (``[tuning] sqlite_one_trip``) serves ``sqlite+aiosqlite`` URLs with
+    pli's variant of the driver (gateway/base/tuning/sqlite.py); off, SQLAlchemy's own.
+    """
+    if one_trip and url.startswith("sqlite+aiosqlite:"):
+        from gateway.base.tuning.sqlite import DRIVER  # imported only when used
+
         url = DRIVER + url[len("sqlite+aiosqlite"):]  # same driver, fewer thread trips
     if url.startswith("sqlite"):
         # SQLite has one writer at a time, and its busy handler waits by sleeping in

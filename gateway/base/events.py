@@ -43,6 +43,7 @@ __all__ = [
     "OUTBOUND_FAILED",
     "OUTBOUND_ROUND_FAILED",
     "SERVER_STOPPED",
+    "SERVER_TUNING",
     "SMIME_CRL_UNREADABLE",
     "SMIME_NOTARY_MISSING",
     "SMIME_RELOADED",
@@ -66,6 +67,7 @@ __all__ = [
 # -- process and listeners (gateway/app)
 LISTENER_STARTED = "listener.started"  # one per bound listener: name, port
 SERVER_STOPPED = "server.stopped"
+SERVER_TUNING = "server.tuning"  # which [tuning] items this process runs with
 AUDIT_CHECKPOINTS_DISABLED = "audit.checkpoints_disabled"  # no audit signing key (pli init)
 
 # -- SMTP front end: one connect/disconnect pair per session, a line per refusal

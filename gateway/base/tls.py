@@ -21,9 +21,7 @@ from cryptography.x509.oid import NameOID
 
 __all__ = [
     "MSSANTE_CIPHERS",
-    "TLS_READ_BUFFER",
     "certificate_names",
-    "limit_tls_read_buffer",
     "make_dev_certificate",
     "server_context",
 ]
@@ -115,21 +113,3 @@ def certificate_names(peercert: dict[str, object] | None) -> list[str]:
             if key == "commonName":
                 names.append(str(value).lower())
     return names
-
-
-TLS_READ_BUFFER = 32 * 1024
-
-
-def limit_tls_read_buffer(size: int = TLS_READ_BUFFER) -> None:
-    """Shrink asyncio's per-connection TLS read buffer (256 KiB by default in 3.11).
-
-    Every TLS connection — an idle IMAP client included — holds that buffer,
-    zero-filled, for its whole life: 500 idle clients cost 125 MiB for nothing.
-    A TLS record carries at most 16 KiB of data, so 32 KiB loses no throughput.
-    asyncio builds its SSL protocol objects itself (create_server, start_tls),
-    so the class default is the only handle; the composition root sets it once.
-    """
-    import asyncio.sslproto
-
-    asyncio.sslproto.SSLProtocol.max_size = size
-

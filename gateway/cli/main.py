@@ -124,11 +124,8 @@ async def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app.datadir import read_demo_accounts
     from gateway.app.server import run_server
     from gateway.base.events import configure_logging
-    from gateway.base.tuning.malloc import tune_allocator
 
-    tune_allocator()  # before the first thread: see gateway/base/tuning/malloc.py
-
-    settings = _settings(args)
+    settings = _settings(args)  # no thread before run_server tunes the allocator
     configure_logging(settings.log.level)
     accounts = read_demo_accounts(settings.data_dir)
     if accounts and sys.stdout.isatty():
@@ -142,7 +139,7 @@ async def _open(args: argparse.Namespace) -> tuple[Settings, Any]:
     from gateway.migrations import migrate
 
     settings = _settings(args)
-    engine = create_engine(settings.database_url())
+    engine = create_engine(settings.database_url(), one_trip=settings.tuning.sqlite_one_trip)
     await migrate(engine)
     return settings, engine
 

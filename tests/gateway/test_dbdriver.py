@@ -1,13 +1,17 @@
 """The one-trip SQLite driver behaves like SQLAlchemy's aiosqlite adapter, in fewer trips.
 
-Every behaviour a caller relies on is checked against a real SQLite file: rows,
-rowcount, RETURNING, autoincrement keys, executemany, errors mapped to
-SQLAlchemy's exceptions, rollback of a failed transaction, server-side
-streaming; then the number of trips to aiosqlite's thread, which is the point.
+Every behaviour a caller relies on is checked against a real SQLite file, on
+the one-trip driver and on SQLAlchemy's own (``[tuning] sqlite_one_trip =
+false``): rows, rowcount, RETURNING, autoincrement keys, executemany, errors
+mapped to SQLAlchemy's exceptions, rollback of a failed transaction,
+server-side streaming; then the number of trips to aiosqlite's thread, which is
+the point, and that the stock path does not even import the fenced module.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,10 +29,10 @@ _t = sa.Table("t", _md, sa.Column("id", sa.Integer, primary_key=True, autoincrem
               sa.Column("n", sa.Integer, nullable=False, server_default="0"))
 
 
-@pytest.fixture
-async def eng(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}")
-    assert engine.url.drivername == DRIVER
+@pytest.fixture(params=[True, False], ids=["one-trip", "stock"])
+async def eng(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'd.db'}", one_trip=request.param)
+    assert engine.url.drivername == (DRIVER if request.param else "sqlite+aiosqlite")
     async with engine.begin() as conn:
         await conn.run_sync(_md.create_all)
     yield engine
@@ -99,13 +103,28 @@ async def test_server_side_streaming_still_works(eng: AsyncEngine) -> None:
 
 async def test_a_read_is_one_trip_and_a_durable_insert_two(
         eng: AsyncEngine, trips: list[str]) -> None:
+    one_trip = eng.url.drivername == DRIVER
     async with eng.connect() as conn:  # warm the pool: connecting has its own trips
         await conn.execute(sa.select(_t))
     trips.clear()
     async with eng.connect() as conn:
         await conn.execute(sa.select(_t).where(_t.c.id == 1))
-    assert len(trips) == 1  # stock adapter: cursor, execute, fetchall, close, rollback
+    # The stock adapter: cursor, execute, fetchall, close, rollback.
+    assert len(trips) == 1 if one_trip else len(trips) >= 4
     trips.clear()
     async with eng.begin() as conn:
         await conn.execute(_t.insert().values(name="a"))
-    assert trips == ["_run", "commit"]  # stock: cursor, execute, close, commit, rollback
+    # The stock adapter: cursor, execute, close, commit, rollback.
+    assert trips == ["_run", "commit"] if one_trip else len(trips) >= 4 and "commit" in trips
+
+
+def test_the_stock_path_does_not_import_the_fenced_dialect(tmp_path: Path) -> None:
+    """Switched off, a broken fence (an upgrade that moved its internals) cannot matter."""
+    code = ("import sys\n"
+            "from gateway.base.db import create_engine\n"
+            f"e = create_engine('sqlite+aiosqlite:///{tmp_path / 'd.db'}', one_trip=False)\n"
+            "assert e.url.drivername == 'sqlite+aiosqlite', e.url\n"
+            "assert 'gateway.base.tuning.sqlite' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr

@@ -15,6 +15,14 @@ says no transaction is open. Results are still fully buffered, as SQLAlchemy's
 own adapter does for client-side cursors; server-side cursors (``stream()``)
 keep the stock adapter. Selected by ``gateway.base.db.create_engine`` for any
 ``sqlite+aiosqlite`` URL, so configuration is unchanged.
+
+Relies on SQLAlchemy's aiosqlite adapter classes (their ``_connection``,
+``_execute_mutex``, ``_handle_exception``, ``_cursor_cls``, ``await_``) and on
+aiosqlite's ``Connection._execute``, ``_conn`` and ``_connection``: tested with
+SQLAlchemy 2.1.9 and aiosqlite 0.22.1, bounded in pyproject.toml to SQLAlchemy
+2.1.x and aiosqlite below 0.23 (SQLAlchemy 2.0 names ``await_`` ``await_only``).
+Switch: ``[tuning] sqlite_one_trip`` (off: SQLAlchemy's own dialect; this
+module is then never imported).
 """
 
 from __future__ import annotations
