@@ -72,7 +72,7 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
     servers["smtp"] = await start_smtp(
         mta, host=s.smtp.host, port=s.smtp.mta_port, hostname=s.hostname, tls_context=mta_tls,
         require_tls=s.smtp.require_tls, data_size_limit=s.smtp.max_message_size,
-        proxy_protocol_timeout=proxy_timeout,
+        proxy_protocol_timeout=proxy_timeout, bulk_data=s.tuning.smtp_bulk_data,
     )
     async def submission_login(user: str, password: str, remote: str) -> str | None:
         principal = await services.mailstore.login(user, password, remote, "submission")
@@ -84,13 +84,14 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         submission, host=s.smtp.host, port=s.smtp.submission_port, hostname=s.hostname,
         tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
         protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
-        proxy_protocol_timeout=proxy_timeout,
+        proxy_protocol_timeout=proxy_timeout, bulk_data=s.tuning.smtp_bulk_data,
     )
     servers["submission_tls"] = await start_smtp(
         submission, host=s.smtp.host, port=s.smtp.submission_tls_port, hostname=s.hostname,
         tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
         protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
         implicit_tls=True,  # no PROXY here: its header would precede the TLS handshake
+        bulk_data=s.tuning.smtp_bulk_data,
     )
     # IMAP: committed mail wakes IDLE sessions through the notifier the commit path shares.
     imap_limits = ImapLimits(max_connections=s.imap.max_connections,

@@ -33,17 +33,23 @@ _CALL_LIMITS = {"MAIL": 100_000, "RCPT": 1_000_000, "DATA": 100_000, "RSET": 100
 _ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}( |$)")
 # aiosmtpd's generic replies, by basic code (RFC 3463 classes).
 _GENERIC = {"500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
-            "235": "2.7.0", "530": "5.7.0", "535": "5.7.8", "538": "5.7.11", "554": "5.7.0"}
+            "235": "2.7.0", "530": "5.7.0", "535": "5.7.8", "538": "5.7.11", "552": "5.3.4",
+            "554": "5.7.0"}
 
 
 class PliSMTP(SMTP):
-    """aiosmtpd.SMTP with a per-connection session id in the log context."""
+    """aiosmtpd.SMTP with a per-connection session id in the log context.
+
+    ``bulk_data`` (``[tuning] smtp_bulk_data``) reads DATA with pli's bulk reader;
+    off, aiosmtpd's own line-by-line DATA runs, untouched.
+    """
 
     def __init__(self, handler: SmtpHandler, session_id: str, *, implicit_tls: bool = False,
-                 **kwargs: Any) -> None:
+                 bulk_data: bool = True, **kwargs: Any) -> None:
         super().__init__(handler, ident=f"pli ESMTP [{session_id}]", **kwargs)
         self.pli_session_id = session_id
         self._implicit_tls = implicit_tls
+        self._bulk_data = bulk_data
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # first call; the second one follows STARTTLS
@@ -79,7 +85,11 @@ class PliSMTP(SMTP):
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        """aiosmtpd's DATA with the body read in bulk (see gateway/smtp/data.py)."""
+        """aiosmtpd's DATA with the body read in bulk: a fenced internal (see
+        gateway/smtp/data.py for what it relies on and the versions it is tested with)."""
+        if not self._bulk_data:
+            await super().smtp_DATA(arg)
+            return
         if await self.check_helo_needed():
             return
         if await self.check_auth_needed("DATA"):
@@ -131,6 +141,7 @@ async def start_smtp(
     protocol_class: type[PliSMTP] = PliSMTP,
     implicit_tls: bool = False,
     proxy_protocol_timeout: float | None = None,
+    bulk_data: bool = True,
     **extra: Any,
 ) -> asyncio.Server:
     """Listen; the bound port is ``server.sockets[0].getsockname()[1]``.
@@ -138,7 +149,7 @@ async def start_smtp(
     With ``implicit_tls`` the TLS handshake comes first (submissions on 465) and
     STARTTLS is not offered. With ``proxy_protocol_timeout`` every connection must
     start with a PROXY v1/v2 header, which the handler accepts only from trusted
-    load balancers.
+    load balancers. ``bulk_data``: see :class:`PliSMTP`.
     """
     loop = asyncio.get_running_loop()
 
@@ -147,6 +158,7 @@ async def start_smtp(
             handler,
             events.new_session_id(),
             implicit_tls=implicit_tls,
+            bulk_data=bulk_data,
             hostname=hostname,
             tls_context=None if implicit_tls else tls_context,
             require_starttls=require_tls,

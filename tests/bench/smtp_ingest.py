@@ -5,6 +5,8 @@ own load generator and the same parameters, then prints the medians and the
 ratio against the peer's *stored-in-mailbox* rate (Postfix answers 250 before
 storing; pli only after). Also reports pli's peak RSS. Results land in
 ``bench-results/`` as JSON. Loopback only; every run is bounded in count and time.
+``--stock NAME`` (repeatable) runs pli with that ``[tuning]`` switch off, e.g.
+``--stock smtp_bulk_data`` for aiosmtpd's own DATA (gateway/base/tuning lists them).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def _pli_run(i: int, args: argparse.Namespace, stamp: str) -> tuple[dict[str, An
     env.update(PLI_SMTP__MTA_PORT="0", PLI_IMAP__PORT="0", PLI_HTTP__PORT="0",
                PLI_SMTP__SUBMISSION_PORT="0", PLI_SMTP__SUBMISSION_TLS_PORT="0",
                PLI_LOG__LEVEL="warning")
+    env.update({f"PLI_TUNING__{name.upper()}": "false" for name in args.stock})
     subprocess.run([*pli, "init", "--data-dir", str(d), "--domain", "bench.test"], check=True,
                    env=env, timeout=120, stdout=subprocess.DEVNULL, cwd=ROOT)
     _extraction(d / "bench.txt", args.users)
@@ -120,6 +123,8 @@ def main() -> int:
     p.add_argument("--size", type=int, default=100_000)
     p.add_argument("--users", type=int, default=3)
     p.add_argument("--tls", action="store_true", help="pli with STARTTLS (the peer stays clear)")
+    p.add_argument("--stock", action="append", default=[], metavar="NAME",
+                   help="a [tuning] switch to turn off in pli (repeatable)")
     p.add_argument("--peer-smtp-port", type=int, default=12525)
     p.add_argument("--peer-imap-port", type=int, default=11143)
     p.add_argument("--peer-lmtp-port", type=int, default=12424)
@@ -139,7 +144,7 @@ def main() -> int:
     pli_rate = statistics.median(r["msgs_per_s"] for r in plis)
     summary = {
         "messages": args.messages, "size": args.size, "concurrency": args.concurrency,
-        "runs": args.runs, "tls": args.tls,
+        "runs": args.runs, "tls": args.tls, "stock": args.stock,
         "peer_stored_msgs_per_s": [r["delivery"]["stored_msgs_per_s"] for r in peers],
         "peer_accepted_msgs_per_s": [r["msgs_per_s"] for r in peers],
         "pli_msgs_per_s": [r["msgs_per_s"] for r in plis],
