@@ -12,33 +12,37 @@ straight into one reused block; a stream one megabyte ahead of its reader.
 A connection whose response was read to the end goes back to the pool open;
 one abandoned half-way is closed. Short urllib3
 timeouts and few retries turn a dead endpoint into :class:`VaultUnavailable`
-within seconds, which SMTP answers with 451.
+within seconds, which SMTP answers with 451. The uploads and whole reads use
+private minio and urllib3 calls, fenced in :mod:`vault.s3_direct` (what they
+spare, the versions they are tested with); ``direct=False`` keeps to minio's
+public ``put_object`` and ``get_object``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import datetime as dt
 import functools
-import http.client
+import io
 import itertools
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, BinaryIO, Literal, TypeVar, cast
 
 import certifi
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, GOVERNANCE
-from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 from minio.retention import Retention
 from urllib3.util import Retry, Timeout
 
+from vault import s3_direct
 from vault.base import ObjectNotFound, RetentionLocked, VaultError, VaultUnavailable, pump
 
 __all__ = ["RetentionLocked", "S3BlobStore"]  # RetentionLocked: re-exported from vault.base
@@ -70,6 +74,79 @@ async def _gather(chunks: AsyncIterator[bytes | bytearray],
 
 def _joined(pieces: list[bytes | bytearray]) -> bytes | bytearray:
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+class _SourceGone(Exception):
+    """The source failed or the put was abandoned: minio aborts its upload."""
+
+
+async def _next(chunks: AsyncIterator[bytes | bytearray]) -> bytes | bytearray | None:
+    return await anext(chunks, None)
+
+
+class _LoopReader:
+    """A blocking ``read()`` over the loop's async source, for minio's public put_object.
+
+    put_object runs on a pool thread and reads its parts from a file-like object;
+    each read here waits for the event loop to produce the next pieces. When the
+    put is abandoned (cancelled, failed) :meth:`close` wakes a waiting read, which
+    raises so that minio aborts the multipart upload; the source's own exception
+    is kept in ``error`` for the caller to raise as it was.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 chunks: AsyncIterator[bytes | bytearray], first: bytes | bytearray) -> None:
+        self._loop = loop
+        self._chunks = chunks
+        self._pending: list[bytes | bytearray] = [first] if first else []
+        self._have = len(first)
+        self._ended = False
+        self._closed = False
+        self._waiting: concurrent.futures.Future[bytes | bytearray | None] | None = None
+        self.error: BaseException | None = None
+        self.count = 0  # bytes handed to minio
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._ended and (size < 0 or self._have < size):
+            self._pending.append(piece := self._wait())
+            self._have += len(piece)
+        data = b"".join(self._pending)
+        if 0 <= size < len(data):
+            data, rest = data[:size], data[size:]
+            self._pending, self._have = [rest], len(rest)
+        else:
+            self._pending, self._have = [], 0
+        self.count += len(data)
+        return data
+
+    def _wait(self) -> bytes | bytearray:
+        """The source's next piece (b"" once it ended), waited for on this thread."""
+        if self._closed:
+            raise _SourceGone("the put was abandoned")
+        waiting = asyncio.run_coroutine_threadsafe(_next(self._chunks), self._loop)
+        self._waiting = waiting
+        if self._closed:  # close() ran before _waiting was set: it could not cancel
+            waiting.cancel()
+        try:
+            piece = waiting.result()
+        except concurrent.futures.CancelledError:
+            raise _SourceGone("the put was abandoned") from None
+        except Exception as exc:
+            self.error = exc
+            raise _SourceGone("the source failed") from exc
+        finally:
+            self._waiting = None
+        if piece is None:
+            self._ended = True
+            return b""
+        return piece
+
+    def close(self) -> None:
+        """From the loop: make a waiting or later read raise."""
+        self._closed = True
+        waiting = self._waiting
+        if waiting is not None:
+            waiting.cancel()
 
 
 def _read(stream: Iterator[bytes]) -> bytes | None:
@@ -118,6 +195,7 @@ class S3BlobStore:
     a compromised gateway cannot destroy the archive. ``workers`` bounds the
     concurrent S3 calls; an upload larger than one part holds a worker until
     its source is exhausted, so size the pool above the expected large puts.
+    ``direct=False`` keeps to minio's public calls (see :mod:`vault.s3_direct`).
     """
 
     def __init__(
@@ -125,7 +203,7 @@ class S3BlobStore:
         secure: bool = True, region: str | None = None, prefix: str = "",
         object_lock: Literal["", "GOVERNANCE", "COMPLIANCE"] = "", retention_days: int = 0,
         part_size: int = _MIN_PART, workers: int = 8,
-        connect_timeout: float = 5.0, read_timeout: float = 60.0,
+        connect_timeout: float = 5.0, read_timeout: float = 60.0, direct: bool = True,
     ) -> None:
         if part_size < _MIN_PART:
             raise ValueError("part_size must be at least 5 MiB (S3's smallest part)")
@@ -139,6 +217,7 @@ class S3BlobStore:
         self._days = retention_days
         self._part = part_size
         self._region = region
+        self._direct = direct  # minio's private calls (vault/s3_direct.py), or its public ones
         # minio's default client waits 5 minutes and retries 5 times: a stopped
         # server would hold an SMTP transaction for minutes instead of a quick 451.
         # A read timeout is not retried: a hung server then costs one timeout.
@@ -188,55 +267,47 @@ class S3BlobStore:
         if ended:
             await self._call(name, self._upload, key, data, retain_until)
             return len(data)
-        return await self._multipart(name, key, chunks, [data], retain_until)
-
-    async def _multipart(self, name: str, key: str, chunks: AsyncIterator[bytes | bytearray],
-                         first: list[bytes | bytearray],
-                         retain_until: dt.datetime | None) -> int:
-        """CreateMultipartUpload, an UploadPart per gathered part, Complete; Abort on failure.
-
-        minio's public put_object reads parts from a file-like object, which needs
-        a thread blocked on the loop per upload and copies each part three times
-        (join, a one-byte look-ahead concatenation, a slice); its multipart calls
-        are used directly instead (minio 7.x, pinned below 8). One part is held
-        at a time: about two parts of memory whatever the object size.
-        """
-        client = self._client
-        upload_id: str = await self._call(name, client._create_multipart_upload, self._bucket,
-                                          key, {"Content-Type": "application/octet-stream"})
-        parts: list[Part] = []
-        total = 0
-        try:
-            data = first.pop()  # the caller's list no longer holds the first part
-            while data:
-                number = len(parts) + 1
-                etag = await self._call(name, client._upload_part, self._bucket, key, data,
-                                        None, upload_id, number)
-                parts.append(Part(number, etag))
-                total += len(data)
-                data = b""  # let the part go before the next one is gathered
-                data, _ = await _gather(chunks, self._part)
-            result = await self._call(name, client._complete_multipart_upload, self._bucket,
-                                      key, upload_id, parts)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._call(name, client._abort_multipart_upload,
-                                                self._bucket, key, upload_id))
-            raise
+        if not self._direct:
+            source = _LoopReader(asyncio.get_running_loop(), chunks, data)
+            del data  # the reader holds the first part now
+            try:
+                return await self._call(name, self._upload_stream, key, source, retain_until)
+            except BaseException:
+                source.close()  # a thread waiting for the source gives up, and minio aborts
+                if source.error is not None:
+                    raise source.error from None  # the source's own failure, as it was
+                raise
+        first = [data]  # upload_parts takes it out, so that it is freed once sent
+        del data
+        call = functools.partial(self._call, name)
+        total, version = await s3_direct.upload_parts(
+            call, self._client, self._bucket, key, first,
+            functools.partial(_gather, chunks), self._part)
         if self._lock:
-            await self._call(name, self._lock_object, key, result.version_id, retain_until)
+            await call(self._lock_object, key, version, retain_until)
         return total
 
     def _upload(self, key: str, data: bytes | bytearray,
                 retain_until: dt.datetime | None) -> None:
-        # The PutObject call that minio's put_object makes for a single part, given
-        # the bytes themselves: put_object wants a stream and would read them
-        # into a fresh copy (for 10 MB, 2,560 page faults) before sending.
-        # (Annotated bytes, it takes any buffer: hashlib and urllib3 do.)
-        result = self._client._put_object(
-            self._bucket, key, cast(bytes, data), {"Content-Type": "application/octet-stream"})
+        """One PutObject of an object held whole (on a pool thread)."""
+        if self._direct:
+            version = s3_direct.put_bytes(self._client, self._bucket, key, data)
+        else:
+            # One part of the object's size (at least S3's smallest) makes one PUT.
+            version = self._client.put_object(
+                self._bucket, key, io.BytesIO(data), len(data),
+                part_size=max(self._part, len(data)), num_parallel_uploads=1).version_id
+        if self._lock:
+            self._lock_object(key, version, retain_until)
+
+    def _upload_stream(self, key: str, source: _LoopReader,
+                       retain_until: dt.datetime | None) -> int:
+        """minio's own multipart upload, reading the loop's source (on a pool thread)."""
+        result = self._client.put_object(self._bucket, key, cast(BinaryIO, source), -1,
+                                         part_size=self._part, num_parallel_uploads=1)
         if self._lock:
             self._lock_object(key, result.version_id, retain_until)
+        return source.count
 
     def _lock_object(self, key: str, version_id: str | None,
                      retain_until: dt.datetime | None) -> None:
@@ -305,11 +376,8 @@ class S3BlobStore:
         response = self._client.get_object(self._bucket, key)
         ended = False
         try:
-            # http.client's readinto fills the block straight from the socket;
-            # urllib3's own readinto reads into a fresh bytes object and copies it.
-            raw = getattr(response, "_fp", None)
-            readinto = raw.readinto if isinstance(raw, http.client.HTTPResponse) \
-                else response.readinto
+            readinto = (s3_direct.socket_readinto(response) if self._direct else None) \
+                or response.readinto
             total = pump(readinto, sink, block)
             length = response.headers.get("content-length")
             if length is not None and length.isdigit() and total != int(length):

@@ -83,7 +83,8 @@ async def open_blob_store(settings: Settings, stack: AsyncExitStack) -> BlobStor
     c = settings.vault.s3
     store = S3BlobStore(c.endpoint, c.access_key, c.secret_key, c.bucket, secure=c.secure,
                         region=c.region or None, prefix=c.prefix, object_lock=c.object_lock,
-                        retention_days=c.retention_days, part_size=c.part_size)
+                        retention_days=c.retention_days, part_size=c.part_size,
+                        direct=settings.tuning.s3_direct)
     stack.push_async_callback(store.aclose)
     await store.ensure_bucket()
     return store

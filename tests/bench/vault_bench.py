@@ -10,7 +10,8 @@ that INSERT is what the vault adds to a message's path. The ratios of the blob
 alone and of a put with a durable commit of its own are reported beside. The
 process runs with ``pli serve``'s allocator settings (gateway/base/tuning/malloc.py), which
 make every large buffer fresh pages, for pli and the raw client alike;
-``--allocator default`` keeps glibc's. Batched audit
+``--allocator default`` keeps glibc's, and ``--stock-s3`` keeps pli's S3 store to
+minio's public calls (``[tuning] s3_direct = false``, see vault/s3_direct.py). Batched audit
 appends per second on SQLite (goal ≥ 20,000/s); and the peak RSS of a child
 process streaming a 1 GB object in and out of the vault (goal ≤ 100 MB).
 Medians of ``--runs`` (default 3) because the 2-core VM is shared and noisy.
@@ -59,13 +60,14 @@ def _hwm_mb() -> float:
     return 0.0
 
 
-async def _pli_vault(endpoint: str, tmp: Path, bucket: str) -> tuple[Vault, S3BlobStore]:
+async def _pli_vault(endpoint: str, tmp: Path, bucket: str,
+                     direct: bool) -> tuple[Vault, S3BlobStore]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp / f'{bucket}.db'}")
     await migrate(engine)
     kek = tmp / f"{bucket}.kek"
     create_kek_file(kek)
     store = S3BlobStore(endpoint, ACCESS_KEY, SECRET_KEY, bucket,
-                        secure=False, region="us-east-1")  # the default part size
+                        secure=False, region="us-east-1", direct=direct)  # default part size
     await store.ensure_bucket()
     return Vault(engine, store, KeyFileProvider.from_file(kek), 64 * 1024), store
 
@@ -124,7 +126,8 @@ async def _pli_get(vault: Vault, size: int, names: list[str]) -> float:
     return time.perf_counter() - t
 
 
-async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool) -> dict[str, float]:
+async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool,
+                 direct: bool) -> dict[str, float]:
     """pli and raw minio in alternating rounds, so that a noisy neighbour (the VM is
     shared) or a server slowing as its buckets fill weighs on both sides alike."""
     out: dict[str, float] = {}
@@ -132,7 +135,8 @@ async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool) -> dict
     cases = {"100KB": (100 * 1000, 50 if quick else 200), "10MB": (10 * MB, 4 if quick else 24)}
     for label, (size, count) in cases.items():
         data = os.urandom(size)
-        vault, store = await _pli_vault(server.endpoint, tmp, f"pli-{label.lower()}-{run}")
+        vault, store = await _pli_vault(server.endpoint, tmp, f"pli-{label.lower()}-{run}",
+                                        direct)
         bucket = f"raw-{label.lower()}-{run}"
         client = await asyncio.to_thread(_raw_client, server, bucket)
         t = {"pli_blob_put": 0.0, "pli_put": 0.0, "pli_committed_put": 0.0, "pli_get": 0.0,
@@ -171,9 +175,9 @@ async def _audit_rate(tmp: Path, run: int, events: int) -> float:
     return rate
 
 
-async def _stream_child(endpoint: str, tmp: Path, size_mb: int) -> None:
+async def _stream_child(endpoint: str, tmp: Path, size_mb: int, direct: bool) -> None:
     """Runs in a child process: put then read back ``size_mb`` MiB; print peak RSS."""
-    vault, store = await _pli_vault(endpoint, tmp, "stream")
+    vault, store = await _pli_vault(endpoint, tmp, "stream", direct)
     before = _hwm_mb()
 
     async def source() -> AsyncIterator[bytes]:
@@ -202,12 +206,15 @@ def main() -> int:
     ap.add_argument("--stream-mb", type=int, default=1024)
     ap.add_argument("--allocator", choices=("server", "default"), default="server",
                     help="pli serve's malloc settings (default) or glibc's own")
+    ap.add_argument("--stock-s3", action="store_true",
+                    help="minio's public calls only (vault/s3_direct.py switched off)")
     ap.add_argument("--child", nargs=2, metavar=("ENDPOINT", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.allocator == "server":
         tune_allocator()  # before any thread, as `pli serve` does
     if args.child:
-        asyncio.run(_stream_child(args.child[0], Path(args.child[1]), args.stream_mb))
+        asyncio.run(_stream_child(args.child[0], Path(args.child[1]), args.stream_mb,
+                                  not args.stock_s3))
         return 0
     runs = 1 if args.quick else args.runs
     stream_mb = 64 if args.quick else args.stream_mb
@@ -218,12 +225,13 @@ def main() -> int:
         for run in range(runs):
             with tempfile.TemporaryDirectory(prefix="pli-vault-bench-") as d:
                 tmp = Path(d)
-                result = asyncio.run(_sizes(server, tmp, run, args.quick))
+                result = asyncio.run(_sizes(server, tmp, run, args.quick, not args.stock_s3))
                 result["audit_appends_per_s"] = asyncio.run(
                     _audit_rate(tmp, run, 20_000 if args.quick else 100_000))
                 child = subprocess.run(
                     [sys.executable, __file__, "--child", server.endpoint, d,
-                     "--stream-mb", str(stream_mb), "--allocator", args.allocator],
+                     "--stream-mb", str(stream_mb), "--allocator", args.allocator,
+                     *(["--stock-s3"] if args.stock_s3 else [])],
                     capture_output=True, text=True, timeout=1800, check=True)
                 streamed = json.loads(child.stdout.strip().splitlines()[-1])
                 result.update({f"stream_{k}": v for k, v in streamed.items()})
@@ -234,6 +242,7 @@ def main() -> int:
         server.stop()
     median = {k: statistics.median(r[k] for r in per_run) for k in per_run[0]}
     report = {"runs": runs, "stream_mb": stream_mb, "allocator": args.allocator,
+              "s3": "stock" if args.stock_s3 else "direct",
               "median": median, "per_run": per_run,
               "goals": {"put_get_ratio_max": 1.2, "audit_appends_per_s_min": 20_000,
                         "stream_peak_rss_mb_max": 100}}
@@ -241,7 +250,7 @@ def main() -> int:
     out = RESULTS / f"vault-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"vault bench: medians of {runs} run(s); S3 = moto server mode on loopback; "
-          f"{args.allocator} allocator")
+          f"{args.allocator} allocator; {'stock' if args.stock_s3 else 'direct'} S3 calls")
     for label in ("100KB", "10MB"):
         print(f"  {label:6} put pli/raw {median[f'{label}_put_ratio']:.2f}  "
               f"get pli/raw {median[f'{label}_get_ratio']:.2f}   (goal <= 1.2; put: blob and "

@@ -4,6 +4,8 @@ Streaming is checked by memory (a 64 MiB object moves through a few 5 MiB
 parts), atomicity by sources that fail or are cancelled half-way, outages by
 stopping or freezing the server, and object lock by deleting a retained object.
 moto implements no GetObjectRetention, so retention is read from HEAD headers.
+Every test of a path where minio's private calls (vault/s3_direct.py) replace its
+public ones (puts, object lock after a put, whole reads) runs on both paths.
 """
 
 from __future__ import annotations
@@ -36,9 +38,18 @@ def _store(moto: MotoS3Server, bucket: str, **kw: Any) -> S3BlobStore:
                        secure=False, part_size=PART, **kw)
 
 
+# On minio's private calls (the default) and on its public put_object/get_object.
+BOTH_PATHS = pytest.mark.parametrize("direct", [True, False], ids=["direct", "stock"])
+
+
 @pytest.fixture
-async def store(moto: MotoS3Server) -> AsyncIterator[S3BlobStore]:
-    s = _store(moto, f"pli-{secrets.token_hex(4)}", prefix="vault")
+def direct() -> bool:
+    return True
+
+
+@pytest.fixture
+async def store(moto: MotoS3Server, direct: bool) -> AsyncIterator[S3BlobStore]:
+    s = _store(moto, f"pli-{secrets.token_hex(4)}", prefix="vault", direct=direct)
     await s.ensure_bucket()
     yield s
     await s.aclose()
@@ -80,6 +91,7 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("size", [0, 1, 4096, PART - 1, PART, PART + 1, 2 * PART + 3])
 async def test_put_get_roundtrip(store: S3BlobStore, size: int) -> None:
     data = os.urandom(size)
@@ -90,6 +102,7 @@ async def test_put_get_roundtrip(store: S3BlobStore, size: int) -> None:
     assert await _collect(store, name) == data
 
 
+@BOTH_PATHS
 async def test_large_object_streams_in_bounded_memory(store: S3BlobStore) -> None:
     size = 64 * MiB
     name = _name()
@@ -156,6 +169,7 @@ async def test_unsafe_names_refused(store: S3BlobStore, bad: str) -> None:
         await store.put(bad, _aiter(b"x"))
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("size", [1000, 3 * PART])  # one PUT, and a multipart upload
 async def test_failed_source_leaves_no_object(store: S3BlobStore, size: int) -> None:
     name = _name()
@@ -172,6 +186,7 @@ async def test_failed_source_leaves_no_object(store: S3BlobStore, size: int) -> 
     assert await _collect(store, name) == b"retry"
 
 
+@BOTH_PATHS
 async def test_cancelled_put_leaves_no_object(store: S3BlobStore) -> None:
     name = _name()
     started = asyncio.Event()
@@ -192,6 +207,7 @@ async def test_cancelled_put_leaves_no_object(store: S3BlobStore) -> None:
     await asyncio.wait_for(store.aclose(), 5)  # the upload thread gave up: nothing hangs
 
 
+@BOTH_PATHS
 async def test_vault_over_s3(engine: AsyncEngine, store: S3BlobStore, tmp_path: Path) -> None:
     create_kek_file(tmp_path / "kek")
     vault = Vault(engine, store, KeyFileProvider.from_file(tmp_path / "kek"), chunk_size=4096)
@@ -206,8 +222,9 @@ async def test_vault_over_s3(engine: AsyncEngine, store: S3BlobStore, tmp_path: 
     assert not await store.exists(obj.name)
 
 
-async def test_outage_gives_vault_unavailable_quickly(moto: MotoS3Server) -> None:
-    store = _store(moto, f"pli-{secrets.token_hex(4)}")
+@BOTH_PATHS
+async def test_outage_gives_vault_unavailable_quickly(moto: MotoS3Server, direct: bool) -> None:
+    store = _store(moto, f"pli-{secrets.token_hex(4)}", direct=direct)
     await store.ensure_bucket()
     name = _name()
     await store.put(name, _aiter(b"before the outage"))
@@ -232,8 +249,9 @@ async def test_outage_gives_vault_unavailable_quickly(moto: MotoS3Server) -> Non
     await store.aclose()
 
 
-async def test_hung_server_times_out(moto: MotoS3Server) -> None:
-    store = _store(moto, f"pli-{secrets.token_hex(4)}", read_timeout=1.0)
+@BOTH_PATHS
+async def test_hung_server_times_out(moto: MotoS3Server, direct: bool) -> None:
+    store = _store(moto, f"pli-{secrets.token_hex(4)}", read_timeout=1.0, direct=direct)
     await store.ensure_bucket()
     name = _name()
     await store.put(name, _aiter(b"before"))
@@ -251,9 +269,11 @@ async def test_hung_server_times_out(moto: MotoS3Server) -> None:
 
 
 @pytest.mark.parametrize("mode", ["GOVERNANCE", "COMPLIANCE"])
-async def test_object_lock_refuses_early_delete(moto: MotoS3Server, mode: str) -> None:
+@BOTH_PATHS
+async def test_object_lock_refuses_early_delete(moto: MotoS3Server, mode: str,
+                                                direct: bool) -> None:
     bucket = f"pli-lock-{secrets.token_hex(4)}"
-    store = _store(moto, bucket, object_lock=mode, retention_days=1)
+    store = _store(moto, bucket, object_lock=mode, retention_days=1, direct=direct)
     await store.ensure_bucket()
     name = _name()
     await store.put(name, _aiter(b"kept for a day"))
@@ -282,6 +302,7 @@ async def test_lock_needs_a_lock_enabled_bucket(moto: MotoS3Server) -> None:
     await locked.aclose()
 
 
+@BOTH_PATHS
 async def test_whole_objects_go_up_in_one_put_streams_in_parts(
     engine: AsyncEngine, store: S3BlobStore, tmp_path: Path
 ) -> None:

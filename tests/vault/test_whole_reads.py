@@ -8,7 +8,9 @@ across reads, from a block the store overwrites), IntegrityError naming the obje
 every kind of tampering and for a recorded size that does not match the object, sink
 errors that propagate unchanged and leave the S3 pool healthy, and HTTP keep-alive after
 whole reads but never reuse of a half-read socket. moto's server closes every connection,
-so S3 goes through a keep-alive relay that counts the connections the client opens.
+so S3 goes through a keep-alive relay that counts the connections the client opens. The S3
+tests run on both of the store's paths: reading from the socket under urllib3's response
+(vault/s3_direct.py) and through urllib3's own readinto (``direct=False``).
 """
 
 from __future__ import annotations
@@ -219,18 +221,19 @@ class KeepAliveRelay:
 S3 = tuple[S3BlobStore, KeepAliveRelay]
 
 
-async def _s3(moto: MotoS3Server) -> S3:
+async def _s3(moto: MotoS3Server, direct: bool) -> S3:
     relay = KeepAliveRelay(moto)
     await relay.start()
     store = S3BlobStore(relay.endpoint, moto.access_key, moto.secret_key,
-                        f"pli-{secrets.token_hex(4)}", secure=False, prefix="vault")
+                        f"pli-{secrets.token_hex(4)}", secure=False, prefix="vault",
+                        direct=direct)
     await store.ensure_bucket()
     return store, relay
 
 
-@pytest.fixture
-async def s3(moto: MotoS3Server) -> AsyncIterator[S3]:
-    store, relay = await _s3(moto)
+@pytest.fixture(params=[True, False], ids=["direct", "stock"])
+async def s3(moto: MotoS3Server, request: pytest.FixtureRequest) -> AsyncIterator[S3]:
+    store, relay = await _s3(moto, request.param)
     yield store, relay
     await store.aclose()
     await relay.close()
@@ -311,13 +314,13 @@ async def test_s3_whole_reads_keep_the_connection_alive(s3: S3) -> None:
     assert relay.accepted == opened + 1
 
 
-@pytest.fixture(params=["fs", "s3"])
+@pytest.fixture(params=["fs", "s3", "s3-stock"])
 async def blob_store(request: pytest.FixtureRequest,
                      tmp_path: Path) -> AsyncIterator[BlobStore]:
     if request.param == "fs":
         yield FsBlobStore(tmp_path / "blobs")
         return
-    store, relay = await _s3(request.getfixturevalue("moto"))
+    store, relay = await _s3(request.getfixturevalue("moto"), request.param == "s3")
     yield store
     await store.aclose()
     await relay.close()
