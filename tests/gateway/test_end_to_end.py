@@ -87,6 +87,13 @@ def test_smtp_to_imap_with_audit(pli: RunningPli) -> None:
     assert ingest and all(e.get("session_id") for e in ingest)
 
 
+def test_serve_runs_with_every_tuning_item_on(pli: RunningPli) -> None:
+    """The default: each fenced internal applied (test_tuning.py runs them all off)."""
+    tuning = [e for e in pli.log_lines() if e.get("event") == "server.tuning"]
+    items = ("malloc", "tls_read_buffer", "sqlite_one_trip", "smtp_bulk_data", "s3_direct")
+    assert tuning and {k: tuning[-1].get(k) for k in items} == dict.fromkeys(items, True)
+
+
 @pytest.mark.parametrize(
     ("sender", "rcpt", "code", "enhanced"),
     [
