@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.base.db import create_engine
 from gateway.migrations import migrate
 from tests.support import softhsm as softhsm_support
+from tests.support.datadir import DemoDataDirs
 from tests.support.postgres import PostgresCluster
 from tests.support.slapd import Slapd
 from tests.support.softhsm import SoftHsm
@@ -39,6 +40,12 @@ def postgres() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_dirs(tmp_path_factory: pytest.TempPathFactory) -> DemoDataDirs:
+    """``pli init --demo`` once per session (per domain set); ``copy`` for each test."""
+    return DemoDataDirs(tmp_path_factory.mktemp("demo-templates"))
 
 
 @pytest.fixture(scope="session")

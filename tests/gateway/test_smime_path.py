@@ -9,7 +9,6 @@ import imaplib
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import time
 import uuid
@@ -24,7 +23,10 @@ from directory.sql import SqlDirectory
 from gateway.base.config import load_settings
 from gateway.base.db import create_engine
 from gateway.smime import CertifiedKey, PkiPaths, encrypt, load_certificate, load_identity, sign
-from tests.gateway.running import PLI, RunningPli, _env, start_pli, stop_pli
+from tests.gateway.running import RunningPli, start_pli, stop_pli
+from tests.support.cli import pli_in_process
+from tests.support.datadir import DemoDataDirs
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -48,15 +50,8 @@ class _Sink:
         return "250 2.0.0 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PLI, *args, "--data-dir", str(data)], capture_output=True,
-                          text=True, timeout=120, env=_env())
+    return pli_in_process(*args, "--data-dir", str(data))
 
 
 async def _publish(data: Path, address: str, der: bytes) -> None:
@@ -69,7 +64,7 @@ async def _publish(data: Path, address: str, der: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def sink() -> Iterator[tuple[_Sink, int]]:
-    handler, port = _Sink(), _free_port()
+    handler, port = _Sink(), free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -79,11 +74,9 @@ def sink() -> Iterator[tuple[_Sink, int]]:
 
 
 @pytest.fixture(scope="module")
-def spli(tmp_path_factory: pytest.TempPathFactory,
-         sink: tuple[_Sink, int]) -> Iterator[RunningPli]:
-    data = tmp_path_factory.mktemp("smime") / "var"
-    init = _cli(data, "init", "--demo")
-    assert init.returncode == 0, init.stderr
+def spli(tmp_path_factory: pytest.TempPathFactory, sink: tuple[_Sink, int],
+         demo_dirs: DemoDataDirs) -> Iterator[RunningPli]:
+    data = demo_dirs.copy(tmp_path_factory.mktemp("smime") / "var")
     for address, kind in ((GP, "PER"), (REVOKED_GP, "PER"), (REMOTE_WITH_CERT, "ORG")):
         issued = _cli(data, "pki", "issue", address, "--kind", kind, "--key-size", "2048")
         assert issued.returncode == 0, issued.stderr
