@@ -8,13 +8,11 @@ Missing PostgreSQL binaries fail the tests with the install hint, never skip.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.db import create_engine
@@ -22,14 +20,13 @@ from gateway.migrations import migrate
 from tests.support import softhsm as softhsm_support
 from tests.support.datadir import DemoDataDirs
 from tests.support.postgres import PostgresCluster
+from tests.support.profiles import load_profile
 from tests.support.slapd import Slapd
 from tests.support.softhsm import SoftHsm
 
-# ``make test`` (CI) draws the same hypothesis examples on every run, so a red CI is
-# reproducible and never a lottery; ``make fuzz`` draws fresh random ones to hunt.
-settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
-settings.register_profile("fuzz", derandomize=False, print_blob=True)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# ``make test`` (CI) draws the same hypothesis examples on every run, fewer of them, so a
+# red CI is reproducible and never a lottery; ``make fuzz`` draws fresh random ones to hunt.
+load_profile()
 
 
 @pytest.fixture(scope="session")
