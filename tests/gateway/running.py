@@ -40,6 +40,21 @@ class RunningPli:
     def log_lines(self) -> list[dict[str, object]]:
         return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.startswith("{")]
 
+    def count_events(self, event: str) -> int:
+        """How many times the server has logged ``event`` so far (a line still being
+        written is not counted yet)."""
+        lines = self.log_path.read_text().split("\n")[:-1]  # complete lines only
+        return sum(1 for x in lines if x.startswith("{") and json.loads(x).get("event") == event)
+
+    def wait_for_event(self, event: str, seen: int, timeout: float = 10) -> None:
+        """Until ``event`` has been logged more than ``seen`` times: a fact to wait for
+        rather than a guessed sleep (e.g. a SIGHUP reload done, or refused)."""
+        deadline = time.monotonic() + timeout
+        while self.count_events(event) <= seen:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pli did not log {event} within {timeout} s")
+            time.sleep(0.05)
+
 
 def start_pli(data_dir: Path, *, env: dict[str, str] | None = None) -> RunningPli:
     """Serve ``data_dir``, a data directory ``pli init --demo`` made (see

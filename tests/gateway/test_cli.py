@@ -21,6 +21,8 @@ from tests.support.cli import pli_in_process as run
 from tests.support.cli import pli_process as pli
 from tests.support.datadir import DemoDataDirs
 
+pytestmark = pytest.mark.slow  # end to end: real `pli` processes (and one per module)
+
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from gateway.app.services import build_services
@@ -28,6 +29,8 @@ from gateway.mailstore.tables import mailbox, message
 from tests.gateway.running import start_pli, stop_pli
 from tests.support.datadir import DemoDataDirs
 from vault import audit
+
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
 
 RCPT = "urgences@ch-arras.mssante.fr"
 SENDER = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"

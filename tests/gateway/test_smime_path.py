@@ -28,7 +28,8 @@ from tests.support.cli import pli_in_process
 from tests.support.datadir import DemoDataDirs
 from tests.support.servers import free_port
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
+              pytest.mark.slow]  # end to end: a real `pli serve` process
 
 URGENCES = "urgences@ch-arras.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"  # PER: a personal certificate, key not held by pli
@@ -359,8 +360,9 @@ def test_sighup_picks_up_a_renewed_mailbox_key(spli: RunningPli) -> None:
     good = key_path.read_bytes()
     key_path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
     try:
+        refused = spli.count_events("smime.reload_failed")
         spli.proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
+        spli.wait_for_event("smime.reload_failed", refused)
         assert decrypted()
     finally:
         key_path.write_bytes(good)

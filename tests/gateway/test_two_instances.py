@@ -23,6 +23,8 @@ from tests.gateway.running import RunningPli, start_pli, stop_pli
 from tests.support.datadir import DemoDataDirs
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
+
 EHPAD = "ehpad-les-tilleuls.mssante.fr"
 HOSPITAL = "ch-arras.mssante.fr"
 NURSE = f"infirmiere.claire.martin@{EHPAD}"

@@ -6,12 +6,15 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gateway.base.db import create_engine
 from gateway.mailstore.tokens import TokenService
 from tests.gateway.running import start_pli, stop_pli
 from tests.http.conftest import DOCTOR, DPI
 from tests.support.datadir import DemoDataDirs
+
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
 
 
 async def _token(data_dir: Path) -> str:

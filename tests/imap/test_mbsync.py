@@ -26,7 +26,8 @@ USER = "sophie.bernard@ch-arras.mssante.fr"
 SENDER = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 MBSYNC = shutil.which("mbsync")
 
-pytestmark = pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) is not installed")
+pytestmark = [pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) is not installed"),
+              pytest.mark.slow]  # end to end: a real `pli serve` process
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,7 @@ def test_hsm_configuration_mistakes_are_named(softhsm: SoftHsm) -> None:
         Token(softhsm.module, "nope", softhsm.pin)
 
 
+@pytest.mark.slow  # end to end: a real `pli serve` process
 def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
                                                      tmp_path_factory: pytest.TempPathFactory,
                                                      demo_dirs: DemoDataDirs) -> None:

@@ -97,6 +97,7 @@ async def test_rotation_rewraps_without_rewriting_objects(
         await keys.aclose()
 
 
+@pytest.mark.slow  # end to end: a real `pli serve` process
 def test_a_server_on_the_hsm_then_rotate_kek(softhsm: SoftHsm,
                                               tmp_path_factory: pytest.TempPathFactory,
                                               demo_dirs: DemoDataDirs) -> None:
