@@ -38,11 +38,18 @@ def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return out
 
 
-def pli_process(*args: str, stdin: str | None = None, env: Mapping[str, str] | None = None,
-                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def pli_process(
+    *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``python -m gateway ARGS`` in a process of its own."""
-    return subprocess.run([*PLI, *args], input=stdin, capture_output=True, text=True,
-                          timeout=timeout, env=clean_env(env))
+    return subprocess.run(
+        [*PLI, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_env(env),
+    )
 
 
 @contextlib.contextmanager
@@ -71,8 +78,7 @@ def _call(argv: list[str], stdin: str | None, env: dict[str, str]) -> tuple[int,
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
     err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
     inp = io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8")
-    with _LOCK, _environ(env), contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(err):
+    with _LOCK, _environ(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         saved_stdin, sys.stdin = sys.stdin, inp
         try:
             code = main(argv)
@@ -85,8 +91,9 @@ def _call(argv: list[str], stdin: str | None, env: dict[str, str]) -> tuple[int,
     return code, _text(out), _text(err)
 
 
-def pli_in_process(*args: str, stdin: str | None = None,
-                   env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def pli_in_process(
+    *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``pli ARGS`` through ``gateway.cli.main.main`` in this process.
 
     From inside a running event loop (an async test) the command runs on a thread

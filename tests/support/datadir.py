@@ -36,13 +36,13 @@ class DemoDataDirs:
                 path = self.root / f"t{len(self._made)}" / "var"
                 # A thread of its own: the caller may be inside a running event loop.
                 with ThreadPoolExecutor(1) as pool:
-                    pool.submit(asyncio.run,
-                                init_data_dir(path, demo=True, domains=domains)).result()
+                    pool.submit(
+                        asyncio.run, init_data_dir(path, demo=True, domains=domains)
+                    ).result()
                 self._made[domains] = path
             return self._made[domains]
 
-    def copy(self, dest: Path, *, domains: tuple[str, ...] = (),
-             config_extra: str = "") -> Path:
+    def copy(self, dest: Path, *, domains: tuple[str, ...] = (), config_extra: str = "") -> Path:
         """A data directory at ``dest`` as ``pli init --demo [--domain D...]`` leaves it,
         with ``config_extra`` appended to its ``pli.toml``; returns ``dest``."""
         shutil.copytree(self._template(domains), dest)  # modes kept: secrets stay 0600

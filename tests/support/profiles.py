@@ -27,8 +27,9 @@ def examples(full: int) -> int:
 
 
 # A test that states no number gets Hypothesis's own default (100) in full, the same share.
-settings.register_profile("ci", derandomize=True, database=None, print_blob=True,
-                          max_examples=100 // CI_SHARE)
+settings.register_profile(
+    "ci", derandomize=True, database=None, print_blob=True, max_examples=100 // CI_SHARE
+)
 settings.register_profile("fuzz", derandomize=False, print_blob=True)
 
 
