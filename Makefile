@@ -37,7 +37,8 @@ pytest: install apt-deps
 	$(BIN)/pytest
 
 ## make test: everything the tests need (apt included), then ruff, the import contracts,
-##   mypy and pytest.
+##   mypy and pytest (all of it, one worker per core: see pyproject.toml;
+##   `pytest -m "not slow"` leaves out the end-to-end tests, `-n 0` runs in one process).
 test: install apt-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
@@ -50,8 +51,9 @@ docs: install
 	$(BIN)/pli config describe --format markdown > docs/configuration.md.tmp
 	mv docs/configuration.md.tmp docs/configuration.md
 
-## make fuzz: the hypothesis property tests with fresh random draws, FUZZ_ROUNDS times
-##   (make test draws the same examples every run so CI stays reproducible).
+## make fuzz: the hypothesis property tests with fresh random draws, each test's full number
+##   of examples, FUZZ_ROUNDS times (make test draws a quarter of them, the same every run,
+##   so CI stays quick and reproducible: tests/support/profiles.py).
 FUZZ_ROUNDS ?= 5
 PROPERTY_TESTS = $(shell grep -rl --include='*.py' '@given' tests)
 fuzz: install apt-deps

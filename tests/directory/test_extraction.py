@@ -19,6 +19,7 @@ from directory.extraction import (
     iter_records,
     parse_extraction,
 )
+from tests.support.profiles import examples
 
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 HEADER = "|".join(COLUMNS).encode() + b"\n"
@@ -154,14 +155,14 @@ def test_field_checks_name_their_column() -> None:
         "Identification Structure", "Code postal structure BAL", "Service de rattachement"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=2000))
 def test_parser_never_raises_on_arbitrary_bytes(data: bytes) -> None:
     for item in iter_records(io.BytesIO(data)):
         assert isinstance(item, RowError)  # no random file is a valid extraction
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.binary(max_size=400), max_size=20))
 def test_parser_never_raises_on_arbitrary_lines(lines: list[bytes]) -> None:
     data = HEADER + b"\n".join(lines)
@@ -170,7 +171,7 @@ def test_parser_never_raises_on_arbitrary_lines(lines: list[bytes]) -> None:
         assert item.line_no >= 2
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.sampled_from(COLUMNS).flatmap(
     lambda c: st.tuples(st.just(c), st.text(max_size=40).map(str.encode))), max_size=5))
 def test_parser_never_raises_on_mutated_rows(mutations: list[tuple[str, bytes]]) -> None:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from gateway.app.datadir import init_data_dir
 from gateway.app.listeners import start_listeners
 from gateway.app.services import Services, build_services
 from gateway.base.config import load_settings
@@ -18,8 +17,7 @@ EPHEMERAL = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT":
 
 @contextlib.asynccontextmanager
 async def serving(data: Path, **env: str) -> AsyncIterator[tuple[Services, dict[str, int]]]:
-    """Initialise ``data`` with the demo directory and serve it until the block ends."""
-    await init_data_dir(data, demo=True)
+    """Serve ``data`` (a demo data directory: ``DemoDataDirs.copy``) until the block ends."""
     settings = load_settings(None, data, environ={**EPHEMERAL, **env})
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)

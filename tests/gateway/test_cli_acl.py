@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-PLI = [sys.executable, "-m", "gateway"]
+from tests.support.cli import pli_in_process
+from tests.support.datadir import DemoDataDirs
+
 URGENCES = "urgences@ch-arras.mssante.fr"
 DOCTOR = "sophie.bernard@ch-arras.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"
 
 
-def test_acl_set_list_remove_refusals_and_audit(tmp_path: Path) -> None:
-    data = ["--data-dir", str(tmp_path / "var")]
+def test_acl_set_list_remove_refusals_and_audit(tmp_path: Path,
+                                                demo_dirs: DemoDataDirs) -> None:
+    data = ["--data-dir", str(demo_dirs.copy(tmp_path / "var"))]
 
     def pli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*PLI, *args, *data], capture_output=True, text=True, timeout=60)
+        return pli_in_process(*args, *data)
 
-    assert pli("init", "--demo").returncode == 0
     pli("directory", "delegate", URGENCES, DOCTOR)
     listed = pli("acl", "list", URGENCES)
     assert listed.returncode == 0 and DOCTOR in listed.stdout and "(default)" in listed.stdout

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.cli.directory import _ProgressBar
+from tests.support.cli import pli_in_process as pli
 from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd, new_subtree
 
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 ORG = "secretariat.geriatrie@ch-arras.mssante.fr"
 SOPHIE = "sophie.bernard@ch-arras.mssante.fr"
-
-
-def pli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")

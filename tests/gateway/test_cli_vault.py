@@ -8,7 +8,11 @@ import json
 import smtplib
 import uuid
 
+import pytest
+
 from tests.gateway.running import RunningPli
+
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
 
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,8 @@ from gateway.base.errors import AccountNotFound
 from gateway.mailstore import closure
 from gateway.mailstore.store import ensure_mailbox
 from gateway.mailstore.tables import account, mailbox, mailbox_acl, message
+from tests.support.cli import pli_in_process as pli
+from tests.support.datadir import DemoDataDirs
 from vault import audit
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
@@ -74,26 +74,18 @@ async def test_close_removes_account_mailboxes_messages_and_rights(engine: Async
         await closure.close_mailbox(engine, "idle@ehpad.fr", actor="cli:op", reason="again")
 
 
-def test_cli_lists_then_closes(tmp_path: Path) -> None:
-    pli = [sys.executable, "-m", "gateway"]
-    data = ["--data-dir", str(tmp_path / "var")]
-    assert subprocess.run([*pli, "init", "--demo", *data], capture_output=True,
-                          timeout=120).returncode == 0
-    listed = subprocess.run([*pli, "mailbox", "inactive", "--days", "0", *data],
-                            capture_output=True, text=True, timeout=60)
+def test_cli_lists_then_closes(tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
+    data = ["--data-dir", str(demo_dirs.copy(tmp_path / "var"))]
+    listed = pli("mailbox", "inactive", "--days", "0", *data)
     assert listed.returncode == 0 and "cabinet.petit@medecin.mssante.fr" in listed.stdout
-    token = subprocess.run([*pli, "token", "create", "--mailbox",
-                            "cabinet.petit@medecin.mssante.fr", "--scope", "send", *data],
-                           capture_output=True, text=True, timeout=60)
+    token = pli("token", "create", "--mailbox", "cabinet.petit@medecin.mssante.fr",
+                "--scope", "send", *data)
     assert token.returncode == 0, token.stderr
-    closed = subprocess.run([*pli, "mailbox", "close", "cabinet.petit@medecin.mssante.fr",
-                             "--reason", "unused-1y", *data],
-                            capture_output=True, text=True, timeout=60)
+    closed = pli("mailbox", "close", "cabinet.petit@medecin.mssante.fr",
+                 "--reason", "unused-1y", *data)
     assert closed.returncode == 0 and closed.stdout.startswith("closed cabinet.petit@")
     assert "1 API tokens revoked" in closed.stdout  # it can no longer act for the mailbox
-    again = subprocess.run([*pli, "mailbox", "close", "cabinet.petit@medecin.mssante.fr",
-                            "--reason", "x", *data], capture_output=True, text=True, timeout=60)
+    again = pli("mailbox", "close", "cabinet.petit@medecin.mssante.fr", "--reason", "x", *data)
     assert again.returncode == 1 and "no mailbox account" in again.stderr
-    trail = subprocess.run([*pli, "audit", "query", "--action", "mailbox.closed", "--format",
-                            "csv", *data], capture_output=True, text=True, timeout=60)
+    trail = pli("audit", "query", "--action", "mailbox.closed", "--format", "csv", *data)
     assert "cabinet.petit@medecin.mssante.fr" in trail.stdout

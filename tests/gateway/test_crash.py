@@ -19,6 +19,7 @@ from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from gateway.app.services import build_services
@@ -26,7 +27,10 @@ from gateway.base.config import load_settings
 from gateway.core.ports import INBOX, Principal
 from gateway.mailstore.tables import mailbox, message
 from tests.gateway.running import start_pli, stop_pli
+from tests.support.datadir import DemoDataDirs
 from vault import audit
+
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
 
 RCPT = "urgences@ch-arras.mssante.fr"
 SENDER = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
@@ -52,8 +56,8 @@ def _load(port: int, cafile: Path, acked: list[str], stop: threading.Event) -> N
         return  # the server was killed under us: expected
 
 
-def test_kill_9_loses_no_acknowledged_message(tmp_path: Path) -> None:
-    pli = start_pli(tmp_path / "var")
+def test_kill_9_loses_no_acknowledged_message(tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
+    pli = start_pli(demo_dirs.copy(tmp_path / "var"))
     acked: list[str] = []
     stop = threading.Event()
     workers = [threading.Thread(target=_load, args=(pli.ports["smtp"], pli.cafile, acked, stop))

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app.datadir import init_data_dir
 from gateway.app.listeners import start_listeners
 from gateway.app.services import Services, build_services
 from gateway.base.config import load_settings
 from gateway.mailstore.tables import message
 from tests.gateway.inprocess import serving
+from tests.support.datadir import DemoDataDirs
 from vault import audit
 from vault.tables import vault_object
 
@@ -32,8 +32,9 @@ GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[tuple[Services, dict[str, int]]]:
-    async with serving(tmp_path / "var", PLI_SMTP__REQUIRE_TLS="true") as both:
+async def running(tmp_path: Path, demo_dirs: DemoDataDirs
+                  ) -> AsyncIterator[tuple[Services, dict[str, int]]]:
+    async with serving(demo_dirs.copy(tmp_path / "var"), PLI_SMTP__REQUIRE_TLS="true") as both:
         yield both
 
 
@@ -122,7 +123,8 @@ async def test_require_tls_refuses_mail_before_starttls(
     assert code == 530
 
 
-async def test_ldap_directory_down_answers_451_443_then_recovers(tmp_path: Path) -> None:
+async def test_ldap_directory_down_answers_451_443_then_recovers(
+        tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
     from directory.ldap import LdapConfig, LdapDirectory
     from directory.ldap_import import import_extraction_ldap
     from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd, new_subtree
@@ -136,8 +138,7 @@ async def test_ldap_directory_down_answers_451_443_then_recovers(tmp_path: Path)
                                           bind_password=ROOT_PW))
         await import_extraction_ldap(loader, FIXTURES / "extraction-sample.txt")
         await loader.aclose()
-        data = tmp_path / "var"
-        await init_data_dir(data, demo=True)
+        data = demo_dirs.copy(tmp_path / "var")
         env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
                "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
                "PLI_DIRECTORY__BACKEND": "ldap",
@@ -172,14 +173,14 @@ async def test_ldap_directory_down_answers_451_443_then_recovers(tmp_path: Path)
         server.stop()
 
 
-async def test_s3_vault_down_answers_451_and_leaves_nothing(tmp_path: Path) -> None:
+async def test_s3_vault_down_answers_451_and_leaves_nothing(tmp_path: Path,
+                                                            demo_dirs: DemoDataDirs) -> None:
     from tests.support.moto_s3 import MotoS3Server
 
     server = MotoS3Server()
     server.start()
     try:
-        data = tmp_path / "var"
-        await init_data_dir(data, demo=True)
+        data = demo_dirs.copy(tmp_path / "var")
         env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
                "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
                "PLI_VAULT__BACKEND": "s3", "PLI_VAULT__S3__ENDPOINT": server.endpoint,

@@ -8,6 +8,8 @@ import ssl
 import time
 import uuid
 
+import pytest
+
 from gateway.core.mdn import MdnRequest, build_mdn, mdn_request, parse_acks
 from tests.gateway.running import RunningPli
 
@@ -54,6 +56,7 @@ def _acks(pli: RunningPli, message_id: str) -> list[dict[str, str]]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+@pytest.mark.slow  # end to end: a real `pli serve` process
 def test_an_app_mailbox_acknowledges_and_the_sender_can_query_it(pli: RunningPli) -> None:
     message_id = f"<{uuid.uuid4().hex}@ehpad-les-tilleuls.mssante.fr>"
     _send(pli, DPI, message_id)

@@ -8,22 +8,22 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.app.datadir import init_data_dir
 from gateway.app.services import build_services
 from gateway.base.config import load_settings
 from gateway.core.model import Origin
 from gateway.mailstore.tables import mailbox, message
 from gateway.outbound import store
 from gateway.outbound.worker import OutboundWorker
+from tests.support.datadir import DemoDataDirs
 from tests.support.servers import free_port
 
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 SOPHIE = "sophie.bernard@ch-arras.mssante.fr"
 
 
-async def test_delay_then_expiry_each_tell_the_sender_once(tmp_path: Path) -> None:
-    data = tmp_path / "var"
-    await init_data_dir(data, demo=True, domains=("ehpad-les-tilleuls.mssante.fr",))
+async def test_delay_then_expiry_each_tell_the_sender_once(tmp_path: Path,
+                                                           demo_dirs: DemoDataDirs) -> None:
+    data = demo_dirs.copy(tmp_path / "var", domains=("ehpad-les-tilleuls.mssante.fr",))
     port = free_port()
     settings = load_settings(None, data, overrides={"queue": {
         "routes": {"ch-arras.mssante.fr": f"127.0.0.1:{port}"},

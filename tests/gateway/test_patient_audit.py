@@ -11,7 +11,11 @@ import imaplib
 import smtplib
 from pathlib import Path
 
+import pytest
+
 from tests.gateway.running import RunningPli
+
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
 
 MESSAGES = Path(__file__).resolve().parents[1] / "fixtures" / "messages"
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"

@@ -9,7 +9,11 @@ import ssl
 import time
 from email.message import EmailMessage
 
+import pytest
+
 from tests.gateway.running import RunningPli
+
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
 
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
@@ -87,8 +91,9 @@ def test_sighup_reloads_the_rule_file(pli: RunningPli) -> None:
             time.sleep(0.2)
         assert code == 451 and b"Paused by the operator" in msg
         rules.write_text("this is not TOML [")
+        refused = pli.count_events("policy.reload_failed")
         pli.proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        pli.wait_for_event("policy.reload_failed", refused)
         with _smtp(pli) as s:
             assert s.mail(NURSE)[0] == 451  # a bad file is refused; the rules in force stay
     finally:

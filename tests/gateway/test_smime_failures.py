@@ -14,14 +14,16 @@ import pytest
 from gateway.app.services import Services
 from gateway.smime import PkiPaths, encrypt, load_certificate
 from tests.gateway.inprocess import serving
+from tests.support.datadir import DemoDataDirs
 
 URGENCES = "urgences@ch-arras.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[tuple[Services, dict[str, int]]]:
-    async with serving(tmp_path / "var") as both:
+async def running(tmp_path: Path, demo_dirs: DemoDataDirs
+                  ) -> AsyncIterator[tuple[Services, dict[str, int]]]:
+    async with serving(demo_dirs.copy(tmp_path / "var")) as both:
         yield both
 
 

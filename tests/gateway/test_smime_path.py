@@ -9,7 +9,6 @@ import imaplib
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import time
 import uuid
@@ -24,9 +23,13 @@ from directory.sql import SqlDirectory
 from gateway.base.config import load_settings
 from gateway.base.db import create_engine
 from gateway.smime import CertifiedKey, PkiPaths, encrypt, load_certificate, load_identity, sign
-from tests.gateway.running import PLI, RunningPli, _env, start_pli, stop_pli
+from tests.gateway.running import RunningPli, start_pli, stop_pli
+from tests.support.cli import pli_in_process
+from tests.support.datadir import DemoDataDirs
+from tests.support.servers import free_port
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
+              pytest.mark.slow]  # end to end: a real `pli serve` process
 
 URGENCES = "urgences@ch-arras.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"  # PER: a personal certificate, key not held by pli
@@ -48,15 +51,8 @@ class _Sink:
         return "250 2.0.0 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PLI, *args, "--data-dir", str(data)], capture_output=True,
-                          text=True, timeout=120, env=_env())
+    return pli_in_process(*args, "--data-dir", str(data))
 
 
 async def _publish(data: Path, address: str, der: bytes) -> None:
@@ -69,7 +65,7 @@ async def _publish(data: Path, address: str, der: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def sink() -> Iterator[tuple[_Sink, int]]:
-    handler, port = _Sink(), _free_port()
+    handler, port = _Sink(), free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -79,11 +75,9 @@ def sink() -> Iterator[tuple[_Sink, int]]:
 
 
 @pytest.fixture(scope="module")
-def spli(tmp_path_factory: pytest.TempPathFactory,
-         sink: tuple[_Sink, int]) -> Iterator[RunningPli]:
-    data = tmp_path_factory.mktemp("smime") / "var"
-    init = _cli(data, "init", "--demo")
-    assert init.returncode == 0, init.stderr
+def spli(tmp_path_factory: pytest.TempPathFactory, sink: tuple[_Sink, int],
+         demo_dirs: DemoDataDirs) -> Iterator[RunningPli]:
+    data = demo_dirs.copy(tmp_path_factory.mktemp("smime") / "var")
     for address, kind in ((GP, "PER"), (REVOKED_GP, "PER"), (REMOTE_WITH_CERT, "ORG")):
         issued = _cli(data, "pki", "issue", address, "--kind", kind, "--key-size", "2048")
         assert issued.returncode == 0, issued.stderr
@@ -366,8 +360,9 @@ def test_sighup_picks_up_a_renewed_mailbox_key(spli: RunningPli) -> None:
     good = key_path.read_bytes()
     key_path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
     try:
+        refused = spli.count_events("smime.reload_failed")
         spli.proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
+        spli.wait_for_event("smime.reload_failed", refused)
         assert decrypted()
     finally:
         key_path.write_bytes(good)

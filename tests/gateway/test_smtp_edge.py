@@ -11,20 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app.datadir import init_data_dir, read_demo_accounts
+from gateway.app.datadir import read_demo_accounts
 from gateway.app.listeners import start_listeners
 from gateway.app.services import Services, build_services
 from gateway.base.config import load_settings
+from tests.support.datadir import DemoDataDirs
 from vault import audit
 
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
 
 
-async def _serve(tmp_path: Path, stack: AsyncExitStack,
+async def _serve(data: Path, stack: AsyncExitStack,
                  **env: str) -> tuple[Services, dict[str, int]]:
-    data = tmp_path / "var"
-    await init_data_dir(data, demo=True)
     base = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
             "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0"}
     settings = load_settings(None, data, environ={**base, **env})
@@ -33,9 +32,11 @@ async def _serve(tmp_path: Path, stack: AsyncExitStack,
 
 
 @pytest.fixture
-async def behind_proxy(tmp_path: Path) -> AsyncIterator[tuple[Services, dict[str, int]]]:
+async def behind_proxy(tmp_path: Path, demo_dirs: DemoDataDirs
+                       ) -> AsyncIterator[tuple[Services, dict[str, int]]]:
     async with AsyncExitStack() as stack:
-        yield await _serve(tmp_path, stack, PLI_SMTP__PROXY_PROTOCOL_FROM="127.0.0.0/8")
+        yield await _serve(demo_dirs.copy(tmp_path / "var"), stack,
+                           PLI_SMTP__PROXY_PROTOCOL_FROM="127.0.0.0/8")
 
 
 def _proxied(port: int, header: bytes, cafile: Path) -> tuple[int, bytes]:
@@ -85,9 +86,10 @@ async def test_without_a_proxy_header_the_connection_is_closed(
         await asyncio.to_thread(plain)
 
 
-async def test_proxy_header_from_an_untrusted_address_is_refused(tmp_path: Path) -> None:
+async def test_proxy_header_from_an_untrusted_address_is_refused(
+        tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
     async with AsyncExitStack() as stack:
-        services, ports = await _serve(tmp_path, stack,
+        services, ports = await _serve(demo_dirs.copy(tmp_path / "var"), stack,
                                        PLI_SMTP__PROXY_PROTOCOL_FROM="192.0.2.0/24")
         header = b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 25\r\n"
         with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionError, AssertionError)):
@@ -108,27 +110,29 @@ def _plain(user: str, secret: str) -> str:
     return base64.b64encode(f"\0{user}\0{secret}".encode()).decode()
 
 
-async def test_failed_logins_are_throttled_per_address(tmp_path: Path) -> None:
+async def test_failed_logins_are_throttled_per_address(tmp_path: Path,
+                                                       demo_dirs: DemoDataDirs) -> None:
     async with AsyncExitStack() as stack:
-        services, ports = await _serve(tmp_path, stack)
+        services, ports = await _serve(demo_dirs.copy(tmp_path / "var"), stack)
         password = dict((a.address, a.password) for a in
                         read_demo_accounts(services.settings.data_dir))[GERIATRICIAN]
         cafile = services.settings.tls_files()[0]
 
-        def attempts() -> list[int]:
+        def attempt(secret: str) -> int:
             ctx = ssl.create_default_context(cafile=str(cafile))
             ctx.check_hostname = False
-            codes = []
-            for secret in ["wrong-password-1"] * 5 + [password]:
-                with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=30) as s:
-                    s.starttls(context=ctx)
-                    s.ehlo("client.test")
-                    # One AUTH PLAIN each (login() would try LOGIN too after a failure).
-                    code, _ = s.docmd("AUTH", "PLAIN " + _plain(GERIATRICIAN, secret))
-                    codes.append(code)
-            return codes
+            with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=30) as s:
+                s.starttls(context=ctx)
+                s.ehlo("client.test")
+                # One AUTH PLAIN each (login() would try LOGIN too after a failure).
+                code, _ = s.docmd("AUTH", "PLAIN " + _plain(GERIATRICIAN, secret))
+                return code
 
-        codes = await asyncio.to_thread(attempts)
+        # The five failures on parallel connections (as a guesser would; each failure
+        # answers after a second), the right password once they have all been refused.
+        codes = list(await asyncio.gather(*(asyncio.to_thread(attempt, "wrong-password-1")
+                                            for _ in range(5))))
+        codes.append(await asyncio.to_thread(attempt, password))
         # Five failures, then even the right password is refused for a while (454, temporary).
         assert codes == [535] * 5 + [454]
         events = [e async for e in audit.query(services.engine,
@@ -170,10 +174,12 @@ def _ca_and_client(tmp_path: Path, domain: str) -> tuple[Path, Path, Path]:
     return ca_file, cert_file, key_file
 
 
-async def test_mutual_tls_checks_the_sender_domain(tmp_path: Path) -> None:
+async def test_mutual_tls_checks_the_sender_domain(tmp_path: Path,
+                                                   demo_dirs: DemoDataDirs) -> None:
     ca, cert, key = _ca_and_client(tmp_path, "ehpad-les-tilleuls.mssante.fr")
     async with AsyncExitStack() as stack:
-        services, ports = await _serve(tmp_path, stack, PLI_SMTP__CLIENT_CA_FILE=str(ca),
+        services, ports = await _serve(demo_dirs.copy(tmp_path / "var"), stack,
+                                       PLI_SMTP__CLIENT_CA_FILE=str(ca),
                                        PLI_SMTP__REQUIRE_CLIENT_CERT="true")
         cafile = services.settings.tls_files()[0]
 
@@ -197,9 +203,9 @@ async def test_mutual_tls_checks_the_sender_domain(tmp_path: Path) -> None:
         assert {e.reason for e in events} == {"client-certificate"}
 
 
-async def test_header_bombs_are_refused(tmp_path: Path) -> None:
+async def test_header_bombs_are_refused(tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
     async with AsyncExitStack() as stack:
-        _, ports = await _serve(tmp_path, stack)
+        _, ports = await _serve(demo_dirs.copy(tmp_path / "var"), stack)
 
         def send(head: bytes) -> tuple[int, bytes]:
             with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=30) as s:

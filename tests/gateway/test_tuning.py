@@ -34,6 +34,7 @@ from gateway.base.tuning.tlsbuffer import (
     limit_tls_read_buffer,
 )
 from tests.gateway.running import RunningPli, start_pli, stop_pli
+from tests.support.datadir import DemoDataDirs
 from tests.support.moto_s3 import MotoS3Server
 from vault.s3 import S3BlobStore
 
@@ -198,7 +199,7 @@ MAX_SIZE = 3_000_000
 
 @pytest.fixture(scope="module")
 def stock_pli(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs
 ) -> Iterator[tuple[RunningPli, MotoS3Server]]:
     s3 = MotoS3Server()
     s3.start()
@@ -208,11 +209,9 @@ def stock_pli(
         'bucket = "pli-stock"\nsecure = false\n'
     )
     try:
-        running = start_pli(
-            tmp_path_factory.mktemp("stock") / "var",
-            config_extra=STOCK + vault,
-            env={"PLI_SMTP__MAX_MESSAGE_SIZE": str(MAX_SIZE)},
-        )
+        data = demo_dirs.copy(tmp_path_factory.mktemp("stock") / "var",
+                              config_extra=STOCK + vault)
+        running = start_pli(data, env={"PLI_SMTP__MAX_MESSAGE_SIZE": str(MAX_SIZE)})
         try:
             yield running, s3
         finally:

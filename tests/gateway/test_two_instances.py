@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.running import RunningPli, start_pli, stop_pli
+from tests.support.datadir import DemoDataDirs
 from tests.support.servers import free_port
+
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
 
 EHPAD = "ehpad-les-tilleuls.mssante.fr"
 HOSPITAL = "ch-arras.mssante.fr"
@@ -35,18 +38,19 @@ def _ctx(cafile: Path) -> ssl.SSLContext:
 
 
 class Pair:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, demo_dirs: DemoDataDirs) -> None:
         self.root = root
         self.b_port = free_port()  # fixed, so that B can come back on the same port
         self.b_env = {"PLI_SMTP__MTA_PORT": str(self.b_port)}
-        self.b = start_pli(root / "b", domains=(HOSPITAL,), env=self.b_env)
+        self.b = start_pli(demo_dirs.copy(root / "b", domains=(HOSPITAL,)), env=self.b_env)
+        b_cert = root / "b" / "tls" / "server.crt"
+        extra = (f'[queue]\nroutes = {{ "{HOSPITAL}" = "127.0.0.1:{self.b_port}" }}\n'
+                 f'ca_file = "{b_cert}"\nretry_base = 1\nretry_max = 2\npoll_interval = 0.2\n')
+        demo_dirs.copy(root / "a", domains=(EHPAD,), config_extra=extra)
         self.a = self.start_a()
 
     def start_a(self) -> RunningPli:
-        b_cert = self.root / "b" / "tls" / "server.crt"
-        extra = (f'[queue]\nroutes = {{ "{HOSPITAL}" = "127.0.0.1:{self.b_port}" }}\n'
-                 f'ca_file = "{b_cert}"\nretry_base = 1\nretry_max = 2\npoll_interval = 0.2\n')
-        return start_pli(self.root / "a", domains=(EHPAD,), config_extra=extra)
+        return start_pli(self.root / "a")
 
     def submit(self, rcpt: str, subject: str) -> tuple[int, bytes]:
         with smtplib.SMTP("127.0.0.1", self.a.ports["submission"], timeout=30) as s:
@@ -66,8 +70,8 @@ class Pair:
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    p = Pair(tmp_path_factory.mktemp("two"))
+def pair(tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs) -> Iterator[Pair]:
+    p = Pair(tmp_path_factory.mktemp("two"), demo_dirs)
     try:
         yield p
     finally:
@@ -153,7 +157,7 @@ def test_an_outage_is_retried_across_a_restart_of_the_sender(pair: Pair) -> None
                       and int(str(e["attempts"])) >= 1 for e in pair.queue()))
     stop_pli(pair.a)  # the queue is in A's database: a restart loses nothing
     pair.a = pair.start_a()
-    pair.b = start_pli(pair.root / "b", domains=(HOSPITAL,), env=pair.b_env)
+    pair.b = start_pli(pair.root / "b", env=pair.b_env)
     _find(pair.b, SOPHIE, marker, timeout=60)
     _wait(lambda: all(e["state"] != "queued" for e in pair.queue()))
     assert len(_matches(pair.b, SOPHIE, marker)) == 1  # delivered once

@@ -3,7 +3,6 @@ composition root's services with the API served by real uvicorn on an ephemeral 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -12,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app.datadir import init_data_dir
 from gateway.app.services import Services, build_services
 from gateway.base.config import Settings, load_settings
 from gateway.http.api import create_app, start_http
 from gateway.mailstore.tokens import TokenService
+from tests.support.datadir import DemoDataDirs
 
 DPI = "dpi@ch-arras.mssante.fr"  # an APP mailbox of the demo directory
 CABINET = "cabinet.petit@medecin.mssante.fr"  # a CAB mailbox: another token holder
@@ -39,10 +38,8 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pli-http") / "var"
-    asyncio.run(init_data_dir(path, demo=True))
-    return path
+def data_dir(tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs) -> Path:
+    return demo_dirs.copy(tmp_path_factory.mktemp("pli-http") / "var")
 
 
 def make_settings(data_dir: Path, **http: object) -> Settings:

@@ -17,8 +17,9 @@ from gateway.app.services import build_services
 from gateway.http.api import create_app, start_http
 from gateway.mailstore.tokens import TokenService
 from tests.http.conftest import DPI, make_settings
+from tests.support.profiles import examples
 
-_EXAMPLES = 20
+_EXAMPLES = examples(20)  # per operation
 
 
 def _fuzz(base: str, token: str) -> list[str]:

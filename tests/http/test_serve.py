@@ -6,11 +6,15 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gateway.base.db import create_engine
 from gateway.mailstore.tokens import TokenService
 from tests.gateway.running import start_pli, stop_pli
 from tests.http.conftest import DOCTOR, DPI
+from tests.support.datadir import DemoDataDirs
+
+pytestmark = pytest.mark.slow  # end to end: a real `pli serve` process
 
 
 async def _token(data_dir: Path) -> str:
@@ -21,8 +25,8 @@ async def _token(data_dir: Path) -> str:
         await engine.dispose()
 
 
-def test_pli_serve_runs_the_api(tmp_path: Path) -> None:
-    pli = start_pli(tmp_path / "var")
+def test_pli_serve_runs_the_api(tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
+    pli = start_pli(demo_dirs.copy(tmp_path / "var"))
     try:
         base = f"http://127.0.0.1:{pli.ports['http']}"
         token = asyncio.run(_token(pli.data_dir))

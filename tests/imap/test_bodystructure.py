@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.imap.bodystructure import body_structure, parse_mime, section_bytes
+from tests.support.profiles import examples
 
 INNER = (b"From: labo@chu.fr\r\nSubject: resultats\r\nContent-Type: text/plain\r\n\r\n"
          b"glycemie ok\r\n")
@@ -60,7 +61,7 @@ def test_mime_bomb_is_bounded() -> None:
     assert out.count(b"MIXED") <= 17
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.sampled_from([b"Content-Type: multipart/mixed; boundary=a\r\n", b"\r\n",
                                  b"--a\r\n", b"--a--\r\n", b"Content-Type: message/rfc822\r\n",
                                  b"x\r\n", b"\xff\x00", b"Content-Type: text/plain; name="

@@ -20,17 +20,20 @@ from typing import Any
 import pytest
 
 from tests.gateway.running import RunningPli, start_pli, stop_pli
+from tests.support.datadir import DemoDataDirs
 
 USER = "sophie.bernard@ch-arras.mssante.fr"
 SENDER = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 MBSYNC = shutil.which("mbsync")
 
-pytestmark = pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) is not installed")
+pytestmark = [pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) is not installed"),
+              pytest.mark.slow]  # end to end: a real `pli serve` process
 
 
 @pytest.fixture(scope="module")
-def pli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPli]:
-    running = start_pli(tmp_path_factory.mktemp("pli") / "var")
+def pli(tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs
+        ) -> Iterator[RunningPli]:
+    running = start_pli(demo_dirs.copy(tmp_path_factory.mktemp("pli") / "var"))
     try:
         yield running
     finally:

@@ -12,6 +12,7 @@ from gateway.imap.commands_mailbox import parse_date_time
 from gateway.imap.parser import Command, ParseError, Token, parse_command
 from gateway.imap.search import parse_search
 from gateway.imap.session_base import No, mailbox_name, parse_flags
+from tests.support.profiles import examples
 
 _ATOM = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:$",
                 min_size=1, max_size=12).filter(lambda a: a.upper() != "NIL")
@@ -38,7 +39,7 @@ def _wire(tok: Token, quoted: bool) -> bytes:
     return tok.encode()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_ATOM, _NAME, st.lists(_VALUES, max_size=6), st.booleans())
 def test_round_trip_of_valid_commands(tag: str, name: str, args: list[Token],
                                       quoted: bool) -> None:
@@ -52,7 +53,7 @@ _SEARCH_WORDS = st.sampled_from(["ALL", "OR", "NOT", "FROM", "x", "1:*", "UID", 
                                  "KEYWORD", "CHARSET", "UTF-8", "SEEN", "0", "32-Foo-1"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.recursive(_SEARCH_WORDS | _LITERAL, lambda i: st.lists(i, max_size=3),
                              max_leaves=8), max_size=8))
 def test_search_parser_only_raises_parse_error(tokens: list[Token]) -> None:
@@ -60,7 +61,7 @@ def test_search_parser_only_raises_parse_error(tokens: list[Token]) -> None:
         parse_search(tokens)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_VALUES)
 def test_argument_checks_only_refuse_cleanly(tok: Token) -> None:
     for check in (mailbox_name, parse_flags, parse_date_time):
@@ -68,7 +69,7 @@ def test_argument_checks_only_refuse_cleanly(tok: Token) -> None:
             check(tok)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=300))
 def test_accepted_mailbox_names_are_never_traversal(name: str) -> None:
     with contextlib.suppress(ParseError, No):

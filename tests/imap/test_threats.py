@@ -16,6 +16,7 @@ from gateway.imap.parser import Command, ParseError, Token, parse_command, parse
 from tests.imap.conftest import Listener
 from tests.imap.memory_backend import OTHER, PASSWORD, USER
 from tests.imap.wire import Conn
+from tests.support.profiles import examples
 
 
 async def test_login_before_starttls_refused(imap: Listener) -> None:
@@ -151,14 +152,14 @@ def test_parser_examples() -> None:
         parse_sequence_set("0:3", 5)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=300))
 def test_parser_only_raises_parse_error(data: bytes) -> None:
     with contextlib.suppress(ParseError):
         parse_command(data + b"\r\n")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=60), st.integers(min_value=0, max_value=2**32))
 def test_sequence_set_only_raises_parse_error(text: str, largest: int) -> None:
     with contextlib.suppress(ParseError):
@@ -171,14 +172,14 @@ _tokens = st.recursive(
     lambda inner: st.lists(inner, max_size=4), max_leaves=12)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_tokens)
 def test_fetch_items_only_raise_parse_error(token: Token) -> None:
     with contextlib.suppress(ParseError):
         parse_fetch_items(token)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=400))
 def test_envelope_of_any_header_is_framed(header: bytes) -> None:
     out = envelope(header)
@@ -196,7 +197,7 @@ _PIECES = [b" ", b"(", b")", b"[", b"]", b"{3}\r\nabc", b"{5+}\r\n", b'"', b"\\"
            b"BODY.PEEK[HEADER.FIELDS (A)]<0.9>", b"NIL", b"\r\n", b"\x00", b"\xc3\xa9"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(_NAMES), st.lists(st.sampled_from(_PIECES) | st.binary(max_size=4),
                                          max_size=12))
 def test_parser_on_command_shaped_input(name: bytes, pieces: list[bytes]) -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-PLI = [sys.executable, "-m", "gateway"]
+from tests.support.cli import pli_in_process
+
 NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 
 
 def _pli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PLI, *args, "--data-dir", str(data_dir)], capture_output=True,
-                          text=True, timeout=120)
+    return pli_in_process(*args, "--data-dir", str(data_dir))
 
 
 def test_pki_commands_make_a_chain_openssl_accepts(tmp_path: Path) -> None:

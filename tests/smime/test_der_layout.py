@@ -18,6 +18,7 @@ from gateway.smime.envelope import ContentCipher, decrypt, envelope
 from gateway.smime.signing import attribute_der, signed_data
 from gateway.smime.verification import verify
 from tests.smime.conftest import DevPki
+from tests.support.profiles import examples
 
 BODY = b"Content-Type: text/plain\r\n\r\nbonjour\r\n" * 40
 # Signed attributes as pli writes them: contentType, signingTime, messageDigest, one more.
@@ -73,7 +74,7 @@ def test_der_errors_are_smime_errors() -> None:
     assert issubclass(DerError, MalformedCms) and issubclass(DerError, SmimeError)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=64))
 def test_random_bytes_give_a_bounded_element_or_der_error(data: bytes) -> None:
     try:
@@ -89,7 +90,7 @@ def test_random_bytes_give_a_bounded_element_or_der_error(data: bytes) -> None:
         assert all(t.body <= k.start < k.end <= t.end for k in kids)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(0, 2), st.integers(0, 39),
        st.lists(st.integers(0, 2**70), max_size=6))
 def test_oid_round_trip_agrees_with_asn1crypto(first: int, second: int,
@@ -208,7 +209,7 @@ def test_truncated_layouts_are_malformed(dev_pki: DevPki, cut: int) -> None:
         layout.locate_signed(signed[:-cut], len(signed))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_through_the_layouts_are_malformed_or_parsed(data: bytes) -> None:
     for locate in (layout.locate_enveloped, layout.locate_signed, layout.attributes):
@@ -219,7 +220,7 @@ def test_random_bytes_through_the_layouts_are_malformed_or_parsed(data: bytes) -
                 locate(data, 10_000)  # type: ignore[call-arg]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=3))
 def test_mutated_signed_attributes(edits: list[tuple[int, int]]) -> None:
     attrs = bytearray(b"\xa0" + _SIGNED_ATTRS[1:])

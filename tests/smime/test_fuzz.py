@@ -15,8 +15,9 @@ from gateway.smime.mime import classify, split_signed
 from gateway.smime.signing import sign, signed_data
 from gateway.smime.verification import VerificationResult, verify
 from tests.smime.conftest import DevPki
+from tests.support.profiles import examples
 
-_FUZZ = settings(max_examples=150, deadline=None,
+_FUZZ = settings(max_examples=examples(150), deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

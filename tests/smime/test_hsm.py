@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from gateway.smime import ContentCipher, decrypt, encrypt, notarise, pki, sign, verify
 from gateway.smime.hsm import HsmError, Token
 from tests.smime.conftest import APP, ORG, DevPki
+from tests.support.datadir import DemoDataDirs
 from tests.support.softhsm import SoftHsm
 
 
@@ -101,14 +102,16 @@ def test_hsm_configuration_mistakes_are_named(softhsm: SoftHsm) -> None:
         Token(softhsm.module, "nope", softhsm.pin)
 
 
+@pytest.mark.slow  # end to end: a real `pli serve` process
 def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
-                                                     tmp_path_factory: pytest.TempPathFactory
-                                                     ) -> None:
+                                                     tmp_path_factory: pytest.TempPathFactory,
+                                                     demo_dirs: DemoDataDirs) -> None:
     """hsm-import moves the demo mailbox and notary keys; the server decrypts and notarises."""
     import imaplib
     import smtplib
 
-    from tests.gateway.running import PLI, _env, start_pli, stop_pli
+    from tests.gateway.running import start_pli, stop_pli
+    from tests.support.cli import pli_in_process
 
     label = softhsm.new_token("smime")
     data = tmp_path_factory.mktemp("pli-hsm-smime") / "var"
@@ -116,19 +119,14 @@ def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
     pin_file.write_text(softhsm.pin)
     extra = (f'[smime]\npkcs11_module = "{softhsm.module}"\npkcs11_token_label = "{label}"\n'
              f'pkcs11_pin_file = "{pin_file}"\n')
-    subprocess.run([*PLI, "init", "--demo", "--data-dir", str(data)], check=True,
-                   capture_output=True, env=_env())
-    with (data / "pli.toml").open("a") as cfg:
-        cfg.write("\n" + extra)
+    demo_dirs.copy(data, config_extra=extra)
     urgences = "urgences@ch-arras.mssante.fr"
     notary = next(p.name[:-4] for p in (data / "pki" / "mailboxes").glob("notary@*.pem"))
     for address in (urgences, notary):
-        moved = subprocess.run([*PLI, "pki", "hsm-import", address, "--data-dir", str(data)],
-                               capture_output=True, text=True, env=_env())
+        moved = pli_in_process("pki", "hsm-import", address, "--data-dir", str(data))
         assert moved.returncode == 0, moved.stderr
         assert not (data / "pki" / "mailboxes" / f"{address}.key").exists()
-    again = subprocess.run([*PLI, "pki", "hsm-import", urgences, "--data-dir", str(data)],
-                           capture_output=True, text=True, env=_env())
+    again = pli_in_process("pki", "hsm-import", urgences, "--data-dir", str(data))
     assert again.returncode != 0 and again.stderr.startswith("pli: ")
 
     pli = start_pli(data)

@@ -72,6 +72,7 @@ class PostgresCluster:
     def url(self, database: str, driver: str = "asyncpg") -> str:
         return f"postgresql+{driver}://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> None:
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """An empty database, or a copy of ``template`` (which nobody may be connected to)."""
         self._run(str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                  "-U", self.user, name)
+                  "-U", self.user, *(("-T", template) if template else ()), name)

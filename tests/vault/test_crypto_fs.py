@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.profiles import examples
 from vault.base import IntegrityError, ObjectNotFound
 from vault.crypto import ChunkDecryptor, ChunkEncryptor, new_data_key
 from vault.fs import FsBlobStore
@@ -123,7 +124,7 @@ async def _each(pieces: list[bytes]) -> AsyncIterator[bytes]:
         yield p
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(size=st.integers(0, 700), chunk=st.sampled_from([1, 7, 64, 100]),
        cuts=st.lists(st.integers(0, 10_000), max_size=12),
        recuts=st.lists(st.integers(0, 10_000), max_size=12))
@@ -162,7 +163,7 @@ async def test_sealed_size_matches_what_is_written(size: int) -> None:
     assert sum(len(c) for c in sealed) == sealed_size(size, 64)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(size=st.integers(0, 700), chunk=st.sampled_from([1, 7, 64, 100]))
 def test_sealing_a_whole_message_gives_the_streamed_bytes(size: int, chunk: int) -> None:
     """Vault.put seals a message held whole in one buffer; reads cannot tell the difference."""

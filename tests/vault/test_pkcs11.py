@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.gateway.running import start_pli, stop_pli
 from tests.support import softhsm as softhsm_support
+from tests.support.datadir import DemoDataDirs
 from tests.support.softhsm import SoftHsm
 from vault import maintenance
 from vault.base import IntegrityError, VaultError
@@ -96,8 +97,10 @@ async def test_rotation_rewraps_without_rewriting_objects(
         await keys.aclose()
 
 
+@pytest.mark.slow  # end to end: a real `pli serve` process
 def test_a_server_on_the_hsm_then_rotate_kek(softhsm: SoftHsm,
-                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+                                              tmp_path_factory: pytest.TempPathFactory,
+                                              demo_dirs: DemoDataDirs) -> None:
     import imaplib
     import smtplib
 
@@ -107,7 +110,7 @@ def test_a_server_on_the_hsm_then_rotate_kek(softhsm: SoftHsm,
     pin_file.write_text(PIN + "\n")
     extra = (f'[vault]\nkek = "pkcs11"\n[vault.pkcs11]\nmodule = "{MODULE}"\n'
              f'token_label = "{label}"\npin_file = "{pin_file}"\n')
-    pli = start_pli(data_dir, config_extra=extra)
+    pli = start_pli(demo_dirs.copy(data_dir, config_extra=extra))
     nurse = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
     gp = "jean.petit@medecin.mssante.fr"
     ctx = pli.client_context()

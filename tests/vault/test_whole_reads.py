@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.moto_s3 import MotoS3Server
+from tests.support.profiles import examples
 from vault.base import BlobStore, IntegrityError, ObjectNotFound
 from vault.crypto import TAG_SIZE, BufferDecryptor, ChunkEncryptor, new_data_key
 from vault.fs import FsBlobStore
@@ -92,7 +93,7 @@ def test_buffer_decryptor_round_trip_in_whole_chunk_blocks(size: int) -> None:
         assert type(out) is bytearray and out == data
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(size=st.integers(0, 700), chunk=st.sampled_from([1, 7, 64, 100]),
        cuts=st.lists(st.integers(0, 10_000), max_size=12))
 def test_buffer_decryptor_is_independent_of_how_the_stream_is_cut(

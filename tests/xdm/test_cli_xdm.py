@@ -105,6 +105,7 @@ def test_build_with_ins_override(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert package.patient_ins is not None and package.patient_ins.kind == "INS-NIR demo"
 
 
+@pytest.mark.slow  # end to end: real `pli` processes
 def test_pli_xdm_from_the_command_line(tmp_path: Path) -> None:
     """The installed command: build from the DLU, check it, and refuse a tampered package."""
     import subprocess

@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 from gateway.smtp import replies
 from gateway.xdm import XdmError, XdmLimits, inspect_xdm, read_xdm
 from gateway.xdm.zipsafe import check_name
+from tests.support.profiles import examples
 from tests.xdm import sample_zip
 
 SAMPLE = sample_zip()
 LIMITS = XdmLimits(max_archive_bytes=64 * 1024, max_total_bytes=1024 * 1024,
                    max_entry_bytes=512 * 1024)
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=examples(150), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -64,7 +65,7 @@ def test_spliced_sample(start: int, end: int, insert: bytes) -> None:
     _read(SAMPLE[:start] + insert + SAMPLE[end:])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.text(max_size=300))
 def test_check_name_only_raises_xdm_errors(name: str) -> None:
     try:

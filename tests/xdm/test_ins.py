@@ -22,6 +22,7 @@ from gateway.xdm import (
     parse_ins,
 )
 from gateway.xdm.ins import parse_xds_patient_id
+from tests.support.profiles import examples
 from tests.xdm import SAMPLE_INS, SAMPLE_XDS, fixture
 
 
@@ -165,7 +166,7 @@ def test_xxe_in_a_cda_is_refused() -> None:
     assert caught.value.member == "DOC0001.XML"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(min_value=0, max_value=10**13 - 1), st.integers(min_value=0, max_value=99))
 def test_only_the_computed_key_is_accepted(number: int, key: int) -> None:
     digits = f"{number:013d}"
