@@ -11,18 +11,19 @@ import argparse
 import getpass
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
+from gateway.cli.common import with_database
 from gateway.mailstore import acl
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    a = sub.add_parser("acl", help="rights of delegated users on shared mailboxes").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    a = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = a.add_parser("list", help="each delegate and its rights")
     common(p)
@@ -56,3 +57,6 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     print(f"{args.identifier} on {args.owner}: "
           f"{acl.canonical(args.rights) if args.action == 'set' else 'default rights'}")
     return 0
+
+
+command = with_database(run)

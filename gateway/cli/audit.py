@@ -21,13 +21,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
+from gateway.cli.common import with_database
 from vault import audit, checkpoints
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    a = sub.add_parser("audit", help="the audit trail").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    a = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = a.add_parser("verify", help="verify the hash chain, checkpoints and sealed segments")
     common(p)
@@ -189,3 +191,6 @@ async def _print(records: AsyncIterator[audit.AuditRecord], fmt: str) -> int:
             print(f"{rec.seq:>6}  {d['ts'][:26]:26}  {rec.action:18} {rec.result:7} "
                   f"{rec.actor[:30]:30} {rec.mailbox}")
     return count
+
+
+command = with_database(run)

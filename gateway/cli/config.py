@@ -32,7 +32,7 @@ from pydantic.fields import FieldInfo
 from gateway.base.config import Settings, load_settings
 from gateway.base.errors import ConfigError
 
-__all__ = ["Key", "Section", "add_parser", "describe", "markdown", "run", "text"]
+__all__ = ["Key", "Section", "add_parser", "command", "describe", "markdown", "run", "text"]
 
 _ENV_PREFIX = "PLI_"
 
@@ -267,8 +267,9 @@ def _escape(prose: str) -> str:
     return "`".join(parts)
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    c = sub.add_parser("config", help="the configuration reference").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    c = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
     p = c.add_parser(
@@ -287,3 +288,6 @@ async def run(args: argparse.Namespace) -> int:
     sections = describe()
     print(markdown(sections) if args.format == "markdown" else text(sections), end="")
     return 0
+
+
+command = run

@@ -23,13 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from directory.base import Entry, normalize_address
 from gateway.base.config import Settings
 from gateway.base.errors import PliError
+from gateway.cli.common import with_database
 from vault import audit
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    d = sub.add_parser("directory", help="the professional directory").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    d = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = d.add_parser("import", help="import an extraction or a liste blanche")
     common(p)
@@ -214,3 +216,6 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         state = verb if changed else f"already {verb}"
         print(f"{user} acting for {mailbox}: {state}")
         return 0
+
+
+command = with_database(run)

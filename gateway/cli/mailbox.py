@@ -11,18 +11,19 @@ import argparse
 import getpass
 import json
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
+from gateway.cli.common import with_database
 from gateway.mailstore import closure
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    m = sub.add_parser("mailbox", help="mailbox accounts: inactivity and closure").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    m = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = m.add_parser("inactive", help="accounts with no successful login for DAYS days")
     common(p)
@@ -59,3 +60,6 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
           f"removed (bodies stay in the vault until their retention date), {revoked} API "
           "tokens revoked")
     return 0
+
+
+command = with_database(run)

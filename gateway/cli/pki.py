@@ -14,17 +14,18 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from gateway.base.config import Settings
 from gateway.base.errors import UsageError
+from gateway.cli.common import settings_of
 from gateway.smime import pki
 
-__all__ = ["add_parser", "read_passphrase", "run"]
+__all__ = ["add_parser", "command", "read_passphrase", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    k = sub.add_parser("pki", help="the development PKI (mimics IGC-Santé)").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    k = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = k.add_parser("init", help="root and intermediate CAs, TLS and mailbox certificates, CRL")
     common(p)
@@ -129,3 +130,7 @@ def _hsm_import(settings: Settings, paths: pki.PkiPaths, args: argparse.Namespac
     print(f"key of {args.address} now in the HSM (token {settings.smime.pkcs11_token_label})"
           + ("" if args.keep_file else f"; {key_path} removed"))
     return 0
+
+
+async def command(args: argparse.Namespace) -> int:
+    return await run(args, settings_of(args))

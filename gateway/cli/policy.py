@@ -11,20 +11,21 @@ import argparse
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
 from gateway.base.errors import PliError
+from gateway.cli.common import open_database
 from policies.model import Decision
 from policies.rules import RuleError, load_rules
 
-__all__ = ["add_parser", "check", "explain"]
+__all__ = ["add_parser", "check", "command", "explain"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p_ = sub.add_parser("policy", help="the policy rule file").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p_ = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = p_.add_parser("check", help="validate a rule file")
     common(p)
@@ -80,3 +81,13 @@ async def explain(args: argparse.Namespace, settings: Settings, engine: AsyncEng
         if args.size or args.types:
             print(_line("DATA", policy.check_message(args.size, args.types)))
     return 0
+
+
+async def command(args: argparse.Namespace) -> int:
+    if args.action == "check":
+        return check(args.file)
+    settings, engine = await open_database(args)
+    try:
+        return await explain(args, settings, engine)
+    finally:
+        await engine.dispose()

@@ -7,19 +7,20 @@ import datetime as dt
 import getpass
 import json
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.errors import PliError
+from gateway.cli.common import open_database
 from gateway.outbound import store
 from vault import audit
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    q = sub.add_parser("queue", help="the outbound queue").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    q = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = q.add_parser("list", help="list queue entries")
     common(p)
@@ -72,3 +73,11 @@ async def run(args: argparse.Namespace, engine: AsyncEngine) -> int:
                     "states": ",".join(states)}))
     print(f"{count} entries purged")
     return 0
+
+
+async def command(args: argparse.Namespace) -> int:
+    _, engine = await open_database(args)
+    try:
+        return await run(args, engine)
+    finally:
+        await engine.dispose()

@@ -21,14 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from directory.base import DELEGABLE_KINDS, InvalidAddress, normalize_address
 from gateway.base.config import Settings
 from gateway.base.errors import PliError
+from gateway.cli.common import with_database
 from gateway.mailstore.tokens import SCOPES, TokenInfo, TokenService
 from vault import audit
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    t = sub.add_parser("token", help="API tokens").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    t = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = t.add_parser("create", help="create a token (printed once) for a mailbox")
     common(p)
@@ -119,3 +121,6 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     await _event(engine, "token.revoked", args.id)
     print(f"token {args.id} revoked")
     return 0
+
+
+command = with_database(run)

@@ -13,23 +13,24 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
 from gateway.base.errors import PliError
 from gateway.cli import proof as cli_proof
+from gateway.cli.common import with_database
 from gateway.outbound.store import OutboundQueue
 from vault import audit
 from vault.base import KeyProvider
 from vault.service import Vault
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    v = sub.add_parser("vault", help="the encrypted vault").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    v = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     cli_proof.add_parser(v, common)
     p = v.add_parser("verify", help="decrypt and check every object (tags and digests)")
@@ -264,3 +265,6 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine, vault
 def _queue(settings: Settings) -> OutboundQueue:
     """The outbound queue as the retention code sees it (rows only: no worker runs here)."""
     return OutboundQueue(settings.queue.max_age)
+
+
+command = with_database(run)

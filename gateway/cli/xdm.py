@@ -33,11 +33,12 @@ from gateway.xdm import (
 )
 from gateway.xdm.ins import ins_from_xds
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    x = sub.add_parser("xdm", help="IHE XDM packages (IHE_XDM.zip) and the INS").add_subparsers(
+def add_parser(parser: argparse.ArgumentParser,
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
+    x = parser.add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = x.add_parser("build", help="package CDA documents as an IHE XDM zip")
     common(p)
@@ -159,3 +160,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     except XdmError as exc:
         print(f"pli: error: {exc.text}", file=sys.stderr)
         return 1
+
+
+async def command(args: argparse.Namespace) -> int:
+    return run(args, None)  # pure file work: no configuration, no database

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -43,6 +45,18 @@ def test_help_lists_every_command() -> None:
     assert "passwd" in run("user", "--help").stdout
     audit = run("audit", "--help").stdout
     assert "verify" in audit and "query" in audit
+
+
+def test_help_imports_no_command_group() -> None:
+    """``pli --help`` stays fast: the groups are listed from the registry, not imported."""
+    probe = ("import sys\n"
+             "from gateway.cli.main import build_parser\n"
+             "build_parser().format_help()\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith("
+             "('gateway.cli.', 'gateway.app', 'sqlalchemy', 'pydantic')))))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split() == ["gateway.cli.common", "gateway.cli.main"]
 
 
 def test_usage_error_is_exit_2() -> None:

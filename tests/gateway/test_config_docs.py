@@ -239,7 +239,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 def _leaf(words: list[str]) -> tuple[argparse.ArgumentParser | None, str, str]:
     """The parser a documented command line reaches, its path, and the wrong word if any."""
-    parser, path = build_parser(), "pli"
+    parser, path = build_parser(words[1] if len(words) > 1 else None), "pli"
     for word in words[1:]:
         choices = _subparsers(parser)
         if not choices:

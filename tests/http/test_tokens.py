@@ -14,15 +14,14 @@ from sqlalchemy import Connection, select
 from gateway.base.db import create_engine
 from gateway.base.errors import PliError
 from gateway.cli import token as cli_token
+from gateway.cli.main import build_parser
 from gateway.mailstore.tables import api_token
 from gateway.mailstore.tokens import TokenService, split_token
 from tests.http.conftest import CABINET, DOCTOR, DPI, Api, make_settings
 
 
 def _parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    cli_token.add_parser(parser.add_subparsers(dest="command"), lambda p: None)
-    return parser.parse_args(["token", *argv])
+    return build_parser("token").parse_args(["token", *argv])
 
 
 async def _cli(data_dir: Path, *argv: str) -> int:

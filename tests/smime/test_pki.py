@@ -15,6 +15,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from gateway.base.config import Settings
 from gateway.cli import pki as cli_pki
+from gateway.cli.main import build_parser
 from gateway.smime import pki
 from gateway.smime.verification import Reason, verify
 from tests.smime.conftest import APP, DOMAIN, ORG, PASSPHRASE, DevPki
@@ -137,9 +138,7 @@ async def test_cli_init_issue_revoke(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_cli_parser_registers_pki() -> None:
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    cli_pki.add_parser(sub, lambda p: None)
+    parser = build_parser("pki")
     args = parser.parse_args(["pki", "init", "--mailbox", "a@b.fr", "--mailbox", "c@b.fr"])
     assert args.action == "init" and args.mailboxes == ["a@b.fr", "c@b.fr"]
     args = parser.parse_args(["pki", "revoke", "a@b.fr", "--passphrase-file", "-"])

@@ -9,19 +9,13 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import xdm as cli_xdm
+from gateway.cli.main import build_parser
 from gateway.xdm import read_xdm
 from tests.xdm import DOC, FIXTURES, SAMPLE_INS, SAMPLE_XDS, fixture, replace_member, sample_zip
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pli")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-
-    cli_xdm.add_parser(sub, common)
-    return parser.parse_args(["xdm", *argv])
+    return build_parser("xdm").parse_args(["xdm", *argv])
 
 
 def test_build_then_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
