@@ -32,7 +32,7 @@ T = TypeVar("T")
 _AAD = b"pli-dek"
 
 
-class TokenOpenError(Exception):
+class TokenOpenError(VaultError):
     """A session could not be opened; ``field`` says which setting is wrong."""
 
     def __init__(self, field: Literal["module", "token_label", "pin"], detail: str = "") -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vault.base import VaultError
 from vault.tables import vault_hold, vault_hold_object, vault_object
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 DEFAULT_DAYS = 7300  # 20 years: the common hospital rule for medical records
 
 
-class HoldNotFound(LookupError):
+class HoldNotFound(VaultError, LookupError):
     """No active legal hold with that id."""
 
 

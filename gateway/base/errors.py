@@ -36,12 +36,14 @@ own roots (they cannot import it) and the front ends map them the same way::
     └── InvalidAddress, NotInDirectory, DelegationRefused, TrustListError, ...
     vault.base.VaultError            (its own root: the vault imports no gateway)
     ├── VaultUnavailable             -> answered as a TemporaryFailure
-    └── ObjectNotFound, IntegrityError, RetentionLocked, LegalHoldActive
+    └── ObjectNotFound, IntegrityError, RetentionLocked, LegalHoldActive,
+        retention.HoldNotFound, pkcs11.TokenOpenError
     policies.rules.RuleError         a rule file is invalid (-> ConfigError at start-up)
 
 :func:`is_temporary` is the one answer to "may the client retry?" for all of
-them. Front ends also raise small private signals (``No`` in the IMAP session,
-``ApiProblem`` in the API) that never leave their module. A broken invariant is
+them. Front ends and pure parsers also raise small private signals that never
+leave their package: ``No`` and ``ParseError`` in the IMAP front end,
+``ApiProblem`` in the API, ``Failed`` inside the S/MIME verifier. A broken invariant is
 a bug, not a failure: it raises a builtin ``RuntimeError`` or ``TypeError``,
 which every front end answers as unexpected (``451 4.3.0``, ``NO [SERVERBUG]``,
 a 500 with an incident id) with its traceback logged. ``assert`` is for tests

@@ -4,7 +4,8 @@ Events are constants so that operators can grep and alert on them. Every SMTP
 and IMAP session binds a ``session_id`` with structlog contextvars, so each of
 its lines carries it. No message content ever reaches a log: subjects,
 attachment names and bodies count as content (MSSanté logging rules), and the
-redaction processor drops such keys even if a caller passes them by mistake.
+redaction processor replaces such keys' values with ``[redacted]`` even if a
+caller passes them by mistake.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "IMAP_PROTOCOL_ERROR",
     "INGEST_ABORTED",
     "INGEST_COMMITTED",
+    "INGEST_REFUSAL_UNAUDITED",
     "LISTENER_STARTED",
     "MDN_NOT_SENT",
     "OUTBOUND_DEFERRED",
@@ -98,6 +100,7 @@ HTTP_EXCEPTION = "http.exception"  # a bug: answered 500 with the incident id
 # -- the message core: ingest, MDN, S/MIME material
 INGEST_COMMITTED = "ingest.committed"  # msg_ref, size, recipients, queued
 INGEST_ABORTED = "ingest.aborted"  # msg_ref, reason: nothing of the message was kept
+INGEST_REFUSAL_UNAUDITED = "ingest.refusal_unaudited"  # a refusal stands; its audit failed
 MDN_NOT_SENT = "mdn.not_sent"  # an automatic receipt for an APP mailbox could not go out
 SMIME_RELOADED = "smime.reloaded"  # keys, trust anchors and notary re-read (SIGHUP)
 SMIME_RELOAD_FAILED = "smime.reload_failed"  # the previous material stays in use

@@ -230,10 +230,7 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine, vault
         return 0
     if args.hold_action == "release":
         async with engine.begin() as conn:
-            try:
-                freed = await retention.release_hold(conn, args.hold_id, _actor(), now)
-            except retention.HoldNotFound as exc:
-                raise PliError(str(exc)) from None
+            freed = await retention.release_hold(conn, args.hold_id, _actor(), now)
             await audit.append(conn, audit.AuditEvent(
                 action="vault.hold_released", actor=_actor(),
                 detail={"hold": args.hold_id, "freed": len(freed)}))

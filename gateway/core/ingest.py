@@ -1,9 +1,12 @@
 """THE entry of every message into pli: begin → add_sender → add_recipient → put_body → commit.
 
-SMTP (and later HTTP, IMAP APPEND, pli's own DSN/MDN) call this and nothing
-else. Nothing persistent is visible before :meth:`Delivery.commit`: the body
-goes to the vault encrypted, then ONE SQL transaction records the vault
-object, the mailbox rows and the audit entries. Only when that transaction has
+SMTP, the HTTP API and pli's own DSNs and MDNs call this and nothing else,
+each with an :class:`~gateway.core.model.Origin` stating its rights (IMAP
+APPEND is no delivery: ``gateway/mailstore/append.py`` keeps the same
+storage rules without the policy stages). Nothing persistent is visible
+before :meth:`Delivery.commit`: the body goes to the vault encrypted, then ONE
+SQL transaction records the vault object, the mailbox rows and the audit
+entries. Only when that transaction has
 committed does the caller answer 250. Any dependency failure raises
 :class:`~gateway.base.errors.Unavailable` (451) after removing what was written.
 """
@@ -553,4 +556,5 @@ class IngestService:
                     ),
                 )
         except (OperationalError, DBAPIError, OSError) as exc:
-            log.warning(events.SMTP_REJECT, reason="audit-unavailable", error=type(exc).__name__)
+            log.warning(events.INGEST_REFUSAL_UNAUDITED, reason="audit-unavailable",
+                        error=type(exc).__name__)

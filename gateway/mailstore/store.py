@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -63,7 +62,6 @@ __all__ = ["SPECIAL_USE", "MailStore", "ensure_mailbox"]
 SPECIAL_USE = {SENT: "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash", "Junk": "\\Junk"}
 _FAILED_LOGIN_DELAY = 1.0  # seconds; slows password guessing on one connection
 _CACHE_BYTES = 8 * 1024 * 1024  # decrypted bodies kept for a client's next section fetch
-log = structlog.get_logger("pli.mailstore")
 
 
 def _flags(text: str) -> frozenset[str]:
