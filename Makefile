@@ -28,6 +28,7 @@ apt-deps:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 typecheck: install
@@ -41,6 +42,7 @@ pytest: install apt-deps
 ##   `pytest -m "not slow"` leaves out the end-to-end tests, `-n 0` runs in one process).
 test: install apt-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest

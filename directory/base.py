@@ -186,8 +186,7 @@ class DirectoryAdmin(Protocol):
         """
         ...
 
-    async def stats(self) -> DirectoryStats:
-        ...
+    async def stats(self) -> DirectoryStats: ...
 
 
 async def may_act_for(directory: Directory, user: str, mailbox: str) -> bool:

@@ -108,8 +108,9 @@ class CachedDirectory:
                 self.invalidate()
             self._generation = current
 
-    async def _get(self, kind: str, key: str, fetch: Callable[[], Awaitable[T]],
-                   negative: Callable[[T], bool]) -> T:
+    async def _get(
+        self, kind: str, key: str, fetch: Callable[[], Awaitable[T]], negative: Callable[[T], bool]
+    ) -> T:
         await self._check_generation()
         slot = (kind, key)
         hit = self._data.get(slot)
@@ -150,29 +151,33 @@ class CachedDirectory:
             key = normalize_address(address)
         except InvalidAddress:
             return None
-        return await self._get("resolve", key, lambda: self.backend.resolve(key),
-                               lambda v: v is None)
+        return await self._get(
+            "resolve", key, lambda: self.backend.resolve(key), lambda v: v is None
+        )
 
     async def is_trusted_domain(self, domain: str) -> bool:
         key = domain.strip().lower().rstrip(".")
-        return await self._get("trusted", key, lambda: self.backend.is_trusted_domain(key),
-                               lambda v: not v)
+        return await self._get(
+            "trusted", key, lambda: self.backend.is_trusted_domain(key), lambda v: not v
+        )
 
     async def search(self, text: str, limit: int = 50) -> list[Entry]:
         return await self.backend.search(text, limit)  # free text: too varied to cache
 
     async def certificates(self, address: str) -> tuple[bytes, ...]:
         key = address.strip().lower()
-        return await self._get("certs", key, lambda: self.backend.certificates(key),
-                               lambda v: not v)
+        return await self._get(
+            "certs", key, lambda: self.backend.certificates(key), lambda v: not v
+        )
 
     async def delegates(self, mailbox: str) -> frozenset[str]:
         key = mailbox.strip().lower()
-        return await self._get("delegates", key, lambda: self.backend.delegates(key),
-                               lambda v: not v)
+        return await self._get(
+            "delegates", key, lambda: self.backend.delegates(key), lambda v: not v
+        )
 
     async def delegated_mailboxes(self, user: str) -> frozenset[str]:
         key = user.strip().lower()
-        return await self._get("delegated", key,
-                               lambda: self.backend.delegated_mailboxes(key),
-                               lambda v: not v)
+        return await self._get(
+            "delegated", key, lambda: self.backend.delegated_mailboxes(key), lambda v: not v
+        )

@@ -33,17 +33,37 @@ __all__ = [
 ]
 
 COLUMNS = (
-    "Type de BAL", "Adresse BAL", "Type Identifiant PP", "Identifiant PP",
-    "Identification nationale PP", "Type identifiant structure", "Identification Structure",
-    "Service de rattachement", "Civilité d'exercice", "Nom d'exercice", "Prénom d'exercice",
-    "Catégorie profession", "Libellé de catégorie profession", "Code Profession",
-    "Libellé Profession", "Code savoir-faire", "Libellé savoir-faire", "Dématérialisation",
-    "Raison Sociale structure BAL", "Enseigne commerciale structure BAL",
-    "L2COMPLEMENTLOCALISATION structure BAL", "L3COMPLEMENTDISTRIBUTION structure BAL",
-    "L4NUMEROVOIE structure BAL", "L4COMPLEMENTNUMEROVOIE structure BAL",
-    "NL4TYPEVOIE structure BAL", "L4LIBELLEVOIE structure BAL",
-    "L5LIEUDITMENTION structure BAL", "L6LIGNEACHEMINEMENT structure BAL",
-    "Code postal structure BAL", "Département structure BAL", "Pays structure BAL",
+    "Type de BAL",
+    "Adresse BAL",
+    "Type Identifiant PP",
+    "Identifiant PP",
+    "Identification nationale PP",
+    "Type identifiant structure",
+    "Identification Structure",
+    "Service de rattachement",
+    "Civilité d'exercice",
+    "Nom d'exercice",
+    "Prénom d'exercice",
+    "Catégorie profession",
+    "Libellé de catégorie profession",
+    "Code Profession",
+    "Libellé Profession",
+    "Code savoir-faire",
+    "Libellé savoir-faire",
+    "Dématérialisation",
+    "Raison Sociale structure BAL",
+    "Enseigne commerciale structure BAL",
+    "L2COMPLEMENTLOCALISATION structure BAL",
+    "L3COMPLEMENTDISTRIBUTION structure BAL",
+    "L4NUMEROVOIE structure BAL",
+    "L4COMPLEMENTNUMEROVOIE structure BAL",
+    "NL4TYPEVOIE structure BAL",
+    "L4LIBELLEVOIE structure BAL",
+    "L5LIEUDITMENTION structure BAL",
+    "L6LIGNEACHEMINEMENT structure BAL",
+    "Code postal structure BAL",
+    "Département structure BAL",
+    "Pays structure BAL",
 )
 MAX_LINE = 16 * 1024  # bytes; a real row is < 1 KiB
 _N = len(COLUMNS)
@@ -56,8 +76,19 @@ _CIVILITE = {"DR": "Dr", "PR": "Pr", "MME": "Mme", "M": "M.", "": ""}
 # Identification Structure = type + identifier: FINESS/SIREN 9, SIRET 14, RPPS-rang 13.
 _STRUCTURE_LEN = {"1": 10, "2": 10, "3": 15, "4": 14}
 # Longest accepted value per column (characters); the SQL columns are sized to these.
-_MAX_CHARS = {9: 100, 10: 100, 13: 8, 14: 128, 15: 16, 16: 128, 7: 255, 18: 255, 19: 255,
-              28: 10, 29: 3}
+_MAX_CHARS = {
+    9: 100,
+    10: 100,
+    13: 8,
+    14: 128,
+    15: 16,
+    16: 128,
+    7: 255,
+    18: 255,
+    19: 255,
+    28: 10,
+    29: 3,
+}
 _DISPLAY_MAX = 255
 _DIGEST = 8
 
@@ -95,23 +126,40 @@ class Record(NamedTuple):
 
     def digest(self) -> str:
         """BLAKE2b-128 hex of the stored fields: a re-import rewrites only changed rows."""
-        return hashlib.blake2b(("\x1f".join(self[2:]) + "\x1fFalse\x1f").encode(),
-                               digest_size=16).hexdigest()
+        return hashlib.blake2b(
+            ("\x1f".join(self[2:]) + "\x1fFalse\x1f").encode(), digest_size=16
+        ).hexdigest()
 
     def search_text(self) -> str:
         """The folded words a directory search matches (see directory.searchtext)."""
-        return search_text((self.display_name, self.profession_label, self.specialty_label,
-                            self.structure_name, self.service, self.postal_address,
-                            self.postcode, self.address))
+        return search_text(
+            (
+                self.display_name,
+                self.profession_label,
+                self.specialty_label,
+                self.structure_name,
+                self.service,
+                self.postal_address,
+                self.postcode,
+                self.address,
+            )
+        )
 
     def entry(self) -> Entry:
         return Entry(
-            address=self.address, kind=MailboxKind(self.kind), display_name=self.display_name,
-            id_nat_pp=self.id_nat_pp, profession_code=self.profession_code,
-            profession_label=self.profession_label, specialty_code=self.specialty_code,
-            specialty_label=self.specialty_label, structure_id=self.structure_id,
-            structure_name=self.structure_name, service=self.service,
-            postal_address=self.postal_address, postcode=self.postcode,
+            address=self.address,
+            kind=MailboxKind(self.kind),
+            display_name=self.display_name,
+            id_nat_pp=self.id_nat_pp,
+            profession_code=self.profession_code,
+            profession_label=self.profession_label,
+            specialty_code=self.specialty_code,
+            specialty_label=self.specialty_label,
+            structure_id=self.structure_id,
+            structure_name=self.structure_name,
+            service=self.service,
+            postal_address=self.postal_address,
+            postcode=self.postcode,
             department=self.department,
         )
 
@@ -218,8 +266,9 @@ def _header_error(raw: bytes) -> RowError | None:
     except UnicodeDecodeError as exc:
         return RowError(1, None, f"header is not UTF-8 (byte {exc.start}): not an extraction")
     if len(names) != _N:
-        return RowError(1, None, f"header has {len(names)} columns instead of {_N}: "
-                                 "not an MSSanté extraction")
+        return RowError(
+            1, None, f"header has {len(names)} columns instead of {_N}: not an MSSanté extraction"
+        )
     for name, expected in zip(names, COLUMNS, strict=True):
         if name != expected:
             return RowError(1, expected, f"header column {name!r}, expected {expected!r}")
@@ -241,8 +290,13 @@ def _check(f: list[str]) -> tuple[str, str] | None:
         return COLUMNS[1], "address is not ASCII"
     local, at, domain = addr.partition("@")
     # RFC 5321 §4.5.3.1: local part ≤ 64 octets, path ≤ 254 here (the directory key).
-    if (len(addr) > 254 or len(local) > 64 or not at
-            or not _LOCAL_RE.fullmatch(local) or not _DOMAIN_RE.fullmatch(domain)):
+    if (
+        len(addr) > 254
+        or len(local) > 64
+        or not at
+        or not _LOCAL_RE.fullmatch(local)
+        or not _DOMAIN_RE.fullmatch(domain)
+    ):
         return COLUMNS[1], f"malformed address {addr[:80]!r} (lower-case local@domain)"
     if f[0] == "PER":
         kind, ident, nat = f[2], f[3], f[4]
@@ -264,11 +318,23 @@ def _check(f: list[str]) -> tuple[str, str] | None:
         if want is None:
             return COLUMNS[5], f"unknown structure identifier type {stype[:10]!r} (1-4)"
         if len(sid) != want or not sid.startswith(stype) or not sid.isascii():
-            return COLUMNS[6], (f"structure id must be type {stype} followed by the identifier,"
-                                f" {want} characters; got {len(sid)}")
-    if (len(f[28]) > 10 or len(f[29]) > 3 or len(f[13]) > 8 or len(f[15]) > 16
-            or len(f[7]) > 255 or len(f[18]) > 255 or len(f[19]) > 255 or len(f[9]) > 100
-            or len(f[10]) > 100 or len(f[14]) > 128 or len(f[16]) > 128):
+            return COLUMNS[6], (
+                f"structure id must be type {stype} followed by the identifier,"
+                f" {want} characters; got {len(sid)}"
+            )
+    if (
+        len(f[28]) > 10
+        or len(f[29]) > 3
+        or len(f[13]) > 8
+        or len(f[15]) > 16
+        or len(f[7]) > 255
+        or len(f[18]) > 255
+        or len(f[19]) > 255
+        or len(f[9]) > 100
+        or len(f[10]) > 100
+        or len(f[14]) > 128
+        or len(f[16]) > 128
+    ):
         for index, limit in _MAX_CHARS.items():
             if len(f[index]) > limit:
                 return COLUMNS[index], f"longer than {limit} characters"
@@ -305,8 +371,11 @@ def _row(line_no: int, raw: bytes, cut: bool, index: AddressIndex) -> Record | R
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return RowError(line_no, _column_at(body, exc.start),
-                        f"invalid UTF-8 at byte {exc.start} (Latin-1 or Windows-1252?)")
+        return RowError(
+            line_no,
+            _column_at(body, exc.start),
+            f"invalid UTF-8 at byte {exc.start} (Latin-1 or Windows-1252?)",
+        )
     f = text.split("|")
     if len(f) != _N:
         hint = " (trailing '|')" if len(f) == _N + 1 and f[-1] == "" else ""
@@ -318,8 +387,23 @@ def _row(line_no: int, raw: bytes, cut: bool, index: AddressIndex) -> Record | R
     if first is not None:
         return RowError(line_no, COLUMNS[1], f"duplicate address (first seen line {first})")
     kind = f[0]
-    return Record(line_no, f[1], kind, _display_name(kind, f), f[4], f[13], f[14], f[15],
-                  f[16], f[6], f[19] or f[18], f[7], _postal(f), f[28], f[29])
+    return Record(
+        line_no,
+        f[1],
+        kind,
+        _display_name(kind, f),
+        f[4],
+        f[13],
+        f[14],
+        f[15],
+        f[16],
+        f[6],
+        f[19] or f[18],
+        f[7],
+        _postal(f),
+        f[28],
+        f[29],
+    )
 
 
 def iter_records(
@@ -338,8 +422,9 @@ def iter_records(
         yield RowError(1, None, "empty file: no header line")
         return
     header, cut = first
-    problem = (RowError(1, None, f"header longer than {MAX_LINE} bytes") if cut
-               else _header_error(header))
+    problem = (
+        RowError(1, None, f"header longer than {MAX_LINE} bytes") if cut else _header_error(header)
+    )
     if problem is not None:
         yield problem
         return

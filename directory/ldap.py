@@ -63,12 +63,19 @@ T = TypeVar("T")
 
 # Entry field -> LDAP attribute (the schema in deploy/ldap/pli.ldif).
 ATTRIBUTES = {
-    "address": "mail", "kind": "pliMailboxKind", "display_name": "displayName",
-    "id_nat_pp": "pliIdNatPP", "profession_code": "pliProfessionCode",
-    "profession_label": "pliProfessionLabel", "specialty_code": "pliSpecialtyCode",
-    "specialty_label": "pliSpecialtyLabel", "structure_id": "pliStructureId",
-    "structure_name": "pliStructureName", "service": "pliService",
-    "postal_address": "pliPostalAddress", "postcode": "postalCode",
+    "address": "mail",
+    "kind": "pliMailboxKind",
+    "display_name": "displayName",
+    "id_nat_pp": "pliIdNatPP",
+    "profession_code": "pliProfessionCode",
+    "profession_label": "pliProfessionLabel",
+    "specialty_code": "pliSpecialtyCode",
+    "specialty_label": "pliSpecialtyLabel",
+    "structure_id": "pliStructureId",
+    "structure_name": "pliStructureName",
+    "service": "pliService",
+    "postal_address": "pliPostalAddress",
+    "postcode": "postalCode",
     "department": "pliDepartment",
 }
 CERT_ATTR = "userCertificate;binary"
@@ -77,8 +84,16 @@ _SEARCH_LIMIT = 500
 _MAX_WORDS = 8
 _PAGE = 1000
 # Transport failures: the connection is dropped and the call retried once.
-_TRANSIENT = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE,
-              ldap.BUSY, ldap.TIMELIMIT_EXCEEDED, ldap.ADMINLIMIT_EXCEEDED, OSError)
+_TRANSIENT = (
+    ldap.SERVER_DOWN,
+    ldap.TIMEOUT,
+    ldap.CONNECT_ERROR,
+    ldap.UNAVAILABLE,
+    ldap.BUSY,
+    ldap.TIMELIMIT_EXCEEDED,
+    ldap.ADMINLIMIT_EXCEEDED,
+    OSError,
+)
 
 
 class LdapError(DirectoryUnavailable):
@@ -126,10 +141,13 @@ def entry_from_ldap(attrs: dict[str, list[bytes]]) -> Entry | None:
     except (ValueError, InvalidAddress):
         return None  # a foreign or broken entry is no mailbox, rather than a crash
     fields = {f: _text(attrs, a) for f, a in ATTRIBUTES.items() if f not in ("address", "kind")}
-    return Entry(address=address, kind=kind,
-                 liste_rouge=_text(attrs, "pliListeRouge").upper() == "TRUE",
-                 certificates=tuple(attrs.get(CERT_ATTR, attrs.get("userCertificate", []))),
-                 **fields)
+    return Entry(
+        address=address,
+        kind=kind,
+        liste_rouge=_text(attrs, "pliListeRouge").upper() == "TRUE",
+        certificates=tuple(attrs.get(CERT_ATTR, attrs.get("userCertificate", []))),
+        **fields,
+    )
 
 
 # Servers answer with the schema's spelling; pli looks attributes up by one spelling.
@@ -149,14 +167,16 @@ class LdapDirectory:
 
     name = "ldap"
 
-    def __init__(self, config: LdapConfig,
-                 connect: Callable[[str], LDAPObject] | None = None) -> None:
+    def __init__(
+        self, config: LdapConfig, connect: Callable[[str], LDAPObject] | None = None
+    ) -> None:
         if config.pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self.config = config
         self._connect = connect or (ldap.initialize)
-        self._executor = ThreadPoolExecutor(max_workers=config.pool_size,
-                                            thread_name_prefix="pli-ldap")
+        self._executor = ThreadPoolExecutor(
+            max_workers=config.pool_size, thread_name_prefix="pli-ldap"
+        )
         self._idle: collections.deque[LDAPObject] = collections.deque()
         self._lock = threading.Lock()
         self._closed = False
@@ -192,12 +212,14 @@ class LdapDirectory:
                 _drop(conn)
                 if attempt == 2:
                     raise DirectoryUnavailable(
-                        f"LDAP directory unavailable: {type(exc).__name__}") from exc
+                        f"LDAP directory unavailable: {type(exc).__name__}"
+                    ) from exc
                 continue
             except ldap.INVALID_CREDENTIALS as exc:
                 _drop(conn)
-                raise LdapError("LDAP bind refused: check directory.ldap.bind_dn and "
-                                "its password") from exc
+                raise LdapError(
+                    "LDAP bind refused: check directory.ldap.bind_dn and its password"
+                ) from exc
             except ldap.LDAPError:
                 self._release(conn)
                 raise
@@ -228,6 +250,7 @@ class LdapDirectory:
         with self._lock:
             self._closed = True
             idle, self._idle = list(self._idle), collections.deque()
+
         def drop_all() -> None:
             for conn in idle:
                 _drop(conn)
@@ -237,11 +260,23 @@ class LdapDirectory:
 
     # --- searches --------------------------------------------------------------------
 
-    def _search(self, conn: LDAPObject, flt: str, attrs: Sequence[str],
-                limit: int = 0, base: str | None = None) -> list[dict[str, list[bytes]]]:
+    def _search(
+        self,
+        conn: LDAPObject,
+        flt: str,
+        attrs: Sequence[str],
+        limit: int = 0,
+        base: str | None = None,
+    ) -> list[dict[str, list[bytes]]]:
         """Entries of a subtree search; with ``limit``, at most that many (no error)."""
-        msgid = conn.search_ext(base or self.config.base_dn, ldap.SCOPE_SUBTREE, flt,
-                                list(attrs), sizelimit=limit, timeout=self.config.timeout)
+        msgid = conn.search_ext(
+            base or self.config.base_dn,
+            ldap.SCOPE_SUBTREE,
+            flt,
+            list(attrs),
+            sizelimit=limit,
+            timeout=self.config.timeout,
+        )
         out: list[dict[str, list[bytes]]] = []
         try:
             while True:
@@ -256,29 +291,40 @@ class LdapDirectory:
         except ldap.NO_SUCH_OBJECT:
             return out  # base (or ou=trust) not created yet: nothing there
 
-    def paged(self, conn: LDAPObject, flt: str, attrs: Sequence[str]
-              ) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+    def paged(
+        self, conn: LDAPObject, flt: str, attrs: Sequence[str]
+    ) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
         """Every matching entry, page by page (server size limits do not apply)."""
         ctrl = SimplePagedResultsControl(True, size=_PAGE, cookie="")
         while True:
             try:
-                msgid = conn.search_ext(self.config.base_dn, ldap.SCOPE_SUBTREE, flt,
-                                        list(attrs), serverctrls=[ctrl],
-                                        timeout=self.config.timeout)
+                msgid = conn.search_ext(
+                    self.config.base_dn,
+                    ldap.SCOPE_SUBTREE,
+                    flt,
+                    list(attrs),
+                    serverctrls=[ctrl],
+                    timeout=self.config.timeout,
+                )
                 _, data, _, sctrls = conn.result3(msgid, timeout=self.config.timeout)
             except ldap.NO_SUCH_OBJECT:
                 return
             for dn, attrs_ in data or ():
                 if dn is not None and isinstance(attrs_, dict):
                     yield dn, _lower_attrs(attrs_)
-            cookie = next((c.cookie for c in sctrls
-                           if c.controlType == SimplePagedResultsControl.controlType), b"")
+            cookie = next(
+                (
+                    c.cookie
+                    for c in sctrls
+                    if c.controlType == SimplePagedResultsControl.controlType
+                ),
+                b"",
+            )
             if not cookie:
                 return
             ctrl.cookie = cookie
 
-    async def _find(self, address: str, attrs: Sequence[str]
-                    ) -> list[dict[str, list[bytes]]]:
+    async def _find(self, address: str, attrs: Sequence[str]) -> list[dict[str, list[bytes]]]:
         flt = f"(&(objectClass=pliMailbox){filter_eq('mail', address)})"
         return await self.run(lambda c: self._search(c, flt, attrs, limit=2))
 
@@ -338,11 +384,19 @@ class LdapDirectory:
         flt = f"(&(objectClass=pliMailbox){filter_eq('mail', address)})"
 
         def op(conn: LDAPObject) -> list[tuple[str, str]]:
-            res = conn.search_ext_s(self.config.base_dn, ldap.SCOPE_SUBTREE, flt,
-                                    ["pliMailboxKind"], timeout=self.config.timeout,
-                                    sizelimit=2)
-            return [(dn, _text(_lower_attrs(a), "pliMailboxKind").upper())
-                    for dn, a in res if dn is not None and isinstance(a, dict)]
+            res = conn.search_ext_s(
+                self.config.base_dn,
+                ldap.SCOPE_SUBTREE,
+                flt,
+                ["pliMailboxKind"],
+                timeout=self.config.timeout,
+                sizelimit=2,
+            )
+            return [
+                (dn, _text(_lower_attrs(a), "pliMailboxKind").upper())
+                for dn, a in res
+                if dn is not None and isinstance(a, dict)
+            ]
 
         found = await self.run(op)
         if not found:
@@ -354,12 +408,15 @@ class LdapDirectory:
         dn, kind = await self._dn_and_kind(org)
         if not revoke:
             if kind not in DELEGABLE_KINDS:
-                raise DelegationRefused(f"{org} is a {kind} mailbox: only ORG, APP and CAB "
-                                        "mailboxes are shared")
+                raise DelegationRefused(
+                    f"{org} is a {kind} mailbox: only ORG, APP and CAB mailboxes are shared"
+                )
             _, user_kind = await self._dn_and_kind(person)
             if user_kind != "PER":
-                raise DelegationRefused(f"{person} is a {user_kind} mailbox: only a person "
-                                        "(PER) acts for a shared mailbox")
+                raise DelegationRefused(
+                    f"{person} is a {user_kind} mailbox: only a person "
+                    "(PER) acts for a shared mailbox"
+                )
         mod = ldap.MOD_DELETE if revoke else ldap.MOD_ADD
 
         def op(conn: LDAPObject) -> bool:
@@ -376,20 +433,31 @@ class LdapDirectory:
             kinds: collections.Counter[str] = collections.Counter()
             rouge = delegations = certs = 0
             domains: set[str] = set()
-            attrs = ["mail", "pliMailboxKind", "pliListeRouge", "pliDelegate",
-                     "userCertificate;binary"]
+            attrs = [
+                "mail",
+                "pliMailboxKind",
+                "pliListeRouge",
+                "pliDelegate",
+                "userCertificate;binary",
+            ]
             for _, a in self.paged(conn, "(objectClass=pliMailbox)", attrs):
                 kinds[_text(a, "pliMailboxKind").upper()] += 1
                 rouge += _text(a, "pliListeRouge").upper() == "TRUE"
                 delegations += len(a.get("pliDelegate", []))
                 certs += len(a.get(CERT_ATTR, a.get("userCertificate", [])))
                 domains.add(_text(a, "mail").rpartition("@")[2].lower())
-            trusted = sum(1 for _ in self.paged(conn, "(objectClass=pliTrustedDomain)",
-                                                ["pliDomain"]))
-            return DirectoryStats(backend=self.name, entries_by_kind=dict(kinds),
-                                  liste_rouge=rouge, domains=len(domains),
-                                  trusted_domains=trusted, delegations=delegations,
-                                  certificates=certs)
+            trusted = sum(
+                1 for _ in self.paged(conn, "(objectClass=pliTrustedDomain)", ["pliDomain"])
+            )
+            return DirectoryStats(
+                backend=self.name,
+                entries_by_kind=dict(kinds),
+                liste_rouge=rouge,
+                domains=len(domains),
+                trusted_domains=trusted,
+                delegations=delegations,
+                certificates=certs,
+            )
 
         return await self.run(op)
 
@@ -404,7 +472,8 @@ def _drop(conn: LDAPObject | None) -> None:
 def describe_error(exc: ldap.LDAPError) -> str:
     info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     return str(info.get("desc") or type(exc).__name__) + (
-        f" ({info['info']})" if info.get("info") else "")
+        f" ({info['info']})" if info.get("info") else ""
+    )
 
 
 def entry_attrs(entry: Entry, row_hash: str, search_text: str) -> dict[str, list[bytes]]:
@@ -422,8 +491,9 @@ def entry_attrs(entry: Entry, row_hash: str, search_text: str) -> dict[str, list
 
 def ensure_containers(directory: LdapDirectory, conn: LDAPObject) -> None:
     """Create ou=mailboxes and ou=trust under the base if they are missing."""
-    for dn, ou in ((directory.config.mailboxes_dn, "mailboxes"),
-                   (directory.config.trust_dn, "trust")):
+    for dn, ou in (
+        (directory.config.mailboxes_dn, "mailboxes"),
+        (directory.config.trust_dn, "trust"),
+    ):
         with contextlib.suppress(ldap.ALREADY_EXISTS):
             conn.add_s(dn, [("objectClass", [b"organizationalUnit"]), ("ou", [ou.encode()])])
-

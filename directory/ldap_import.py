@@ -47,8 +47,9 @@ def _open(source: str | os.PathLike[str]) -> IO[bytes]:
         raise SourceReadError(f"cannot read the extraction: {exc}") from exc
 
 
-def _check(source: str | os.PathLike[str], report: ImportReport, max_errors: int,
-           keep_errors: int) -> int:
+def _check(
+    source: str | os.PathLike[str], report: ImportReport, max_errors: int, keep_errors: int
+) -> int:
     """First pass: count valid rows and errors; return the number of valid rows."""
     valid = 0
     with _open(source) as fh:
@@ -59,12 +60,16 @@ def _check(source: str | os.PathLike[str], report: ImportReport, max_errors: int
                     if len(report.errors) < keep_errors:
                         report.errors.append(item)
                     if item.line_no == 1:
-                        report.aborted, report.abort_reason = True, \
-                            f"not an extraction: {item.reason}"
+                        report.aborted, report.abort_reason = (
+                            True,
+                            f"not an extraction: {item.reason}",
+                        )
                         return valid
                     if report.error_count > max_errors:
-                        report.aborted, report.abort_reason = True, \
-                            f"more than {max_errors} bad rows"
+                        report.aborted, report.abort_reason = (
+                            True,
+                            f"more than {max_errors} bad rows",
+                        )
                         return valid
                 else:
                     valid += 1
@@ -89,14 +94,18 @@ def _batches(fh: IO[bytes], index: AddressIndex) -> Iterator[list[Record]]:
 def _modlist_replace(attrs: dict[str, list[bytes]]) -> list[tuple[int, str, Any]]:
     """Replace every imported attribute; an emptied field deletes the attribute."""
     mods: list[tuple[int, str, Any]] = []
-    for attr in (*(a for f, a in ATTRIBUTES.items() if f != "address"),
-                 "pliRowHash", "pliSearchText"):
+    for attr in (
+        *(a for f, a in ATTRIBUTES.items() if f != "address"),
+        "pliRowHash",
+        "pliSearchText",
+    ):
         mods.append((ldap.MOD_REPLACE, attr, attrs.get(attr)))
     return mods
 
 
-def _apply(directory: LdapDirectory, conn: LDAPObject, *, batch: list[Record],
-           dry_run: bool) -> ImportReport:
+def _apply(
+    directory: LdapDirectory, conn: LDAPObject, *, batch: list[Record], dry_run: bool
+) -> ImportReport:
     """Compare one batch with the server and write the differences (pipelined).
 
     Returns the batch's counts, merged by the caller only once the batch is done
@@ -105,9 +114,13 @@ def _apply(directory: LdapDirectory, conn: LDAPObject, *, batch: list[Record],
     report = ImportReport(dry_run=dry_run)
     cfg = directory.config
     ors = "".join(filter_eq("mail", r.address) for r in batch)
-    found = conn.search_ext_s(cfg.base_dn, ldap.SCOPE_SUBTREE,
-                              f"(&(objectClass=pliMailbox)(|{ors}))",
-                              ["mail", "pliRowHash"], timeout=cfg.timeout)
+    found = conn.search_ext_s(
+        cfg.base_dn,
+        ldap.SCOPE_SUBTREE,
+        f"(&(objectClass=pliMailbox)(|{ors}))",
+        ["mail", "pliRowHash"],
+        timeout=cfg.timeout,
+    )
     stored: dict[str, tuple[str, str]] = {}
     for dn, attrs in found:
         if dn is None or not isinstance(attrs, dict):
@@ -128,8 +141,7 @@ def _apply(directory: LdapDirectory, conn: LDAPObject, *, batch: list[Record],
         elif stored[rec.address][1] != digest:
             report.changed += 1
             if not report.dry_run:
-                pending.append(conn.modify_ext(stored[rec.address][0],
-                                               _modlist_replace(attrs)))
+                pending.append(conn.modify_ext(stored[rec.address][0], _modlist_replace(attrs)))
         else:
             report.unchanged += 1
     for msgid in pending:
@@ -137,15 +149,19 @@ def _apply(directory: LdapDirectory, conn: LDAPObject, *, batch: list[Record],
     return report
 
 
-def _remove_unlisted(directory: LdapDirectory, conn: LDAPObject, index: AddressIndex,
-                     report: ImportReport) -> None:
-    gone = [dn for dn, attrs in directory.paged(conn, "(objectClass=pliMailbox)", ["mail"])
-            if attrs.get("mail", [b""])[0].decode().lower() not in index]
+def _remove_unlisted(
+    directory: LdapDirectory, conn: LDAPObject, index: AddressIndex, report: ImportReport
+) -> None:
+    gone = [
+        dn
+        for dn, attrs in directory.paged(conn, "(objectClass=pliMailbox)", ["mail"])
+        if attrs.get("mail", [b""])[0].decode().lower() not in index
+    ]
     report.removed = len(gone)
     if report.dry_run:
         return
     for start in range(0, len(gone), _BATCH):
-        ids = [conn.delete_ext(dn) for dn in gone[start:start + _BATCH]]
+        ids = [conn.delete_ext(dn) for dn in gone[start : start + _BATCH]]
         for msgid in ids:
             conn.result3(msgid, timeout=directory.config.timeout)
 
@@ -173,8 +189,7 @@ async def import_extraction_ldap(
     if report.aborted:
         return report
     if valid == 0 and await directory.run(lambda c: _count_mailboxes(directory, c)) > 0:
-        report.aborted, report.abort_reason = True, \
-            "no valid row: refusing to empty the directory"
+        report.aborted, report.abort_reason = True, "no valid row: refusing to empty the directory"
         return report
     if not dry_run:
         await directory.run(lambda c: ensure_containers(directory, c))
@@ -183,8 +198,7 @@ async def import_extraction_ldap(
     try:
         batches = _batches(fh, index)
         while batch := await asyncio.to_thread(next, batches, None):
-            done = await directory.run(partial(_apply, directory, batch=batch,
-                                               dry_run=dry_run))
+            done = await directory.run(partial(_apply, directory, batch=batch, dry_run=dry_run))
             report.added += done.added
             report.changed += done.changed
             report.unchanged += done.unchanged
@@ -205,13 +219,15 @@ async def import_trustlist_ldap(directory: LdapDirectory, domains: list[str]) ->
 
     def op(conn: LDAPObject) -> int:
         ensure_containers(directory, conn)
-        have = {a.get("pliDomain", [b""])[0].decode().lower(): dn
-                for dn, a in directory.paged(conn, "(objectClass=pliTrustedDomain)",
-                                             ["pliDomain"])}
+        have = {
+            a.get("pliDomain", [b""])[0].decode().lower(): dn
+            for dn, a in directory.paged(conn, "(objectClass=pliTrustedDomain)", ["pliDomain"])
+        }
         for domain in sorted(wanted - have.keys()):
-            conn.add_s(directory.config.domain_dn(domain),
-                       [("objectClass", [b"pliTrustedDomain"]),
-                        ("pliDomain", [domain.encode()])])
+            conn.add_s(
+                directory.config.domain_dn(domain),
+                [("objectClass", [b"pliTrustedDomain"]), ("pliDomain", [domain.encode()])],
+            )
         for domain in sorted(have.keys() - wanted):
             conn.delete_s(have[domain])
         return len(wanted)

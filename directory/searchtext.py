@@ -20,12 +20,20 @@ def _table() -> dict[int, str]:
     table: dict[int, str] = {}
     for cp in range(0x80, 0x250):  # Latin-1 Supplement, Latin Extended-A and -B
         ch = chr(cp)
-        base = "".join(c for c in unicodedata.normalize("NFKD", ch)
-                       if not unicodedata.combining(c))
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
         if base.isascii() and base.isalnum():
             table[cp] = base.lower()
-    table.update({ord("æ"): "ae", ord("Æ"): "ae", ord("œ"): "oe", ord("Œ"): "oe",
-                  ord("ß"): "ss", ord("ø"): "o", ord("Ø"): "o"})
+    table.update(
+        {
+            ord("æ"): "ae",
+            ord("Æ"): "ae",
+            ord("œ"): "oe",
+            ord("Œ"): "oe",
+            ord("ß"): "ss",
+            ord("ø"): "o",
+            ord("Ø"): "o",
+        }
+    )
     for cp in range(0x80):
         ch = chr(cp)
         if not ch.isalnum():
@@ -37,8 +45,10 @@ def _table() -> dict[int, str]:
 
 _FOLD = _table()
 # Most rows are plain ASCII once lower-cased: bytes.translate is ten times quicker.
-_ASCII = bytes((ord(_FOLD.get(b, chr(b))) if len(_FOLD.get(b, chr(b))) == 1 else 32)
-               for b in range(128)) + b" " * 128
+_ASCII = (
+    bytes((ord(_FOLD.get(b, chr(b))) if len(_FOLD.get(b, chr(b))) == 1 else 32) for b in range(128))
+    + b" " * 128
+)
 _DROP = b"'"
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 

@@ -42,18 +42,33 @@ from directory.tables import (
 __all__ = ["DB_ERRORS", "SqlDirectory", "bump_generation", "unavailable"]
 
 DB_ERRORS = (OperationalError, DBAPIError, OSError)
-ENTRY_FIELDS = ("display_name", "id_nat_pp", "profession_code", "profession_label",
-                "specialty_code", "specialty_label", "structure_id", "structure_name",
-                "service", "postal_address", "postcode", "department")
+ENTRY_FIELDS = (
+    "display_name",
+    "id_nat_pp",
+    "profession_code",
+    "profession_label",
+    "specialty_code",
+    "specialty_label",
+    "structure_id",
+    "structure_name",
+    "service",
+    "postal_address",
+    "postcode",
+    "department",
+)
 _SEARCH_LIMIT = 500
 _MAX_WORDS = 8
 
 
 def _entry(row: Row[Any], certificates: tuple[bytes, ...] = ()) -> Entry:
     m = row._mapping
-    return Entry(address=m["address"], kind=MailboxKind(m["kind"]),
-                 liste_rouge=bool(m["liste_rouge"]), certificates=certificates,
-                 **{n: m[n] for n in ENTRY_FIELDS})
+    return Entry(
+        address=m["address"],
+        kind=MailboxKind(m["kind"]),
+        liste_rouge=bool(m["liste_rouge"]),
+        certificates=certificates,
+        **{n: m[n] for n in ENTRY_FIELDS},
+    )
 
 
 def unavailable(exc: BaseException) -> DirectoryUnavailable:
@@ -62,9 +77,11 @@ def unavailable(exc: BaseException) -> DirectoryUnavailable:
 
 async def bump_generation(conn: AsyncConnection) -> None:
     """Mark the directory changed (in the caller's transaction): caches drop what they hold."""
-    await conn.execute(update(directory_state).where(directory_state.c.id == 1)
-                       .values(generation=directory_state.c.generation + 1,
-                               changed_at=datetime.now(UTC)))
+    await conn.execute(
+        update(directory_state)
+        .where(directory_state.c.id == 1)
+        .values(generation=directory_state.c.generation + 1, changed_at=datetime.now(UTC))
+    )
 
 
 def _key(address: str) -> str | None:
@@ -95,8 +112,12 @@ class SqlDirectory:
             return None
         e, c = directory_entry, directory_certificate
         # One statement (a row per certificate): each round trip to the driver counts.
-        stmt = (select(e, c.c.der).select_from(e.outerjoin(c, c.c.address == e.c.address))
-                .where(e.c.address == key).order_by(c.c.sha256))
+        stmt = (
+            select(e, c.c.der)
+            .select_from(e.outerjoin(c, c.c.address == e.c.address))
+            .where(e.c.address == key)
+            .order_by(c.c.sha256)
+        )
         rows = await self._rows(stmt)
         if not rows:
             return None
@@ -113,11 +134,13 @@ class SqlDirectory:
             return []
         e = directory_entry
         likes = [e.c.search_text.like(f"%{w}%") for w in needles]  # folded: no % or _ left
-        stmt = (select(e)
-                .where(e.c.liste_rouge.is_(False))  # liste rouge: never listed, still delivered
-                .where(and_(*likes))
-                .order_by(e.c.address)
-                .limit(max(1, min(limit, _SEARCH_LIMIT))))
+        stmt = (
+            select(e)
+            .where(e.c.liste_rouge.is_(False))  # liste rouge: never listed, still delivered
+            .where(and_(*likes))
+            .order_by(e.c.address)
+            .limit(max(1, min(limit, _SEARCH_LIMIT)))
+        )
         return [_entry(r) for r in await self._rows(stmt)]
 
     async def certificates(self, address: str) -> tuple[bytes, ...]:
@@ -158,18 +181,26 @@ class SqlDirectory:
         try:
             async with self._engine.begin() as conn:
                 if revoke:
-                    result = await conn.execute(delete(d).where(d.c.mailbox == org)
-                                                .where(d.c.user_address == person))
+                    result = await conn.execute(
+                        delete(d).where(d.c.mailbox == org).where(d.c.user_address == person)
+                    )
                     changed = bool(result.rowcount)
                 else:
                     await _check_delegation(conn, org, person)
-                    exists = (await conn.execute(
-                        select(d.c.mailbox).where(d.c.mailbox == org)
-                        .where(d.c.user_address == person))).first()
+                    exists = (
+                        await conn.execute(
+                            select(d.c.mailbox)
+                            .where(d.c.mailbox == org)
+                            .where(d.c.user_address == person)
+                        )
+                    ).first()
                     changed = exists is None
                     if changed:
-                        await conn.execute(insert(d).values(
-                            mailbox=org, user_address=person, granted_at=datetime.now(UTC)))
+                        await conn.execute(
+                            insert(d).values(
+                                mailbox=org, user_address=person, granted_at=datetime.now(UTC)
+                            )
+                        )
                 if changed:
                     await bump_generation(conn)
         except IntegrityError:
@@ -185,11 +216,17 @@ class SqlDirectory:
         c, e = directory_certificate, directory_entry
         try:
             async with self._engine.begin() as conn:
-                if (await conn.execute(select(e.c.address).where(e.c.address == key))).first() \
-                        is None:
+                if (
+                    await conn.execute(select(e.c.address).where(e.c.address == key))
+                ).first() is None:
                     raise NotInDirectory(f"{key} is not in the directory")
-                if (await conn.execute(select(c.c.sha256).where(c.c.address == key)
-                                       .where(c.c.sha256 == fingerprint))).first():
+                if (
+                    await conn.execute(
+                        select(c.c.sha256)
+                        .where(c.c.address == key)
+                        .where(c.c.sha256 == fingerprint)
+                    )
+                ).first():
                     return False
                 await conn.execute(insert(c).values(address=key, sha256=fingerprint, der=der))
                 await bump_generation(conn)
@@ -205,39 +242,59 @@ class SqlDirectory:
 
         try:
             async with self._engine.connect() as conn:
-                kinds = {str(k): int(n) for k, n in await conn.execute(
-                    select(e.c.kind, func.count()).group_by(e.c.kind))}
-                rouge = (await conn.execute(count(e).where(e.c.liste_rouge.is_(True))))
-                domain = func.substr(e.c.address, func.instr(e.c.address, "@") + 1) \
-                    if conn.dialect.name == "sqlite" else func.split_part(e.c.address, "@", 2)
+                kinds = {
+                    str(k): int(n)
+                    for k, n in await conn.execute(
+                        select(e.c.kind, func.count()).group_by(e.c.kind)
+                    )
+                }
+                rouge = await conn.execute(count(e).where(e.c.liste_rouge.is_(True)))
+                domain = (
+                    func.substr(e.c.address, func.instr(e.c.address, "@") + 1)
+                    if conn.dialect.name == "sqlite"
+                    else func.split_part(e.c.address, "@", 2)
+                )
                 domains = await conn.execute(select(func.count(func.distinct(domain))))
                 trusted = await conn.execute(count(directory_trusted_domain))
                 delegations = await conn.execute(count(directory_delegation))
                 certs = await conn.execute(count(directory_certificate))
-                gen = (await conn.execute(select(directory_state.c.generation)
-                                          .where(directory_state.c.id == 1))).scalar()
+                gen = (
+                    await conn.execute(
+                        select(directory_state.c.generation).where(directory_state.c.id == 1)
+                    )
+                ).scalar()
                 return DirectoryStats(
-                    backend=self.name, entries_by_kind=kinds,
-                    liste_rouge=int(rouge.scalar_one()), domains=int(domains.scalar_one()),
+                    backend=self.name,
+                    entries_by_kind=kinds,
+                    liste_rouge=int(rouge.scalar_one()),
+                    domains=int(domains.scalar_one()),
                     trusted_domains=int(trusted.scalar_one()),
                     delegations=int(delegations.scalar_one()),
-                    certificates=int(certs.scalar_one()), generation=int(gen or 0))
+                    certificates=int(certs.scalar_one()),
+                    generation=int(gen or 0),
+                )
         except DB_ERRORS as exc:
             raise unavailable(exc) from exc
 
 
 async def _check_delegation(conn: AsyncConnection, mailbox: str, user: str) -> None:
     e = directory_entry
-    kinds = dict((await conn.execute(select(e.c.address, e.c.kind)
-                                     .where(e.c.address.in_([mailbox, user])))).all())
+    kinds = dict(
+        (
+            await conn.execute(
+                select(e.c.address, e.c.kind).where(e.c.address.in_([mailbox, user]))
+            )
+        ).all()
+    )
     if mailbox not in kinds:
         raise NotInDirectory(f"{mailbox} is not in the directory")
     if kinds[mailbox] not in DELEGABLE_KINDS:
         raise DelegationRefused(
-            f"{mailbox} is a {kinds[mailbox]} mailbox: only ORG, APP and CAB mailboxes are "
-            "shared")
+            f"{mailbox} is a {kinds[mailbox]} mailbox: only ORG, APP and CAB mailboxes are shared"
+        )
     if user not in kinds:
         raise NotInDirectory(f"{user} is not in the directory")
     if kinds[user] != "PER":
-        raise DelegationRefused(f"{user} is a {kinds[user]} mailbox: only a person (PER) "
-                                "acts for a shared mailbox")
+        raise DelegationRefused(
+            f"{user} is a {kinds[user]} mailbox: only a person (PER) acts for a shared mailbox"
+        )

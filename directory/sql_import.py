@@ -70,11 +70,20 @@ class ImportReport:
         return not self.aborted
 
     def summary(self) -> str:
-        state = (f"ABORTED ({self.abort_reason}), directory unchanged" if self.aborted
-                 else "dry run, nothing written" if self.dry_run else "committed")
-        return (f"{self.rows} valid rows: {self.added} added, {self.changed} changed, "
-                f"{self.removed} removed, {self.unchanged} unchanged; "
-                f"{self.error_count} bad rows; {state}")
+        state = (
+            f"ABORTED ({self.abort_reason}), directory unchanged"
+            if self.aborted
+            else "dry run, nothing written"
+            if self.dry_run
+            else "committed"
+        )
+        return (
+            f"{self.rows} valid rows: {self.added} added, {self.changed} changed, "
+            f"{self.removed} removed, {self.unchanged} unchanged; "
+            f"{self.error_count} bad rows; {state}"
+        )
+
+
 def _values(rec: Record) -> tuple[Any, ...]:
     """The stored row of a record, in column order, with its change-detection digest."""
     return (*rec[1:], False, rec.digest(), rec.search_text())
@@ -111,11 +120,13 @@ class _EntryRows:
         sql = self._lookup_sql.get(n)
         if sql is None:
             stmt = select(e.c.address, e.c.row_hash).where(
-                e.c.address.in_([bindparam(f"a{i}") for i in range(n)]))
+                e.c.address.in_([bindparam(f"a{i}") for i in range(n)])
+            )
             compiled = stmt.compile(dialect=self._conn.dialect)
             if not compiled.positional:
                 result = await self._conn.execute(
-                    select(e.c.address, e.c.row_hash).where(e.c.address.in_(addresses)))
+                    select(e.c.address, e.c.row_hash).where(e.c.address.in_(addresses))
+                )
                 return {address: digest for address, digest in result}
             sql = self._lookup_sql[n] = str(compiled)
         result = await self._conn.exec_driver_sql(sql, tuple(addresses))
@@ -134,17 +145,20 @@ class _EntryRows:
         if self._sql is not None:
             await self._conn.exec_driver_sql(self._sql, list(rows))
         else:
-            await self._conn.execute(insert(directory_entry),
-                                     [dict(zip(_COLS, r, strict=True)) for r in rows])
+            await self._conn.execute(
+                insert(directory_entry), [dict(zip(_COLS, r, strict=True)) for r in rows]
+            )
 
     async def delete(self, addresses: Sequence[str]) -> None:
         if addresses:
             await self._conn.execute(
-                delete(directory_entry).where(directory_entry.c.address.in_(addresses)))
+                delete(directory_entry).where(directory_entry.c.address.in_(addresses))
+            )
 
 
-async def _apply_batch(writer: _EntryRows, rows: list[tuple[Any, ...]],
-                       report: ImportReport, check_stored: bool) -> None:
+async def _apply_batch(
+    writer: _EntryRows, rows: list[tuple[Any, ...]], report: ImportReport, check_stored: bool
+) -> None:
     stored = await writer.stored_hashes([r[0] for r in rows]) if check_stored else {}
     new = [r for r in rows if r[0] not in stored]
     changed = [r for r in rows if r[0] in stored and stored[r[0]] != r[_HASH]]
@@ -157,13 +171,21 @@ async def _apply_batch(writer: _EntryRows, rows: list[tuple[Any, ...]],
         await writer.insert(changed + new)
 
 
-async def _remove_unlisted(conn: AsyncConnection, writer: _EntryRows, index: AddressIndex,
-                           count: int) -> None:
+async def _remove_unlisted(
+    conn: AsyncConnection, writer: _EntryRows, index: AddressIndex, count: int
+) -> None:
     """Delete the ``count`` stored mailboxes the file does not list (keyset scan)."""
     e, last = directory_entry, ""
     while count > 0:
-        page = (await conn.execute(select(e.c.address).where(e.c.address > last)
-                                   .order_by(e.c.address).limit(5000))).scalars().all()
+        page = (
+            (
+                await conn.execute(
+                    select(e.c.address).where(e.c.address > last).order_by(e.c.address).limit(5000)
+                )
+            )
+            .scalars()
+            .all()
+        )
         if not page:
             break
         last = page[-1]
@@ -173,8 +195,7 @@ async def _remove_unlisted(conn: AsyncConnection, writer: _EntryRows, index: Add
 
 
 async def _count(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(directory_entry)))
-               .scalar_one())
+    return int((await conn.execute(select(func.count()).select_from(directory_entry))).scalar_one())
 
 
 def _abort(report: ImportReport, reason: str) -> ImportReport:
@@ -182,9 +203,15 @@ def _abort(report: ImportReport, reason: str) -> ImportReport:
     return report
 
 
-async def _run_import(conn: AsyncConnection, fh: IO[bytes], report: ImportReport,
-                      max_errors: int, batch_size: int, keep_errors: int,
-                      progress: Progress | None) -> bool:
+async def _run_import(
+    conn: AsyncConnection,
+    fh: IO[bytes],
+    report: ImportReport,
+    max_errors: int,
+    batch_size: int,
+    keep_errors: int,
+    progress: Progress | None,
+) -> bool:
     """Stream the file into the open transaction; False if the import must roll back."""
     if conn.dialect.name == "postgresql" and not report.dry_run:
         # One import at a time; readers (SMTP lookups) are not blocked.
@@ -284,8 +311,9 @@ async def import_extraction(
         async with engine.connect() as conn, _sqlite_cache(conn):
             trans = await conn.begin()
             try:
-                commit = await _run_import(conn, fh, report, max_errors, batch_size,
-                                           keep_errors, progress)
+                commit = await _run_import(
+                    conn, fh, report, max_errors, batch_size, keep_errors, progress
+                )
             except BaseException:
                 await trans.rollback()
                 raise
@@ -298,8 +326,7 @@ async def import_extraction(
     return report
 
 
-async def import_trustlist(engine: AsyncEngine,
-                           source: str | os.PathLike[str] | IO[bytes]) -> int:
+async def import_trustlist(engine: AsyncEngine, source: str | os.PathLike[str] | IO[bytes]) -> int:
     """Replace the trusted domains with the liste blanche's; return their count.
 
     Raises :class:`~directory.trustlist.TrustListError` (nothing changed) if the
@@ -313,8 +340,7 @@ async def import_trustlist(engine: AsyncEngine,
     try:
         async with engine.begin() as conn:
             await conn.execute(delete(directory_trusted_domain))
-            await conn.execute(insert(directory_trusted_domain),
-                               [{"domain": d} for d in domains])
+            await conn.execute(insert(directory_trusted_domain), [{"domain": d} for d in domains])
             await bump_generation(conn)
     except DB_ERRORS as exc:
         raise unavailable(exc) from exc

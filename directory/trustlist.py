@@ -55,15 +55,15 @@ def parse_trustlist(source: IO[bytes]) -> list[str]:
     if len(data) > _MAX_BYTES:
         raise TrustListError(f"liste blanche larger than {_MAX_BYTES} bytes")
     try:
-        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True,
-                                 forbid_external=True)
+        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise TrustListError(f"refused unsafe XML: {_refusal(exc)}") from None
     except SafeET.ParseError as exc:
         raise TrustListError(f"malformed XML: {exc}") from None
     if root.tag != _ROOT:
         raise TrustListError(
-            f"root element must be ListeBlanche in namespace {NAMESPACE}, got {root.tag!r}")
+            f"root element must be ListeBlanche in namespace {NAMESPACE}, got {root.tag!r}"
+        )
     domains: set[str] = set()
     for i, dom in enumerate(root.iter(_DOMAINE), start=1):
         name = dom.find(_NOM)

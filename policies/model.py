@@ -38,6 +38,7 @@ class Decision:
         return f"{self.smtp_code} {self.enhanced_code} {self.text}"
 
     @classmethod
-    def accept(cls, text: str = "OK", enhanced: str = codes.X_DEST_VALID,
-               rule_id: str = "default") -> Decision:
+    def accept(
+        cls, text: str = "OK", enhanced: str = codes.X_DEST_VALID, rule_id: str = "default"
+    ) -> Decision:
         return cls(Verdict.ACCEPT, reasons.ACCEPTED, codes.C250_OK, enhanced, text, rule_id)

@@ -30,23 +30,25 @@ def name_matches(domain: str, names: Sequence[str]) -> bool:
     for name in names:
         if name == domain:
             return True
-        if name.startswith("*.") and domain.count(".") >= 2 and \
-                domain.split(".", 1)[1] == name[2:]:
+        if name.startswith("*.") and domain.count(".") >= 2 and domain.split(".", 1)[1] == name[2:]:
             return True
     return False
 
 
-def check_client_certificate(names: Sequence[str], address: str, *,
-                             required: bool) -> Decision:
+def check_client_certificate(names: Sequence[str], address: str, *, required: bool) -> Decision:
     """Mutual TLS between operators: the certificate presented must name the sender's
     domain; with ``required``, a peer that presented none is refused (RFC 4954 530)."""
     rule = "smtp.client_ca_file"
     if not names:
         if required:
-            return Decision(Verdict.REJECT, reasons.CLIENT_CERTIFICATE,
-                            codes.C530_AUTH_REQUIRED, codes.X_AUTH_REQUIRED,
-                            "A client certificate is required on this port",
-                            "smtp.require_client_cert")
+            return Decision(
+                Verdict.REJECT,
+                reasons.CLIENT_CERTIFICATE,
+                codes.C530_AUTH_REQUIRED,
+                codes.X_AUTH_REQUIRED,
+                "A client certificate is required on this port",
+                "smtp.require_client_cert",
+            )
         return Decision.accept("Sender OK", codes.X_SENDER_VALID, rule)
     if not address:  # the null sender of DSNs/MDNs: the certificate already vouches
         return Decision.accept("Sender OK", codes.X_SENDER_VALID, rule)
@@ -55,9 +57,14 @@ def check_client_certificate(names: Sequence[str], address: str, *,
     except InvalidAddress:  # the sender stage names the syntax error
         return Decision.accept("Sender OK", codes.X_SENDER_VALID, rule)
     if not name_matches(domain, names):
-        return Decision(Verdict.REJECT, reasons.CLIENT_CERTIFICATE,
-                        codes.C550_MAILBOX_UNAVAILABLE, codes.X_DELIVERY_NOT_AUTHORIZED,
-                        "Sender domain does not match the client certificate", rule)
+        return Decision(
+            Verdict.REJECT,
+            reasons.CLIENT_CERTIFICATE,
+            codes.C550_MAILBOX_UNAVAILABLE,
+            codes.X_DELIVERY_NOT_AUTHORIZED,
+            "Sender domain does not match the client certificate",
+            rule,
+        )
     return Decision.accept("Sender OK", codes.X_SENDER_VALID, rule)
 
 
@@ -72,10 +79,21 @@ async def check_submitter(directory: Directory, user: str, address: str) -> Deci
     try:
         allowed = bool(user) and bool(sender) and await may_act_for(directory, user, sender)
     except DirectoryUnavailable:
-        return Decision(Verdict.DEFER, reasons.DIRECTORY_UNAVAILABLE, codes.C451_LOCAL_ERROR,
-                        codes.X_DIRECTORY_TEMP, "Directory unavailable, try again later", rule)
+        return Decision(
+            Verdict.DEFER,
+            reasons.DIRECTORY_UNAVAILABLE,
+            codes.C451_LOCAL_ERROR,
+            codes.X_DIRECTORY_TEMP,
+            "Directory unavailable, try again later",
+            rule,
+        )
     if not allowed:
-        return Decision(Verdict.REJECT, reasons.SENDER_NOT_OWNED,
-                        codes.C553_MAILBOX_NAME_NOT_ALLOWED, codes.X_DELIVERY_NOT_AUTHORIZED,
-                        "Sender address not owned by the authenticated user", rule)
+        return Decision(
+            Verdict.REJECT,
+            reasons.SENDER_NOT_OWNED,
+            codes.C553_MAILBOX_NAME_NOT_ALLOWED,
+            codes.X_DELIVERY_NOT_AUTHORIZED,
+            "Sender address not owned by the authenticated user",
+            rule,
+        )
     return Decision.accept("Sender OK", codes.X_SENDER_VALID, rule)

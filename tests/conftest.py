@@ -101,8 +101,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{path}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     name = "t_" + secrets.token_hex(6)
-    cluster.create_database(name, request.getfixturevalue("postgres_template")
-                            if migrated else None)
+    cluster.create_database(
+        name, request.getfixturevalue("postgres_template") if migrated else None
+    )
     return cluster.url(name)
 
 

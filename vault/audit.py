@@ -107,8 +107,19 @@ def entry_hash(seq: int, ts: dt.datetime, row: Mapping[str, Any] | Any, prev_has
     body = {
         "seq": seq,
         "ts": _ts_text(ts),
-        **{k: row[k] for k in ("actor", "action", "mailbox", "msg_id", "result", "reason",
-                               "remote", "detail")},
+        **{
+            k: row[k]
+            for k in (
+                "actor",
+                "action",
+                "mailbox",
+                "msg_id",
+                "result",
+                "reason",
+                "remote",
+                "detail",
+            )
+        },
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical.encode()).hexdigest()
@@ -165,9 +176,18 @@ async def append_many(
 
 def record_from_row(r: Any) -> AuditRecord:
     return AuditRecord(
-        seq=int(r.seq), ts=r.ts, actor=r.actor, action=r.action, mailbox=r.mailbox,
-        msg_id=r.msg_id, result=r.result, reason=r.reason, remote=r.remote,
-        detail=json.loads(r.detail), prev_hash=r.prev_hash, hash=r.hash,
+        seq=int(r.seq),
+        ts=r.ts,
+        actor=r.actor,
+        action=r.action,
+        mailbox=r.mailbox,
+        msg_id=r.msg_id,
+        result=r.result,
+        reason=r.reason,
+        remote=r.remote,
+        detail=json.loads(r.detail),
+        prev_hash=r.prev_hash,
+        hash=r.hash,
     )
 
 
@@ -230,14 +250,24 @@ async def patient_trail(engine: AsyncEngine, patient_ref: str) -> AsyncIterator[
         raise ValueError("a patient reference is hexadecimal")
     e = audit_event.c
     async with engine.connect() as conn:
-        refs = (await conn.execute(select(e.msg_id).where(
-            e.action == "message.accepted", e.detail.like(f'%"patients":"%{patient_ref}%'))
-        )).scalars().all()
+        refs = (
+            (
+                await conn.execute(
+                    select(e.msg_id).where(
+                        e.action == "message.accepted",
+                        e.detail.like(f'%"patients":"%{patient_ref}%'),
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     ids = sorted({r for r in refs if r})
     for i in range(0, len(ids), 500):
         async with engine.connect() as conn:
-            result = await conn.stream(select(audit_event).where(e.msg_id.in_(ids[i:i + 500]))
-                                       .order_by(e.seq))
+            result = await conn.stream(
+                select(audit_event).where(e.msg_id.in_(ids[i : i + 500])).order_by(e.seq)
+            )
             async for r in result:
                 yield record_from_row(r)
 
@@ -246,24 +276,32 @@ def last_event_by_mailbox(action: str, *, result: str = "ok") -> Select[tuple[st
     """A query of (mailbox, time of its latest ``action`` with ``result``), for the caller's
     connection: e.g. the last successful login of each mailbox."""
     e = audit_event.c
-    return (select(e.mailbox, func.max(e.ts))
-            .where(e.action == action, e.result == result).group_by(e.mailbox))
+    return (
+        select(e.mailbox, func.max(e.ts))
+        .where(e.action == action, e.result == result)
+        .group_by(e.mailbox)
+    )
 
 
 async def count_actions(engine: AsyncEngine, action: str) -> int:
     """How many entries record ``action`` (``/metrics``; ``action`` is indexed)."""
     async with engine.connect() as conn:
-        value = (await conn.execute(select(func.count()).select_from(audit_event)
-                                    .where(audit_event.c.action == action))).scalar()
+        value = (
+            await conn.execute(
+                select(func.count()).select_from(audit_event).where(audit_event.c.action == action)
+            )
+        ).scalar()
     return int(value or 0)
 
 
-async def count_refusals(engine: AsyncEngine, actions: Sequence[str]
-                         ) -> dict[tuple[str, str], int]:
+async def count_refusals(engine: AsyncEngine, actions: Sequence[str]) -> dict[tuple[str, str], int]:
     """Entries of ``actions`` that did not succeed, by (result, reason)."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            select(audit_event.c.result, audit_event.c.reason, func.count())
-            .where(audit_event.c.action.in_(list(actions)), audit_event.c.result != "ok")
-            .group_by(audit_event.c.result, audit_event.c.reason))).all()
+        rows = (
+            await conn.execute(
+                select(audit_event.c.result, audit_event.c.reason, func.count())
+                .where(audit_event.c.action.in_(list(actions)), audit_event.c.result != "ok")
+                .group_by(audit_event.c.result, audit_event.c.reason)
+            )
+        ).all()
     return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}

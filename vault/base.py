@@ -51,8 +51,13 @@ class LegalHoldActive(VaultError):
 
 
 class BlobStore(Protocol):
-    async def put(self, name: str, chunks: AsyncIterator[bytes | bytearray],
-                  retain_until: dt.datetime | None = None, size: int | None = None) -> int:
+    async def put(
+        self,
+        name: str,
+        chunks: AsyncIterator[bytes | bytearray],
+        retain_until: dt.datetime | None = None,
+        size: int | None = None,
+    ) -> int:
         """Store atomically (all or nothing, durable on return); return the byte count.
 
         ``retain_until`` is the object's retention date: a store that can lock
@@ -123,8 +128,9 @@ def _fill(readinto: Callable[[memoryview], int | None], view: memoryview) -> int
     return got
 
 
-def pump(readinto: Callable[[memoryview], int | None], sink: Callable[[memoryview], None],
-         block: int) -> int:
+def pump(
+    readinto: Callable[[memoryview], int | None], sink: Callable[[memoryview], None], block: int
+) -> int:
     """The loop behind every store's :meth:`BlobStore.read_blocks`: one reused buffer."""
     view = memoryview(bytearray(block))
     total = 0

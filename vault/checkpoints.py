@@ -30,8 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vault.base import VaultError
 from vault.tables import audit_checkpoint, audit_event, audit_head
 
-__all__ = ["CheckpointReport", "Signer", "create_signing_key", "key_id_of", "load_public_key",
-           "make_checkpoint", "run_checkpointer", "verify_checkpoints"]
+__all__ = [
+    "CheckpointReport",
+    "Signer",
+    "create_signing_key",
+    "key_id_of",
+    "load_public_key",
+    "make_checkpoint",
+    "run_checkpointer",
+    "verify_checkpoints",
+]
 
 
 def key_id_of(public: Ed25519PublicKey) -> str:
@@ -51,12 +59,19 @@ def create_signing_key(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(key.private_bytes(serialization.Encoding.PEM,
-                                   serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()))
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
     pub = path.with_suffix(".pub")
-    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return pub
 
 
@@ -75,8 +90,9 @@ class Signer:
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except (OSError, ValueError) as exc:
-            raise VaultError(f"cannot read the audit signing key {path}: "
-                             f"{type(exc).__name__}") from None
+            raise VaultError(
+                f"cannot read the audit signing key {path}: {type(exc).__name__}"
+            ) from None
         if not isinstance(key, Ed25519PrivateKey):
             raise VaultError(f"{path} is not an Ed25519 private key")
         self._key = key
@@ -90,8 +106,9 @@ class Signer:
         return self._key.sign(message)
 
 
-async def make_checkpoint(engine: AsyncEngine, signer: Signer,
-                          now: dt.datetime | None = None) -> int | None:
+async def make_checkpoint(
+    engine: AsyncEngine, signer: Signer, now: dt.datetime | None = None
+) -> int | None:
     """Sign the current head if it moved since the last checkpoint; return its seq."""
     now = now or dt.datetime.now(dt.UTC)
     async with engine.begin() as conn:
@@ -102,9 +119,15 @@ async def make_checkpoint(engine: AsyncEngine, signer: Signer,
         if last is not None and int(last) >= int(head.seq):
             return None
         try:
-            await conn.execute(insert(audit_checkpoint).values(
-                seq=int(head.seq), hash=head.hash, ts=now, key_id=signer.key_id,
-                signature=signer.sign(int(head.seq), head.hash, now)))
+            await conn.execute(
+                insert(audit_checkpoint).values(
+                    seq=int(head.seq),
+                    hash=head.hash,
+                    ts=now,
+                    key_id=signer.key_id,
+                    signature=signer.sign(int(head.seq), head.hash, now),
+                )
+            )
         except IntegrityError:
             return None  # another instance signed the same head
     return int(head.seq)
@@ -134,32 +157,37 @@ async def verify_checkpoints(engine: AsyncEngine, public: Ed25519PublicKey) -> C
             except InvalidSignature:
                 return CheckpointReport(count, False, cp.seq, "checkpoint signature invalid")
             async with engine.connect() as look:
-                entry = (await look.execute(select(audit_event.c.hash)
-                                            .where(audit_event.c.seq == cp.seq))).scalar()
+                entry = (
+                    await look.execute(
+                        select(audit_event.c.hash).where(audit_event.c.seq == cp.seq)
+                    )
+                ).scalar()
             if entry is None:
-                return CheckpointReport(count, False, cp.seq,
-                                        "signed entry missing: the chain was cut")
+                return CheckpointReport(
+                    count, False, cp.seq, "signed entry missing: the chain was cut"
+                )
             if entry != cp.hash:
-                return CheckpointReport(count, False, cp.seq,
-                                        "chain differs from the signed checkpoint: rewritten")
+                return CheckpointReport(
+                    count, False, cp.seq, "chain differs from the signed checkpoint: rewritten"
+                )
     return CheckpointReport(count, True)
 
 
-async def run_checkpointer(engine: AsyncEngine, signer: Signer, *, interval: float,
-                           every: int, poll: float = 1.0) -> None:
+async def run_checkpointer(
+    engine: AsyncEngine, signer: Signer, *, interval: float, every: int, poll: float = 1.0
+) -> None:
     """Sign the head every ``interval`` seconds, or sooner after ``every`` new entries."""
     loop_time = dt.datetime.now(dt.UTC)
     last_seq = 0
     while True:
         await asyncio.sleep(min(poll, interval))
         async with engine.connect() as conn:
-            head = (await conn.execute(select(audit_head.c.seq)
-                                       .where(audit_head.c.id == 1))).scalar() or 0
+            head = (
+                await conn.execute(select(audit_head.c.seq).where(audit_head.c.id == 1))
+            ).scalar() or 0
         now = dt.datetime.now(dt.UTC)
         due = (now - loop_time).total_seconds() >= interval
         if int(head) > last_seq and (due or int(head) - last_seq >= every):
             signed = await make_checkpoint(engine, signer, now)
             last_seq = signed or int(head)
             loop_time = now
-
-

@@ -19,7 +19,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from vault.base import IntegrityError
 
 __all__ = [
-    "TAG_SIZE", "BufferDecryptor", "ChunkDecryptor", "ChunkEncryptor", "new_data_key",
+    "TAG_SIZE",
+    "BufferDecryptor",
+    "ChunkDecryptor",
+    "ChunkEncryptor",
+    "new_data_key",
     "sealed_size",
 ]
 
@@ -70,11 +74,14 @@ class ChunkEncryptor:
         out = bytearray(sealed_size(len(plaintext), self._size))
         with memoryview(out) as view, memoryview(plaintext) as src:
             for index in range(count):
-                chunk = src[index * self._size:(index + 1) * self._size]
+                chunk = src[index * self._size : (index + 1) * self._size]
                 start = index * (self._size + TAG_SIZE)
                 self._aes.encrypt_into(
-                    _nonce(self._base, index), chunk, _aad(self._name, index, index == count - 1),
-                    view[start:start + len(chunk) + TAG_SIZE])
+                    _nonce(self._base, index),
+                    chunk,
+                    _aad(self._name, index, index == count - 1),
+                    view[start : start + len(chunk) + TAG_SIZE],
+                )
         return out
 
 
@@ -89,9 +96,7 @@ class ChunkDecryptor:
 
     def _open(self, index: int, data: bytes | memoryview, last: bool) -> bytes:
         try:
-            return self._aes.decrypt(
-                _nonce(self._base, index), data, _aad(self._name, index, last)
-            )
+            return self._aes.decrypt(_nonce(self._base, index), data, _aad(self._name, index, last))
         except InvalidTag:
             raise IntegrityError(
                 f"object {self._name}: chunk {index} failed authentication"
@@ -115,8 +120,9 @@ class BufferDecryptor:
     so an object cut short or extended fails like a tampered one.
     """
 
-    def __init__(self, name: str, key: bytes, nonce_base: bytes, chunk_size: int,
-                 size: int) -> None:
+    def __init__(
+        self, name: str, key: bytes, nonce_base: bytes, chunk_size: int, size: int
+    ) -> None:
         self._aes = AESGCM(key)
         self._name = name
         self._base = nonce_base
@@ -163,11 +169,15 @@ class BufferDecryptor:
         start = index * self._chunk
         try:
             self._aes.decrypt_into(
-                _nonce(self._base, index), frame, _aad(self._name, index, index == self._count - 1),
-                self._view[start:start + len(frame) - TAG_SIZE])
+                _nonce(self._base, index),
+                frame,
+                _aad(self._name, index, index == self._count - 1),
+                self._view[start : start + len(frame) - TAG_SIZE],
+            )
         except InvalidTag:
-            raise IntegrityError(f"object {self._name}: chunk {index} failed authentication") \
-                from None
+            raise IntegrityError(
+                f"object {self._name}: chunk {index} failed authentication"
+            ) from None
         self._index += 1
 
     def result(self) -> bytearray:
@@ -218,11 +228,12 @@ async def _frames(
         yield index, pending if pending is not None else b"", True
 
 
-def _split(first: bytes | memoryview, view: memoryview, size: int,
-           carry: bytearray) -> list[bytes | memoryview]:
+def _split(
+    first: bytes | memoryview, view: memoryview, size: int, carry: bytearray
+) -> list[bytes | memoryview]:
     """Whole frames of ``first`` + ``view``; the tail goes to ``carry``."""
     frames: list[bytes | memoryview] = [first] if len(first) else []
     whole = len(view) - len(view) % size
-    frames.extend(view[i:i + size] for i in range(0, whole, size))
+    frames.extend(view[i : i + size] for i in range(0, whole, size))
     carry += view[whole:]
     return frames

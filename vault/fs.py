@@ -56,8 +56,13 @@ class FsBlobStore:
             raise ValueError(f"invalid object name {name!r}")
         return self._root / name[:2] / name[2:4] / name
 
-    async def put(self, name: str, chunks: AsyncIterator[bytes | bytearray],
-                  retain_until: dt.datetime | None = None, size: int | None = None) -> int:
+    async def put(
+        self,
+        name: str,
+        chunks: AsyncIterator[bytes | bytearray],
+        retain_until: dt.datetime | None = None,
+        size: int | None = None,
+    ) -> int:
         # A filesystem cannot lock a file against its own root: retention is
         # enforced by pli (vault.service.Vault.delete), not here.
         final = self._path(name)
@@ -80,7 +85,7 @@ class FsBlobStore:
             for piece in data:
                 view = memoryview(piece)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             if last:
                 os.fsync(fd)
                 os.close(fd)
@@ -156,8 +161,7 @@ class FsBlobStore:
             for p in top.glob("*/*"):
                 if _NAME_RE.match(p.name):
                     with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
-                        found.append((p.name, dt.datetime.fromtimestamp(p.stat().st_mtime,
-                                                                        dt.UTC)))
+                        found.append((p.name, dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC)))
             return found
 
         if not self._root.is_dir():

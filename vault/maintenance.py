@@ -30,8 +30,17 @@ from vault.keys import KeyFileProvider, kek_id_of
 from vault.service import Vault
 from vault.tables import vault_object
 
-__all__ = ["OrphanReport", "RewrapReport", "VerifyReport", "count_by_kek", "drop_unused_keks",
-           "rewrap", "rotate_kek_file", "sweep_orphans", "verify_objects"]
+__all__ = [
+    "OrphanReport",
+    "RewrapReport",
+    "VerifyReport",
+    "count_by_kek",
+    "drop_unused_keks",
+    "rewrap",
+    "rotate_kek_file",
+    "sweep_orphans",
+    "verify_objects",
+]
 
 _BATCH = 500
 
@@ -92,8 +101,9 @@ def rotate_kek_file(path: Path) -> KeyFileProvider:
     return provider
 
 
-async def rewrap(engine: AsyncEngine, keys: KeyProvider,
-                 progress: Callable[[int], None] | None = None) -> RewrapReport:
+async def rewrap(
+    engine: AsyncEngine, keys: KeyProvider, progress: Callable[[int], None] | None = None
+) -> RewrapReport:
     """Re-wrap every data key not under the current KEK (resumable, batch by batch)."""
     current = keys.current_kek_id()
     report = RewrapReport(new_kek_id=current)
@@ -101,17 +111,24 @@ async def rewrap(engine: AsyncEngine, keys: KeyProvider,
     last = ""
     while True:
         async with engine.begin() as conn:
-            rows = (await conn.execute(
-                select(o.name, o.kek_id, o.wrapped_key)
-                .where(o.kek_id != current, o.name > last).order_by(o.name).limit(_BATCH)
-            )).all()
+            rows = (
+                await conn.execute(
+                    select(o.name, o.kek_id, o.wrapped_key)
+                    .where(o.kek_id != current, o.name > last)
+                    .order_by(o.name)
+                    .limit(_BATCH)
+                )
+            ).all()
             if not rows:
                 return report
             for name, kek_id, wrapped in rows:
                 new_id, new_wrapped = await keys.wrap(await keys.unwrap(kek_id, wrapped))
-                await conn.execute(update(vault_object).where(o.name == name)
-                                   .where(o.kek_id == kek_id)
-                                   .values(kek_id=new_id, wrapped_key=new_wrapped))
+                await conn.execute(
+                    update(vault_object)
+                    .where(o.name == name)
+                    .where(o.kek_id == kek_id)
+                    .values(kek_id=new_id, wrapped_key=new_wrapped)
+                )
         report.rewrapped += len(rows)
         last = rows[-1][0]
         if progress is not None:
@@ -122,8 +139,11 @@ async def drop_unused_keks(engine: AsyncEngine, path: Path) -> list[str]:
     """Remove from the key file the KEKs no object references; return their ids."""
     lines = _key_lines(path)
     async with engine.connect() as conn:
-        used = set((await conn.execute(
-            select(vault_object.c.kek_id).group_by(vault_object.c.kek_id))).scalars())
+        used = set(
+            (
+                await conn.execute(select(vault_object.c.kek_id).group_by(vault_object.c.kek_id))
+            ).scalars()
+        )
     keep = [lines[0]] + [ln for ln in lines[1:] if kek_id_of(ln) in used]
     dropped = [kek_id_of(ln) for ln in lines[1:] if kek_id_of(ln) not in used]
     if dropped:
@@ -131,16 +151,24 @@ async def drop_unused_keks(engine: AsyncEngine, path: Path) -> list[str]:
     return dropped
 
 
-async def verify_objects(engine: AsyncEngine, vault: Vault,
-                         progress: Callable[[int], None] | None = None) -> VerifyReport:
+async def verify_objects(
+    engine: AsyncEngine, vault: Vault, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
     """Decrypt every recorded object; list the ones that fail, and why."""
     report = VerifyReport()
     o = vault_object.c
     last = ""
     while True:
         async with engine.connect() as conn:
-            names = (await conn.execute(select(o.name).where(o.name > last)
-                                        .order_by(o.name).limit(_BATCH))).scalars().all()
+            names = (
+                (
+                    await conn.execute(
+                        select(o.name).where(o.name > last).order_by(o.name).limit(_BATCH)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         if not names:
             return report
         for name in names:
@@ -157,12 +185,17 @@ async def verify_objects(engine: AsyncEngine, vault: Vault,
 
 async def count_by_kek(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
-        return {str(k): int(n) for k, n in await conn.execute(
-            select(vault_object.c.kek_id, func.count()).group_by(vault_object.c.kek_id))}
+        return {
+            str(k): int(n)
+            for k, n in await conn.execute(
+                select(vault_object.c.kek_id, func.count()).group_by(vault_object.c.kek_id)
+            )
+        }
 
 
-async def sweep_orphans(engine: AsyncEngine, vault: Vault, grace: dt.timedelta,
-                        dry_run: bool = False) -> OrphanReport:
+async def sweep_orphans(
+    engine: AsyncEngine, vault: Vault, grace: dt.timedelta, dry_run: bool = False
+) -> OrphanReport:
     """Remove blobs that no ``vault_object`` row records and older than ``grace``."""
     report = OrphanReport()
     cutoff = dt.datetime.now(dt.UTC) - grace
@@ -170,8 +203,13 @@ async def sweep_orphans(engine: AsyncEngine, vault: Vault, grace: dt.timedelta,
 
     async def _check(batch: list[str]) -> None:
         async with engine.connect() as conn:
-            known = set((await conn.execute(select(vault_object.c.name)
-                                            .where(vault_object.c.name.in_(batch)))).scalars())
+            known = set(
+                (
+                    await conn.execute(
+                        select(vault_object.c.name).where(vault_object.c.name.in_(batch))
+                    )
+                ).scalars()
+            )
         report.orphans.extend(n for n in batch if n not in known)
 
     async for name, modified in vault.store.listing():

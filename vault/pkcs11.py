@@ -84,8 +84,9 @@ class Pkcs11KeyProvider:
         self._checked = 0.0
 
     @classmethod
-    async def open(cls, module: str, token_label: str, pin: str,
-                   key_label: str) -> Pkcs11KeyProvider:
+    async def open(
+        cls, module: str, token_label: str, pin: str, key_label: str
+    ) -> Pkcs11KeyProvider:
         """Log in and load the KEKs; create the first one on a token that has none."""
         provider = cls(module, token_label, pin, key_label)
         await provider._run(provider._login)
@@ -103,9 +104,11 @@ class Pkcs11KeyProvider:
         try:
             self._session = open_session(self._module, self._token_label, self._pin)
         except TokenOpenError as exc:
-            detail = {"module": f"cannot load {self._module}: {exc.detail}",
-                      "token_label": f"no token labelled {self._token_label!r}",
-                      "pin": "the token refused the PIN"}[exc.field]
+            detail = {
+                "module": f"cannot load {self._module}: {exc.detail}",
+                "token_label": f"no token labelled {self._token_label!r}",
+                "pin": "the token refused the PIN",
+            }[exc.field]
             raise VaultError(f"vault.pkcs11.{exc.field}: {detail}") from None
         self._load()
 
@@ -128,14 +131,20 @@ class Pkcs11KeyProvider:
 
     async def rotate(self) -> str:
         """Generate the next KEK inside the token; it wraps every new data key from now."""
+
         def _generate() -> str:
             self._load()  # another process may have rotated meanwhile
             number = int(self._current.rsplit("-", 1)[1]) + 1 if self._current else 1
             label = f"{self._prefix}-{number:04d}"
             self._keys[label] = self._session.generate_key(
-                KeyType.AES, 256, label=label, id=label.encode(), store=True,
+                KeyType.AES,
+                256,
+                label=label,
+                id=label.encode(),
+                store=True,
                 capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
-                template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False})
+                template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False},
+            )
             self._current = label
             return label
 
@@ -146,8 +155,11 @@ class Pkcs11KeyProvider:
             await self._run(self._load)  # follow a rotation made by another process
         label, nonce = self._current, os.urandom(12)
         key = self._keys[label]
-        wrapped = await self._run(lambda: key.encrypt(
-            dek, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, _AAD, 128)))
+        wrapped = await self._run(
+            lambda: key.encrypt(
+                dek, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, _AAD, 128)
+            )
+        )
         return label, nonce + bytes(wrapped)
 
     async def unwrap(self, kek_id: str, wrapped: bytes) -> bytes:
@@ -158,14 +170,21 @@ class Pkcs11KeyProvider:
         if key is None:
             raise VaultError(f"unknown key-encryption key id {kek_id} in the HSM")
         try:
-            return bytes(await self._run(lambda: key.decrypt(
-                wrapped[12:], mechanism=Mechanism.AES_GCM,
-                mechanism_param=GCMParams(wrapped[:12], _AAD, 128))))
+            return bytes(
+                await self._run(
+                    lambda: key.decrypt(
+                        wrapped[12:],
+                        mechanism=Mechanism.AES_GCM,
+                        mechanism_param=GCMParams(wrapped[:12], _AAD, 128),
+                    )
+                )
+            )
         except VaultError as exc:
             raise IntegrityError("wrapped data key failed authentication in the HSM") from exc
 
     async def destroy(self, kek_ids: list[str]) -> None:
         """Remove KEKs nothing references any more (never the current one)."""
+
         def _destroy() -> None:
             for kek_id in kek_ids:
                 if kek_id != self._current and kek_id in self._keys:

@@ -65,8 +65,9 @@ class RetentionPolicy:
             found.extend(self.mailboxes[k] for k in (address, domain) if k in self.mailboxes)
         return max(found) if found else self.default_days
 
-    def until(self, now: dt.datetime, doc_type: str,
-              mailboxes: Iterable[str] = ()) -> dt.datetime | None:
+    def until(
+        self, now: dt.datetime, doc_type: str, mailboxes: Iterable[str] = ()
+    ) -> dt.datetime | None:
         days = self.days_for(doc_type, mailboxes)
         return now + dt.timedelta(days=days) if days > 0 else None
 
@@ -82,28 +83,44 @@ class Hold:
     objects: int
 
 
-async def place_hold(conn: AsyncConnection, names: Sequence[str], reason: str, actor: str,
-                     now: dt.datetime) -> int:
+async def place_hold(
+    conn: AsyncConnection, names: Sequence[str], reason: str, actor: str, now: dt.datetime
+) -> int:
     """Record a hold over ``names`` (in the caller's transaction); return its id."""
-    hold_id = (await conn.execute(
-        insert(vault_hold).values(reason=reason, placed_by=actor, placed_at=now)
-        .returning(vault_hold.c.id))).scalar_one()
+    hold_id = (
+        await conn.execute(
+            insert(vault_hold)
+            .values(reason=reason, placed_by=actor, placed_at=now)
+            .returning(vault_hold.c.id)
+        )
+    ).scalar_one()
     if names:
-        await conn.execute(insert(vault_hold_object),
-                           [{"hold_id": hold_id, "name": n} for n in sorted(set(names))])
+        await conn.execute(
+            insert(vault_hold_object), [{"hold_id": hold_id, "name": n} for n in sorted(set(names))]
+        )
     return int(hold_id)
 
 
-async def release_hold(conn: AsyncConnection, hold_id: int, actor: str,
-                       now: dt.datetime) -> list[str]:
+async def release_hold(
+    conn: AsyncConnection, hold_id: int, actor: str, now: dt.datetime
+) -> list[str]:
     """Release a hold; return the names it covered that no other active hold covers."""
     done = await conn.execute(
-        update(vault_hold).where(vault_hold.c.id == hold_id, vault_hold.c.released_at.is_(None))
-        .values(released_by=actor, released_at=now))
+        update(vault_hold)
+        .where(vault_hold.c.id == hold_id, vault_hold.c.released_at.is_(None))
+        .values(released_by=actor, released_at=now)
+    )
     if done.rowcount != 1:
         raise HoldNotFound(f"no active legal hold {hold_id}")
-    names = (await conn.execute(select(vault_hold_object.c.name)
-                                .where(vault_hold_object.c.hold_id == hold_id))).scalars().all()
+    names = (
+        (
+            await conn.execute(
+                select(vault_hold_object.c.name).where(vault_hold_object.c.hold_id == hold_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     still = await held(conn, names)
     return [n for n in names if n not in still]
 
@@ -116,8 +133,11 @@ async def held(conn: AsyncConnection, names: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(names), 500):  # bound the IN list (SQLite's variable limit)
         rows = await conn.execute(
-            select(ho.name).join(vault_hold, h.id == ho.hold_id)
-            .where(h.released_at.is_(None), ho.name.in_(names[i:i + 500])).distinct())
+            select(ho.name)
+            .join(vault_hold, h.id == ho.hold_id)
+            .where(h.released_at.is_(None), ho.name.in_(names[i : i + 500]))
+            .distinct()
+        )
         found.update(rows.scalars())
     return found
 
@@ -125,20 +145,34 @@ async def held(conn: AsyncConnection, names: Sequence[str]) -> set[str]:
 async def expired(conn: AsyncConnection, now: dt.datetime, limit: int = 1000) -> list[str]:
     """Objects whose retention date has passed and that no active hold covers."""
     o, h, ho = vault_object.c, vault_hold.c, vault_hold_object.c
-    under_hold = exists().where(and_(ho.name == o.name, ho.hold_id == h.id,
-                                     h.released_at.is_(None)))
+    under_hold = exists().where(
+        and_(ho.name == o.name, ho.hold_id == h.id, h.released_at.is_(None))
+    )
     rows = await conn.execute(
-        select(o.name).where(o.retain_until.is_not(None), o.retain_until <= now, ~under_hold)
-        .order_by(o.retain_until).limit(limit))
+        select(o.name)
+        .where(o.retain_until.is_not(None), o.retain_until <= now, ~under_hold)
+        .order_by(o.retain_until)
+        .limit(limit)
+    )
     return list(rows.scalars())
 
 
 async def list_holds(conn: AsyncConnection, active_only: bool = True) -> list[Hold]:
     h, ho = vault_hold.c, vault_hold_object.c
-    query = (select(h.id, h.reason, h.placed_by, h.placed_at, h.released_by, h.released_at,
-                    func.count(ho.name))
-             .select_from(vault_hold.outerjoin(vault_hold_object, ho.hold_id == h.id))
-             .group_by(h.id).order_by(h.id))
+    query = (
+        select(
+            h.id,
+            h.reason,
+            h.placed_by,
+            h.placed_at,
+            h.released_by,
+            h.released_at,
+            func.count(ho.name),
+        )
+        .select_from(vault_hold.outerjoin(vault_hold_object, ho.hold_id == h.id))
+        .group_by(h.id)
+        .order_by(h.id)
+    )
     if active_only:
         query = query.where(h.released_at.is_(None))
     return [Hold(*row) for row in (await conn.execute(query)).all()]
@@ -146,6 +180,11 @@ async def list_holds(conn: AsyncConnection, active_only: bool = True) -> list[Ho
 
 async def unknown_objects(conn: AsyncConnection, names: Sequence[str]) -> list[str]:
     """Those of ``names`` the vault holds no object of (a hold on them would be a lie)."""
-    known = set((await conn.execute(
-        select(vault_object.c.name).where(vault_object.c.name.in_(list(names))))).scalars())
+    known = set(
+        (
+            await conn.execute(
+                select(vault_object.c.name).where(vault_object.c.name.in_(list(names)))
+            )
+        ).scalars()
+    )
     return [n for n in names if n not in known]

@@ -54,8 +54,9 @@ _SINGLE_PUT_MAX = 64 * 1024 * 1024  # objects the caller holds whole go up in on
 _READ_SIZE = 1024 * 1024  # per thread trip: fewer hops, still a bounded buffer
 
 
-async def _gather(chunks: AsyncIterator[bytes | bytearray],
-                  want: int) -> tuple[bytes | bytearray, bool]:
+async def _gather(
+    chunks: AsyncIterator[bytes | bytearray], want: int
+) -> tuple[bytes | bytearray, bool]:
     """At least ``want`` bytes from the source, or all that is left; and whether it ended.
 
     A single piece comes back as it is: a sealed message is not copied again.
@@ -94,8 +95,12 @@ class _LoopReader:
     is kept in ``error`` for the caller to raise as it was.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop,
-                 chunks: AsyncIterator[bytes | bytearray], first: bytes | bytearray) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        chunks: AsyncIterator[bytes | bytearray],
+        first: bytes | bytearray,
+    ) -> None:
         self._loop = loop
         self._chunks = chunks
         self._pending: list[bytes | bytearray] = [first] if first else []
@@ -154,8 +159,9 @@ def _read(stream: Iterator[bytes]) -> bytes | None:
 
 
 def _finish(response: Any, last_read: asyncio.Future[bytes | None]) -> None:
-    ended = (not last_read.cancelled() and last_read.exception() is None
-             and last_read.result() is None)  # also retrieves an exception nobody awaited
+    ended = (
+        not last_read.cancelled() and last_read.exception() is None and last_read.result() is None
+    )  # also retrieves an exception nobody awaited
     _release(response, ended)
 
 
@@ -199,11 +205,22 @@ class S3BlobStore:
     """
 
     def __init__(
-        self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
-        secure: bool = True, region: str | None = None, prefix: str = "",
-        object_lock: Literal["", "GOVERNANCE", "COMPLIANCE"] = "", retention_days: int = 0,
-        part_size: int = _MIN_PART, workers: int = 8,
-        connect_timeout: float = 5.0, read_timeout: float = 60.0, direct: bool = True,
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        *,
+        secure: bool = True,
+        region: str | None = None,
+        prefix: str = "",
+        object_lock: Literal["", "GOVERNANCE", "COMPLIANCE"] = "",
+        retention_days: int = 0,
+        part_size: int = _MIN_PART,
+        workers: int = 8,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        direct: bool = True,
     ) -> None:
         if part_size < _MIN_PART:
             raise ValueError("part_size must be at least 5 MiB (S3's smallest part)")
@@ -222,13 +239,22 @@ class S3BlobStore:
         # server would hold an SMTP transaction for minutes instead of a quick 451.
         # A read timeout is not retried: a hung server then costs one timeout.
         self._http = urllib3.PoolManager(
-            timeout=Timeout(connect=connect_timeout, read=read_timeout), maxsize=workers,
-            cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-            retries=Retry(total=2, read=0, backoff_factor=0.2,
-                          status_forcelist=[500, 502, 503, 504]),
+            timeout=Timeout(connect=connect_timeout, read=read_timeout),
+            maxsize=workers,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            retries=Retry(
+                total=2, read=0, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
         )
-        self._client = Minio(endpoint, access_key=access_key, secret_key=secret_key,
-                             secure=secure, region=region, http_client=self._http)
+        self._client = Minio(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=self._http,
+        )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pli-s3")
 
     def _key(self, name: str) -> str:
@@ -254,13 +280,17 @@ class S3BlobStore:
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise VaultUnavailable(f"S3 unreachable: {exc}") from exc
 
-    async def put(self, name: str, chunks: AsyncIterator[bytes | bytearray],
-                  retain_until: dt.datetime | None = None, size: int | None = None) -> int:
+    async def put(
+        self,
+        name: str,
+        chunks: AsyncIterator[bytes | bytearray],
+        retain_until: dt.datetime | None = None,
+        size: int | None = None,
+    ) -> int:
         key = self._key(name)
         # A caller that already holds the whole object (and says how big it is) gets
         # one PUT instead of a multipart upload, up to _SINGLE_PUT_MAX.
-        limit = size if size is not None and self._part < size <= _SINGLE_PUT_MAX \
-            else self._part
+        limit = size if size is not None and self._part < size <= _SINGLE_PUT_MAX else self._part
         # The first part is gathered here: a message that fits costs one thread trip
         # and one PUT, and a slow producer holds no worker thread meanwhile.
         data, ended = await _gather(chunks, limit + 1)
@@ -281,36 +311,54 @@ class S3BlobStore:
         del data
         call = functools.partial(self._call, name)
         total, version = await s3_direct.upload_parts(
-            call, self._client, self._bucket, key, first,
-            functools.partial(_gather, chunks), self._part)
+            call,
+            self._client,
+            self._bucket,
+            key,
+            first,
+            functools.partial(_gather, chunks),
+            self._part,
+        )
         if self._lock:
             await call(self._lock_object, key, version, retain_until)
         return total
 
-    def _upload(self, key: str, data: bytes | bytearray,
-                retain_until: dt.datetime | None) -> None:
+    def _upload(self, key: str, data: bytes | bytearray, retain_until: dt.datetime | None) -> None:
         """One PutObject of an object held whole (on a pool thread)."""
         if self._direct:
             version = s3_direct.put_bytes(self._client, self._bucket, key, data)
         else:
             # One part of the object's size (at least S3's smallest) makes one PUT.
             version = self._client.put_object(
-                self._bucket, key, io.BytesIO(data), len(data),
-                part_size=max(self._part, len(data)), num_parallel_uploads=1).version_id
+                self._bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                part_size=max(self._part, len(data)),
+                num_parallel_uploads=1,
+            ).version_id
         if self._lock:
             self._lock_object(key, version, retain_until)
 
-    def _upload_stream(self, key: str, source: _LoopReader,
-                       retain_until: dt.datetime | None) -> int:
+    def _upload_stream(
+        self, key: str, source: _LoopReader, retain_until: dt.datetime | None
+    ) -> int:
         """minio's own multipart upload, reading the loop's source (on a pool thread)."""
-        result = self._client.put_object(self._bucket, key, cast(BinaryIO, source), -1,
-                                         part_size=self._part, num_parallel_uploads=1)
+        result = self._client.put_object(
+            self._bucket,
+            key,
+            cast(BinaryIO, source),
+            -1,
+            part_size=self._part,
+            num_parallel_uploads=1,
+        )
         if self._lock:
             self._lock_object(key, result.version_id, retain_until)
         return source.count
 
-    def _lock_object(self, key: str, version_id: str | None,
-                     retain_until: dt.datetime | None) -> None:
+    def _lock_object(
+        self, key: str, version_id: str | None, retain_until: dt.datetime | None
+    ) -> None:
         # Retention is set by PutObjectRetention rather than put_object(retention=):
         # S3 demands a Content-MD5 with lock headers and minio sends none over
         # plain HTTP, while this call always carries one. put only returns once
@@ -321,7 +369,8 @@ class S3BlobStore:
             until = retain_until
         try:
             self._client.set_object_retention(
-                self._bucket, key, Retention(self._lock, until), version_id=version_id)
+                self._bucket, key, Retention(self._lock, until), version_id=version_id
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 self._client.remove_object(self._bucket, key, version_id=version_id)
@@ -376,8 +425,9 @@ class S3BlobStore:
         response = self._client.get_object(self._bucket, key)
         ended = False
         try:
-            readinto = (s3_direct.socket_readinto(response) if self._direct else None) \
-                or response.readinto
+            readinto = (
+                s3_direct.socket_readinto(response) if self._direct else None
+            ) or response.readinto
             total = pump(readinto, sink, block)
             length = response.headers.get("content-length")
             if length is not None and length.isdigit() and total != int(length):
@@ -424,13 +474,16 @@ class S3BlobStore:
     async def listing(self) -> AsyncIterator[tuple[str, dt.datetime]]:
         """Listed a page at a time (minio's iterator is lazy): a big bucket stays off-heap."""
         cut = len(self._prefix)
-        objects = iter(self._client.list_objects(
-            self._bucket, prefix=self._prefix or None, recursive=True))
+        objects = iter(
+            self._client.list_objects(self._bucket, prefix=self._prefix or None, recursive=True)
+        )
         epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
         def _page() -> list[tuple[str, dt.datetime]]:
-            return [((o.object_name or "")[cut:], o.last_modified or epoch)
-                    for o in itertools.islice(objects, 1000)]
+            return [
+                ((o.object_name or "")[cut:], o.last_modified or epoch)
+                for o in itertools.islice(objects, 1000)
+            ]
 
         while page := await self._call("", _page):
             for name, modified in page:
@@ -441,8 +494,9 @@ class S3BlobStore:
         """S3's legal hold, beside pli's own; only buckets with object lock have one."""
         if not self._lock:
             return
-        call = (self._client.enable_object_legal_hold if on
-                else self._client.disable_object_legal_hold)
+        call = (
+            self._client.enable_object_legal_hold if on else self._client.disable_object_legal_hold
+        )
         await self._call(name, call, self._bucket, self._key(name))
 
     async def ensure_bucket(self) -> None:
@@ -464,7 +518,8 @@ class S3BlobStore:
             except S3Error as exc:
                 raise VaultError(
                     f"bucket {self._bucket} has no object lock, which object_lock="
-                    f"{self._lock} needs; object lock can only be enabled at creation") from exc
+                    f"{self._lock} needs; object lock can only be enabled at creation"
+                ) from exc
 
     async def aclose(self) -> None:
         """Wait for running calls, then stop the threads and close the connections."""

@@ -56,16 +56,21 @@ class SealedSegment:
     object_name: str
 
 
-async def seal_segment(engine: AsyncEngine, vault: Vault, signer: Signer, *,
-                       max_entries: int = 100_000,
-                       now: dt.datetime | None = None) -> SealedSegment | None:
+async def seal_segment(
+    engine: AsyncEngine,
+    vault: Vault,
+    signer: Signer,
+    *,
+    max_entries: int = 100_000,
+    now: dt.datetime | None = None,
+) -> SealedSegment | None:
     """Seal the entries after the last segment (at most ``max_entries``), if any."""
     now = now or dt.datetime.now(dt.UTC)
     async with engine.connect() as conn:
-        last = int((await conn.execute(select(func.max(audit_segment.c.last_seq)))).scalar()
-                   or 0)
-        head = int((await conn.execute(select(audit_head.c.seq)
-                                       .where(audit_head.c.id == 1))).scalar() or 0)
+        last = int((await conn.execute(select(func.max(audit_segment.c.last_seq)))).scalar() or 0)
+        head = int(
+            (await conn.execute(select(audit_head.c.seq).where(audit_head.c.id == 1))).scalar() or 0
+        )
     if head <= last:
         return None
     upto = min(head, last + max_entries)
@@ -74,8 +79,11 @@ async def seal_segment(engine: AsyncEngine, vault: Vault, signer: Signer, *,
     async def _lines() -> AsyncIterator[bytes]:
         digest, count, last_hash = hashlib.sha256(), 0, ""
         async with engine.connect() as conn:
-            rows = await conn.stream(select(audit_event).where(
-                audit_event.c.seq > last, audit_event.c.seq <= upto).order_by(audit_event.c.seq))
+            rows = await conn.stream(
+                select(audit_event)
+                .where(audit_event.c.seq > last, audit_event.c.seq <= upto)
+                .order_by(audit_event.c.seq)
+            )
             async for part in rows.partitions(2000):
                 block = b"".join(_line(record_from_row(r)) for r in part)
                 digest.update(block)
@@ -88,16 +96,27 @@ async def seal_segment(engine: AsyncEngine, vault: Vault, signer: Signer, *,
     count = int(summary["count"])  # type: ignore[call-overload]
     if count != upto - last:
         await vault.discard(obj)
-        raise VaultError(f"audit entries {last + 1}..{upto} are not all in the database "
-                         f"({count} found): run pli audit verify")
+        raise VaultError(
+            f"audit entries {last + 1}..{upto} are not all in the database "
+            f"({count} found): run pli audit verify"
+        )
     sha, last_hash = str(summary["sha256"]), str(summary["last_hash"])
     try:
         async with engine.begin() as conn:
             await vault.record(conn, obj)
-            await conn.execute(insert(audit_segment).values(
-                last_seq=upto, first_seq=last + 1, last_hash=last_hash, object_name=obj.name,
-                sha256=sha, entries=count, sealed_at=now, key_id=signer.key_id,
-                signature=signer.sign_bytes(_message(last + 1, upto, last_hash, sha, now))))
+            await conn.execute(
+                insert(audit_segment).values(
+                    last_seq=upto,
+                    first_seq=last + 1,
+                    last_hash=last_hash,
+                    object_name=obj.name,
+                    sha256=sha,
+                    entries=count,
+                    sealed_at=now,
+                    key_id=signer.key_id,
+                    signature=signer.sign_bytes(_message(last + 1, upto, last_hash, sha, now)),
+                )
+            )
     except DbIntegrityError:
         await vault.discard(obj)  # another instance sealed the same range
         return None
@@ -116,8 +135,9 @@ class SegmentReport:
     problem: str = ""
 
 
-async def verify_segments(engine: AsyncEngine, vault: Vault,
-                          public: Ed25519PublicKey) -> SegmentReport:
+async def verify_segments(
+    engine: AsyncEngine, vault: Vault, public: Ed25519PublicKey
+) -> SegmentReport:
     """Check every sealed segment; name the first entry where something does not hold."""
     key_id = key_id_of(public)
     expected_first, prev_hash, segments, entries = 1, GENESIS, 0, 0
@@ -126,8 +146,7 @@ async def verify_segments(engine: AsyncEngine, vault: Vault,
         return SegmentReport(segments, entries, False, seq, problem)
 
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(audit_segment)
-                                   .order_by(audit_segment.c.last_seq))).all()
+        rows = (await conn.execute(select(audit_segment).order_by(audit_segment.c.last_seq))).all()
     for seg in rows:
         segments += 1
         first, last = int(seg.first_seq), int(seg.last_seq)
@@ -155,8 +174,9 @@ async def verify_segments(engine: AsyncEngine, vault: Vault,
                     prev_hash, expected_seq = json.loads(raw)["hash"], expected_seq + 1
                     entries += 1
         except VaultError as exc:
-            return bad(first, f"{where}: object unreadable ({type(exc).__name__}): altered "
-                              "or removed")
+            return bad(
+                first, f"{where}: object unreadable ({type(exc).__name__}): altered or removed"
+            )
         if digest.hexdigest() != seg.sha256 or rest:
             return bad(first, f"{where}: object differs from the signed digest")
         if expected_seq != last + 1 or prev_hash != seg.last_hash:
@@ -165,16 +185,19 @@ async def verify_segments(engine: AsyncEngine, vault: Vault,
     return SegmentReport(segments, entries, True)
 
 
-def _check_line(raw: bytes, seq: int, prev_hash: str, db_hashes: dict[int, str],
-                where: str) -> tuple[int, str] | None:
+def _check_line(
+    raw: bytes, seq: int, prev_hash: str, db_hashes: dict[int, str], where: str
+) -> tuple[int, str] | None:
     """What is wrong with one sealed entry (its seq and a sentence), or None."""
     try:
         entry = json.loads(raw)
         found = int(entry["seq"])
         entry["detail"] = json.dumps(entry["detail"], sort_keys=True, separators=(",", ":"))
         when = dt.datetime.fromisoformat(entry["ts"])
-        ok = entry["prev_hash"] == prev_hash and \
-            entry_hash(found, when, entry, prev_hash) == entry["hash"]
+        ok = (
+            entry["prev_hash"] == prev_hash
+            and entry_hash(found, when, entry, prev_hash) == entry["hash"]
+        )
     except (ValueError, KeyError, TypeError):
         return seq, f"{where}: entry {seq} is not a valid audit line"
     if found != seq:
@@ -188,13 +211,17 @@ def _check_line(raw: bytes, seq: int, prev_hash: str, db_hashes: dict[int, str],
 
 async def _db_hashes(engine: AsyncEngine, first: int, last: int) -> dict[int, str]:
     async with engine.connect() as conn:
-        rows = await conn.execute(select(audit_event.c.seq, audit_event.c.hash).where(
-            audit_event.c.seq >= first, audit_event.c.seq <= last))
+        rows = await conn.execute(
+            select(audit_event.c.seq, audit_event.c.hash).where(
+                audit_event.c.seq >= first, audit_event.c.seq <= last
+            )
+        )
         return {int(s): str(h) for s, h in rows}
 
 
-async def run_sealer(engine: AsyncEngine, vault: Vault, signer: Signer, *, interval: float,
-                     max_entries: int) -> None:
+async def run_sealer(
+    engine: AsyncEngine, vault: Vault, signer: Signer, *, interval: float, max_entries: int
+) -> None:
     """Seal what accumulated every ``interval`` seconds (a failure waits for the next turn)."""
     while True:
         await asyncio.sleep(interval)

@@ -106,8 +106,13 @@ class _MetaCache:
 
 class Vault:
     def __init__(
-        self, engine: AsyncEngine, store: BlobStore, keys: KeyProvider, chunk_size: int = 65536,
-        retention: RetentionPolicy | None = None, meta_cache: int = 4096,
+        self,
+        engine: AsyncEngine,
+        store: BlobStore,
+        keys: KeyProvider,
+        chunk_size: int = 65536,
+        retention: RetentionPolicy | None = None,
+        meta_cache: int = 4096,
     ) -> None:
         self._engine = engine
         self._cache = _MetaCache(meta_cache)
@@ -116,8 +121,13 @@ class Vault:
         self._chunk = chunk_size
         self.retention = retention or RetentionPolicy()
 
-    async def put(self, data: bytes | AsyncIterator[bytes], *, doc_type: str = "message",
-                  mailboxes: Iterable[str] = ()) -> StoredObject:
+    async def put(
+        self,
+        data: bytes | AsyncIterator[bytes],
+        *,
+        doc_type: str = "message",
+        mailboxes: Iterable[str] = (),
+    ) -> StoredObject:
         """Encrypt and store durably; not yet recorded (see :meth:`record`).
 
         ``mailboxes`` only choose the retention period; they are not stored.
@@ -135,15 +145,23 @@ class Vault:
         else:
             size, sha256 = await self._put_stream(name, enc, data, until)
         obj = StoredObject(
-            name=name, kek_id=kek_id, wrapped_key=wrapped, nonce_base=nonce_base,
-            chunk_size=self._chunk, size=size, sha256=sha256,
-            created_at=now, doc_type=doc_type, retain_until=until,
+            name=name,
+            kek_id=kek_id,
+            wrapped_key=wrapped,
+            nonce_base=nonce_base,
+            chunk_size=self._chunk,
+            size=size,
+            sha256=sha256,
+            created_at=now,
+            doc_type=doc_type,
+            retain_until=until,
         )
         self._cache.put(obj)
         return obj
 
-    async def _put_stream(self, name: str, enc: ChunkEncryptor, data: AsyncIterator[bytes],
-                          until: dt.datetime | None) -> tuple[int, str]:
+    async def _put_stream(
+        self, name: str, enc: ChunkEncryptor, data: AsyncIterator[bytes], until: dt.datetime | None
+    ) -> tuple[int, str]:
         """Encrypt and store a stream; its size and plaintext SHA-256."""
         digest = hashlib.sha256()
         size = 0
@@ -181,9 +199,15 @@ class Vault:
     def row(obj: StoredObject) -> dict[str, object]:
         """The object's metadata row, for callers that insert many in one statement."""
         return {
-            "name": obj.name, "kek_id": obj.kek_id, "wrapped_key": obj.wrapped_key,
-            "nonce_base": obj.nonce_base, "chunk_size": obj.chunk_size, "size": obj.size,
-            "sha256": obj.sha256, "created_at": obj.created_at, "doc_type": obj.doc_type,
+            "name": obj.name,
+            "kek_id": obj.kek_id,
+            "wrapped_key": obj.wrapped_key,
+            "nonce_base": obj.nonce_base,
+            "chunk_size": obj.chunk_size,
+            "size": obj.size,
+            "sha256": obj.sha256,
+            "created_at": obj.created_at,
+            "doc_type": obj.doc_type,
             "retain_until": obj.retain_until,
         }
 
@@ -294,8 +318,15 @@ class Vault:
             for name in names:
                 await self._store.set_legal_hold(name, on)
 
-    async def delete(self, name: str, *, actor: str, reason: str, remote: str = "",
-                     now: dt.datetime | None = None) -> None:
+    async def delete(
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str,
+        remote: str = "",
+        now: dt.datetime | None = None,
+    ) -> None:
         """Delete an object for good: refused while retained or held; audited.
 
         The blob goes first (a store with object lock may still refuse), then the
@@ -304,9 +335,13 @@ class Vault:
         """
         now = now or dt.datetime.now(dt.UTC)
         async with self._engine.connect() as conn:
-            row = (await conn.execute(
-                select(vault_object.c.retain_until, vault_object.c.doc_type)
-                .where(vault_object.c.name == name))).one_or_none()
+            row = (
+                await conn.execute(
+                    select(vault_object.c.retain_until, vault_object.c.doc_type).where(
+                        vault_object.c.name == name
+                    )
+                )
+            ).one_or_none()
             if row is None:
                 raise ObjectNotFound(name)
             until = row.retain_until
@@ -314,13 +349,22 @@ class Vault:
                 until = until.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC
             if until is not None and until > now:
                 raise RetentionLocked(
-                    f"object {name} is retained until {until.isoformat(timespec='seconds')}")
+                    f"object {name} is retained until {until.isoformat(timespec='seconds')}"
+                )
             if await retention.held(conn, [name]):
                 raise LegalHoldActive(f"object {name} is under legal hold")
         self._cache.drop(name)
         await self._store.delete(name)
         async with self._engine.begin() as conn:
             await conn.execute(delete(vault_object).where(vault_object.c.name == name))
-            await audit.append(conn, audit.AuditEvent(
-                action="vault.delete", actor=actor, remote=remote, result="ok", reason=reason[:64],
-                detail={"object": name, "doc_type": row.doc_type}))
+            await audit.append(
+                conn,
+                audit.AuditEvent(
+                    action="vault.delete",
+                    actor=actor,
+                    remote=remote,
+                    result="ok",
+                    reason=reason[:64],
+                    detail={"object": name, "doc_type": row.doc_type},
+                ),
+            )

@@ -75,8 +75,9 @@ Index("ix_vault_hold_object_name", vault_hold_object.c.name)
 audit_event = Table(
     "audit_event",
     metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=False),
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     Column("ts", DateTime(timezone=True), nullable=False, index=True),
     Column("actor", String(320), nullable=False, index=True),
     Column("action", String(64), nullable=False, index=True),
@@ -105,8 +106,9 @@ audit_head = Table(
 audit_checkpoint = Table(
     "audit_checkpoint",
     metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=False),
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     Column("hash", String(64), nullable=False),
     Column("ts", DateTime(timezone=True), nullable=False),
     Column("key_id", String(16), nullable=False),
@@ -118,8 +120,12 @@ audit_checkpoint = Table(
 audit_segment = Table(
     "audit_segment",
     metadata,
-    Column("last_seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=False),
+    Column(
+        "last_seq",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("first_seq", BigInteger, nullable=False),
     Column("last_hash", String(64), nullable=False),
     Column("object_name", String(64), nullable=False),

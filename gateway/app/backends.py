@@ -54,20 +54,32 @@ def ldap_config(settings: Settings) -> LdapConfig:
         try:
             password = Path(cfg.bind_password_file).read_text().strip()
         except OSError as exc:
-            raise ConfigError("invalid configuration key 'directory.ldap.bind_password_file': "
-                              f"cannot read it: {exc.strerror}") from None
-    return LdapConfig(url=cfg.url, base_dn=cfg.base_dn, bind_dn=cfg.bind_dn,
-                      bind_password=password, pool_size=cfg.pool_size, timeout=cfg.timeout,
-                      start_tls=cfg.start_tls, ca_file=cfg.ca_file)
+            raise ConfigError(
+                "invalid configuration key 'directory.ldap.bind_password_file': "
+                f"cannot read it: {exc.strerror}"
+            ) from None
+    return LdapConfig(
+        url=cfg.url,
+        base_dn=cfg.base_dn,
+        bind_dn=cfg.bind_dn,
+        bind_password=password,
+        pool_size=cfg.pool_size,
+        timeout=cfg.timeout,
+        start_tls=cfg.start_tls,
+        ca_file=cfg.ca_file,
+    )
 
 
-def open_directory(settings: Settings, engine: AsyncEngine, stack: AsyncExitStack,
-                   backend: str | None = None) -> DirectoryBackend:
+def open_directory(
+    settings: Settings, engine: AsyncEngine, stack: AsyncExitStack, backend: str | None = None
+) -> DirectoryBackend:
     """The configured directory backend (or ``backend``), closed with the stack."""
     if (backend or settings.directory.backend) == "ldap":
         if not settings.directory.ldap.url:
-            raise ConfigError("invalid configuration key 'directory.ldap.url': empty, "
-                              "and the LDAP directory was asked for")
+            raise ConfigError(
+                "invalid configuration key 'directory.ldap.url': empty, "
+                "and the LDAP directory was asked for"
+            )
         ldap_dir = LdapDirectory(ldap_config(settings))
         stack.push_async_callback(ldap_dir.aclose)
         return ldap_dir
@@ -81,10 +93,19 @@ async def open_blob_store(settings: Settings, stack: AsyncExitStack) -> BlobStor
     from vault.s3 import S3BlobStore
 
     c = settings.vault.s3
-    store = S3BlobStore(c.endpoint, c.access_key, c.secret_key, c.bucket, secure=c.secure,
-                        region=c.region or None, prefix=c.prefix, object_lock=c.object_lock,
-                        retention_days=c.retention_days, part_size=c.part_size,
-                        direct=settings.tuning.s3_direct)
+    store = S3BlobStore(
+        c.endpoint,
+        c.access_key,
+        c.secret_key,
+        c.bucket,
+        secure=c.secure,
+        region=c.region or None,
+        prefix=c.prefix,
+        object_lock=c.object_lock,
+        retention_days=c.retention_days,
+        part_size=c.part_size,
+        direct=settings.tuning.s3_direct,
+    )
     stack.push_async_callback(store.aclose)
     await store.ensure_bucket()
     return store
@@ -93,19 +114,21 @@ async def open_blob_store(settings: Settings, stack: AsyncExitStack) -> BlobStor
 async def open_key_provider(settings: Settings, stack: AsyncExitStack) -> KeyProvider:
     """The key-encryption key: a key file (or PLI_VAULT_KEK_HEX), or an HSM over PKCS#11."""
     if settings.vault.kek != "pkcs11":
-        return KeyFileProvider.from_file(settings.kek_path(),
-                                         os.environ.get("PLI_VAULT_KEK_HEX"))
+        return KeyFileProvider.from_file(settings.kek_path(), os.environ.get("PLI_VAULT_KEK_HEX"))
     return await open_pkcs11_key_provider(settings, stack)
 
 
-async def open_pkcs11_key_provider(settings: Settings, stack: AsyncExitStack,
-                                   ) -> Pkcs11KeyProvider:
+async def open_pkcs11_key_provider(
+    settings: Settings,
+    stack: AsyncExitStack,
+) -> Pkcs11KeyProvider:
     """The HSM key provider itself (``pli vault rotate-kek`` needs its HSM-only calls)."""
     from vault.pkcs11 import Pkcs11KeyProvider
 
     c = settings.vault.pkcs11
-    pin = await asyncio.to_thread(read_secret, c.pin, c.pin_file, "vault.pkcs11.pin",
-                                  "PLI_VAULT__PKCS11__PIN")
+    pin = await asyncio.to_thread(
+        read_secret, c.pin, c.pin_file, "vault.pkcs11.pin", "PLI_VAULT__PKCS11__PIN"
+    )
     provider = await Pkcs11KeyProvider.open(c.module, c.token_label, pin, c.key_label)
     stack.push_async_callback(provider.aclose)
     return provider
@@ -113,8 +136,15 @@ async def open_pkcs11_key_provider(settings: Settings, stack: AsyncExitStack,
 
 async def open_vault(settings: Settings, engine: AsyncEngine, stack: AsyncExitStack) -> Vault:
     r = settings.vault.retention
-    policy = RetentionPolicy(default_days=r.default_days, doc_types=dict(r.doc_types),
-                             mailboxes={k.lower(): v for k, v in r.mailboxes.items()})
-    return Vault(engine, await open_blob_store(settings, stack),
-                 await open_key_provider(settings, stack), settings.vault.chunk_size,
-                 retention=policy)
+    policy = RetentionPolicy(
+        default_days=r.default_days,
+        doc_types=dict(r.doc_types),
+        mailboxes={k.lower(): v for k, v in r.mailboxes.items()},
+    )
+    return Vault(
+        engine,
+        await open_blob_store(settings, stack),
+        await open_key_provider(settings, stack),
+        settings.vault.chunk_size,
+        retention=policy,
+    )

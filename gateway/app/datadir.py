@@ -57,10 +57,10 @@ def _toml_config(domains: tuple[str, ...], hostname: str) -> str:
         "# pli configuration; every key can be overridden by PLI_<SECTION>__<KEY>.\n"
         f'hostname = "{hostname}"\n'
         f"domains = [{listed}]\n\n"
-        "[smtp]\nhost = \"127.0.0.1\"\nmta_port = 2525\nsubmission_port = 5587\n"
+        '[smtp]\nhost = "127.0.0.1"\nmta_port = 2525\nsubmission_port = 5587\n'
         "submission_tls_port = 4465\n\n"
-        "[imap]\nhost = \"127.0.0.1\"\nport = 1143\n\n"
-        "[http]\nhost = \"127.0.0.1\"\nport = 8080\n"
+        '[imap]\nhost = "127.0.0.1"\nport = 1143\n\n'
+        '[http]\nhost = "127.0.0.1"\nport = 8080\n'
     )
 
 
@@ -130,8 +130,13 @@ def _prepare_pki(settings: Settings, demo: bool) -> list[tuple[str, bytes]]:
     of the served mailboxes' certificates, to publish in the directory."""
     paths = PkiPaths(settings.pki_dir())
     if demo and not paths.root_cert.exists() and settings.domains:
-        init_pki(paths.directory, list(settings.domains), _demo_mailboxes(settings.domains),
-                 None, key_size=_DEMO_KEY_SIZE)
+        init_pki(
+            paths.directory,
+            list(settings.domains),
+            _demo_mailboxes(settings.domains),
+            None,
+            key_size=_DEMO_KEY_SIZE,
+        )
     try:
         ensure_notary(settings, key_size=_DEMO_KEY_SIZE if demo else 3072)
     except PkiError:
@@ -143,9 +148,11 @@ def _prepare_pki(settings: Settings, demo: bool) -> list[tuple[str, bytes]]:
     if not demo or not folder.is_dir():
         return []
     served, notary = set(settings.domains), notary_address(settings)
-    return [(pem.name[:-4], load_certificate(pem).public_bytes(Encoding.DER))
-            for pem in sorted(folder.glob("*.pem"))
-            if pem.name[:-4] != notary and pem.name[:-4].rpartition("@")[2] in served]
+    return [
+        (pem.name[:-4], load_certificate(pem).public_bytes(Encoding.DER))
+        for pem in sorted(folder.glob("*.pem"))
+        if pem.name[:-4] != notary and pem.name[:-4].rpartition("@")[2] in served
+    ]
 
 
 async def init_data_dir(

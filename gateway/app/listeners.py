@@ -60,46 +60,87 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         try:
             mta_tls = server_context(cert, key, Path(s.smtp.client_ca_file))
         except (OSError, ValueError, ssl.SSLError) as exc:
-            raise ConfigError("invalid configuration key 'smtp.client_ca_file': cannot load "
-                              f"{s.smtp.client_ca_file}: {exc}") from None
+            raise ConfigError(
+                "invalid configuration key 'smtp.client_ca_file': cannot load "
+                f"{s.smtp.client_ca_file}: {exc}"
+            ) from None
     servers: dict[str, asyncio.Server] = {}
     proxies = s.smtp.proxy_protocol_from
     # Behind a load balancer, the PROXY header comes first (aiosmtpd waits this long).
     proxy_timeout = _PROXY_TIMEOUT if proxies else None
-    mta = SmtpHandler(services.ingest, channel=Channel.MTA, max_recipients=s.smtp.max_recipients,
-                      trusted_proxies=proxies, check_client_cert=bool(s.smtp.client_ca_file),
-                      require_client_cert=s.smtp.require_client_cert)
-    servers["smtp"] = await start_smtp(
-        mta, host=s.smtp.host, port=s.smtp.mta_port, hostname=s.hostname, tls_context=mta_tls,
-        require_tls=s.smtp.require_tls, data_size_limit=s.smtp.max_message_size,
-        proxy_protocol_timeout=proxy_timeout, bulk_data=s.tuning.smtp_bulk_data,
+    mta = SmtpHandler(
+        services.ingest,
+        channel=Channel.MTA,
+        max_recipients=s.smtp.max_recipients,
+        trusted_proxies=proxies,
+        check_client_cert=bool(s.smtp.client_ca_file),
+        require_client_cert=s.smtp.require_client_cert,
     )
+    servers["smtp"] = await start_smtp(
+        mta,
+        host=s.smtp.host,
+        port=s.smtp.mta_port,
+        hostname=s.hostname,
+        tls_context=mta_tls,
+        require_tls=s.smtp.require_tls,
+        data_size_limit=s.smtp.max_message_size,
+        proxy_protocol_timeout=proxy_timeout,
+        bulk_data=s.tuning.smtp_bulk_data,
+    )
+
     async def submission_login(user: str, password: str, remote: str) -> str | None:
         principal = await services.mailstore.login(user, password, remote, "submission")
         return principal.address if principal else None
 
-    submission = SmtpHandler(services.ingest, channel=Channel.SUBMISSION,
-                             max_recipients=s.smtp.max_recipients, trusted_proxies=proxies)
+    submission = SmtpHandler(
+        services.ingest,
+        channel=Channel.SUBMISSION,
+        max_recipients=s.smtp.max_recipients,
+        trusted_proxies=proxies,
+    )
     servers["submission"] = await start_smtp(
-        submission, host=s.smtp.host, port=s.smtp.submission_port, hostname=s.hostname,
-        tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
-        protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
-        proxy_protocol_timeout=proxy_timeout, bulk_data=s.tuning.smtp_bulk_data,
+        submission,
+        host=s.smtp.host,
+        port=s.smtp.submission_port,
+        hostname=s.hostname,
+        tls_context=tls,
+        require_tls=True,
+        data_size_limit=s.smtp.max_message_size,
+        protocol_class=SubmissionSMTP,
+        auth_required=True,
+        login_check=submission_login,
+        proxy_protocol_timeout=proxy_timeout,
+        bulk_data=s.tuning.smtp_bulk_data,
     )
     servers["submission_tls"] = await start_smtp(
-        submission, host=s.smtp.host, port=s.smtp.submission_tls_port, hostname=s.hostname,
-        tls_context=tls, require_tls=True, data_size_limit=s.smtp.max_message_size,
-        protocol_class=SubmissionSMTP, auth_required=True, login_check=submission_login,
+        submission,
+        host=s.smtp.host,
+        port=s.smtp.submission_tls_port,
+        hostname=s.hostname,
+        tls_context=tls,
+        require_tls=True,
+        data_size_limit=s.smtp.max_message_size,
+        protocol_class=SubmissionSMTP,
+        auth_required=True,
+        login_check=submission_login,
         implicit_tls=True,  # no PROXY here: its header would precede the TLS handshake
         bulk_data=s.tuning.smtp_bulk_data,
     )
     # IMAP: committed mail wakes IDLE sessions through the notifier the commit path shares.
-    imap_limits = ImapLimits(max_connections=s.imap.max_connections,
-                             idle_timeout=s.imap.idle_timeout, append=s.smtp.max_message_size)
+    imap_limits = ImapLimits(
+        max_connections=s.imap.max_connections,
+        idle_timeout=s.imap.idle_timeout,
+        append=s.smtp.max_message_size,
+    )
     for name, port, implicit in (("imap", s.imap.port, False), ("imaps", s.imap.tls_port, True)):
         servers[name] = await start_imap(
-            services.mailstore, host=s.imap.host, port=port, tls_context=tls,
-            limits=imap_limits, notifier=services.notifier, implicit_tls=implicit,
+            services.mailstore,
+            host=s.imap.host,
+            port=port,
+            tls_context=tls,
+            limits=imap_limits,
+            notifier=services.notifier,
+            implicit_tls=implicit,
         )
 
     # The HTTP API (FastAPI on uvicorn), served as a task of this loop.
@@ -108,8 +149,10 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         try:
             http_tls = server_context(cert, key, Path(s.http.client_ca_file))
         except (OSError, ValueError, ssl.SSLError) as exc:
-            raise ConfigError("invalid configuration key 'http.client_ca_file': cannot load "
-                              f"{s.http.client_ca_file}: {exc}") from None
+            raise ConfigError(
+                "invalid configuration key 'http.client_ca_file': cannot load "
+                f"{s.http.client_ca_file}: {exc}"
+            ) from None
     http = await start_http(create_app(services, s), s.http.host, s.http.port, tls=http_tls)
     stack.push_async_callback(http.close)
     _start_outbound(services, stack)
@@ -132,12 +175,19 @@ def _start_outbound(services: Services, stack: AsyncExitStack) -> None:
     """The outbound queue worker of this instance (others may run on the same database)."""
     s = services.settings
     try:
-        worker = OutboundWorker(services.engine, services.vault, services.ingest,
-                                services.queue, s.queue, s.hostname,
-                                f"{s.hostname}:{os.getpid()}:{secrets.token_hex(3)}")
+        worker = OutboundWorker(
+            services.engine,
+            services.vault,
+            services.ingest,
+            services.queue,
+            s.queue,
+            s.hostname,
+            f"{s.hostname}:{os.getpid()}:{secrets.token_hex(3)}",
+        )
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"invalid configuration key 'queue': cannot load the TLS files: "
-                          f"{exc}") from None
+        raise ConfigError(
+            f"invalid configuration key 'queue': cannot load the TLS files: {exc}"
+        ) from None
     task = asyncio.create_task(worker.run(), name="pli-outbound")
 
     async def stop() -> None:
@@ -159,12 +209,25 @@ def _start_checkpointer(services: Services, stack: AsyncExitStack) -> None:
         signer = Signer(path)
     except VaultError as exc:
         raise ConfigError(f"invalid configuration key 'audit.signing_key_file': {exc}") from None
-    task = asyncio.create_task(run_checkpointer(
-        services.engine, signer, interval=s.audit.checkpoint_interval,
-        every=s.audit.checkpoint_every), name="pli-audit-checkpoints")
-    sealer = asyncio.create_task(run_sealer(
-        services.engine, services.vault, signer, interval=s.audit.seal_interval,
-        max_entries=s.audit.segment_max), name="pli-audit-sealer")
+    task = asyncio.create_task(
+        run_checkpointer(
+            services.engine,
+            signer,
+            interval=s.audit.checkpoint_interval,
+            every=s.audit.checkpoint_every,
+        ),
+        name="pli-audit-checkpoints",
+    )
+    sealer = asyncio.create_task(
+        run_sealer(
+            services.engine,
+            services.vault,
+            signer,
+            interval=s.audit.seal_interval,
+            max_entries=s.audit.segment_max,
+        ),
+        name="pli-audit-sealer",
+    )
 
     async def stop() -> None:
         for t in (task, sealer):

@@ -63,14 +63,19 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
     directory: Directory = backend
     if d.cache_size > 0:
         # Every instance watches the SQL change counter that imports and delegations bump.
-        directory = CachedDirectory(backend, ttl=d.cache_ttl, negative_ttl=d.negative_ttl,
-                                    max_entries=d.cache_size,
-                                    generation=SqlDirectory(engine).generation)
+        directory = CachedDirectory(
+            backend,
+            ttl=d.cache_ttl,
+            negative_ttl=d.negative_ttl,
+            max_entries=d.cache_size,
+            generation=SqlDirectory(engine).generation,
+        )
     accounts = Accounts(engine)
     # One notifier wakes IMAP IDLE and API long-polls for the commit path and the mailstore.
     notifier = MailboxNotifier()
-    mailstore = MailStore(engine, vault, accounts, structure=structure, notifier=notifier,
-                          directory=directory)
+    mailstore = MailStore(
+        engine, vault, accounts, structure=structure, notifier=notifier, directory=directory
+    )
     queue = OutboundQueue(settings.queue.max_age)
     try:
         policy = PolicyEngine(directory, settings.domains, rules_file=settings.policy_path())
@@ -81,8 +86,17 @@ async def build_services(settings: Settings, stack: AsyncExitStack) -> Services:
         create_patient_key(patient_key)
     # S/MIME trust, the served ORG/APP keys and the notary: read once, off the loop.
     secure = await asyncio.to_thread(SecureMail.from_settings, settings, directory)
-    ingest = IngestService(engine, vault, policy, settings.hostname, mailboxes=mailstore,
-                           queue=queue, notifier=notifier,
-                           patient_key=load_patient_key(patient_key), secure=secure)
-    return Services(settings, engine, directory, vault, accounts, policy, ingest, mailstore,
-                    queue, notifier)
+    ingest = IngestService(
+        engine,
+        vault,
+        policy,
+        settings.hostname,
+        mailboxes=mailstore,
+        queue=queue,
+        notifier=notifier,
+        patient_key=load_patient_key(patient_key),
+        secure=secure,
+    )
+    return Services(
+        settings, engine, directory, vault, accounts, policy, ingest, mailstore, queue, notifier
+    )

@@ -130,8 +130,7 @@ class ImapSettings(_Section):
     def _ephemeral_tls_port(cls, data: Any) -> Any:
         # An ephemeral STARTTLS port (tests, several instances on one host) makes the
         # implicit-TLS port ephemeral too unless it was set: two instances never collide.
-        if isinstance(data, dict) and str(data.get("port", "")) == "0" \
-                and "tls_port" not in data:
+        if isinstance(data, dict) and str(data.get("port", "")) == "0" and "tls_port" not in data:
             return {**data, "tls_port": 0}
         return data
 
@@ -181,8 +180,9 @@ class HttpSettings(_Section):
         if self.oidc_issuer and not (self.oidc_audience and self.oidc_jwks_url):
             raise ValueError("oidc_issuer needs oidc_audience and oidc_jwks_url")
         if any(a.upper().startswith("HS") or a.lower() == "none" for a in self.oidc_algorithms):
-            raise ValueError("oidc_algorithms: only asymmetric algorithms (a JWKS holds public "
-                             "keys)")
+            raise ValueError(
+                "oidc_algorithms: only asymmetric algorithms (a JWKS holds public keys)"
+            )
         return self
 
 
@@ -634,6 +634,7 @@ def read_secret(value: str, file: str, key: str, env: str) -> str:
         try:
             return Path(file).read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"invalid configuration key '{key}_file': cannot read {file}: "
-                              f"{exc.strerror}") from None
+            raise ConfigError(
+                f"invalid configuration key '{key}_file': cannot read {file}: {exc.strerror}"
+            ) from None
     raise ConfigError(f"{key}_file (or {env}) is required")

@@ -26,7 +26,7 @@ def create_engine(url: str, *, one_trip: bool = True, **kwargs: Any) -> AsyncEng
     if one_trip and url.startswith("sqlite+aiosqlite:"):
         from gateway.base.tuning.sqlite import DRIVER  # imported only when used
 
-        url = DRIVER + url[len("sqlite+aiosqlite"):]  # same driver, fewer thread trips
+        url = DRIVER + url[len("sqlite+aiosqlite") :]  # same driver, fewer thread trips
     if url.startswith("sqlite"):
         # SQLite has one writer at a time, and its busy handler waits by sleeping in
         # growing steps (up to 100 ms). Message commits go through the group-commit
@@ -60,4 +60,3 @@ def utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=dt.UTC)
-

@@ -30,8 +30,9 @@ __all__ = [
 MSSANTE_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!RC4:!3DES:!EXPORT"
 
 
-def server_context(cert_file: Path, key_file: Path,
-                   client_ca_file: Path | None = None) -> ssl.SSLContext:
+def server_context(
+    cert_file: Path, key_file: Path, client_ca_file: Path | None = None
+) -> ssl.SSLContext:
     """A server context refusing anything below TLS 1.2.
 
     With ``client_ca_file``, a client may present a certificate (mutual TLS between

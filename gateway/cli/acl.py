@@ -21,10 +21,10 @@ from gateway.mailstore import acl
 __all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    a = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    a = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = a.add_parser("list", help="each delegate and its rights")
     common(p)
     p.add_argument("owner", metavar="MAILBOX")
@@ -51,11 +51,18 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             if not entries:
                 print(f"{args.owner} has no delegates")
             return 0
-        await acl.set_acl(engine, directory, args.owner, args.identifier,
-                          args.rights if args.action == "set" else None,
-                          actor=f"cli:{getpass.getuser()}")
-    print(f"{args.identifier} on {args.owner}: "
-          f"{acl.canonical(args.rights) if args.action == 'set' else 'default rights'}")
+        await acl.set_acl(
+            engine,
+            directory,
+            args.owner,
+            args.identifier,
+            args.rights if args.action == "set" else None,
+            actor=f"cli:{getpass.getuser()}",
+        )
+    print(
+        f"{args.identifier} on {args.owner}: "
+        f"{acl.canonical(args.rights) if args.action == 'set' else 'default rights'}"
+    )
     return 0
 
 

@@ -27,14 +27,17 @@ from vault import audit, checkpoints
 __all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    a = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    a = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = a.add_parser("verify", help="verify the hash chain, checkpoints and sealed segments")
     common(p)
-    p.add_argument("--public-key", type=Path,
-                   help="Ed25519 public key (default: the .pub beside audit.signing_key_file)")
+    p.add_argument(
+        "--public-key",
+        type=Path,
+        help="Ed25519 public key (default: the .pub beside audit.signing_key_file)",
+    )
     p = a.add_parser("checkpoint", help="sign the chain's head now")
     common(p)
     p = a.add_parser("seal", help="seal the entries not yet sealed into the vault now")
@@ -43,8 +46,10 @@ def add_parser(parser: argparse.ArgumentParser,
     common(p)
     p.add_argument("ins", metavar="INS", help="the 15 characters (13 + key)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    for name, text in (("query", "list audit entries"),
-                       ("export", "JSON lines with hashes, checkable outside pli")):
+    for name, text in (
+        ("query", "list audit entries"),
+        ("export", "JSON lines with hashes, checkable outside pli"),
+    ):
         p = a.add_parser(name, help=text)
         common(p)
         _filters(p)
@@ -73,7 +78,8 @@ def _when(text: str) -> dt.datetime:
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     if args.action == "checkpoint":
         seq = await checkpoints.make_checkpoint(
-            engine, checkpoints.Signer(settings.audit_key_path()))
+            engine, checkpoints.Signer(settings.audit_key_path())
+        )
         print(f"checkpoint signed at entry {seq}" if seq else "head already signed")
         return 0
     if args.action in ("seal", "verify"):
@@ -86,8 +92,14 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             return await _verify(args, settings, engine, vault)
     if args.action == "patient":
         return await _patient(args, settings, engine)
-    flt = audit.AuditFilter(mailbox=args.mailbox, actor=args.actor, action=args.event_action,
-                            since=args.since, until=args.until, limit=args.limit)
+    flt = audit.AuditFilter(
+        mailbox=args.mailbox,
+        actor=args.actor,
+        action=args.event_action,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+    )
     if args.action == "export":
         await export(engine, flt)
         return 0
@@ -100,8 +112,7 @@ async def _seal(settings: Settings, engine: AsyncEngine, vault: Any) -> int:
 
     signer = checkpoints.Signer(settings.audit_key_path())
     sealed = 0
-    while seg := await seal_segment(engine, vault, signer,
-                                    max_entries=settings.audit.segment_max):
+    while seg := await seal_segment(engine, vault, signer, max_entries=settings.audit.segment_max):
         print(f"sealed entries {seg.first_seq}..{seg.last_seq} into object {seg.object_name}")
         sealed += 1
     if not sealed:
@@ -109,8 +120,9 @@ async def _seal(settings: Settings, engine: AsyncEngine, vault: Any) -> int:
     return 0
 
 
-async def _verify(args: argparse.Namespace, settings: Settings, engine: AsyncEngine,
-                  vault: Any) -> int:
+async def _verify(
+    args: argparse.Namespace, settings: Settings, engine: AsyncEngine, vault: Any
+) -> int:
     from vault.segments import verify_segments
 
     report = await audit.verify(engine)
@@ -118,8 +130,10 @@ async def _verify(args: argparse.Namespace, settings: Settings, engine: AsyncEng
         return _broken(report.first_bad_seq, report.problem)
     pub = args.public_key or settings.audit_key_path().with_suffix(".pub")
     if not pub.exists():
-        print(f"audit chain OK: {report.entries} entries (no public key at {pub}: "
-              "checkpoints and sealed segments not checked)")
+        print(
+            f"audit chain OK: {report.entries} entries (no public key at {pub}: "
+            "checkpoints and sealed segments not checked)"
+        )
         return 0
     public = checkpoints.load_public_key(pub)
     signed = await checkpoints.verify_checkpoints(engine, public)
@@ -128,8 +142,10 @@ async def _verify(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     sealed = await verify_segments(engine, vault, public)
     if not sealed.ok:
         return _broken(sealed.bad_seq, sealed.problem)
-    print(f"audit chain OK: {report.entries} entries, {signed.checkpoints} signed checkpoints "
-          f"and {sealed.segments} sealed segments ({sealed.entries} entries) verified")
+    print(
+        f"audit chain OK: {report.entries} entries, {signed.checkpoints} signed checkpoints "
+        f"and {sealed.segments} sealed segments ({sealed.entries} entries) verified"
+    )
     return 0
 
 
@@ -188,8 +204,10 @@ async def _print(records: AsyncIterator[audit.AuditRecord], fmt: str) -> int:
         elif writer:
             writer.writerow([d[c] for c in cols])
         else:
-            print(f"{rec.seq:>6}  {d['ts'][:26]:26}  {rec.action:18} {rec.result:7} "
-                  f"{rec.actor[:30]:30} {rec.mailbox}")
+            print(
+                f"{rec.seq:>6}  {d['ts'][:26]:26}  {rec.action:18} {rec.result:7} "
+                f"{rec.actor[:30]:30} {rec.mailbox}"
+            )
     return count
 
 

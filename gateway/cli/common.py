@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
     from gateway.base.config import Settings
 
-__all__ = ["Command", "Runner", "common_options", "open_database", "settings_of",
-           "with_database"]
+__all__ = ["Command", "Runner", "common_options", "open_database", "settings_of", "with_database"]
 
 # What a command group exposes as ``command``: the parsed arguments in, an exit code out.
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -27,12 +26,21 @@ Runner = Callable[[argparse.Namespace, "Settings", "AsyncEngine"], Coroutine[Any
 
 def common_options(p: argparse.ArgumentParser) -> None:
     # SUPPRESS lets the options stand before or after the sub-command.
-    p.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
-                   help="data directory (env PLI_DATA_DIR, default ./var)")
-    p.add_argument("--config", type=Path, default=argparse.SUPPRESS,
-                   help="configuration file (env PLI_CONFIG, default DATA_DIR/pli.toml)")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="print tracebacks on errors")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="data directory (env PLI_DATA_DIR, default ./var)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="configuration file (env PLI_CONFIG, default DATA_DIR/pli.toml)",
+    )
+    p.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks on errors"
+    )
 
 
 def settings_of(args: argparse.Namespace) -> Settings:

@@ -267,11 +267,10 @@ def _escape(prose: str) -> str:
     return "`".join(parts)
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    c = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    c = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = c.add_parser(
         "describe", help="every key: TOML path, type, default, environment variable, meaning"
     )

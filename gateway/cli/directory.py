@@ -29,20 +29,32 @@ from vault import audit
 __all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    d = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    d = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = d.add_parser("import", help="import an extraction or a liste blanche")
     common(p)
     p.add_argument("file", type=Path)
-    p.add_argument("--format", choices=["extraction", "liste-blanche"], default=None,
-                   help="default: guessed from the file name (.xml is a liste blanche)")
-    p.add_argument("--to", choices=["sql", "ldap"], default=None,
-                   help="target backend (default: directory.backend of the configuration)")
+    p.add_argument(
+        "--format",
+        choices=["extraction", "liste-blanche"],
+        default=None,
+        help="default: guessed from the file name (.xml is a liste blanche)",
+    )
+    p.add_argument(
+        "--to",
+        choices=["sql", "ldap"],
+        default=None,
+        help="target backend (default: directory.backend of the configuration)",
+    )
     p.add_argument("--dry-run", action="store_true", help="report what would change")
-    p.add_argument("--max-errors", type=int, default=100,
-                   help="abort (nothing written) beyond this many bad rows")
+    p.add_argument(
+        "--max-errors",
+        type=int,
+        default=100,
+        help="abort (nothing written) beyond this many bad rows",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = d.add_parser("show", help="show one directory entry")
     common(p)
@@ -88,16 +100,22 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in entry.__slots__:
         value = getattr(entry, name)
-        out[name] = len(value) if name == "certificates" else str(value) if name == "kind" \
-            else value
+        out[name] = (
+            len(value) if name == "certificates" else str(value) if name == "kind" else value
+        )
     return out
 
 
-async def _audit(engine: AsyncEngine, action: str, mailbox: str = "",
-                 **detail: str | int | bool) -> None:
+async def _audit(
+    engine: AsyncEngine, action: str, mailbox: str = "", **detail: str | int | bool
+) -> None:
     async with engine.begin() as conn:
-        await audit.append(conn, audit.AuditEvent(
-            action=action, actor=f"cli:{getpass.getuser()}", mailbox=mailbox, detail=detail))
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                action=action, actor=f"cli:{getpass.getuser()}", mailbox=mailbox, detail=detail
+            ),
+        )
 
 
 async def _bump(engine: AsyncEngine) -> None:
@@ -107,8 +125,9 @@ async def _bump(engine: AsyncEngine) -> None:
         await bump_generation(conn)
 
 
-async def _import(args: argparse.Namespace, settings: Settings, engine: AsyncEngine,
-                  stack: AsyncExitStack) -> int:
+async def _import(
+    args: argparse.Namespace, settings: Settings, engine: AsyncEngine, stack: AsyncExitStack
+) -> int:
     from directory import ldap_import, sql_import
     from directory.ldap import LdapDirectory
     from directory.trustlist import parse_trustlist
@@ -133,27 +152,37 @@ async def _import(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     try:
         if isinstance(backend, LdapDirectory):
             report = await ldap_import.import_extraction_ldap(
-                backend, args.file, dry_run=args.dry_run, max_errors=args.max_errors,
-                progress=bar)
+                backend, args.file, dry_run=args.dry_run, max_errors=args.max_errors, progress=bar
+            )
             if report.ok and not args.dry_run:
                 await _bump(engine)
         else:
             report = await sql_import.import_extraction(
-                engine, args.file, dry_run=args.dry_run, max_errors=args.max_errors,
-                progress=bar)
+                engine, args.file, dry_run=args.dry_run, max_errors=args.max_errors, progress=bar
+            )
     finally:
         if bar is not None:
             bar.close()
     for err in report.errors:
         print(f"{args.file}:{err.line_no}: {err.column or '-'}: {err.reason}", file=sys.stderr)
     if report.error_count > len(report.errors):
-        print(f"{args.file}: … and {report.error_count - len(report.errors)} more bad rows",
-              file=sys.stderr)
+        print(
+            f"{args.file}: … and {report.error_count - len(report.errors)} more bad rows",
+            file=sys.stderr,
+        )
     if not args.dry_run:
-        await _audit(engine, "directory.import", backend=target, format=fmt,
-                     result="ok" if report.ok else "aborted", rows=report.rows,
-                     added=report.added, changed=report.changed, removed=report.removed,
-                     bad_rows=report.error_count)
+        await _audit(
+            engine,
+            "directory.import",
+            backend=target,
+            format=fmt,
+            result="ok" if report.ok else "aborted",
+            rows=report.rows,
+            added=report.added,
+            changed=report.changed,
+            removed=report.removed,
+            bad_rows=report.error_count,
+        )
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -187,8 +216,10 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
                 if args.format == "json":
                     print(json.dumps(_entry_json(entry), ensure_ascii=False, sort_keys=True))
                 else:
-                    print(f"{entry.address:48} {entry.kind.value:3}  {entry.display_name[:32]:32}"
-                          f"  {entry.profession_label[:20]:20}  {entry.postcode}")
+                    print(
+                        f"{entry.address:48} {entry.kind.value:3}  {entry.display_name[:32]:32}"
+                        f"  {entry.profession_label[:20]:20}  {entry.postcode}"
+                    )
             if args.format == "table":
                 print(f"{len(found)} found", file=sys.stderr)
             return 0
@@ -210,8 +241,12 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         if changed:
             if backend.name != "sql":
                 await _bump(engine)  # the SQL backend bumps in its own transaction
-            await _audit(engine, "directory.revoke" if args.revoke else "directory.delegate",
-                         mailbox=mailbox, user=user)
+            await _audit(
+                engine,
+                "directory.revoke" if args.revoke else "directory.delegate",
+                mailbox=mailbox,
+                user=user,
+            )
         verb = "revoked" if args.revoke else "granted"
         state = verb if changed else f"already {verb}"
         print(f"{user} acting for {mailbox}: {state}")

@@ -19,15 +19,16 @@ if TYPE_CHECKING:
 __all__ = ["add_init_parser", "add_serve_parser", "init_command", "serve_command"]
 
 
-def add_init_parser(parser: argparse.ArgumentParser,
-                    common: Callable[[argparse.ArgumentParser], None]) -> None:
-    parser.add_argument("--demo", action="store_true",
-                        help="load the demo directory and accounts")
+def add_init_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    parser.add_argument("--demo", action="store_true", help="load the demo directory and accounts")
     parser.add_argument("--domain", action="append", default=[], help="a served mail domain")
 
 
-def add_serve_parser(parser: argparse.ArgumentParser,
-                     common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_serve_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
     """``pli serve`` takes only the common options."""
 
 
@@ -36,8 +37,11 @@ async def init_command(args: argparse.Namespace) -> int:
 
     data_dir = getattr(args, "data_dir", None) or settings_of(args).data_dir
     settings, accounts = await init_data_dir(
-        data_dir, demo=args.demo, domains=tuple(args.domain),
-        config_file=getattr(args, "config", None))
+        data_dir,
+        demo=args.demo,
+        domains=tuple(args.domain),
+        config_file=getattr(args, "config", None),
+    )
     print(f"data directory ready: {settings.data_dir.resolve()}")
     if accounts:
         _print_demo(settings, accounts)

@@ -33,10 +33,18 @@ class _Group(NamedTuple):
 
 
 _GROUPS: dict[str, _Group] = {
-    "init": _Group("gateway.cli.init", "initialise a data directory (keys, TLS, schema)",
-                   "add_init_parser", "init_command"),
-    "serve": _Group("gateway.cli.init", "run the SMTP, IMAP and HTTP listeners",
-                    "add_serve_parser", "serve_command"),
+    "init": _Group(
+        "gateway.cli.init",
+        "initialise a data directory (keys, TLS, schema)",
+        "add_init_parser",
+        "init_command",
+    ),
+    "serve": _Group(
+        "gateway.cli.init",
+        "run the SMTP, IMAP and HTTP listeners",
+        "add_serve_parser",
+        "serve_command",
+    ),
     "directory": _Group("gateway.cli.directory", "the professional directory"),
     "policy": _Group("gateway.cli.policy", "the policy rule file"),
     "queue": _Group("gateway.cli.queue", "the outbound queue"),
@@ -71,7 +79,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser, complete for ``command`` (its module imported); the other groups are
     listed with their help line only."""
     parser = argparse.ArgumentParser(
-        prog="pli", description="pli: secure health document exchange gateway")
+        prog="pli", description="pli: secure health document exchange gateway"
+    )
     common_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, group in _GROUPS.items():
@@ -79,8 +88,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if name in ("init", "serve"):
             common_options(p)
         if name == command:
-            add: Callable[[argparse.ArgumentParser, Callable[[argparse.ArgumentParser], None]],
-                          None] = getattr(importlib.import_module(group.module), group.add)
+            add: Callable[
+                [argparse.ArgumentParser, Callable[[argparse.ArgumentParser], None]], None
+            ] = getattr(importlib.import_module(group.module), group.add)
             add(p, common_options)
     return parser
 
@@ -112,8 +122,9 @@ def _report(exc: Exception, debug: bool) -> int:
         print(f"pli: error: {text}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     # the last resort: one line, never a traceback by default
-    print(f"pli: internal error: {type(exc).__name__} (run with --debug for details)",
-          file=sys.stderr)
+    print(
+        f"pli: internal error: {type(exc).__name__} (run with --debug for details)", file=sys.stderr
+    )
     return 1
 
 

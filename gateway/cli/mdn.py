@@ -11,8 +11,9 @@ from gateway.cli.common import open_database
 __all__ = ["add_parser", "command"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
     m = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = m.add_parser("list", help="acknowledgements received, by original Message-ID")
     common(p)
@@ -32,13 +33,22 @@ async def command(args: argparse.Namespace) -> int:
                 wanted = f"<{wanted}>"
         for r in await records.acks(engine, wanted):
             if args.format == "json":
-                print(json.dumps({"original_message_id": r.original_message_id,
-                                  "final_recipient": r.final_recipient,
-                                  "disposition": r.disposition, "reporter": r.reporter,
-                                  "received_at": r.received_at.isoformat()}))
+                print(
+                    json.dumps(
+                        {
+                            "original_message_id": r.original_message_id,
+                            "final_recipient": r.final_recipient,
+                            "disposition": r.disposition,
+                            "reporter": r.reporter,
+                            "received_at": r.received_at.isoformat(),
+                        }
+                    )
+                )
             else:
-                print(f"{r.received_at:%Y-%m-%d %H:%M:%S}  {r.disposition:16} "
-                      f"{r.final_recipient:40} {r.original_message_id}")
+                print(
+                    f"{r.received_at:%Y-%m-%d %H:%M:%S}  {r.disposition:16} "
+                    f"{r.final_recipient:40} {r.original_message_id}"
+                )
         return 0
     finally:
         await engine.dispose()

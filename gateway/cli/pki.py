@@ -23,23 +23,38 @@ from gateway.smime import pki
 __all__ = ["add_parser", "command", "read_passphrase", "run"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    k = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    k = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = k.add_parser("init", help="root and intermediate CAs, TLS and mailbox certificates, CRL")
     common(p)
     _passphrase_option(p)
-    p.add_argument("--mailbox", dest="mailboxes", action="append", default=[],
-                   metavar="ADDRESS", help="an ORG/APP mailbox to certify (repeatable)")
-    p.add_argument("--key-size", type=int, default=3072, choices=(2048, 3072, 4096),
-                   help="RSA modulus size (default 3072)")
+    p.add_argument(
+        "--mailbox",
+        dest="mailboxes",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="an ORG/APP mailbox to certify (repeatable)",
+    )
+    p.add_argument(
+        "--key-size",
+        type=int,
+        default=3072,
+        choices=(2048, 3072, 4096),
+        help="RSA modulus size (default 3072)",
+    )
     p = k.add_parser("issue", help="issue an S/MIME certificate for one mailbox")
     common(p)
     _passphrase_option(p)
     p.add_argument("address")
-    p.add_argument("--kind", default="PER", choices=("PER", "ORG", "APP", "CAB"),
-                   help="mailbox type, written in the certificate (default PER)")
+    p.add_argument(
+        "--kind",
+        default="PER",
+        choices=("PER", "ORG", "APP", "CAB"),
+        help="mailbox type, written in the certificate (default PER)",
+    )
     p.add_argument("--key-size", type=int, default=3072, choices=(2048, 3072, 4096))
     p = k.add_parser("revoke", help="revoke a mailbox certificate and re-sign the CRL")
     common(p)
@@ -49,13 +64,21 @@ def add_parser(parser: argparse.ArgumentParser,
     common(p)
     _passphrase_option(p)
     p.add_argument("address")
-    p.add_argument("--keep-file", action="store_true",
-                   help="leave the key file in place (default: remove it once in the token)")
+    p.add_argument(
+        "--keep-file",
+        action="store_true",
+        help="leave the key file in place (default: remove it once in the token)",
+    )
 
 
 def _passphrase_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--passphrase-file", type=Path, default=None, metavar="FILE",
-                   help="file holding the key passphrase ('-' for stdin); none: clear keys")
+    p.add_argument(
+        "--passphrase-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="file holding the key passphrase ('-' for stdin); none: clear keys",
+    )
 
 
 def read_passphrase(path: Path | None) -> bytes | None:
@@ -76,26 +99,39 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "init":
         if not settings.domains:
             raise UsageError("no served domains in the configuration (domains = [...])")
-        await asyncio.to_thread(pki.init_pki, directory, list(settings.domains),
-                                list(args.mailboxes), passphrase, key_size=args.key_size)
+        await asyncio.to_thread(
+            pki.init_pki,
+            directory,
+            list(settings.domains),
+            list(args.mailboxes),
+            passphrase,
+            key_size=args.key_size,
+        )
         from gateway.core.trust import ensure_notary  # the receipts' signer (notarisation)
 
         await asyncio.to_thread(ensure_notary, settings, passphrase, key_size=args.key_size)
-        print(f"PKI created in {directory}: trust anchor {paths.root_cert}, "
-              f"chain {paths.chain}, CRL {paths.crl}")
+        print(
+            f"PKI created in {directory}: trust anchor {paths.root_cert}, "
+            f"chain {paths.chain}, CRL {paths.crl}"
+        )
         for domain in settings.domains:
             print(f"  TLS {domain}: {paths.tls(domain)[0]}")
         for address in args.mailboxes:
             print(f"  S/MIME {address}: {paths.mailbox(address)[0]}")
         if passphrase is None:
-            print("pli: warning: private keys are not encrypted (no --passphrase-file)",
-                  file=sys.stderr)
+            print(
+                "pli: warning: private keys are not encrypted (no --passphrase-file)",
+                file=sys.stderr,
+            )
         return 0
     if args.action == "issue":
-        issued = await asyncio.to_thread(pki.issue, directory, args.address, passphrase,
-                                         kind=args.kind, key_size=args.key_size)
-        print(f"issued serial {issued.cert.serial_number:x} for {args.address}: "
-              f"{paths.mailbox(args.address)[0]}")
+        issued = await asyncio.to_thread(
+            pki.issue, directory, args.address, passphrase, kind=args.kind, key_size=args.key_size
+        )
+        print(
+            f"issued serial {issued.cert.serial_number:x} for {args.address}: "
+            f"{paths.mailbox(args.address)[0]}"
+        )
         return 0
     if args.action == "hsm-import":
         return await asyncio.to_thread(_hsm_import, settings, paths, args, passphrase)
@@ -104,8 +140,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _hsm_import(settings: Settings, paths: pki.PkiPaths, args: argparse.Namespace,
-                passphrase: bytes | None) -> int:
+def _hsm_import(
+    settings: Settings, paths: pki.PkiPaths, args: argparse.Namespace, passphrase: bytes | None
+) -> int:
     """The migration from key files to an HSM: the key becomes sensitive, not extractable."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -127,8 +164,10 @@ def _hsm_import(settings: Settings, paths: pki.PkiPaths, args: argparse.Namespac
         token.close()
     if not args.keep_file:
         key_path.unlink()
-    print(f"key of {args.address} now in the HSM (token {settings.smime.pkcs11_token_label})"
-          + ("" if args.keep_file else f"; {key_path} removed"))
+    print(
+        f"key of {args.address} now in the HSM (token {settings.smime.pkcs11_token_label})"
+        + ("" if args.keep_file else f"; {key_path} removed")
+    )
     return 0
 
 

@@ -23,24 +23,42 @@ from policies.rules import RuleError, load_rules
 __all__ = ["add_parser", "check", "command", "explain"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p_ = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    p_ = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = p_.add_parser("check", help="validate a rule file")
     common(p)
     p.add_argument("file", type=Path)
     p = p_.add_parser("explain", help="show which rule decides for an envelope")
     common(p)
-    p.add_argument("--from", dest="sender", required=True, metavar="ADDRESS",
-                   help="envelope sender ('' for the null sender of DSNs)")
-    p.add_argument("--to", dest="recipients", action="append", required=True,
-                   metavar="ADDRESS", help="a recipient (repeatable)")
+    p.add_argument(
+        "--from",
+        dest="sender",
+        required=True,
+        metavar="ADDRESS",
+        help="envelope sender ('' for the null sender of DSNs)",
+    )
+    p.add_argument(
+        "--to",
+        dest="recipients",
+        action="append",
+        required=True,
+        metavar="ADDRESS",
+        help="a recipient (repeatable)",
+    )
     p.add_argument("--size", type=int, default=0, help="message size in bytes")
-    p.add_argument("--type", dest="types", action="append", default=[], metavar="MIME",
-                   help="a MIME type of a part (repeatable)")
-    p.add_argument("--rules", type=Path, default=None,
-                   help="rule file to try (default: the configured one)")
+    p.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        default=[],
+        metavar="MIME",
+        help="a MIME type of a part (repeatable)",
+    )
+    p.add_argument(
+        "--rules", type=Path, default=None, help="rule file to try (default: the configured one)"
+    )
 
 
 def check(path: Path) -> int:
@@ -48,9 +66,11 @@ def check(path: Path) -> int:
         rules = load_rules(path)
     except RuleError as exc:
         raise PliError(str(exc)) from None
-    print(f"{path}: OK ({len(rules.rules)} explicit rules; max message size "
-          f"{rules.limits.max_message_size} bytes; {len(rules.attachments.allowed_types)} "
-          f"allowed types; encryption {rules.encryption.default.value} by default)")
+    print(
+        f"{path}: OK ({len(rules.rules)} explicit rules; max message size "
+        f"{rules.limits.max_message_size} bytes; {len(rules.attachments.allowed_types)} "
+        f"allowed types; encryption {rules.encryption.default.value} by default)"
+    )
     return 0
 
 
@@ -72,8 +92,9 @@ async def explain(args: argparse.Namespace, settings: Settings, engine: AsyncEng
         print(_line(f"MAIL FROM:<{args.sender}>", sender))
         accepted = 0
         for rcpt in args.recipients:
-            decision = await policy.check_recipient(rcpt, sender=args.sender or None,
-                                                    accepted_so_far=accepted)
+            decision = await policy.check_recipient(
+                rcpt, sender=args.sender or None, accepted_so_far=accepted
+            )
             accepted += decision.accepted
             print(_line(f"RCPT TO:<{rcpt}>", decision))
             if decision.accepted:

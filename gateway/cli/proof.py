@@ -40,13 +40,19 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(vault_sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = vault_sub.add_parser("proof", help="what was received, when, from whom; receipts "
-                                           "checked against the PKI")
+    p = vault_sub.add_parser(
+        "proof", help="what was received, when, from whom; receipts checked against the PKI"
+    )
     common(p)
     p.add_argument("message_id", metavar="MESSAGE_ID", help="pli's message id (250 reply, logs)")
-    p.add_argument("--export", type=Path, default=None, metavar="DIR",
-                   help="write message.eml, message.p7s, part-N.bin/.p7s, original.eml, "
-                        "chain.pem for openssl cms -verify")
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write message.eml, message.p7s, part-N.bin/.p7s, original.eml, "
+        "chain.pem for openssl cms -verify",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +66,16 @@ class _Checked:
     received_at: dt.datetime | None
 
 
-async def _evidence_rows(engine: AsyncEngine, ref: str
-                         ) -> tuple[str | None, list[records.EvidenceRow]]:
+async def _evidence_rows(
+    engine: AsyncEngine, ref: str
+) -> tuple[str | None, list[records.EvidenceRow]]:
     """(name of the main object, evidence rows) of a message."""
     rows = await records.evidence_rows(engine, ref)
     main = next((r.object_name for r in rows if r.kind == evidence.MESSAGE), None)
     if main is None:  # no evidence recorded: the body a mailbox or the queue points at
         main = await mailbox_queries.blob_of(engine, ref) or await outbound_store.blob_of(
-            engine, ref)
+            engine, ref
+        )
     return main, rows
 
 
@@ -84,8 +92,12 @@ def _check(trust: TrustStore, label: str, stem: str, data: bytes, receipt: bytes
     return _Checked(label, stem, data, receipt, n.result.ok, why, n.received_at)
 
 
-def _checks(trust: TrustStore, main: bytes, original: bytes | None,
-            receipts: Sequence[tuple[str, int | None, bytes]]) -> list[_Checked]:
+def _checks(
+    trust: TrustStore,
+    main: bytes,
+    original: bytes | None,
+    receipts: Sequence[tuple[str, int | None, bytes]],
+) -> list[_Checked]:
     parts = dict(evidence.attachment_parts(main))
     out = []
     for kind, part, der in receipts:
@@ -96,8 +108,11 @@ def _checks(trust: TrustStore, main: bytes, original: bytes | None,
         elif kind == evidence.RECEIPT_PART and part is not None:
             data = parts.get(part)
             if data is None:
-                out.append(_Checked(f"part {part}", f"part-{part}", b"", der, False,
-                                    "part-not-found", None))
+                out.append(
+                    _Checked(
+                        f"part {part}", f"part-{part}", b"", der, False, "part-not-found", None
+                    )
+                )
             else:
                 out.append(_check(trust, f"part {part}", f"part-{part}", data, der))
     return out
@@ -109,17 +124,21 @@ def _write(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _export(directory: Path, checks: Sequence[_Checked], original: bytes | None,
-            trust: TrustStore) -> None:
+def _export(
+    directory: Path, checks: Sequence[_Checked], original: bytes | None, trust: TrustStore
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for c in checks:
-        _write(directory / f"{c.stem}.{'eml' if c.stem in ('message', 'original') else 'bin'}",
-               c.data)
+        _write(
+            directory / f"{c.stem}.{'eml' if c.stem in ('message', 'original') else 'bin'}", c.data
+        )
         _write(directory / f"{c.stem}.p7s", c.receipt)
     if original is not None:
         _write(directory / "original.eml", original)
-    _write(directory / "chain.pem", b"".join(
-        c.public_bytes(Encoding.PEM) for c in (*trust.intermediates, *trust.roots)))
+    _write(
+        directory / "chain.pem",
+        b"".join(c.public_bytes(Encoding.PEM) for c in (*trust.intermediates, *trust.roots)),
+    )
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
@@ -135,25 +154,33 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         main = bytes(await vault.get(main_name))
         original_name = next((r.object_name for r in rows if r.kind == evidence.ORIGINAL), None)
         original = bytes(await vault.get(original_name)) if original_name else None
-        receipts = [(r.kind, r.part, bytes(await vault.get(r.object_name))) for r in rows
-                    if r.kind in (evidence.RECEIPT, evidence.RECEIPT_ORIGINAL,
-                                  evidence.RECEIPT_PART)]
+        receipts = [
+            (r.kind, r.part, bytes(await vault.get(r.object_name)))
+            for r in rows
+            if r.kind in (evidence.RECEIPT, evidence.RECEIPT_ORIGINAL, evidence.RECEIPT_PART)
+        ]
     trust = await asyncio.to_thread(load_trust, settings)
     checks = await asyncio.to_thread(_checks, trust, main, original, receipts)
     accepted = await _accepted(engine, ref)
     detail = accepted.detail if accepted else {}
     attachments = len(await asyncio.to_thread(evidence.attachment_parts, main))
     print(f"message    {ref}")
-    print(f"received   {len(main)} bytes, sha256 {hashlib.sha256(main).hexdigest()}, "
-          f"{attachments} attachment{'s' if attachments != 1 else ''}")
+    print(
+        f"received   {len(main)} bytes, sha256 {hashlib.sha256(main).hexdigest()}, "
+        f"{attachments} attachment{'s' if attachments != 1 else ''}"
+    )
     if original is not None:
-        print(f"original   {len(original)} bytes, sha256 {hashlib.sha256(original).hexdigest()}"
-              " (S/MIME form as received, kept as evidence)")
+        print(
+            f"original   {len(original)} bytes, sha256 {hashlib.sha256(original).hexdigest()}"
+            " (S/MIME form as received, kept as evidence)"
+        )
     when = next((c.received_at for c in checks if c.ok and c.received_at), None)
     print(f"at         {when.isoformat() if when else 'unknown (no valid receipt)'}")
     if accepted is not None:
-        print(f"from       {accepted.actor or '<>'} (protocol {detail.get('protocol', '?')}, "
-              f"client {accepted.remote or '-'})")
+        print(
+            f"from       {accepted.actor or '<>'} (protocol {detail.get('protocol', '?')}, "
+            f"client {accepted.remote or '-'})"
+        )
     smime = str(detail.get("smime", "not recorded"))
     reason = f" ({detail['smime_reason']})" if detail.get("smime_reason") else ""
     print(f"s/mime     {smime}{reason}, decrypted: {'yes' if detail.get('decrypted') else 'no'}")
@@ -164,11 +191,19 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         print("receipt    none (notarisation was off when this message arrived)")
     if args.export is not None:
         await asyncio.to_thread(_export, args.export, checks, original, trust)
-        print(f"exported   {args.export} (check: openssl cms -verify -binary -inform DER "
-              "-in message.p7s -content message.eml -CAfile chain.pem -purpose any)")
+        print(
+            f"exported   {args.export} (check: openssl cms -verify -binary -inform DER "
+            "-in message.p7s -content message.eml -CAfile chain.pem -purpose any)"
+        )
     async with engine.begin() as conn:  # HDS: every access to a record is traced
-        await audit.append(conn, audit.AuditEvent(
-            action="vault.proof", actor=f"cli:{getpass.getuser()}", msg_id=ref,
-            result="ok" if checks and all(c.ok for c in checks) else "fail",
-            detail={"receipts": len(checks), "exported": args.export is not None}))
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                action="vault.proof",
+                actor=f"cli:{getpass.getuser()}",
+                msg_id=ref,
+                result="ok" if checks and all(c.ok for c in checks) else "fail",
+                detail={"receipts": len(checks), "exported": args.export is not None},
+            ),
+        )
     return 0 if checks and all(c.ok for c in checks) else 1

@@ -18,10 +18,10 @@ from vault import audit
 __all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    q = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    q = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = q.add_parser("list", help="list queue entries")
     common(p)
     p.add_argument("--state", choices=[store.QUEUED, store.DELIVERED, store.FAILED])
@@ -43,14 +43,26 @@ async def run(args: argparse.Namespace, engine: AsyncEngine) -> int:
         entries = await store.list_entries(engine, args.state)
         for e in entries:
             if args.format == "json":
-                print(json.dumps({
-                    "id": e.id, "msg_ref": e.msg_ref, "sender": e.sender,
-                    "recipient": e.recipient, "state": e.state, "attempts": e.attempts,
-                    "next_attempt": e.next_attempt.isoformat(),
-                    "created_at": e.created_at.isoformat(), "last_reply": e.last_reply}))
+                print(
+                    json.dumps(
+                        {
+                            "id": e.id,
+                            "msg_ref": e.msg_ref,
+                            "sender": e.sender,
+                            "recipient": e.recipient,
+                            "state": e.state,
+                            "attempts": e.attempts,
+                            "next_attempt": e.next_attempt.isoformat(),
+                            "created_at": e.created_at.isoformat(),
+                            "last_reply": e.last_reply,
+                        }
+                    )
+                )
             else:
-                print(f"{e.id:>6} {e.state:9} {e.attempts:>3} {e.next_attempt:%Y-%m-%d %H:%M:%S} "
-                      f"{e.msg_ref} {e.sender} -> {e.recipient}  {e.last_reply[:60]}")
+                print(
+                    f"{e.id:>6} {e.state:9} {e.attempts:>3} {e.next_attempt:%Y-%m-%d %H:%M:%S} "
+                    f"{e.msg_ref} {e.sender} -> {e.recipient}  {e.last_reply[:60]}"
+                )
         return 0
     if args.action == "retry":
         if not args.ids and not args.all:
@@ -58,8 +70,7 @@ async def run(args: argparse.Namespace, engine: AsyncEngine) -> int:
         count = await store.retry(engine, None if args.all else args.ids, now)
         print(f"{count} entries due now")
         return 0
-    states = [s for s, on in ((store.DELIVERED, args.delivered), (store.FAILED, args.failed))
-              if on]
+    states = [s for s, on in ((store.DELIVERED, args.delivered), (store.FAILED, args.failed)) if on]
     if args.ids:
         # Named entries may be cancelled while queued: the operator takes responsibility.
         states = [store.QUEUED, store.DELIVERED, store.FAILED]
@@ -67,10 +78,18 @@ async def run(args: argparse.Namespace, engine: AsyncEngine) -> int:
         raise PliError("name entries (ID ...) or use --delivered / --failed")
     count = await store.purge(engine, states=states, entry_ids=args.ids or None)
     async with engine.begin() as conn:
-        await audit.append(conn, audit.AuditEvent(
-            action="queue.purge", actor=f"cli:{getpass.getuser()}",
-            detail={"entries": count, "ids": ",".join(map(str, args.ids))[:200],
-                    "states": ",".join(states)}))
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                action="queue.purge",
+                actor=f"cli:{getpass.getuser()}",
+                detail={
+                    "entries": count,
+                    "ids": ",".join(map(str, args.ids))[:200],
+                    "states": ",".join(states),
+                },
+            ),
+        )
     print(f"{count} entries purged")
     return 0
 

@@ -28,16 +28,22 @@ from vault import audit
 __all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    t = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    t = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = t.add_parser("create", help="create a token (printed once) for a mailbox")
     common(p)
-    p.add_argument("--mailbox", default="",
-                   help="the mailbox the token acts for (required for send/read)")
-    p.add_argument("--scope", action="append", choices=SCOPES, required=True,
-                   help="send, read or audit (repeat for several)")
+    p.add_argument(
+        "--mailbox", default="", help="the mailbox the token acts for (required for send/read)"
+    )
+    p.add_argument(
+        "--scope",
+        action="append",
+        choices=SCOPES,
+        required=True,
+        help="send, read or audit (repeat for several)",
+    )
     p.add_argument("--expires", type=int, metavar="DAYS", help="expire after DAYS days")
     p.add_argument("--label", default="", help="a note for operators (not content)")
     p = t.add_parser("list", help="tokens (ids, mailboxes, scopes; never secrets)")
@@ -64,25 +70,40 @@ async def _check_mailbox(settings: Settings, engine: AsyncEngine, address: str) 
     if entry is None:
         raise PliError(f"{mailbox} is not in the directory; import it first")
     if entry.kind.value not in DELEGABLE_KINDS:
-        raise PliError(f"{mailbox} is a {entry.kind.value} mailbox; API tokens are for "
-                       f"shared mailboxes ({', '.join(sorted(DELEGABLE_KINDS))})")
+        raise PliError(
+            f"{mailbox} is a {entry.kind.value} mailbox; API tokens are for "
+            f"shared mailboxes ({', '.join(sorted(DELEGABLE_KINDS))})"
+        )
     return mailbox
 
 
 def _row(t: TokenInfo, now: dt.datetime) -> dict[str, Any]:
-    state = ("revoked" if t.revoked_at else "expired" if not t.usable(now) else "active")
-    return {"id": t.id, "mailbox": t.mailbox, "scopes": sorted(t.scopes), "label": t.label,
-            "state": state, "created_at": t.created_at.isoformat(),
-            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
-            "created_by": t.created_by}
+    state = "revoked" if t.revoked_at else "expired" if not t.usable(now) else "active"
+    return {
+        "id": t.id,
+        "mailbox": t.mailbox,
+        "scopes": sorted(t.scopes),
+        "label": t.label,
+        "state": state,
+        "created_at": t.created_at.isoformat(),
+        "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+        "created_by": t.created_by,
+    }
 
 
-async def _event(engine: AsyncEngine, action: str, token_id: str, mailbox: str = "",
-                 **detail: str | int | bool) -> None:
+async def _event(
+    engine: AsyncEngine, action: str, token_id: str, mailbox: str = "", **detail: str | int | bool
+) -> None:
     async with engine.begin() as conn:
-        await audit.append(conn, audit.AuditEvent(
-            action=action, actor=f"cli:{getpass.getuser()}", mailbox=mailbox,
-            detail={"token": token_id, **detail}))
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                action=action,
+                actor=f"cli:{getpass.getuser()}",
+                mailbox=mailbox,
+                detail={"token": token_id, **detail},
+            ),
+        )
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
@@ -97,11 +118,21 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             mailbox = await _check_mailbox(settings, engine, args.mailbox)
         if args.expires is not None and args.expires <= 0:
             raise PliError("--expires must be a positive number of days")
-        info, secret = await tokens.create(mailbox, scopes, label=args.label,
-                                           created_by=f"cli:{getpass.getuser()}",
-                                           expires_days=args.expires)
-        await _event(engine, "token.created", info.id, mailbox,
-                     scopes=" ".join(sorted(scopes)), expires_days=args.expires or 0)
+        info, secret = await tokens.create(
+            mailbox,
+            scopes,
+            label=args.label,
+            created_by=f"cli:{getpass.getuser()}",
+            expires_days=args.expires,
+        )
+        await _event(
+            engine,
+            "token.created",
+            info.id,
+            mailbox,
+            scopes=" ".join(sorted(scopes)),
+            expires_days=args.expires or 0,
+        )
         print(secret)
         return 0
     if args.action == "list":
@@ -113,8 +144,10 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         print(f"{'id':12}  {'state':8} {'scopes':16} {'expires (UTC)':20} mailbox")
         for r in rows:
             expires = (r["expires_at"] or "never")[:19]
-            print(f"{r['id']:12}  {r['state']:8} {' '.join(r['scopes']):16} {expires:20} "
-                  f"{r['mailbox'] or '-'}")
+            print(
+                f"{r['id']:12}  {r['state']:8} {' '.join(r['scopes']):16} {expires:20} "
+                f"{r['mailbox'] or '-'}"
+            )
         return 0
     if not await tokens.revoke(args.id):
         raise PliError(f"no active token {args.id}")

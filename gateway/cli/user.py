@@ -14,8 +14,9 @@ from gateway.cli.common import open_database
 __all__ = ["add_parser", "command"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
     u = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = u.add_parser("passwd", help="set a user's password")
     common(p)

@@ -28,23 +28,32 @@ from vault.service import Vault
 __all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    v = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    v = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     cli_proof.add_parser(v, common)
     p = v.add_parser("verify", help="decrypt and check every object (tags and digests)")
     common(p)
     p = v.add_parser("rotate-kek", help="new key-encryption key; re-wrap every data key")
     common(p)
-    p.add_argument("--resume", action="store_true",
-                   help="no new key: finish re-wrapping under the current one")
-    p.add_argument("--drop-unused", action="store_true",
-                   help="then remove the keys nothing uses any more (key file or HSM)")
-    p.add_argument("--settle", type=float, default=5.0, metavar="SECONDS",
-                   help="before dropping, wait this long and re-wrap once more: running "
-                        "servers follow a rotation within a second, transactions in "
-                        "flight commit meanwhile")
+    p.add_argument(
+        "--resume", action="store_true", help="no new key: finish re-wrapping under the current one"
+    )
+    p.add_argument(
+        "--drop-unused",
+        action="store_true",
+        help="then remove the keys nothing uses any more (key file or HSM)",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="before dropping, wait this long and re-wrap once more: running "
+        "servers follow a rotation within a second, transactions in "
+        "flight commit meanwhile",
+    )
 
     h = v.add_parser("hold", help="legal holds: keep objects whatever their retention date")
     hs = h.add_subparsers(dest="hold_action", required=True, metavar="HOLD_ACTION")
@@ -71,8 +80,13 @@ def add_parser(parser: argparse.ArgumentParser,
     p.add_argument("--dry-run", action="store_true", help="only count what would go")
     p = v.add_parser("sweep", help="remove blobs no row records (left by a crash)")
     common(p)
-    p.add_argument("--grace", type=int, default=3600, metavar="SECONDS",
-                   help="leave younger blobs alone: their transaction may still run")
+    p.add_argument(
+        "--grace",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="leave younger blobs alone: their transaction may still run",
+    )
     p.add_argument("--dry-run", action="store_true")
 
 
@@ -87,11 +101,13 @@ def _progress(label: str) -> Callable[[int], None] | None:
     return show
 
 
-async def _event(engine: AsyncEngine, action: str, result: str = "ok",
-                 **detail: str | int | bool) -> None:
+async def _event(
+    engine: AsyncEngine, action: str, result: str = "ok", **detail: str | int | bool
+) -> None:
     async with engine.begin() as conn:
-        await audit.append(conn, audit.AuditEvent(
-            action=action, actor=_actor(), result=result, detail=detail))
+        await audit.append(
+            conn, audit.AuditEvent(action=action, actor=_actor(), result=result, detail=detail)
+        )
 
 
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
@@ -105,20 +121,28 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         return await _rotate_in_hsm(args, settings, engine)
     if args.action == "rotate-kek":
         if env_key:
-            raise PliError("the key-encryption key comes from PLI_VAULT_KEK_HEX: rotate it "
-                           "where it is kept, then set the old one second in a key file")
+            raise PliError(
+                "the key-encryption key comes from PLI_VAULT_KEK_HEX: rotate it "
+                "where it is kept, then set the old one second in a key file"
+            )
         path = settings.kek_path()
-        keys = (KeyFileProvider.from_file(path) if args.resume
-                else maintenance.rotate_kek_file(path))
+        keys = KeyFileProvider.from_file(path) if args.resume else maintenance.rotate_kek_file(path)
         report = await maintenance.rewrap(engine, keys, _progress("re-wrapped"))
         dropped = []
         if args.drop_unused:
             report.rewrapped += await _settle(args, engine, keys)
             dropped = await maintenance.drop_unused_keks(engine, path)
-        await _event(engine, "vault.kek_rotated", kek_id=report.new_kek_id,
-                     rewrapped=report.rewrapped, dropped=len(dropped))
-        print(f"current key-encryption key {report.new_kek_id}: {report.rewrapped} data keys "
-              f"re-wrapped; {len(dropped)} old keys removed from {path}")
+        await _event(
+            engine,
+            "vault.kek_rotated",
+            kek_id=report.new_kek_id,
+            rewrapped=report.rewrapped,
+            dropped=len(dropped),
+        )
+        print(
+            f"current key-encryption key {report.new_kek_id}: {report.rewrapped} data keys "
+            f"re-wrapped; {len(dropped)} old keys removed from {path}"
+        )
         return 0
     from contextlib import AsyncExitStack
 
@@ -131,10 +155,14 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         result = await maintenance.verify_objects(engine, vault, _progress("verified"))
     for name, reason in result.failures:
         print(f"pli: object {name}: {reason}", file=sys.stderr)
-    await _event(engine, "vault.verify", result="ok" if result.ok else "fail",
-                 checked=result.checked, failed=len(result.failures))
-    print(f"{result.checked} objects checked ({result.bytes} bytes), "
-          f"{len(result.failures)} failed")
+    await _event(
+        engine,
+        "vault.verify",
+        result="ok" if result.ok else "fail",
+        checked=result.checked,
+        failed=len(result.failures),
+    )
+    print(f"{result.checked} objects checked ({result.bytes} bytes), {len(result.failures)} failed")
     return 0 if result.ok else 1
 
 
@@ -146,8 +174,7 @@ async def _settle(args: argparse.Namespace, engine: AsyncEngine, keys: KeyProvid
     return (await maintenance.rewrap(engine, keys)).rewrapped
 
 
-async def _rotate_in_hsm(args: argparse.Namespace, settings: Settings,
-                         engine: AsyncEngine) -> int:
+async def _rotate_in_hsm(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     """The same rotation with the KEKs inside a PKCS#11 token: generated and destroyed there."""
     from contextlib import AsyncExitStack
 
@@ -165,10 +192,18 @@ async def _rotate_in_hsm(args: argparse.Namespace, settings: Settings,
             used = await maintenance.count_by_kek(engine)
             dropped = [k for k in keys.kek_ids() if k not in used and k != report.new_kek_id]
             await keys.destroy(dropped)
-    await _event(engine, "vault.kek_rotated", kek_id=report.new_kek_id,
-                 rewrapped=report.rewrapped, dropped=len(dropped), hsm=True)
-    print(f"current key-encryption key {report.new_kek_id}: {report.rewrapped} data keys "
-          f"re-wrapped; {len(dropped)} old keys destroyed in the HSM")
+    await _event(
+        engine,
+        "vault.kek_rotated",
+        kek_id=report.new_kek_id,
+        rewrapped=report.rewrapped,
+        dropped=len(dropped),
+        hsm=True,
+    )
+    print(
+        f"current key-encryption key {report.new_kek_id}: {report.rewrapped} data keys "
+        f"re-wrapped; {len(dropped)} old keys destroyed in the HSM"
+    )
     return 0
 
 
@@ -176,8 +211,9 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-async def _retention_action(args: argparse.Namespace, engine: AsyncEngine, vault: Vault,
-                            queue: OutboundQueue) -> int:
+async def _retention_action(
+    args: argparse.Namespace, engine: AsyncEngine, vault: Vault, queue: OutboundQueue
+) -> int:
     import datetime as dt
 
     from gateway.mailstore import expiry
@@ -195,45 +231,67 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine, vault
         print(f"deleted {args.name}")
         return 0
     if args.action == "purge":
-        report = await expiry.purge_expired(engine, vault, queue, actor=_actor(),
-                                            dry_run=args.dry_run)
+        report = await expiry.purge_expired(
+            engine, vault, queue, actor=_actor(), dry_run=args.dry_run
+        )
         for name in report.deleted:
             print(f"deleted {name}")
         for name, why in report.skipped:
             print(f"kept {name}: {why}")
         verb = "would delete" if args.dry_run else "deleted"
-        print(f"{report.expired} objects past retention; {verb} "
-              f"{report.expired if args.dry_run else len(report.deleted)}, "
-              f"{report.messages_removed} messages removed, {len(report.skipped)} kept")
+        print(
+            f"{report.expired} objects past retention; {verb} "
+            f"{report.expired if args.dry_run else len(report.deleted)}, "
+            f"{report.messages_removed} messages removed, {len(report.skipped)} kept"
+        )
         return 0 if not report.skipped else 1
     if args.action == "sweep":
         orphans = await maintenance.sweep_orphans(
-            engine, vault, dt.timedelta(seconds=args.grace), dry_run=args.dry_run)
+            engine, vault, dt.timedelta(seconds=args.grace), dry_run=args.dry_run
+        )
         for name in orphans.orphans:
             print(f"{'orphan' if args.dry_run else 'removed'} {name}")
         for name in orphans.kept_locked:
             print(f"kept {name}: locked by the store")
-        await _event(engine, "vault.sweep", listed=orphans.listed, orphans=len(orphans.orphans),
-                     removed=orphans.removed, dry_run=args.dry_run)
-        print(f"{orphans.listed} blobs listed, {len(orphans.orphans)} orphans, "
-              f"{orphans.removed} removed")
+        await _event(
+            engine,
+            "vault.sweep",
+            listed=orphans.listed,
+            orphans=len(orphans.orphans),
+            removed=orphans.removed,
+            dry_run=args.dry_run,
+        )
+        print(
+            f"{orphans.listed} blobs listed, {len(orphans.orphans)} orphans, "
+            f"{orphans.removed} removed"
+        )
         return 0
     # hold
     if args.hold_action == "list":
         async with engine.connect() as conn:
             holds = await retention.list_holds(conn, active_only=not args.all)
         for h in holds:
-            state = (f"released {h.released_at:%Y-%m-%d} by {h.released_by}"
-                     if h.released_at else "active")
-            print(f"{h.id:>5}  {h.placed_at:%Y-%m-%d}  {h.placed_by:<20} {h.objects:>6} objects"
-                  f"  {state}  {h.reason}")
+            state = (
+                f"released {h.released_at:%Y-%m-%d} by {h.released_by}"
+                if h.released_at
+                else "active"
+            )
+            print(
+                f"{h.id:>5}  {h.placed_at:%Y-%m-%d}  {h.placed_by:<20} {h.objects:>6} objects"
+                f"  {state}  {h.reason}"
+            )
         return 0
     if args.hold_action == "release":
         async with engine.begin() as conn:
             freed = await retention.release_hold(conn, args.hold_id, _actor(), now)
-            await audit.append(conn, audit.AuditEvent(
-                action="vault.hold_released", actor=_actor(),
-                detail={"hold": args.hold_id, "freed": len(freed)}))
+            await audit.append(
+                conn,
+                audit.AuditEvent(
+                    action="vault.hold_released",
+                    actor=_actor(),
+                    detail={"hold": args.hold_id, "freed": len(freed)},
+                ),
+            )
         await vault.set_holds(freed, False)
         print(f"hold {args.hold_id} released; {len(freed)} objects no longer held")
         return 0
@@ -244,16 +302,25 @@ async def _retention_action(args: argparse.Namespace, engine: AsyncEngine, vault
     else:
         names = sorted(set(args.object))
     if not names:
-        raise PliError("nothing to hold: no object found for "
-                       f"{args.message or args.mailbox or ' '.join(args.object)}")
+        raise PliError(
+            "nothing to hold: no object found for "
+            f"{args.message or args.mailbox or ' '.join(args.object)}"
+        )
     async with engine.begin() as conn:
         missing = await retention.unknown_objects(conn, names)
         if missing:
             raise PliError(f"no object {missing[0]} in the vault")
         hold_id = await retention.place_hold(conn, names, args.reason[:255], _actor(), now)
-        await audit.append(conn, audit.AuditEvent(
-            action="vault.hold_placed", actor=_actor(), mailbox=args.mailbox or "",
-            msg_id=args.message or "", detail={"hold": hold_id, "objects": len(names)}))
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                action="vault.hold_placed",
+                actor=_actor(),
+                mailbox=args.mailbox or "",
+                msg_id=args.message or "",
+                detail={"hold": hold_id, "objects": len(names)},
+            ),
+        )
     await vault.set_holds(names, True)
     print(f"hold {hold_id} placed on {len(names)} objects")
     return 0

@@ -36,24 +36,33 @@ from gateway.xdm.ins import ins_from_xds
 __all__ = ["add_parser", "command", "run"]
 
 
-def add_parser(parser: argparse.ArgumentParser,
-               common: Callable[[argparse.ArgumentParser], None]) -> None:
-    x = parser.add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+def add_parser(
+    parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    x = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = x.add_parser("build", help="package CDA documents as an IHE XDM zip")
     common(p)
     p.add_argument("cda", nargs="+", type=Path, metavar="CDA_FILE", help="HL7 CDA R2 document")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.zip")
-    p.add_argument("--ins", help="the patient's INS (15 characters, or the XDS form "
-                                 "INS^^^&OID&ISO^NH) for documents that carry none")
-    p.add_argument("--ins-oid", default=INS_NIR,
-                   help=f"OID of a 15-character --ins (default {INS_NIR}, INS-NIR)")
+    p.add_argument(
+        "--ins",
+        help="the patient's INS (15 characters, or the XDS form "
+        "INS^^^&OID&ISO^NH) for documents that carry none",
+    )
+    p.add_argument(
+        "--ins-oid",
+        default=INS_NIR,
+        help=f"OID of a 15-character --ins (default {INS_NIR}, INS-NIR)",
+    )
     p = x.add_parser("check", help="check an XDM zip: hashes, sizes, INS, X-MSS headers")
     common(p)
     p.add_argument("zip", type=Path, metavar="ZIP")
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--allow-no-ins", action="store_true",
-                   help="accept documents whose patient id is not an INS (X-MSS-INS: N)")
+    p.add_argument(
+        "--allow-no-ins",
+        action="store_true",
+        help="accept documents whose patient id is not an INS (X-MSS-INS: N)",
+    )
 
 
 def _read(path: Path, limit: int) -> bytes:
@@ -61,8 +70,9 @@ def _read(path: Path, limit: int) -> bytes:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise XdmError(f"cannot read {path}: {exc.strerror or type(exc).__name__}",
-                       field="file") from None
+        raise XdmError(
+            f"cannot read {path}: {exc.strerror or type(exc).__name__}", field="file"
+        ) from None
     if len(data) > limit:
         raise XdmError(f"{path} is larger than {limit} bytes", field="size")
     return data
@@ -94,8 +104,9 @@ def _build(args: argparse.Namespace, limits: XdmLimits) -> int:
     try:
         _write(args.output, data)
     except OSError as exc:
-        raise XdmError(f"cannot write {args.output}: {exc.strerror or type(exc).__name__}",
-                       field="output") from None
+        raise XdmError(
+            f"cannot write {args.output}: {exc.strerror or type(exc).__name__}", field="output"
+        ) from None
     print(f"wrote {args.output}: {len(docs)} document(s), {len(data)} bytes")
     return 0
 
@@ -104,15 +115,24 @@ def _report(package: XdmPackage) -> dict[str, Any]:
     ins = package.patient_ins
     return {
         "ok": package.ok,
-        "ins": None if ins is None else {"value": ins.value, "oid": ins.oid, "kind": ins.kind,
-                                         "xds": format_xds(ins)},
-        "documents": [{"name": d.name, "mime_type": d.mime_type, "size": len(d.data),
-                       "declared_size": d.declared_size, "size_ok": d.size_ok,
-                       "sha1": d.actual_hash, "declared_hash": d.declared_hash,
-                       "hash_ok": d.hash_ok,
-                       "type_code": d.type_code.code if d.type_code else None,
-                       "cda_code": d.cda_code.code if d.cda_code else None}
-                      for d in package.documents],
+        "ins": None
+        if ins is None
+        else {"value": ins.value, "oid": ins.oid, "kind": ins.kind, "xds": format_xds(ins)},
+        "documents": [
+            {
+                "name": d.name,
+                "mime_type": d.mime_type,
+                "size": len(d.data),
+                "declared_size": d.declared_size,
+                "size_ok": d.size_ok,
+                "sha1": d.actual_hash,
+                "declared_hash": d.declared_hash,
+                "hash_ok": d.hash_ok,
+                "type_code": d.type_code.code if d.type_code else None,
+                "cda_code": d.cda_code.code if d.cda_code else None,
+            }
+            for d in package.documents
+        ],
         "headers": mss_headers(package),
         "problems": [p.text for p in package.problems],
     }
@@ -122,22 +142,35 @@ def _print_text(report: dict[str, Any]) -> None:
     ins = report["ins"]
     print(f"INS: {ins['xds']} ({ins['kind']}, key OK)" if ins else "INS: none")
     for doc in report["documents"]:
-        print(f"{doc['name']}  {doc['mime_type']}  {doc['size']} bytes "
-              f"[size {'OK' if doc['size_ok'] else 'BAD'}]  "
-              f"sha1 {doc['sha1']} [hash {'OK' if doc['hash_ok'] else 'BAD'}]  "
-              f"type {doc['type_code'] or '-'}")
+        print(
+            f"{doc['name']}  {doc['mime_type']}  {doc['size']} bytes "
+            f"[size {'OK' if doc['size_ok'] else 'BAD'}]  "
+            f"sha1 {doc['sha1']} [hash {'OK' if doc['hash_ok'] else 'BAD'}]  "
+            f"type {doc['type_code'] or '-'}"
+        )
     for name, value in report["headers"].items():
         print(f"{name}: {value}")
 
 
 def _check(args: argparse.Namespace, limits: XdmLimits) -> int:
     try:
-        package = inspect_xdm(_read(args.zip, limits.max_archive_bytes), limits,
-                              require_ins=not args.allow_no_ins)
+        package = inspect_xdm(
+            _read(args.zip, limits.max_archive_bytes), limits, require_ins=not args.allow_no_ins
+        )
     except XdmError as exc:
         if args.format == "json":
-            print(json.dumps({"ok": False, "error": exc.text, "reason": exc.reason,
-                              "member": exc.member, "field": exc.field}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "ok": False,
+                        "error": exc.text,
+                        "reason": exc.reason,
+                        "member": exc.member,
+                        "field": exc.field,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         raise
     report = _report(package)
     if args.format == "json":

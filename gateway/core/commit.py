@@ -54,17 +54,28 @@ class PendingMessage:
         out = [(rcpt, INBOX, "") for rcpt in self.recipients]
         if self.sent_copy:
             out.append((self.sent_copy, SENT, "\\Seen"))
-        return [MailboxDrop(owner, box, flags, self.ref, self.stored.name, self.stored.size,
-                            self.received_at) for owner, box, flags in out]
+        return [
+            MailboxDrop(
+                owner, box, flags, self.ref, self.stored.name, self.stored.size, self.received_at
+            )
+            for owner, box, flags in out
+        ]
 
 
 class CommitBatcher:
     """Writes each batch through the mailstore's and the queue's writers (ports), so the
     core names neither; ``notifier`` wakes IMAP IDLE once a batch is durable."""
 
-    def __init__(self, engine: AsyncEngine, vault: Vault, *, mailboxes: MailboxWriter,
-                 queue: OutboundQueue, notifier: Notifier | None = None,
-                 max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        vault: Vault,
+        *,
+        mailboxes: MailboxWriter,
+        queue: OutboundQueue,
+        notifier: Notifier | None = None,
+        max_batch: int = 64,
+    ) -> None:
         self._engine = engine
         self._vault = vault
         self._mailboxes = mailboxes
@@ -107,29 +118,53 @@ class CommitBatcher:
 
     async def _rows(self, conn: AsyncConnection, items: list[PendingMessage]) -> None:
         # The audit head first: it takes the write lock and orders concurrent writers.
-        await audit.append_many(conn, [e for it in items for e in it.events],
-                                now=items[0].received_at)
+        await audit.append_many(
+            conn, [e for it in items for e in it.events], now=items[0].received_at
+        )
         await self._vault.record_many(
-            conn, [obj for it in items for obj in (it.stored, *(e.stored for e in it.evidence))])
+            conn, [obj for it in items for obj in (it.stored, *(e.stored for e in it.evidence))]
+        )
         # The main object is listed too: a message sent only to other operators has no
         # mailbox row leading to it once its queue row points at the outbound copy.
-        proofs = [{"msg_ref": it.ref, "kind": kind, "part": part, "object_name": name,
-                   "created_at": it.received_at}
-                  for it in items if it.evidence
-                  for kind, part, name in (("message", None, it.stored.name),
-                                           *((e.kind, e.part, e.stored.name)
-                                             for e in it.evidence))]
+        proofs = [
+            {
+                "msg_ref": it.ref,
+                "kind": kind,
+                "part": part,
+                "object_name": name,
+                "created_at": it.received_at,
+            }
+            for it in items
+            if it.evidence
+            for kind, part, name in (
+                ("message", None, it.stored.name),
+                *((e.kind, e.part, e.stored.name) for e in it.evidence),
+            )
+        ]
         if proofs:
             await conn.execute(insert(message_evidence), proofs)
         await self._mailboxes.deliver(conn, [drop for it in items for drop in it.drops()])
-        acks = [{"original_message_id": a[0], "final_recipient": a[1], "disposition": a[2],
-                 "reporter": a[3], "msg_ref": it.ref, "received_at": it.received_at}
-                for it in items for a in it.acks]
+        acks = [
+            {
+                "original_message_id": a[0],
+                "final_recipient": a[1],
+                "disposition": a[2],
+                "reporter": a[3],
+                "msg_ref": it.ref,
+                "received_at": it.received_at,
+            }
+            for it in items
+            for a in it.acks
+        ]
         if acks:
             await conn.execute(insert(mdn_ack), acks)
         for it in items:
             if it.remote is not None:
-                await self._queue_rows.enqueue(conn, msg_ref=it.ref,
-                                               blob=it.outbound_blob or it.stored.name,
-                                               sender=it.remote[0], recipients=it.remote[1],
-                                               now=it.received_at)
+                await self._queue_rows.enqueue(
+                    conn,
+                    msg_ref=it.ref,
+                    blob=it.outbound_blob or it.stored.name,
+                    sender=it.remote[0],
+                    recipients=it.remote[1],
+                    now=it.received_at,
+                )

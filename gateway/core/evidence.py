@@ -73,8 +73,8 @@ def split_message(data: bytes) -> tuple[bytes, bytes]:
     m = _BLANK.search(data)
     if m is None:
         return data, b""
-    end = m.start() + (2 if data[m.start():m.start() + 2] == b"\r\n" else 1)
-    return data[:end], data[m.end():]
+    end = m.start() + (2 if data[m.start() : m.start() + 2] == b"\r\n" else 1)
+    return data[:end], data[m.end() :]
 
 
 def header_fields(head: bytes) -> list[tuple[str, bytes]]:
@@ -116,8 +116,7 @@ def outer_and_entity(data: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
     return outer, b"".join(mime) + b"\r\n" + body
 
 
-def rewrap(outer: Sequence[tuple[str, bytes]], entity: bytes, first: Sequence[bytes] = ()
-           ) -> bytes:
+def rewrap(outer: Sequence[tuple[str, bytes]], entity: bytes, first: Sequence[bytes] = ()) -> bytes:
     """A message: ``first`` fields, the outer fields, MIME-Version, then ``entity``.
 
     Outer fields the entity itself carries are dropped: a sender that protected
@@ -169,8 +168,10 @@ def authentication_results(authserv_id: str, outcome: SmimeOutcome) -> bytes:
     return f"Authentication-Results: {text}\r\n".encode("ascii")
 
 
-def attachment_parts(data: bytes, parsed: email.message.Message | None = None,
-                     ) -> list[tuple[int, bytes]]:
+def attachment_parts(
+    data: bytes,
+    parsed: email.message.Message | None = None,
+) -> list[tuple[int, bytes]]:
     """(index, decoded bytes) of each attachment: every non-multipart, non-text part.
 
     The index is the part's position in a depth-first walk of the message (0 is
@@ -180,15 +181,19 @@ def attachment_parts(data: bytes, parsed: email.message.Message | None = None,
     """
     if parsed is None:
         head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
-            split_message(data)[0])
+            split_message(data)[0]
+        )
         if head.get_content_maintype() == "text":  # a plain message: no attachment
             return []
         parsed = mime.parse(data)
     out: list[tuple[int, bytes]] = []
     for index, part in enumerate(parsed.walk()):
         ctype = part.get_content_type()
-        if part.is_multipart() or ctype.startswith("text/") or \
-                ctype in ("application/pkcs7-signature", "application/x-pkcs7-signature"):
+        if (
+            part.is_multipart()
+            or ctype.startswith("text/")
+            or ctype in ("application/pkcs7-signature", "application/x-pkcs7-signature")
+        ):
             continue
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):

@@ -556,5 +556,8 @@ class IngestService:
                     ),
                 )
         except (OperationalError, DBAPIError, OSError) as exc:
-            log.warning(events.INGEST_REFUSAL_UNAUDITED, reason="audit-unavailable",
-                        error=type(exc).__name__)
+            log.warning(
+                events.INGEST_REFUSAL_UNAUDITED,
+                reason="audit-unavailable",
+                error=type(exc).__name__,
+            )

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 __all__ = ["Ack", "MdnRequest", "build_mdn", "mdn_request", "parse_acks"]
 
 _HEAD_LIMIT = 256 * 1024
-_REPORT = re.compile(rb"(?im)^content-type:[^\r\n]*multipart/report[^\r\n]*"
-                     rb"(?:\r\n[ \t][^\r\n]*)*")
+_REPORT = re.compile(
+    rb"(?im)^content-type:[^\r\n]*multipart/report[^\r\n]*"
+    rb"(?:\r\n[ \t][^\r\n]*)*"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class MdnRequest:
 
 def _head(data: bytes) -> bytes:
     end = data.find(b"\r\n\r\n")
-    return (data if end < 0 else data[:end + 2])[:_HEAD_LIMIT]
+    return (data if end < 0 else data[: end + 2])[:_HEAD_LIMIT]
 
 
 def _headers(data: bytes) -> email.message.Message:
@@ -78,8 +80,7 @@ def parse_acks(data: bytes) -> list[Ack]:
             continue
         payload = part.get_payload()
         first = payload[0] if isinstance(payload, list) and payload else payload
-        fields_text = first.as_string() if isinstance(first, email.message.Message) \
-            else str(first)
+        fields_text = first.as_string() if isinstance(first, email.message.Message) else str(first)
         fields = email.parser.HeaderParser().parsestr(fields_text)
         original = str(fields.get("Original-Message-ID", "")).strip()
         recipient = str(fields.get("Final-Recipient", "")).partition(";")[2].strip().lower()
@@ -89,15 +90,23 @@ def parse_acks(data: bytes) -> list[Ack]:
     return acks
 
 
-def build_mdn(*, reporting_ua: str, mailbox: str, request: MdnRequest, error: str = "",
-              now: dt.datetime | None = None) -> bytes:
+def build_mdn(
+    *,
+    reporting_ua: str,
+    mailbox: str,
+    request: MdnRequest,
+    error: str = "",
+    now: dt.datetime | None = None,
+) -> bytes:
     """An RFC 8098 MDN from ``mailbox``: processed, or processed/error with the reason."""
     now = now or dt.datetime.now(dt.UTC)
     boundary = f"pli-mdn-{secrets.token_hex(8)}"
-    disposition = "automatic-action/MDN-sent-automatically; processed" + \
-        ("/error" if error else "")
-    human = ("Le message a ete recu et traite par le logiciel destinataire."
-             if not error else f"Le message n'a pas pu etre traite : {error}")
+    disposition = "automatic-action/MDN-sent-automatically; processed" + ("/error" if error else "")
+    human = (
+        "Le message a ete recu et traite par le logiciel destinataire."
+        if not error
+        else f"Le message n'a pas pu etre traite : {error}"
+    )
     lines = [
         f"From: <{mailbox}>",
         f"To: <{request.notify}>",

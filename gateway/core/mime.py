@@ -13,8 +13,15 @@ import email.message
 import email.parser
 import email.policy
 
-__all__ = ["MAX_DEPTH", "MAX_HEADER_BYTES", "MAX_HEADER_FIELDS", "MimeSummary",
-           "header_problem", "parse", "summarize"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_FIELDS",
+    "MimeSummary",
+    "header_problem",
+    "parse",
+    "summarize",
+]
 
 MAX_DEPTH = 16  # nesting of multiparts; deeper is a bomb, not a document
 MAX_HEADER_BYTES = 256 * 1024  # the top-level header section (Postfix: 100 KB)
@@ -24,7 +31,7 @@ MAX_HEADER_FIELDS = 1000
 def header_problem(content: bytes) -> str:
     """Why the message's header section is unacceptable ('' when it is fine)."""
     end = content.find(b"\r\n\r\n")
-    head = content[:MAX_HEADER_BYTES + 4] if end < 0 else content[:end + 2]
+    head = content[: MAX_HEADER_BYTES + 4] if end < 0 else content[: end + 2]
     if len(head) > MAX_HEADER_BYTES:
         return f"header section larger than {MAX_HEADER_BYTES} bytes"
     fields = sum(1 for line in head.split(b"\r\n") if line and line[:1] not in b" \t")
@@ -39,8 +46,13 @@ class MimeSummary:
 
     __slots__ = ("depth", "message", "part_types", "too_many_parts")
 
-    def __init__(self, part_types: list[str], depth: int, too_many_parts: bool,
-                 message: email.message.Message | None = None) -> None:
+    def __init__(
+        self,
+        part_types: list[str],
+        depth: int,
+        too_many_parts: bool,
+        message: email.message.Message | None = None,
+    ) -> None:
         self.part_types = part_types
         self.depth = depth
         self.too_many_parts = too_many_parts
@@ -68,8 +80,11 @@ def _summarize(content: bytes, max_parts: int) -> MimeSummary:
         if part.is_multipart() and level <= MAX_DEPTH:
             payload = part.get_payload()
             if isinstance(payload, list):
-                stack.extend((p, level + 1) for p in reversed(payload)
-                             if isinstance(p, email.message.Message))
+                stack.extend(
+                    (p, level + 1)
+                    for p in reversed(payload)
+                    if isinstance(p, email.message.Message)
+                )
     return MimeSummary(types, depth, False, msg)
 
 

@@ -58,25 +58,58 @@ class Origin:
         return self.channel.value
 
     @classmethod
-    def mta(cls, session_id: str, remote: str, *, helo: str = "", tls: str = "",
-            peer_names: tuple[str, ...] | None = None,
-            client_cert_required: bool = False) -> Origin:
+    def mta(
+        cls,
+        session_id: str,
+        remote: str,
+        *,
+        helo: str = "",
+        tls: str = "",
+        peer_names: tuple[str, ...] | None = None,
+        client_cert_required: bool = False,
+    ) -> Origin:
         """Another operator: may deliver to domains served here, nothing else."""
-        return cls(Channel.MTA, session_id, remote, helo, tls, peer_names=peer_names,
-                   client_cert_required=client_cert_required)
+        return cls(
+            Channel.MTA,
+            session_id,
+            remote,
+            helo,
+            tls,
+            peer_names=peer_names,
+            client_cert_required=client_cert_required,
+        )
 
     @classmethod
-    def submission(cls, session_id: str, remote: str, user: str, *, helo: str = "",
-                   tls: str = "") -> Origin:
+    def submission(
+        cls, session_id: str, remote: str, user: str, *, helo: str = "", tls: str = ""
+    ) -> Origin:
         """An authenticated user's client: relays, and keeps the sender's copy."""
-        return cls(Channel.SUBMISSION, session_id, remote, helo, tls, user,
-                   may_relay=bool(user), keeps_sent_copy=bool(user), sender_must_be_owned=True)
+        return cls(
+            Channel.SUBMISSION,
+            session_id,
+            remote,
+            helo,
+            tls,
+            user,
+            may_relay=bool(user),
+            keeps_sent_copy=bool(user),
+            sender_must_be_owned=True,
+        )
 
     @classmethod
     def api(cls, session_id: str, remote: str, mailbox: str, *, tls: str = "") -> Origin:
         """A DPI calling the API for the mailbox its credentials are bound to."""
-        return cls(Channel.API, session_id, remote, "pli-http-api", tls, mailbox,
-                   may_relay=True, keeps_sent_copy=True, sender_must_be_owned=True)
+        return cls(
+            Channel.API,
+            session_id,
+            remote,
+            "pli-http-api",
+            tls,
+            mailbox,
+            may_relay=True,
+            keeps_sent_copy=True,
+            sender_must_be_owned=True,
+        )
 
     @classmethod
     def report(cls, channel: Channel, hostname: str) -> Origin:

@@ -64,9 +64,17 @@ def patient_ins(data: bytes, parsed: email.message.Message | None = None) -> lis
     for part in _parts(parsed if parsed is not None else mime.parse(data)):
         ctype = part.get_content_type()
         name = (part.get_filename() or "").lower()
-        if not (ctype in ("application/zip", "application/x-zip-compressed",
-                          "application/xml", "text/xml", "application/octet-stream")
-                or name.endswith((".zip", ".xml"))):
+        if not (
+            ctype
+            in (
+                "application/zip",
+                "application/x-zip-compressed",
+                "application/xml",
+                "text/xml",
+                "application/octet-stream",
+            )
+            or name.endswith((".zip", ".xml"))
+        ):
             continue
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes) or not payload:

@@ -148,8 +148,16 @@ class MailboxWriter(Protocol):
 class OutboundQueue(Protocol):
     """The queue towards other operators, as the core and the retention purge see it."""
 
-    async def enqueue(self, conn: AsyncConnection, *, msg_ref: str, blob: str, sender: str,
-                      recipients: Sequence[str], now: dt.datetime) -> None:
+    async def enqueue(
+        self,
+        conn: AsyncConnection,
+        *,
+        msg_ref: str,
+        blob: str,
+        sender: str,
+        recipients: Sequence[str],
+        now: dt.datetime,
+    ) -> None:
         """Queue remote recipients in the caller's (commit) transaction."""
         ...
 
@@ -183,35 +191,58 @@ class ImapBackend(Protocol):
         """Open (or re-read) a mailbox; raises MailboxNotFound."""
         ...
 
-    async def fetch_body(self, principal: Principal, mailbox: str, uid: int, remote: str,
-                         purpose: str = "fetch") -> bytes:
+    async def fetch_body(
+        self, principal: Principal, mailbox: str, uid: int, remote: str, purpose: str = "fetch"
+    ) -> bytes:
         """The full RFC 5322 message (decrypted); an audited read. Raises MessageNotFound."""
         ...
 
-    async def fetch_structure(self, principal: Principal, mailbox: str, uid: int,
-                              remote: str) -> tuple[bytes, bytes]:
+    async def fetch_structure(
+        self, principal: Principal, mailbox: str, uid: int, remote: str
+    ) -> tuple[bytes, bytes]:
         """(ENVELOPE, BODYSTRUCTURE), computed once per message and kept; an audited read."""
         ...
 
-    async def store_flags(self, principal: Principal, mailbox: str, uids: Sequence[int],
-                          mode: StoreMode, flags: frozenset[str],
-                          unchanged_since: int | None = None) -> StoreResult:
+    async def store_flags(
+        self,
+        principal: Principal,
+        mailbox: str,
+        uids: Sequence[int],
+        mode: StoreMode,
+        flags: frozenset[str],
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
         """Change flags; each changed message gets a new MODSEQ (RFC 7162 §3.2)."""
         ...
 
-    async def expunge(self, principal: Principal, mailbox: str, uids: Sequence[int] | None,
-                      remote: str) -> list[int]:
+    async def expunge(
+        self, principal: Principal, mailbox: str, uids: Sequence[int] | None, remote: str
+    ) -> list[int]:
         """Remove the ``\\Deleted`` messages (only among ``uids`` if given); audited."""
         ...
 
-    async def copy(self, principal: Principal, mailbox: str, uids: Sequence[int], dest: str,
-                   remote: str, *, move: bool = False) -> CopyResult:
+    async def copy(
+        self,
+        principal: Principal,
+        mailbox: str,
+        uids: Sequence[int],
+        dest: str,
+        remote: str,
+        *,
+        move: bool = False,
+    ) -> CopyResult:
         """Copy (or move, atomically) messages to ``dest``; raises MailboxNotFound."""
         ...
 
-    async def append(self, principal: Principal, mailbox: str, data: bytes,
-                     flags: frozenset[str], internal_date: dt.datetime | None,
-                     remote: str) -> tuple[int, int]:
+    async def append(
+        self,
+        principal: Principal,
+        mailbox: str,
+        data: bytes,
+        flags: frozenset[str],
+        internal_date: dt.datetime | None,
+        remote: str,
+    ) -> tuple[int, int]:
         """Store a new message through the message core; (UIDVALIDITY, UID)."""
         ...
 
@@ -223,12 +254,14 @@ class ImapBackend(Protocol):
 
     async def subscribe(self, principal: Principal, mailbox: str, subscribed: bool) -> None: ...
 
-    async def get_acl(self, principal: Principal, mailbox: str
-                      ) -> tuple[str, list[tuple[str, str]]]:
+    async def get_acl(
+        self, principal: Principal, mailbox: str
+    ) -> tuple[str, list[tuple[str, str]]]:
         """(the user's own rights, every (identifier, rights) entry) — RFC 4314 §3.3, §3.5."""
         ...
 
-    async def set_acl(self, principal: Principal, mailbox: str, identifier: str,
-                      rights: str | None) -> None:
+    async def set_acl(
+        self, principal: Principal, mailbox: str, identifier: str, rights: str | None
+    ) -> None:
         """Set (None: delete) an identifier's rights; needs the ``a`` right (RFC 4314 §3.1)."""
         ...

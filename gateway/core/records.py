@@ -40,10 +40,17 @@ async def evidence_rows(engine: AsyncEngine, msg_ref: str) -> list[EvidenceRow]:
     """What proves one message, in the order it was recorded."""
     e = message_evidence
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(e.c.kind, e.c.part, e.c.object_name)
-                                   .where(e.c.msg_ref == msg_ref).order_by(e.c.id))).all()
-    return [EvidenceRow(str(r.kind), None if r.part is None else int(r.part),
-                        str(r.object_name)) for r in rows]
+        rows = (
+            await conn.execute(
+                select(e.c.kind, e.c.part, e.c.object_name)
+                .where(e.c.msg_ref == msg_ref)
+                .order_by(e.c.id)
+            )
+        ).all()
+    return [
+        EvidenceRow(str(r.kind), None if r.part is None else int(r.part), str(r.object_name))
+        for r in rows
+    ]
 
 
 async def evidence_objects(conn: AsyncConnection, msg_refs: Iterable[str]) -> set[str]:
@@ -51,14 +58,20 @@ async def evidence_objects(conn: AsyncConnection, msg_refs: Iterable[str]) -> se
     refs = list(msg_refs)
     if not refs:
         return set()
-    return set((await conn.execute(select(message_evidence.c.object_name)
-                                   .where(message_evidence.c.msg_ref.in_(refs)))).scalars())
+    return set(
+        (
+            await conn.execute(
+                select(message_evidence.c.object_name).where(message_evidence.c.msg_ref.in_(refs))
+            )
+        ).scalars()
+    )
 
 
 async def forget_evidence(conn: AsyncConnection, object_name: str) -> None:
     """Drop the rows pointing at an object whose retention is over."""
-    await conn.execute(delete(message_evidence)
-                       .where(message_evidence.c.object_name == object_name))
+    await conn.execute(
+        delete(message_evidence).where(message_evidence.c.object_name == object_name)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +86,14 @@ class Ack:
 
 def _ack(r: Row[Any]) -> Ack:
     m = r._mapping
-    return Ack(m["original_message_id"], m["final_recipient"], m["disposition"], m["reporter"],
-               m["msg_ref"], _utc(m["received_at"]))
+    return Ack(
+        m["original_message_id"],
+        m["final_recipient"],
+        m["disposition"],
+        m["reporter"],
+        m["msg_ref"],
+        _utc(m["received_at"]),
+    )
 
 
 async def acks(engine: AsyncEngine, message_id: str | None = None) -> list[Ack]:
@@ -90,7 +109,11 @@ async def acks_for_ref(engine: AsyncEngine, msg_ref: str) -> list[Ack]:
     """MDNs answering a message pli sent: its Message-ID starts with ``<ref.``
     (``gateway/core/ingest.py`` and the API give it that form)."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            select(mdn_ack).where(mdn_ack.c.original_message_id.like(f"<{msg_ref}.%"))
-            .order_by(mdn_ack.c.id))).all()
+        rows = (
+            await conn.execute(
+                select(mdn_ack)
+                .where(mdn_ack.c.original_message_id.like(f"<{msg_ref}.%"))
+                .order_by(mdn_ack.c.id)
+            )
+        ).all()
     return [_ack(r) for r in rows]

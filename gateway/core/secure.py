@@ -93,9 +93,15 @@ class CertificateCheck:
 class SecureMail:
     """The S/MIME and notarisation service of one gateway (built by ``gateway/app/services.py``)."""
 
-    def __init__(self, hostname: str, trust: TrustStore, keys: dict[str, CertifiedKey],
-                 notary: CertifiedKey | None, directory: Directory,
-                 token: Token | None = None) -> None:
+    def __init__(
+        self,
+        hostname: str,
+        trust: TrustStore,
+        keys: dict[str, CertifiedKey],
+        notary: CertifiedKey | None,
+        directory: Directory,
+        token: Token | None = None,
+    ) -> None:
         self.hostname = hostname
         self.trust = trust
         self._keys = keys
@@ -108,8 +114,14 @@ class SecureMail:
         """Load trust, mailbox keys and the notary (file I/O: call it in a thread)."""
         notary = notary_address(settings)
         token = open_token(settings)  # mailbox and notary keys in an HSM, if configured
-        return cls(settings.hostname, load_trust(settings), load_keys(settings, notary, token),
-                   load_notary(settings, notary, token), directory, token)
+        return cls(
+            settings.hostname,
+            load_trust(settings),
+            load_keys(settings, notary, token),
+            load_notary(settings, notary, token),
+            directory,
+            token,
+        )
 
     def reload(self, settings: Settings) -> bool:
         """Re-read trust anchors, CRL list, mailbox keys and the notary (SIGHUP; file I/O:
@@ -153,16 +165,19 @@ class SecureMail:
         if outcome.result == "pass" and outcome.signer:
             outcome = _with_from(outcome, outer)
         # RFC 8601 §5: our own result first; the received bytes stay in the vault.
-        first = [evidence.authentication_results(self.hostname, outcome),
-                 b"X-PLI-Original: kept\r\n"]
+        first = [
+            evidence.authentication_results(self.hostname, outcome),
+            b"X-PLI-Original: kept\r\n",
+        ]
         if inner is None:  # nothing unwrapped: the message as received, headed
             presented = b"".join(first) + message
         else:
             presented = evidence.rewrap(outer, inner, first)
         return SecureResult(presented, data, outcome)
 
-    def _unwrap(self, entity: bytes, keys: list[CertifiedKey], message: bytes
-                ) -> tuple[SmimeOutcome, bytes | None]:
+    def _unwrap(
+        self, entity: bytes, keys: list[CertifiedKey], message: bytes
+    ) -> tuple[SmimeOutcome, bytes | None]:
         """Peel encryption and signature layers; (outcome, unwrapped entity or None)."""
         decrypted = False
         changed: bytes | None = None
@@ -172,31 +187,43 @@ class SecureMail:
             except SmimeError:
                 return SmimeOutcome("fail", "malformed", decrypted=decrypted), changed
             if kind is SmimeKind.NONE:
-                return SmimeOutcome("none", "decrypted, not signed" if decrypted else "",
-                                    decrypted=decrypted), changed
+                return SmimeOutcome(
+                    "none", "decrypted, not signed" if decrypted else "", decrypted=decrypted
+                ), changed
             if kind in (SmimeKind.ENVELOPED, SmimeKind.AUTH_ENVELOPED):
                 if not keys:
-                    return SmimeOutcome("neutral", "encrypted, key not held by the gateway",
-                                        decrypted=decrypted), changed
+                    return SmimeOutcome(
+                        "neutral", "encrypted, key not held by the gateway", decrypted=decrypted
+                    ), changed
                 try:
                     entity = _decrypt_any(entity, keys)
                 except NotForUs:
-                    return SmimeOutcome("neutral", "encrypted to a key the gateway does not hold",
-                                        decrypted=decrypted), changed
+                    return SmimeOutcome(
+                        "neutral",
+                        "encrypted to a key the gateway does not hold",
+                        decrypted=decrypted,
+                    ), changed
                 except DecryptionFailed:
                     return SmimeOutcome("fail", "decryption-failed", decrypted=decrypted), changed
                 except UnsupportedCms:
-                    return SmimeOutcome("fail", "unsupported-algorithm",
-                                        decrypted=decrypted), changed
+                    return SmimeOutcome(
+                        "fail", "unsupported-algorithm", decrypted=decrypted
+                    ), changed
                 except SmimeError:
                     return SmimeOutcome("fail", "malformed", decrypted=decrypted), changed
                 decrypted, changed = True, entity
                 continue
             if kind is SmimeKind.COMPRESSED:
-                return SmimeOutcome("neutral", "compressed-data not supported",
-                                    decrypted=decrypted), changed
-            result = verify(entity, self.trust.roots, self.trust.intermediates,
-                            self.trust.crls(), chain_cache=self.trust.chain_cache)
+                return SmimeOutcome(
+                    "neutral", "compressed-data not supported", decrypted=decrypted
+                ), changed
+            result = verify(
+                entity,
+                self.trust.roots,
+                self.trust.intermediates,
+                self.trust.crls(),
+                chain_cache=self.trust.chain_cache,
+            )
             if not result.ok:
                 reason = result.reason.value if result.reason else "malformed"
                 return SmimeOutcome("fail", reason, decrypted=decrypted), changed
@@ -204,13 +231,13 @@ class SecureMail:
             entity, changed = result.content, result.content
             signer = result.signer_addresses[0] if result.signer_addresses else ""
             try:
-                if classify(entity) in (SmimeKind.ENVELOPED, SmimeKind.AUTH_ENVELOPED) \
-                        and keys:
+                if classify(entity) in (SmimeKind.ENVELOPED, SmimeKind.AUTH_ENVELOPED) and keys:
                     continue  # encrypt-then-sign: one more layer
             except SmimeError:
                 pass
-            return SmimeOutcome("pass", "", signer, decrypted=decrypted,
-                                revocation=result.revocation), changed
+            return SmimeOutcome(
+                "pass", "", signer, decrypted=decrypted, revocation=result.revocation
+            ), changed
         return SmimeOutcome("fail", "too-many-layers", decrypted=decrypted), changed
 
     # ------------------------------------------------------------ outbound
@@ -269,8 +296,9 @@ class SecureMail:
                 return self._keys[address]
         return None
 
-    async def outbound(self, data: bytes, sender: str, remote_recipients: Sequence[str],
-                       mode: EncryptionMode) -> bytes | None:
+    async def outbound(
+        self, data: bytes, sender: str, remote_recipients: Sequence[str], mode: EncryptionMode
+    ) -> bytes | None:
         """The signed (and, when every recipient has a certificate, encrypted) copy for other
         operators; None when the message leaves unchanged (mode none, nothing to sign)."""
         if mode is EncryptionMode.NONE:
@@ -286,8 +314,9 @@ class SecureMail:
                     break
                 certs += check.certificates
         except DirectoryUnavailable as exc:
-            raise Unavailable("Directory unavailable, try again later",
-                                   reason="directory-unavailable") from exc
+            raise Unavailable(
+                "Directory unavailable, try again later", reason="directory-unavailable"
+            ) from exc
         signer = self.signer_for(sender)
         if signer is None and not certs:
             return None
@@ -302,8 +331,13 @@ class SecureMail:
             return None
         return await asyncio.to_thread(notarise, data, received_at, n.cert, n.key, n.chain)
 
-    async def receipts(self, main: bytes, original: bytes | None, received_at: dt.datetime,
-                       parsed: email.message.Message | None = None) -> list[Receipt]:
+    async def receipts(
+        self,
+        main: bytes,
+        original: bytes | None,
+        received_at: dt.datetime,
+        parsed: email.message.Message | None = None,
+    ) -> list[Receipt]:
         """Receipts over the main object, the original (if kept) and each attachment
         (``parsed``: the tree of ``main`` when the caller has it already)."""
         n = self.notary  # read once: a reload may replace it while the thread runs
@@ -312,17 +346,30 @@ class SecureMail:
         return await asyncio.to_thread(self._receipts, n, main, original, received_at, parsed)
 
     @staticmethod
-    def _receipts(n: CertifiedKey, main: bytes, original: bytes | None,
-                  received_at: dt.datetime,
-                  parsed: email.message.Message | None) -> list[Receipt]:
-        out = [Receipt(evidence.RECEIPT, None,
-                       notarise(main, received_at, n.cert, n.key, n.chain))]
+    def _receipts(
+        n: CertifiedKey,
+        main: bytes,
+        original: bytes | None,
+        received_at: dt.datetime,
+        parsed: email.message.Message | None,
+    ) -> list[Receipt]:
+        out = [Receipt(evidence.RECEIPT, None, notarise(main, received_at, n.cert, n.key, n.chain))]
         if original is not None:
-            out.append(Receipt(evidence.RECEIPT_ORIGINAL, None,
-                               notarise(original, received_at, n.cert, n.key, n.chain)))
+            out.append(
+                Receipt(
+                    evidence.RECEIPT_ORIGINAL,
+                    None,
+                    notarise(original, received_at, n.cert, n.key, n.chain),
+                )
+            )
         for index, part in evidence.attachment_parts(main, parsed):
-            out.append(Receipt(evidence.RECEIPT_PART, index,
-                               notarise(part, received_at, n.cert, n.key, n.chain)))
+            out.append(
+                Receipt(
+                    evidence.RECEIPT_PART,
+                    index,
+                    notarise(part, received_at, n.cert, n.key, n.chain),
+                )
+            )
         return out
 
 
@@ -341,13 +388,17 @@ def _with_from(outcome: SmimeOutcome, outer: Sequence[tuple[str, bytes]]) -> Smi
     raw = b"".join(r for n, r in outer if n == "from").decode("utf-8", "replace")
     value = raw.partition(":")[2]
     addresses = {a.lower() for _, a in email.utils.getaddresses([value]) if a}
-    return SmimeOutcome(outcome.result, outcome.reason, outcome.signer,
-                        outcome.signer.lower() in addresses, outcome.decrypted,
-                        outcome.revocation)
+    return SmimeOutcome(
+        outcome.result,
+        outcome.reason,
+        outcome.signer,
+        outcome.signer.lower() in addresses,
+        outcome.decrypted,
+        outcome.revocation,
+    )
 
 
-def _protect(data: bytes, signer: CertifiedKey | None,
-             certs: Sequence[x509.Certificate]) -> bytes:
+def _protect(data: bytes, signer: CertifiedKey | None, certs: Sequence[x509.Certificate]) -> bytes:
     """RFC 8551 §3.1: sign the MIME entity, then encrypt it; the outer fields stay clear."""
     outer, entity = evidence.outer_and_entity(data)
     if signer is not None:

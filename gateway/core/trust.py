@@ -53,8 +53,12 @@ log = structlog.get_logger("pli.trust")
 class TrustStore:
     """Trusted roots and intermediates (replaced whole on SIGHUP) and CRLs (re-read on change)."""
 
-    def __init__(self, roots: Sequence[x509.Certificate],
-                 intermediates: Sequence[x509.Certificate], crl_files: Sequence[Path]) -> None:
+    def __init__(
+        self,
+        roots: Sequence[x509.Certificate],
+        intermediates: Sequence[x509.Certificate],
+        crl_files: Sequence[Path],
+    ) -> None:
         self.roots = tuple(roots)
         self.intermediates = tuple(intermediates)
         self._crl_files = tuple(crl_files)
@@ -88,8 +92,10 @@ class TrustStore:
         for crl in self.crls():
             if crl.issuer != cert.issuer:
                 continue
-            if not any(crl.is_signature_valid(i.public_key())  # type: ignore[arg-type]
-                       for i in issuers):
+            if not any(
+                crl.is_signature_valid(i.public_key())  # type: ignore[arg-type]
+                for i in issuers
+            ):
                 continue
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None and entry.revocation_date_utc <= at:
@@ -107,8 +113,9 @@ def notary_address(settings: Settings) -> str:
     raise ConfigError("invalid configuration key 'hostname': no domain for the notary")
 
 
-def ensure_notary(settings: Settings, passphrase: bytes | None = None, *,
-                  key_size: int = 3072) -> bool:
+def ensure_notary(
+    settings: Settings, passphrase: bytes | None = None, *, key_size: int = 3072
+) -> bool:
     """Issue the notary certificate from the development PKI if it has none; True if issued.
 
     An APP-kind S/MIME certificate (emailProtection), because receipts are CMS
@@ -120,8 +127,13 @@ def ensure_notary(settings: Settings, passphrase: bytes | None = None, *,
     if not paths.root_cert.is_file() or paths.mailbox(address)[0].is_file():
         return False
     # The CA's passphrase: given (pli pki init --passphrase-file) or smime.passphrase_file.
-    issue(paths.directory, address, passphrase or read_passphrase(settings), kind="APP",
-          key_size=key_size)
+    issue(
+        paths.directory,
+        address,
+        passphrase or read_passphrase(settings),
+        kind="APP",
+        key_size=key_size,
+    )
     return True
 
 
@@ -131,8 +143,9 @@ def read_passphrase(settings: Settings) -> bytes | None:
     try:
         raw = Path(settings.smime.passphrase_file).read_bytes()
     except OSError as exc:
-        raise ConfigError("invalid configuration key 'smime.passphrase_file': cannot read "
-                          f"it: {exc.strerror}") from None
+        raise ConfigError(
+            f"invalid configuration key 'smime.passphrase_file': cannot read it: {exc.strerror}"
+        ) from None
     return raw.splitlines()[0] if raw.strip() else None
 
 
@@ -147,8 +160,10 @@ def load_trust(settings: Settings) -> TrustStore:
             try:
                 out += load_certificates(Path(name))
             except (OSError, PkiError) as exc:
-                raise ConfigError(f"invalid configuration key 'smime.{key}': cannot load "
-                                  f"{name}: {type(exc).__name__}") from None
+                raise ConfigError(
+                    f"invalid configuration key 'smime.{key}': cannot load "
+                    f"{name}: {type(exc).__name__}"
+                ) from None
         return out
 
     roots = certs(paths.root_cert, s.extra_roots, "extra_roots")
@@ -167,16 +182,16 @@ def open_token(settings: Settings) -> Token | None:
     s = settings.smime
     if not s.pkcs11_module:
         return None
-    pin = read_secret(s.pkcs11_pin, s.pkcs11_pin_file, "smime.pkcs11_pin",
-                      "PLI_SMIME__PKCS11_PIN")
+    pin = read_secret(s.pkcs11_pin, s.pkcs11_pin_file, "smime.pkcs11_pin", "PLI_SMIME__PKCS11_PIN")
     try:
         return Token(s.pkcs11_module, s.pkcs11_token_label, pin)
     except HsmError as exc:
         raise ConfigError(f"smime.pkcs11: {exc.text}") from None
 
 
-def _identity(pem: Path, key_path: Path, passphrase: bytes | None,
-              token: Token | None) -> CertifiedKey | None:
+def _identity(
+    pem: Path, key_path: Path, passphrase: bytes | None, token: Token | None
+) -> CertifiedKey | None:
     """The token's key for this certificate if it holds one, else the key file, else None."""
     if token is not None:
         certs = load_certificates(pem)
@@ -184,15 +199,17 @@ def _identity(pem: Path, key_path: Path, passphrase: bytes | None,
         if isinstance(public, rsa.RSAPublicKey):
             key = token.key(pem.name[:-4], public)
             if key is not None:
-                return CertifiedKey(certs[0], key,
-                                    tuple(c for c in certs[1:] if c.issuer != c.subject))
+                return CertifiedKey(
+                    certs[0], key, tuple(c for c in certs[1:] if c.issuer != c.subject)
+                )
     if not key_path.is_file():
         return None
     return load_identity(pem, key_path, passphrase)
 
 
-def load_keys(settings: Settings, notary: str,
-              token: Token | None = None) -> dict[str, CertifiedKey]:
+def load_keys(
+    settings: Settings, notary: str, token: Token | None = None
+) -> dict[str, CertifiedKey]:
     """The identities of the served non-personal mailboxes the gateway holds keys for."""
     paths = PkiPaths(settings.pki_dir())
     folder = paths.directory / "mailboxes"
@@ -208,20 +225,21 @@ def load_keys(settings: Settings, notary: str,
         try:
             ident = _identity(pem, pem.with_suffix(".key"), passphrase, token)
         except PkiError as exc:
-            raise ConfigError(f"invalid configuration key 'smime.passphrase_file': "
-                              f"{exc.text}") from None
+            raise ConfigError(
+                f"invalid configuration key 'smime.passphrase_file': {exc.text}"
+            ) from None
         # A person's key is theirs (their card, their client): never held here.
         if ident is not None and _kind(ident.cert) != "PER":
             keys[address] = ident
     return keys
 
 
-def load_notary(settings: Settings, address: str,
-                token: Token | None = None) -> CertifiedKey | None:
+def load_notary(
+    settings: Settings, address: str, token: Token | None = None
+) -> CertifiedKey | None:
     cert, key = PkiPaths(settings.pki_dir()).mailbox(address)
     try:
-        ident = _identity(cert, key, read_passphrase(settings), token) if cert.is_file() \
-            else None
+        ident = _identity(cert, key, read_passphrase(settings), token) if cert.is_file() else None
     except PkiError as exc:
         raise ConfigError(f"notary identity: {exc.text}") from None
     if ident is None:

@@ -53,8 +53,7 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: str = Field(examples=["ready"])
-    checks: dict[str, str] = Field(examples=[{"database": "ok", "vault": "ok",
-                                              "directory": "ok"}])
+    checks: dict[str, str] = Field(examples=[{"database": "ok", "vault": "ok", "directory": "ok"}])
 
 
 def default_checks(services: ApiServices) -> dict[str, ReadinessCheck]:
@@ -99,42 +98,53 @@ async def _run_checks(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
     return dict(zip(names, results, strict=True))
 
 
-def create_app(services: ApiServices, settings: Settings, *,
-               checks: Mapping[str, ReadinessCheck] | None = None) -> FastAPI:
+def create_app(
+    services: ApiServices, settings: Settings, *, checks: Mapping[str, ReadinessCheck] | None = None
+) -> FastAPI:
     """One API app over ``services``; nothing is shared with another app."""
     app = FastAPI(
-        title="pli API", version="1",
+        title="pli API",
+        version="1",
         description="Secure health messaging gateway: DPI integration and audit. Errors are "
-                    "RFC 9457 problem details (application/problem+json).",
-        docs_url=None, redoc_url=None,  # no third-party scripts served from a health gateway
+        "RFC 9457 problem details (application/problem+json).",
+        docs_url=None,
+        redoc_url=None,  # no third-party scripts served from a health gateway
     )
-    ctx = ApiContext(services, settings, TokenService(services.engine),
-                     ApiMetrics(services.engine))
+    ctx = ApiContext(services, settings, TokenService(services.engine), ApiMetrics(services.engine))
     oidc = OidcVerifier(settings.http) if settings.http.oidc_issuer else None
     certs = CertAuthority(services.directory) if settings.http.client_ca_file else None
     needs = bearer_dependency(ctx.tokens, RateLimiter(settings.http.rate_limit), oidc, certs)
     probes = dict(checks) if checks is not None else default_checks(services)
     install_handlers(app)
 
-    @app.get("/healthz", response_model=Health, tags=["operations"],
-             summary="The process answers")
+    @app.get("/healthz", response_model=Health, tags=["operations"], summary="The process answers")
     async def healthz() -> Health:
         return Health(status="ok")
 
-    @app.get("/readyz", response_model=Readiness, tags=["operations"],
-             responses={503: {"model": Readiness, "description": "A dependency is down"}},
-             summary="Database, vault and directory answer")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        tags=["operations"],
+        responses={503: {"model": Readiness, "description": "A dependency is down"}},
+        summary="Database, vault and directory answer",
+    )
     async def readyz() -> JSONResponse:
         results = await _run_checks(probes)
         down = [n for n, r in results.items() if r != "ok"]
-        body = Readiness(status="down: " + ", ".join(down) if down else "ready",
-                         checks=results)
-        return JSONResponse(body.model_dump(), status_code=503 if down else 200,
-                            headers={"Retry-After": "10"} if down else None)
+        body = Readiness(status="down: " + ", ".join(down) if down else "ready", checks=results)
+        return JSONResponse(
+            body.model_dump(),
+            status_code=503 if down else 200,
+            headers={"Retry-After": "10"} if down else None,
+        )
 
-    @app.get("/metrics", tags=["operations"], response_class=Response,
-             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
-             summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+        summary="Prometheus metrics",
+    )
     async def metrics() -> Response:
         return Response(await ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -181,8 +191,9 @@ class HttpServer:
                 await self._task
 
 
-async def start_http(app: FastAPI, host: str, port: int, *,
-                     tls: ssl.SSLContext | None = None) -> HttpServer:
+async def start_http(
+    app: FastAPI, host: str, port: int, *, tls: ssl.SSLContext | None = None
+) -> HttpServer:
     """Bind ``host:port`` (0 = ephemeral) and serve ``app`` as a task of this loop.
 
     ``tls`` is pli's own server context (TLS 1.2+, MSSanté cipher suites), used as
@@ -198,12 +209,19 @@ async def start_http(app: FastAPI, host: str, port: int, *,
         raise
     sock.listen(128)
     sock.setblocking(False)
-    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False,
-                            server_header=False, proxy_headers=False,
-                            timeout_keep_alive=15, timeout_graceful_shutdown=5,
-                            ssl_context_factory=(lambda _cfg, _default: tls) if tls else None,
-                            http=ClientCertProtocol,  # h11, plus the client certificate
-                            h11_max_incomplete_event_size=16 * 1024)
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=5,
+        ssl_context_factory=(lambda _cfg, _default: tls) if tls else None,
+        http=ClientCertProtocol,  # h11, plus the client certificate
+        h11_max_incomplete_event_size=16 * 1024,
+    )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="pli-http")
     while not server.started:

@@ -40,13 +40,15 @@ class Caller:
     remote: str
 
 
-def _refuse(request: Request, actor: str, reason: str, code: str, detail: str,
-            scope: str = "") -> ApiProblem:
+def _refuse(
+    request: Request, actor: str, reason: str, code: str, detail: str, scope: str = ""
+) -> ApiProblem:
     setattr(request.state, FAILURE_KEY, (actor, reason))
     if code == "unauthorized":
         # RFC 6750 §3: the challenge; no error code when no token was sent (§3.1).
-        challenge = 'Bearer realm="pli"' + (', error="invalid_token"' if reason != "missing"
-                                             else "")
+        challenge = 'Bearer realm="pli"' + (
+            ', error="invalid_token"' if reason != "missing" else ""
+        )
         return ApiProblem(code, detail, headers={"WWW-Authenticate": challenge})
     challenge = f'Bearer realm="pli", error="insufficient_scope", scope="{scope}"'
     return ApiProblem(code, detail, headers={"WWW-Authenticate": challenge})
@@ -80,12 +82,18 @@ class RateLimiter:
         return 0
 
 
-def bearer_dependency(tokens: TokenService, limiter: RateLimiter | None = None,
-                      oidc: OidcVerifier | None = None, certs: CertAuthority | None = None,
-                      ) -> Callable[[str], Callable[..., Awaitable[Caller]]]:
+def bearer_dependency(
+    tokens: TokenService,
+    limiter: RateLimiter | None = None,
+    oidc: OidcVerifier | None = None,
+    certs: CertAuthority | None = None,
+) -> Callable[[str], Callable[..., Awaitable[Caller]]]:
     """A factory of FastAPI dependencies: ``needs("send")`` checks token and scope."""
-    scheme = HTTPBearer(auto_error=False, description="An API token (pli_<id>.<secret>)"
-                        + (" or an OpenID Connect access token (JWT)" if oidc else ""))
+    scheme = HTTPBearer(
+        auto_error=False,
+        description="An API token (pli_<id>.<secret>)"
+        + (" or an OpenID Connect access token (JWT)" if oidc else ""),
+    )
 
     async def identify(request: Request, token: str) -> tuple[str, Caller | None]:
         remote = request.client.host if request.client else ""
@@ -100,8 +108,11 @@ def bearer_dependency(tokens: TokenService, limiter: RateLimiter | None = None,
             ident = await oidc.verify(token)
         except OidcUnavailable:
             setattr(request.state, FAILURE_KEY, ("(oidc)", "jwks-unavailable"))
-            raise ApiProblem("unavailable", "The identity provider's keys cannot be fetched",
-                             headers={"Retry-After": str(RETRY_AFTER)}) from None
+            raise ApiProblem(
+                "unavailable",
+                "The identity provider's keys cannot be fetched",
+                headers={"Retry-After": str(RETRY_AFTER)},
+            ) from None
         if ident is None:
             return "(oidc)", None
         actor = f"oidc:{ident.subject}"
@@ -117,26 +128,45 @@ def bearer_dependency(tokens: TokenService, limiter: RateLimiter | None = None,
                 # Mutual TLS: the certificate the handshake verified stands for a mailbox.
                 actor = certs.actor(cert)
                 mailbox = await certs.mailbox(cert)
-                caller = Caller(actor, mailbox, CERT_SCOPES,
-                                request.client.host if request.client else "") \
-                    if mailbox else None
+                caller = (
+                    Caller(
+                        actor, mailbox, CERT_SCOPES, request.client.host if request.client else ""
+                    )
+                    if mailbox
+                    else None
+                )
             elif credentials is None:
-                raise _refuse(request, "(anonymous)", "missing", "unauthorized",
-                              "A bearer token is required")
+                raise _refuse(
+                    request, "(anonymous)", "missing", "unauthorized", "A bearer token is required"
+                )
             else:
                 actor, caller = await identify(request, credentials.credentials)
             if caller is None:
-                raise _refuse(request, actor, "bad-token", "unauthorized",
-                              "The token is invalid, revoked or expired")
+                raise _refuse(
+                    request,
+                    actor,
+                    "bad-token",
+                    "unauthorized",
+                    "The token is invalid, revoked or expired",
+                )
             if scope not in caller.scopes or (scope != "audit" and not caller.mailbox):
-                raise _refuse(request, actor, "insufficient-scope", "insufficient-scope",
-                              f"This call needs the '{scope}' scope and a mailbox", scope)
+                raise _refuse(
+                    request,
+                    actor,
+                    "insufficient-scope",
+                    "insufficient-scope",
+                    f"This call needs the '{scope}' scope and a mailbox",
+                    scope,
+                )
             wait = limiter.retry_after(actor) if limiter is not None else 0
             if wait:
                 setattr(request.state, FAILURE_KEY, (actor, "rate-limited"))
                 # RFC 6585 §4 with RFC 9110 §10.2.3.
-                raise ApiProblem("rate-limited", "Too many calls for this token, slow down",
-                                 headers={"Retry-After": str(wait)})
+                raise ApiProblem(
+                    "rate-limited",
+                    "Too many calls for this token, slow down",
+                    headers={"Retry-After": str(wait)},
+                )
             setattr(request.state, CALLER_KEY, caller)
             return caller
 

@@ -29,18 +29,22 @@ class _DatabaseFigures:
 
     def collect(self) -> Iterable[Metric]:
         snap = self.snapshot
-        accepted = CounterMetricFamily("pli_messages_accepted",
-                                       "Messages accepted (audit trail, all instances)")
+        accepted = CounterMetricFamily(
+            "pli_messages_accepted", "Messages accepted (audit trail, all instances)"
+        )
         accepted.add_metric([], snap.accepted)
         yield accepted
-        refused = CounterMetricFamily("pli_messages_refused",
-                                      "Messages or recipients refused, by result and reason",
-                                      labels=["result", "reason"])
+        refused = CounterMetricFamily(
+            "pli_messages_refused",
+            "Messages or recipients refused, by result and reason",
+            labels=["result", "reason"],
+        )
         for (result, reason), count in sorted(snap.refused.items()):
             refused.add_metric([result, reason], count)
         yield refused
-        queue = GaugeMetricFamily("pli_outbound_queue", "Outbound queue rows by state",
-                                  labels=["state"])
+        queue = GaugeMetricFamily(
+            "pli_outbound_queue", "Outbound queue rows by state", labels=["state"]
+        )
         for state in sorted({"queued", "delivered", "failed", *snap.queue}):
             queue.add_metric([state], snap.queue.get(state, 0))
         yield queue
@@ -50,12 +54,19 @@ class ApiMetrics:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self.registry = CollectorRegistry()
-        self.calls = Counter("pli_http_requests", "HTTP API calls",
-                             ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("pli_http_request_duration_seconds",
-                                 "HTTP API call latency", ["route"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-                                          5, 10, 30))
+        self.calls = Counter(
+            "pli_http_requests",
+            "HTTP API calls",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "pli_http_request_duration_seconds",
+            "HTTP API call latency",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
         self._db = _DatabaseFigures()
         self.registry.register(self._db)
 

@@ -58,8 +58,9 @@ class BodyLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await problem_response("payload-too-large", detail,
-                                           instance=scope.get("path", ""))(scope, receive, send)
+                    await problem_response(
+                        "payload-too-large", detail, instance=scope.get("path", "")
+                    )(scope, receive, send)
                     return
         seen = 0
         exceeded = False
@@ -85,8 +86,9 @@ class BodyLimit:
         with contextlib.suppress(_TooLarge):
             await self.app(scope, counted, guarded)
         if exceeded and not started:
-            await problem_response("payload-too-large", detail,
-                                   instance=scope.get("path", ""))(scope, receive, send)
+            await problem_response("payload-too-large", detail, instance=scope.get("path", ""))(
+                scope, receive, send
+            )
 
 
 class CallRecorder:
@@ -118,8 +120,9 @@ class CallRecorder:
             await self.app(scope, receive, capture)
         finally:
             route = _route(scope)
-            self.metrics.observe(route, scope.get("method", ""), status,
-                                 time.perf_counter() - start)
+            self.metrics.observe(
+                route, scope.get("method", ""), status, time.perf_counter() - start
+            )
             if not audited:  # the app failed before answering
                 await self._audit(scope, route, status)
 
@@ -143,5 +146,6 @@ class CallRecorder:
                 await audit.append(conn, event)
         except (SQLAlchemyError, OSError) as exc:
             # The answer is already sent; losing its audit entry is logged loudly.
-            log.error(events.HTTP_AUDIT_FAILED, route=route, status=status,
-                      error=type(exc).__name__)
+            log.error(
+                events.HTTP_AUDIT_FAILED, route=route, status=status, error=type(exc).__name__
+            )

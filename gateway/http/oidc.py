@@ -51,8 +51,9 @@ class OidcVerifier:
         self._audience = settings.oidc_audience
         self._claim = settings.oidc_mailbox_claim
         self._algorithms = list(settings.oidc_algorithms)
-        self._jwks = jwt.PyJWKClient(settings.oidc_jwks_url, cache_keys=True, lifespan=300,
-                                     timeout=5)
+        self._jwks = jwt.PyJWKClient(
+            settings.oidc_jwks_url, cache_keys=True, lifespan=300, timeout=5
+        )
 
     async def verify(self, token: str) -> OidcIdentity | None:
         """The identity a valid token carries; None for any invalid token."""
@@ -65,9 +66,14 @@ class OidcVerifier:
             return None  # malformed, or signed with a key the issuer does not publish
         try:
             claims = jwt.decode(
-                token, key, algorithms=self._algorithms, audience=self._audience,
-                issuer=self._issuer, leeway=_LEEWAY,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+                token,
+                key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=_LEEWAY,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
         except jwt.PyJWTError as exc:
             log.info(events.HTTP_OIDC_REFUSED, error=type(exc).__name__)
             return None
@@ -76,5 +82,8 @@ class OidcVerifier:
         except InvalidAddress:
             mailbox = ""  # an auditor's identity may carry no mailbox
         granted = str(claims.get("scope", "")).split()
-        return OidcIdentity(subject=str(claims["sub"])[:200], mailbox=mailbox,
-                            scopes=frozenset(s for s in granted if s in SCOPES))
+        return OidcIdentity(
+            subject=str(claims["sub"])[:200],
+            mailbox=mailbox,
+            scopes=frozenset(s for s in granted if s in SCOPES),
+        )

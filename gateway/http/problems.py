@@ -69,16 +69,27 @@ _TITLES: dict[str, tuple[int, str]] = {
     "unavailable": (503, "A dependency is unavailable, try again later"),
 }
 _BY_STATUS = {
-    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 406: "not-acceptable", 409: "conflict", 413: "payload-too-large",
-    415: "unsupported-media-type", 422: "invalid-request", 429: "rate-limited",
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "invalid-request",
+    429: "rate-limited",
     503: "unavailable",
 }
 RETRY_AFTER = 30  # seconds suggested to clients after a temporary failure
 # pli's permanent errors by kind (gateway.base.errors), most specific first.
 _PLI_ERRORS: tuple[tuple[type[PliError], str], ...] = (
-    (NotFound, "not-found"), (Conflict, "conflict"), (PermissionDenied, "forbidden"),
-    (InvalidInput, "invalid-request"), (Refused, "message-refused"),
+    (NotFound, "not-found"),
+    (Conflict, "conflict"),
+    (PermissionDenied, "forbidden"),
+    (InvalidInput, "invalid-request"),
+    (Refused, "message-refused"),
 )
 
 
@@ -101,8 +112,15 @@ class Problem(BaseModel):
 class ApiProblem(Exception):
     """Raised by routes and dependencies; turned into a problem response."""
 
-    def __init__(self, code: str, detail: str = "", *, status: int | None = None,
-                 headers: Mapping[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.status = status or _TITLES[code][0]
@@ -111,29 +129,52 @@ class ApiProblem(Exception):
         self.extra = extra
 
 
-def problem_response(code: str, detail: str = "", *, status: int | None = None,
-                     instance: str = "", headers: Mapping[str, str] | None = None,
-                     **extra: Any) -> JSONResponse:
+def problem_response(
+    code: str,
+    detail: str = "",
+    *,
+    status: int | None = None,
+    instance: str = "",
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     st, title = _TITLES.get(code, (status or 500, "Error"))
-    body: dict[str, Any] = {"type": f"urn:pli:problem:{code}", "title": title,
-                            "status": status or st, "detail": detail, "code": code,
-                            "instance": instance}
+    body: dict[str, Any] = {
+        "type": f"urn:pli:problem:{code}",
+        "title": title,
+        "status": status or st,
+        "detail": detail,
+        "code": code,
+        "instance": instance,
+    }
     body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status or st, headers=dict(headers or {}),
-                        media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body, status_code=status or st, headers=dict(headers or {}), media_type=PROBLEM_JSON
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries declaring problem+json for these statuses."""
-    return {s: {"model": Problem, "content": {PROBLEM_JSON: {}},
-                "description": _TITLES[_BY_STATUS.get(s, "internal-error")][1]}
-            for s in statuses}
+    return {
+        s: {
+            "model": Problem,
+            "content": {PROBLEM_JSON: {}},
+            "description": _TITLES[_BY_STATUS.get(s, "internal-error")][1],
+        }
+        for s in statuses
+    }
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     # FastAPI echoes the offending input and context: content must not travel back or to logs.
-    return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-             "type": str(e.get("type", ""))} for e in errors][:20]
+    return [
+        {
+            "loc": [str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in errors
+    ][:20]
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -145,50 +186,74 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiProblem)
     async def on_problem(request: Request, exc: ApiProblem) -> JSONResponse:
-        return problem_response(exc.code, exc.detail, status=exc.status,
-                                instance=request.url.path, headers=exc.headers, **exc.extra)
+        return problem_response(
+            exc.code,
+            exc.detail,
+            status=exc.status,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _BY_STATUS.get(exc.status_code, "bad-request")
         headers = dict(exc.headers or {})
-        return problem_response(code, status=exc.status_code, instance=request.url.path,
-                                headers=headers)
+        return problem_response(
+            code, status=exc.status_code, instance=request.url.path, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response("invalid-request", "See errors", instance=request.url.path,
-                                errors=_clean_errors(exc.errors()))
+        return problem_response(
+            "invalid-request",
+            "See errors",
+            instance=request.url.path,
+            errors=_clean_errors(exc.errors()),
+        )
 
     @app.exception_handler(PliError)
     async def on_pli_error(request: Request, exc: PliError) -> JSONResponse:
         if is_temporary(exc):
             # RFC 9110 §10.2.3: tell the client when to come back.
-            return problem_response("unavailable", exc.text, instance=request.url.path,
-                                    headers={"Retry-After": str(RETRY_AFTER)},
-                                    reason=exc.reason)
+            return problem_response(
+                "unavailable",
+                exc.text,
+                instance=request.url.path,
+                headers={"Retry-After": str(RETRY_AFTER)},
+                reason=exc.reason,
+            )
         for kind, code in _PLI_ERRORS:
             if isinstance(exc, kind):
-                return problem_response(code, exc.text, instance=request.url.path,
-                                        reason=exc.reason)
+                return problem_response(
+                    code, exc.text, instance=request.url.path, reason=exc.reason
+                )
         return await on_unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         incident = secrets.token_hex(6)
         route = getattr(request.scope.get("route"), "path_format", "")
-        log.error(events.HTTP_EXCEPTION, incident=incident, error=type(exc).__name__,
-                  route=route, exc_info=exc)
-        return problem_response("internal-error", f"Incident {incident}",
-                                instance=request.url.path, incident=incident)
+        log.error(
+            events.HTTP_EXCEPTION,
+            incident=incident,
+            error=type(exc).__name__,
+            route=route,
+            exc_info=exc,
+        )
+        return problem_response(
+            "internal-error", f"Incident {incident}", instance=request.url.path, incident=incident
+        )
 
     async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # A backend that cannot answer now: temporary, like SMTP's 451 (never a 5xx 500).
         log.warning(events.HTTP_DEPENDENCY_UNAVAILABLE, error=type(exc).__name__)
-        return problem_response("unavailable", "A dependency is unavailable",
-                                instance=request.url.path,
-                                headers={"Retry-After": str(RETRY_AFTER)})
+        return problem_response(
+            "unavailable",
+            "A dependency is unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
 
-    for unavailable in (DirectoryUnavailable, VaultUnavailable, OperationalError,
-                        SqlTimeoutError):
+    for unavailable in (DirectoryUnavailable, VaultUnavailable, OperationalError, SqlTimeoutError):
         app.add_exception_handler(unavailable, on_unavailable)

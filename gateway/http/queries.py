@@ -18,8 +18,14 @@ from gateway.mailstore import queries as mailbox_queries
 from gateway.outbound import store as outbound_store
 from vault import audit
 
-__all__ = ["DeliveryRow", "MdnRow", "MetricsSnapshot", "SentStatus", "metrics_snapshot",
-           "sent_status"]
+__all__ = [
+    "DeliveryRow",
+    "MdnRow",
+    "MetricsSnapshot",
+    "SentStatus",
+    "metrics_snapshot",
+    "sent_status",
+]
 
 # Audit actions that record a refusal at each SMTP-like stage (vault.audit entries).
 _REFUSAL_ACTIONS = ("smtp.mail", "smtp.rcpt", "smtp.data")
@@ -57,12 +63,17 @@ async def sent_status(engine: AsyncEngine, sender: str, ref: str) -> SentStatus 
     remote = await outbound_store.sent_rows(engine, sender, ref)
     if own_copy is None and not remote:
         return None
-    rows = [DeliveryRow(c.owner, "delivered", 1, "250 delivered locally", c.delivered_at)
-            for c in await mailbox_queries.local_copies(engine, ref)]
-    rows += [DeliveryRow(r.recipient, r.state, r.attempts, r.last_reply, r.updated_at)
-             for r in remote]
-    mdns = [MdnRow(a.final_recipient, a.disposition, a.received_at)
-            for a in await records.acks_for_ref(engine, ref)]
+    rows = [
+        DeliveryRow(c.owner, "delivered", 1, "250 delivered locally", c.delivered_at)
+        for c in await mailbox_queries.local_copies(engine, ref)
+    ]
+    rows += [
+        DeliveryRow(r.recipient, r.state, r.attempts, r.last_reply, r.updated_at) for r in remote
+    ]
+    mdns = [
+        MdnRow(a.final_recipient, a.disposition, a.received_at)
+        for a in await records.acks_for_ref(engine, ref)
+    ]
     return SentStatus(rows, mdns)
 
 
@@ -76,6 +87,8 @@ class MetricsSnapshot:
 async def metrics_snapshot(engine: AsyncEngine) -> MetricsSnapshot:
     """Counts read on each scrape, so every instance reports the shared truth: the audit
     trail for accepted and refused messages, the outbound queue for its depth."""
-    return MetricsSnapshot(await audit.count_actions(engine, "message.accepted"),
-                           await audit.count_refusals(engine, _REFUSAL_ACTIONS),
-                           await outbound_store.counts(engine))
+    return MetricsSnapshot(
+        await audit.count_actions(engine, "message.accepted"),
+        await audit.count_refusals(engine, _REFUSAL_ACTIONS),
+        await outbound_store.counts(engine),
+    )

@@ -44,20 +44,27 @@ log = structlog.get_logger("pli.http")
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 _MEDIA_TYPE = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}$"
 # Reasons that say "you may not", not "this message is wrong" (RFC 9110 §15.5.4).
-_FORBIDDEN = frozenset({reasons.RELAY_DENIED, reasons.SENDER_NOT_TRUSTED,
-                        reasons.RECIPIENT_NOT_TRUSTED, reasons.LOCAL_POLICY,
-                        reasons.SENDER_UNKNOWN})
+_FORBIDDEN = frozenset(
+    {
+        reasons.RELAY_DENIED,
+        reasons.SENDER_NOT_TRUSTED,
+        reasons.RECIPIENT_NOT_TRUSTED,
+        reasons.LOCAL_POLICY,
+        reasons.SENDER_UNKNOWN,
+    }
+)
 
 
 class Attachment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    filename: str = Field(min_length=1, max_length=255, pattern=_NO_CONTROL,
-                          examples=["compte-rendu.pdf"])
-    content_type: str = Field("application/octet-stream", pattern=_MEDIA_TYPE,
-                              examples=["application/pdf"])
-    content_base64: str = Field(max_length=200 * 1024 * 1024,
-                                examples=["JVBERi0xLjcKJcfsj6IK"])
+    filename: str = Field(
+        min_length=1, max_length=255, pattern=_NO_CONTROL, examples=["compte-rendu.pdf"]
+    )
+    content_type: str = Field(
+        "application/octet-stream", pattern=_MEDIA_TYPE, examples=["application/pdf"]
+    )
+    content_base64: str = Field(max_length=200 * 1024 * 1024, examples=["JVBERi0xLjcKJcfsj6IK"])
 
 
 class CdaDocument(BaseModel):
@@ -65,12 +72,17 @@ class CdaDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    filename: str = Field("DOC0001.XML", min_length=1, max_length=255, pattern=_NO_CONTROL,
-                          examples=["dlu.xml"])
+    filename: str = Field(
+        "DOC0001.XML", min_length=1, max_length=255, pattern=_NO_CONTROL, examples=["dlu.xml"]
+    )
     content_base64: str = Field(max_length=64 * 1024 * 1024, examples=["PD94bWwgdmVyc2lvbj0i"])
-    ins: str | None = Field(None, min_length=15, max_length=20,
-                            description="the patient's INS when the CDA carries none",
-                            examples=["231056299901771"])
+    ins: str | None = Field(
+        None,
+        min_length=15,
+        max_length=20,
+        description="the patient's INS when the CDA carries none",
+        examples=["231056299901771"],
+    )
 
 
 class SendRequest(BaseModel):
@@ -78,15 +90,21 @@ class SendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to: list[str] = Field(min_length=1, max_length=1000,
-                          examples=[["sophie.bernard@ch-arras.mssante.fr"]])
-    subject: str = Field("", max_length=900, pattern=_NO_CONTROL,
-                         examples=["Compte rendu d'hospitalisation"])
-    body: str = Field("", max_length=10 * 1024 * 1024,
-                      examples=["Bonjour,\nveuillez trouver le compte rendu ci-joint."])
+    to: list[str] = Field(
+        min_length=1, max_length=1000, examples=[["sophie.bernard@ch-arras.mssante.fr"]]
+    )
+    subject: str = Field(
+        "", max_length=900, pattern=_NO_CONTROL, examples=["Compte rendu d'hospitalisation"]
+    )
+    body: str = Field(
+        "",
+        max_length=10 * 1024 * 1024,
+        examples=["Bonjour,\nveuillez trouver le compte rendu ci-joint."],
+    )
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
-    request_mdn: bool = Field(False, description="ask the recipient for an RFC 8098 MDN",
-                              examples=[True])
+    request_mdn: bool = Field(
+        False, description="ask the recipient for an RFC 8098 MDN", examples=[True]
+    )
     cda: CdaDocument | None = Field(None, description="packaged as IHE XDM by pli")
 
 
@@ -132,8 +150,9 @@ class Outgoing:
             try:
                 data = base64.b64decode(att.content_base64, validate=True)
             except (binascii.Error, ValueError):
-                raise ApiProblem("invalid-request", f"attachments[{i}].content_base64 is not "
-                                 "base64") from None
+                raise ApiProblem(
+                    "invalid-request", f"attachments[{i}].content_base64 is not base64"
+                ) from None
             files.append((att.filename, att.content_type, data))
         out = cls(list(req.to), req.subject, req.body, req.request_mdn, files)
         if req.cda is not None:
@@ -145,8 +164,7 @@ class Outgoing:
         return out
 
     @classmethod
-    async def from_form(cls, form: list[tuple[str, str | UploadFile]], max_files: int
-                        ) -> Outgoing:
+    async def from_form(cls, form: list[tuple[str, str | UploadFile]], max_files: int) -> Outgoing:
         out = cls([], "", "")
         for name, value in form:
             if isinstance(value, UploadFile):
@@ -178,15 +196,18 @@ class Outgoing:
 
 def decision_problem(decision: Decision, recipient: str = "") -> ApiProblem:
     """The problem a refusing Decision maps to (its SMTP codes travel along)."""
-    extra: dict[str, Any] = {"reason": decision.reason, "smtp_code": decision.smtp_code,
-                             "enhanced_code": decision.enhanced_code}
+    extra: dict[str, Any] = {
+        "reason": decision.reason,
+        "smtp_code": decision.smtp_code,
+        "enhanced_code": decision.enhanced_code,
+    }
     detail = decision.text + (f" ({recipient})" if recipient else "")
     if decision.reason == reasons.RATE_LIMITED:
-        return ApiProblem("rate-limited", detail, headers={"Retry-After": str(RETRY_AFTER)},
-                          **extra)
+        return ApiProblem(
+            "rate-limited", detail, headers={"Retry-After": str(RETRY_AFTER)}, **extra
+        )
     if decision.verdict is Verdict.DEFER:
-        return ApiProblem("unavailable", detail, headers={"Retry-After": str(RETRY_AFTER)},
-                          **extra)
+        return ApiProblem("unavailable", detail, headers={"Retry-After": str(RETRY_AFTER)}, **extra)
     if decision.reason == reasons.MESSAGE_TOO_BIG:
         return ApiProblem("payload-too-large", detail, **extra)
     if decision.reason in _FORBIDDEN:
@@ -219,26 +240,34 @@ def _build(out: Outgoing, sender: str, ref: str, hostname: str) -> tuple[bytes, 
     return msg.as_bytes(), message_id
 
 
-async def submit(ingest: IngestService, caller: Caller, out: Outgoing, *, hostname: str,
-                 max_recipients: int) -> SendResult:
+async def submit(
+    ingest: IngestService, caller: Caller, out: Outgoing, *, hostname: str, max_recipients: int
+) -> SendResult:
     """Send ``out`` from the caller's mailbox; raise an :class:`ApiProblem` on refusal."""
     try:
         recipients = list(dict.fromkeys(normalize_address(a) for a in out.to))
     except InvalidAddress as exc:
-        raise ApiProblem("message-refused", f"Invalid recipient address: {exc}",
-                         reason=reasons.INVALID_ADDRESS,
-                         smtp_code=codes.C553_MAILBOX_NAME_NOT_ALLOWED,
-                         enhanced_code=codes.X_BAD_DEST_SYNTAX) from None
+        raise ApiProblem(
+            "message-refused",
+            f"Invalid recipient address: {exc}",
+            reason=reasons.INVALID_ADDRESS,
+            smtp_code=codes.C553_MAILBOX_NAME_NOT_ALLOWED,
+            enhanced_code=codes.X_BAD_DEST_SYNTAX,
+        ) from None
     if len(recipients) > max_recipients:
         # RFC 5321 §4.5.3.1.10 (SMTP says 452 and takes the rest in another transaction).
-        raise ApiProblem("message-refused", f"At most {max_recipients} recipients",
-                         reason=reasons.TOO_MANY_RECIPIENTS,
-                         smtp_code=codes.C452_INSUFFICIENT_STORAGE,
-                         enhanced_code=codes.X_TOO_MANY_RECIPIENTS)
+        raise ApiProblem(
+            "message-refused",
+            f"At most {max_recipients} recipients",
+            reason=reasons.TOO_MANY_RECIPIENTS,
+            smtp_code=codes.C452_INSUFFICIENT_STORAGE,
+            enhanced_code=codes.X_TOO_MANY_RECIPIENTS,
+        )
     # The API's rights are its own (Origin.api): relaying and the Sent copy for the mailbox
     # the caller's credentials are bound to, as an authenticated submission has them.
-    delivery = ingest.begin(Origin.api(f"http-{events.new_session_id()}", caller.remote,
-                                       caller.mailbox))
+    delivery = ingest.begin(
+        Origin.api(f"http-{events.new_session_id()}", caller.remote, caller.mailbox)
+    )
     try:
         decision = await delivery.add_sender(caller.mailbox)
         if not decision.accepted:
@@ -248,8 +277,9 @@ async def submit(ingest: IngestService, caller: Caller, out: Outgoing, *, hostna
             if not decision.accepted:
                 raise decision_problem(decision, rcpt)
         out.to = recipients
-        data, message_id = await asyncio.to_thread(_build, out, caller.mailbox, delivery.ref,
-                                                   hostname)
+        data, message_id = await asyncio.to_thread(
+            _build, out, caller.mailbox, delivery.ref, hostname
+        )
         decision = await delivery.check_content(data)
         if not decision.accepted:
             raise decision_problem(decision)
@@ -257,13 +287,19 @@ async def submit(ingest: IngestService, caller: Caller, out: Outgoing, *, hostna
         ref = await delivery.commit()
     except ApiProblem as problem:
         await delivery.abort()
-        log.info(events.HTTP_SEND_REFUSED, code=problem.code, reason=problem.extra.get("reason"),
-                 msg_ref=delivery.ref)
+        log.info(
+            events.HTTP_SEND_REFUSED,
+            code=problem.code,
+            reason=problem.extra.get("reason"),
+            msg_ref=delivery.ref,
+        )
         raise
     except PliError as exc:
         await delivery.abort()
         log.warning(events.HTTP_SEND_TEMPFAIL, reason=exc.reason, msg_ref=delivery.ref)
         raise
-    return SendResult(id=ref, message_id=message_id,
-                      recipients=Recipients(delivered=list(delivery.recipients),
-                                            queued=list(delivery.remote)))
+    return SendResult(
+        id=ref,
+        message_id=message_id,
+        recipients=Recipients(delivered=list(delivery.recipients), queued=list(delivery.remote)),
+    )

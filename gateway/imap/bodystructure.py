@@ -41,11 +41,15 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
     if raw.startswith(b"\r\n"):
         return b"\r\n", raw[2:]
     idx = raw.find(b"\r\n\r\n")
-    return (raw, b"") if idx < 0 else (raw[: idx + 4], raw[idx + 4:])
+    return (raw, b"") if idx < 0 else (raw[: idx + 4], raw[idx + 4 :])
 
 
-def parse_mime(raw: bytes, default: tuple[str, str] = ("text", "plain"), depth: int = 0,
-               budget: list[int] | None = None) -> Part:
+def parse_mime(
+    raw: bytes,
+    default: tuple[str, str] = ("text", "plain"),
+    depth: int = 0,
+    budget: list[int] | None = None,
+) -> Part:
     """The part tree of ``raw`` (a message or a body part)."""
     budget = budget if budget is not None else [_MAX_PARTS]
     header, body = _split_head(raw)
@@ -109,8 +113,9 @@ def _disposition(head: Message) -> bytes:
     if value is None:
         return _NIL
     kind = str(value).split(";", 1)[0].strip()
-    return b"(" + _s(kind.upper() or "ATTACHMENT") + b" " + _params(head, "content-disposition") \
-        + b")"
+    return (
+        b"(" + _s(kind.upper() or "ATTACHMENT") + b" " + _params(head, "content-disposition") + b")"
+    )
 
 
 def _field(head: Message, name: str) -> bytes:
@@ -125,9 +130,14 @@ def body_structure(part: Part, extensible: bool = True) -> bytes:
         inner = b"".join(body_structure(c, extensible) for c in part.children)
         out = inner + b" " + _s(part.sub.upper())
         if extensible:
-            out += b" " + b" ".join([_params(h, "content-type"), _disposition(h),
-                                     _field(h, "Content-Language"),
-                                     _field(h, "Content-Location")])
+            out += b" " + b" ".join(
+                [
+                    _params(h, "content-type"),
+                    _disposition(h),
+                    _field(h, "Content-Language"),
+                    _field(h, "Content-Location"),
+                ]
+            )
         return b"(" + out + b")"
     if part.main == "multipart":  # a multipart without parts: show it as empty text
         return b'("TEXT" "PLAIN" NIL NIL NIL "7BIT" 0 0)'
@@ -135,18 +145,29 @@ def body_structure(part: Part, extensible: bool = True) -> bytes:
     if params == _NIL and part.main == "text":
         params = b'("CHARSET" "US-ASCII")'
     encoding = str(h.get("Content-Transfer-Encoding", "7BIT")).strip().upper() or "7BIT"
-    fields = [_s(part.main.upper()), _s(part.sub.upper()), params, _field(h, "Content-ID"),
-              _field(h, "Content-Description"), _s(encoding), b"%d" % len(part.body)]
-    lines = b"%d" % (part.body.count(b"\n") + (0 if part.body.endswith(b"\n") or
-                                               not part.body else 1))
+    fields = [
+        _s(part.main.upper()),
+        _s(part.sub.upper()),
+        params,
+        _field(h, "Content-ID"),
+        _field(h, "Content-Description"),
+        _s(encoding),
+        b"%d" % len(part.body),
+    ]
+    lines = b"%d" % (
+        part.body.count(b"\n") + (0 if part.body.endswith(b"\n") or not part.body else 1)
+    )
     if part.message is not None:
-        fields += [envelope(part.message.header), body_structure(part.message, extensible),
-                   lines]
+        fields += [envelope(part.message.header), body_structure(part.message, extensible), lines]
     elif part.main == "text":
         fields.append(lines)
     if extensible:
-        fields += [_field(h, "Content-MD5"), _disposition(h), _field(h, "Content-Language"),
-                   _field(h, "Content-Location")]
+        fields += [
+            _field(h, "Content-MD5"),
+            _disposition(h),
+            _field(h, "Content-Language"),
+            _field(h, "Content-Location"),
+        ]
     return b"(" + b" ".join(fields) + b")"
 
 
@@ -168,8 +189,9 @@ def _header_fields(header: bytes, names: tuple[str, ...], negate: bool) -> bytes
     return b"\r\n".join(out) + (b"\r\n" if out else b"") + b"\r\n"
 
 
-def section_bytes(message: bytes, path: tuple[int, ...], spec: str,
-                  fields: tuple[str, ...] = ()) -> bytes:
+def section_bytes(
+    message: bytes, path: tuple[int, ...], spec: str, fields: tuple[str, ...] = ()
+) -> bytes:
     """The octets of ``BODY[<path>.<spec>]`` (RFC 3501 §6.4.5); missing parts are empty."""
     if not path and spec in ("", "HEADER", "TEXT") and not fields:
         header, text = _split_head(message)
@@ -182,8 +204,11 @@ def section_bytes(message: bytes, path: tuple[int, ...], spec: str,
             part = part.children[n - 1] if n <= len(part.children) else None
         elif part.message is not None:
             inner = part.message
-            part = (inner.children[n - 1] if n <= len(inner.children) else None) \
-                if inner.children else (inner if n == 1 else None)
+            part = (
+                (inner.children[n - 1] if n <= len(inner.children) else None)
+                if inner.children
+                else (inner if n == 1 else None)
+            )
         elif n != 1:
             part = None
     if part is None:

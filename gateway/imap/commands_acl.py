@@ -34,8 +34,14 @@ class AclCommands(SessionBase):
             raise ParseError("MYRIGHTS needs a mailbox name")
         name = mailbox_name(cmd.args[0])
         mine, _ = await self.backend.get_acl(self.user, name)
-        await send(b"* MYRIGHTS " + quote(name) + b" " + quote(mine) + b"\r\n"
-                   + tagged(cmd.tag, "OK", "MYRIGHTS completed"))
+        await send(
+            b"* MYRIGHTS "
+            + quote(name)
+            + b" "
+            + quote(mine)
+            + b"\r\n"
+            + tagged(cmd.tag, "OK", "MYRIGHTS completed")
+        )
         return Outcome()
 
     async def getacl(self, cmd: Command, send: Send) -> Outcome:
@@ -46,8 +52,11 @@ class AclCommands(SessionBase):
         if "a" not in mine:  # RFC 4314 §3.3: GETACL needs the a right
             await send(tagged(cmd.tag, "NO", "[NOPERM] Missing right a"))
             return Outcome()
-        out = b"* ACL " + quote(name) + b"".join(b" " + quote(i) + b" " + quote(r)
-                                                 for i, r in entries)
+        out = (
+            b"* ACL "
+            + quote(name)
+            + b"".join(b" " + quote(i) + b" " + quote(r) for i, r in entries)
+        )
         await send(out + b"\r\n" + tagged(cmd.tag, "OK", "GETACL completed"))
         return Outcome()
 
@@ -61,16 +70,25 @@ class AclCommands(SessionBase):
             await send(tagged(cmd.tag, "NO", "[NOPERM] Missing right a"))
             return Outcome()
         # Nothing is granted unconditionally; each right can be given on its own.
-        await send(b"* LISTRIGHTS " + quote(name) + b" " + quote(ident) + b' ""'
-                   + b"".join(b" " + r.encode() for r in ALL_RIGHTS) + b"\r\n"
-                   + tagged(cmd.tag, "OK", "LISTRIGHTS completed"))
+        await send(
+            b"* LISTRIGHTS "
+            + quote(name)
+            + b" "
+            + quote(ident)
+            + b' ""'
+            + b"".join(b" " + r.encode() for r in ALL_RIGHTS)
+            + b"\r\n"
+            + tagged(cmd.tag, "OK", "LISTRIGHTS completed")
+        )
         return Outcome()
 
     async def setacl(self, cmd: Command, send: Send) -> Outcome:
         deleting = cmd.name == "DELETEACL"
         if len(cmd.args) != (2 if deleting else 3):
-            raise ParseError(f"{cmd.name} needs a mailbox name, an identifier"
-                             + ("" if deleting else " and rights"))
+            raise ParseError(
+                f"{cmd.name} needs a mailbox name, an identifier"
+                + ("" if deleting else " and rights")
+            )
         name = mailbox_name(cmd.args[0])
         ident = astring(cmd.args[1], "identifier")
         rights: str | None = None
@@ -81,9 +99,13 @@ class AclCommands(SessionBase):
             _, entries = await self.backend.get_acl(self.user, name)
             current = dict(entries).get(ident.lower(), "")
             wanted = _canonical(text.lstrip("+-"))
-            rights = _canonical(current + wanted) if text.startswith("+") else \
-                _canonical("".join(r for r in current if r not in wanted)) \
-                if text.startswith("-") else wanted
+            rights = (
+                _canonical(current + wanted)
+                if text.startswith("+")
+                else _canonical("".join(r for r in current if r not in wanted))
+                if text.startswith("-")
+                else wanted
+            )
         await self.backend.set_acl(self.user, name, ident, rights)
         await send(tagged(cmd.tag, "OK", f"{cmd.name} completed"))
         return Outcome()

@@ -32,9 +32,23 @@ __all__ = ["AuthCommands"]
 log = structlog.get_logger("pli.imap")
 
 # Everything pli serves; RIGHTS=texk says t/e/x/k are rights of their own (RFC 4314 §2.1).
-_CAPABILITIES = ("IMAP4rev1", "LITERAL+", "ID", "UNSELECT", "IDLE", "UIDPLUS", "MOVE",
-                 "NAMESPACE", "ENABLE", "SPECIAL-USE", "CONDSTORE", "CHILDREN", "SASL-IR",
-                 "ACL", "RIGHTS=texk")
+_CAPABILITIES = (
+    "IMAP4rev1",
+    "LITERAL+",
+    "ID",
+    "UNSELECT",
+    "IDLE",
+    "UIDPLUS",
+    "MOVE",
+    "NAMESPACE",
+    "ENABLE",
+    "SPECIAL-USE",
+    "CONDSTORE",
+    "CHILDREN",
+    "SASL-IR",
+    "ACL",
+    "RIGHTS=texk",
+)
 
 
 class AuthCommands(SessionBase):
@@ -49,8 +63,9 @@ class AuthCommands(SessionBase):
         return " ".join(caps)
 
     async def capability(self, cmd: Command, send: Send) -> Outcome:
-        await send(f"* CAPABILITY {self.capabilities()}\r\n{cmd.tag} OK CAPABILITY "
-                   "completed\r\n".encode())
+        await send(
+            f"* CAPABILITY {self.capabilities()}\r\n{cmd.tag} OK CAPABILITY completed\r\n".encode()
+        )
         return Outcome()
 
     async def noop(self, cmd: Command, send: Send) -> Outcome:
@@ -84,8 +99,12 @@ class AuthCommands(SessionBase):
 
     async def namespace(self, cmd: Command, send: Send) -> Outcome:
         # RFC 2342 §5: personal, other users' (none), shared (delegated ORG/APP mailboxes).
-        await send(b'* NAMESPACE (("" "/")) NIL ((' + quote(SHARED_PREFIX) + b' "/"))\r\n'
-                   + tagged(cmd.tag, "OK", "NAMESPACE completed"))
+        await send(
+            b'* NAMESPACE (("" "/")) NIL (('
+            + quote(SHARED_PREFIX)
+            + b' "/"))\r\n'
+            + tagged(cmd.tag, "OK", "NAMESPACE completed")
+        )
         return Outcome()
 
     # --- not authenticated ---------------------------------------------------------
@@ -98,26 +117,40 @@ class AuthCommands(SessionBase):
         # The server sends the tagged OK itself: it must stop reading plaintext first.
         return Outcome(starttls=True)
 
-    async def _login_as(self, cmd: Command, send: Send, user: str, password: str,
-                        authz: str = "") -> Outcome:
+    async def _login_as(
+        self, cmd: Command, send: Send, user: str, password: str, authz: str = ""
+    ) -> Outcome:
         try:
             principal = await self.backend.authenticate(user, password, self.remote)
         except LoginThrottled:
             log.info(events.IMAP_LOGIN, result="throttled", mechanism=cmd.name)
             # RFC 5530 UNAVAILABLE: temporary; a good client waits instead of re-prompting.
-            await send(tagged(cmd.tag, "NO", "[UNAVAILABLE] Too many failed logins, "
-                                             "try again later"))
+            await send(
+                tagged(cmd.tag, "NO", "[UNAVAILABLE] Too many failed logins, try again later")
+            )
             return Outcome()
-        if principal is not None and authz and authz.lower() not in (
-                user.lower(), principal.address.lower()):
+        if (
+            principal is not None
+            and authz
+            and authz.lower() not in (user.lower(), principal.address.lower())
+        ):
             # RFC 4616 §2: acting as another identity (proxy authorisation) is not offered.
-            log.info(events.IMAP_LOGIN, result="authz-refused", user=principal.address,
-                     mechanism=cmd.name)
-            await send(tagged(cmd.tag, "NO", "[AUTHORIZATIONFAILED] Cannot act as another "
-                                             "identity"))
+            log.info(
+                events.IMAP_LOGIN,
+                result="authz-refused",
+                user=principal.address,
+                mechanism=cmd.name,
+            )
+            await send(
+                tagged(cmd.tag, "NO", "[AUTHORIZATIONFAILED] Cannot act as another identity")
+            )
             return Outcome()
-        log.info(events.IMAP_LOGIN, result="ok" if principal else "fail",
-                 user=principal.address if principal else user[:120], mechanism=cmd.name)
+        log.info(
+            events.IMAP_LOGIN,
+            result="ok" if principal else "fail",
+            user=principal.address if principal else user[:120],
+            mechanism=cmd.name,
+        )
         if principal is None:
             self.login_failures += 1
             await send(tagged(cmd.tag, "NO", "[AUTHENTICATIONFAILED] Invalid credentials"))
@@ -139,8 +172,9 @@ class AuthCommands(SessionBase):
         self._require_tls()
         if len(cmd.args) != 2:
             raise ParseError("LOGIN needs a user name and a password")
-        return await self._login_as(cmd, send, astring(cmd.args[0], "user name"),
-                                    astring(cmd.args[1], "password"))
+        return await self._login_as(
+            cmd, send, astring(cmd.args[0], "user name"), astring(cmd.args[1], "password")
+        )
 
     async def authenticate(self, cmd: Command, send: Send) -> Outcome:
         self._require_tls()

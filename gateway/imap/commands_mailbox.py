@@ -30,7 +30,8 @@ from gateway.imap.session_base import (
 __all__ = ["MailboxCommands", "list_pattern", "parse_date_time"]
 
 _DATE_TIME = re.compile(
-    r"^([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$", re.ASCII)
+    r"^([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$", re.ASCII
+)
 _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 _STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"}
 
@@ -51,12 +52,18 @@ def parse_date_time(tok: Token) -> dt.datetime:
     text = astring(tok, "date-time")
     m = _DATE_TIME.match(text)
     if m is None or m.group(2).upper() not in _MONTHS:
-        raise ParseError("APPEND date-time must look like \"17-Jul-1996 02:44:25 -0700\"")
+        raise ParseError('APPEND date-time must look like "17-Jul-1996 02:44:25 -0700"')
     offset = dt.timedelta(hours=int(m.group(8)), minutes=int(m.group(9)))
     try:
-        return dt.datetime(int(m.group(3)), _MONTHS.index(m.group(2).upper()) + 1,
-                           int(m.group(1)), int(m.group(4)), int(m.group(5)), int(m.group(6)),
-                           tzinfo=dt.timezone(-offset if m.group(7) == "-" else offset))
+        return dt.datetime(
+            int(m.group(3)),
+            _MONTHS.index(m.group(2).upper()) + 1,
+            int(m.group(1)),
+            int(m.group(4)),
+            int(m.group(5)),
+            int(m.group(6)),
+            tzinfo=dt.timezone(-offset if m.group(7) == "-" else offset),
+        )
     except ValueError:
         raise ParseError("APPEND date-time does not exist") from None
 
@@ -67,8 +74,7 @@ class MailboxCommands(SessionBase):
             raise ParseError(f"{cmd.name} needs one mailbox name")
         if len(cmd.args) == 2:  # RFC 7162 §3.1.8 select parameter (CONDSTORE)
             params = cmd.args[1]
-            if not isinstance(params, list) or [str(p).upper() for p in params] != [
-                    "CONDSTORE"]:
+            if not isinstance(params, list) or [str(p).upper() for p in params] != ["CONDSTORE"]:
                 raise ParseError(f"unknown {cmd.name} parameter")
             self.condstore = True
         self.state = State.AUTHENTICATED  # RFC 3501 §6.3.1: deselect first, even on failure
@@ -77,8 +83,9 @@ class MailboxCommands(SessionBase):
         self.adopt(view)
         self.readonly = cmd.name == "EXAMINE" or not view.writable
         self.state = State.SELECTED
-        unseen = next((i for i, u in enumerate(self.uids, 1)
-                       if "\\Seen" not in self.infos[u].flags), None)
+        unseen = next(
+            (i for i, u in enumerate(self.uids, 1) if "\\Seen" not in self.infos[u].flags), None
+        )
         flags = " ".join(SYSTEM_FLAGS)
         perm = "" if self.readonly else f"{flags} \\*"
         lines = [
@@ -105,8 +112,12 @@ class MailboxCommands(SessionBase):
         if isinstance(first, list):  # RFC 5258 §3 selection options
             select_opts = {str(o).upper() for o in first}
             args.pop(0)
-        if len(args) == 4 and isinstance(args[2], str) and args[2].upper() == "RETURN" \
-                and isinstance(args[3], list):
+        if (
+            len(args) == 4
+            and isinstance(args[2], str)
+            and args[2].upper() == "RETURN"
+            and isinstance(args[3], list)
+        ):
             return_opts = {str(o).upper() for o in args[3]}
             args = args[:2]
         if len(args) != 2:
@@ -133,9 +144,10 @@ class MailboxCommands(SessionBase):
                     continue
                 if show_sub and entry.subscribed and entry.selectable:
                     attrs = [*attrs, "\\Subscribed"]
-                out.append(b'* %s (%s) "/" %s\r\n' % (cmd.name.encode(),
-                                                      " ".join(attrs).encode(),
-                                                      quote(entry.name)))
+                out.append(
+                    b'* %s (%s) "/" %s\r\n'
+                    % (cmd.name.encode(), " ".join(attrs).encode(), quote(entry.name))
+                )
         out.append(tagged(cmd.tag, "OK", f"{cmd.name} completed"))
         await send(b"".join(out))
         return Outcome()
@@ -150,20 +162,24 @@ class MailboxCommands(SessionBase):
                 raise ParseError(f"unknown STATUS item {key[:20]}")
         view = await self.backend.select(self.user, name)
         values = {
-            "MESSAGES": len(view.messages), "RECENT": 0, "UIDNEXT": view.uid_next,
-            "UIDVALIDITY": view.uid_validity, "HIGHESTMODSEQ": view.highest_modseq,
+            "MESSAGES": len(view.messages),
+            "RECENT": 0,
+            "UIDNEXT": view.uid_next,
+            "UIDVALIDITY": view.uid_validity,
+            "HIGHESTMODSEQ": view.highest_modseq,
             "UNSEEN": sum(1 for m in view.messages if "\\Seen" not in m.flags),
         }
         items = " ".join(f"{k} {values[k]}" for k in keys)
-        await send(b"* STATUS %s (%s)\r\n" % (quote(view.name), items.encode())
-                   + tagged(cmd.tag, "OK", "STATUS completed"))
+        await send(
+            b"* STATUS %s (%s)\r\n" % (quote(view.name), items.encode())
+            + tagged(cmd.tag, "OK", "STATUS completed")
+        )
         return Outcome()
 
     async def create(self, cmd: Command, send: Send) -> Outcome:
         if len(cmd.args) != 1:
             raise ParseError("CREATE needs one mailbox name")
-        await self.backend.create(self.user, mailbox_name(cmd.args[0],
-                                                          trailing_delimiter_ok=True))
+        await self.backend.create(self.user, mailbox_name(cmd.args[0], trailing_delimiter_ok=True))
         await send(tagged(cmd.tag, "OK", "CREATE completed"))
         return Outcome()
 
@@ -181,16 +197,18 @@ class MailboxCommands(SessionBase):
     async def rename(self, cmd: Command, send: Send) -> Outcome:
         if len(cmd.args) != 2:
             raise ParseError("RENAME needs two mailbox names")
-        await self.backend.rename(self.user, mailbox_name(cmd.args[0]),
-                                  mailbox_name(cmd.args[1], trailing_delimiter_ok=True))
+        await self.backend.rename(
+            self.user,
+            mailbox_name(cmd.args[0]),
+            mailbox_name(cmd.args[1], trailing_delimiter_ok=True),
+        )
         await send(tagged(cmd.tag, "OK", "RENAME completed"))
         return Outcome()
 
     async def subscribe(self, cmd: Command, send: Send) -> Outcome:
         if len(cmd.args) != 1:
             raise ParseError(f"{cmd.name} needs one mailbox name")
-        await self.backend.subscribe(self.user, mailbox_name(cmd.args[0]),
-                                     cmd.name == "SUBSCRIBE")
+        await self.backend.subscribe(self.user, mailbox_name(cmd.args[0]), cmd.name == "SUBSCRIBE")
         await send(tagged(cmd.tag, "OK", f"{cmd.name} completed"))
         return Outcome()
 
@@ -211,8 +229,7 @@ class MailboxCommands(SessionBase):
         data = args[-1]
         if not data:
             raise No("[CANNOT] Empty message")
-        validity, uid = await self.backend.append(self.user, name, data, flags, when,
-                                                  self.remote)
+        validity, uid = await self.backend.append(self.user, name, data, flags, when, self.remote)
         if name == self.mailbox:
             await self.sync(send)
         await send(tagged(cmd.tag, "OK", f"[APPENDUID {validity} {uid}] APPEND completed"))
@@ -233,7 +250,7 @@ def _with_parents(entries: list[MailboxEntry]) -> list[tuple[MailboxEntry, list[
             attrs.append(e.special_use)
         out.append((e, attrs))
     for p in sorted(parents - names):
-        out.append((MailboxEntry(p, subscribed=False, selectable=False),
-                    ["\\Noselect", "\\HasChildren"]))
+        out.append(
+            (MailboxEntry(p, subscribed=False, selectable=False), ["\\Noselect", "\\HasChildren"])
+        )
     return out
-

@@ -36,9 +36,15 @@ _CHARSETS = ("US-ASCII", "UTF-8")
 
 def _modifier(tok: Token, name: str) -> int:
     """``(CHANGEDSINCE n)`` / ``(UNCHANGEDSINCE n)`` (RFC 7162 §3.1.3, §3.1.4)."""
-    if (not isinstance(tok, list) or len(tok) != 2 or not isinstance(tok[0], str)
-            or tok[0].upper() != name or not isinstance(tok[1], str) or not tok[1].isdigit()
-            or len(tok[1]) > 20):
+    if (
+        not isinstance(tok, list)
+        or len(tok) != 2
+        or not isinstance(tok[0], str)
+        or tok[0].upper() != name
+        or not isinstance(tok[1], str)
+        or not tok[1].isdigit()
+        or len(tok[1]) > 20
+    ):
         raise ParseError(f"expected ({name} <mod-sequence>)")
     return int(tok[1])
 
@@ -71,18 +77,20 @@ class MessageCommands(SessionBase):
             stored = None
             try:
                 if need_body:
-                    body = await self.backend.fetch_body(self.user, self.selected, info.uid,
-                                                         self.remote)
+                    body = await self.backend.fetch_body(
+                        self.user, self.selected, info.uid, self.remote
+                    )
                 elif need_structure:
-                    stored = await self.backend.fetch_structure(self.user, self.selected,
-                                                                info.uid, self.remote)
+                    stored = await self.backend.fetch_structure(
+                        self.user, self.selected, info.uid, self.remote
+                    )
             except MessageNotFound:
                 continue  # expunged by another session meanwhile
             shown = items
             if mark_seen and "\\Seen" not in info.flags:
-                result = await self.backend.store_flags(self.user, self.selected, [info.uid],
-                                                        StoreMode.ADD,
-                                                        frozenset({"\\Seen"}))
+                result = await self.backend.store_flags(
+                    self.user, self.selected, [info.uid], StoreMode.ADD, frozenset({"\\Seen"})
+                )
                 for new in result.changed:
                     info = self.infos[new.uid] = new
                 if not any(i.name == "FLAGS" for i in items):
@@ -105,15 +113,21 @@ class MessageCommands(SessionBase):
         base = op.removesuffix(".SILENT")
         if base not in ("FLAGS", "+FLAGS", "-FLAGS"):
             raise ParseError("STORE operation must be [+-]FLAGS[.SILENT]")
-        mode = StoreMode.ADD if base[0] == "+" else StoreMode.REMOVE if base[0] == "-" \
+        mode = (
+            StoreMode.ADD
+            if base[0] == "+"
+            else StoreMode.REMOVE
+            if base[0] == "-"
             else StoreMode.REPLACE
+        )
         flags = parse_flags(args[2])
         self._writable()
         by_uid = cmd.name == "UID STORE"
         targets = self.targets(args[0], by_uid)
         seq_of = {m.uid: s for s, m in targets}
-        result = await self.backend.store_flags(self.user, self.selected, list(seq_of),
-                                                mode, flags, unchanged_since)
+        result = await self.backend.store_flags(
+            self.user, self.selected, list(seq_of), mode, flags, unchanged_since
+        )
         for new in result.changed:
             if new.uid in self.infos:
                 self.infos[new.uid] = new
@@ -124,8 +138,7 @@ class MessageCommands(SessionBase):
                 await send(self.flag_fetch(seq_of[new.uid], new, uid=by_uid))
         text = f"{cmd.name} completed"
         if result.refused:
-            ids = sorted(result.refused) if by_uid else sorted(seq_of[u] for u in
-                                                               result.refused)
+            ids = sorted(result.refused) if by_uid else sorted(seq_of[u] for u in result.refused)
             text = f"[MODIFIED {uid_set(ids)}] Conditional STORE failed for some"
         await send(tagged(cmd.tag, "OK", text))
         return Outcome()
@@ -144,8 +157,9 @@ class MessageCommands(SessionBase):
             body = None
             if content:
                 try:
-                    body = await self.backend.fetch_body(self.user, self.selected, uid,
-                                                         self.remote, purpose="search")
+                    body = await self.backend.fetch_body(
+                        self.user, self.selected, uid, self.remote, purpose="search"
+                    )
                 except MessageNotFound:
                     continue
             if matches(key, Target(seq, info, len(self.uids), largest_uid), body):
@@ -170,12 +184,15 @@ class MessageCommands(SessionBase):
         if not targets:
             await send(tagged(cmd.tag, "OK", f"{cmd.name} completed, nothing to do"))
             return Outcome()
-        result = await self.backend.copy(self.user, self.selected, [m.uid for _, m in targets],
-                                         dest, self.remote, move=move)
+        result = await self.backend.copy(
+            self.user, self.selected, [m.uid for _, m in targets], dest, self.remote, move=move
+        )
         code = ""
         if result.pairs:
-            code = (f"[COPYUID {result.uid_validity} {uid_set([s for s, _ in result.pairs])} "
-                    f"{uid_set([d for _, d in result.pairs])}] ")
+            code = (
+                f"[COPYUID {result.uid_validity} {uid_set([s for s, _ in result.pairs])} "
+                f"{uid_set([d for _, d in result.pairs])}] "
+            )
         if move:
             # RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
             if code:

@@ -42,8 +42,11 @@ def _addresses(header: Message, name: str) -> bytes:
         mailbox, at, host = addr.rpartition("@")
         if not at:
             mailbox, host = addr, ""
-        parts.append(b"(" + b" ".join([_nstring(display or None), _NIL, _nstring(mailbox),
-                                       _nstring(host)]) + b")")
+        parts.append(
+            b"("
+            + b" ".join([_nstring(display or None), _NIL, _nstring(mailbox), _nstring(host)])
+            + b")"
+        )
     return b"(" + b"".join(parts) + b")" if parts else _NIL
 
 

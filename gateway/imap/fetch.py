@@ -23,19 +23,34 @@ __all__ = ["FetchItem", "format_flags", "internal_date", "parse_fetch_items", "r
 
 _T = TypeVar("_T")
 
-_SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "RFC822", "RFC822.HEADER",
-           "RFC822.TEXT", "ENVELOPE", "MODSEQ", "BODYSTRUCTURE"}
+_SIMPLE = {
+    "UID",
+    "FLAGS",
+    "INTERNALDATE",
+    "RFC822.SIZE",
+    "RFC822",
+    "RFC822.HEADER",
+    "RFC822.TEXT",
+    "ENVELOPE",
+    "MODSEQ",
+    "BODYSTRUCTURE",
+}
 # RFC 3501 §6.4.5 macros.
-_MACROS = {"FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
-           "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
-           "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY.STRUCT"]}
+_MACROS = {
+    "FAST": ["FLAGS", "INTERNALDATE", "RFC822.SIZE"],
+    "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
+    "FULL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY.STRUCT"],
+}
 _SECTION_RE = re.compile(
     r"^(BODY|BODY\.PEEK)\[([A-Z0-9.]*)(?: \(([^()]*)\))?\](?:<(\d{1,10})\.(\d{1,10})>)?$",
-    re.IGNORECASE | re.ASCII)
+    re.IGNORECASE | re.ASCII,
+)
 # section = [part-path] ["." spec] | spec (RFC 3501 §9 section-spec)
 _PATH_RE = re.compile(
     r"^((?:[1-9][0-9]{0,4}\.){0,15}[1-9][0-9]{0,4})?\.?(|HEADER|TEXT|MIME|HEADER\.FIELDS|"
-    r"HEADER\.FIELDS\.NOT)$", re.ASCII)
+    r"HEADER\.FIELDS\.NOT)$",
+    re.ASCII,
+)
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -60,8 +75,7 @@ class FetchItem:
 
     @property
     def sets_seen(self) -> bool:
-        return (self.name == "BODY" and not self.peek) or self.name in ("RFC822",
-                                                                        "RFC822.TEXT")
+        return (self.name == "BODY" and not self.peek) or self.name in ("RFC822", "RFC822.TEXT")
 
     def label(self) -> str:
         if self.name == "BODY.STRUCT":
@@ -94,8 +108,9 @@ def _one(text: str) -> list[FetchItem]:
     if spec.startswith("HEADER.FIELDS") != bool(fields):
         raise ParseError("HEADER.FIELDS needs a list of field names (and only it takes one)")
     partial = (int(m.group(4)), int(m.group(5))) if m.group(4) else None
-    return [FetchItem("BODY", section, fields, m.group(1).upper() == "BODY.PEEK", partial,
-                      path, spec)]
+    return [
+        FetchItem("BODY", section, fields, m.group(1).upper() == "BODY.PEEK", partial, path, spec)
+    ]
 
 
 def parse_fetch_items(token: Token) -> list[FetchItem]:
@@ -109,8 +124,7 @@ def parse_fetch_items(token: Token) -> list[FetchItem]:
 def internal_date(when: dt.datetime) -> str:
     """RFC 3501 date-time: ``"17-Jul-1996 02:44:25 -0700"``."""
     when = when.astimezone(dt.UTC)
-    return f'"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} ' \
-           f'{when:%H:%M:%S} +0000"'
+    return f'"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d} {when:%H:%M:%S} +0000"'
 
 
 def format_flags(flags: frozenset[str]) -> str:
@@ -180,8 +194,9 @@ def render_fetch(
         elif item.name == "BODYSTRUCTURE":
             parts.append(b"BODYSTRUCTURE " + _fetched(stored, item)[1])
         elif item.name == "BODY.STRUCT":
-            parts.append(b"BODY " + body_structure(parse_mime(_fetched(body, item)),
-                                                   extensible=False))
+            parts.append(
+                b"BODY " + body_structure(parse_mime(_fetched(body, item)), extensible=False)
+            )
         else:
             data = _section(item, _fetched(body, item))
             parts.append(label + b" {%d}\r\n" % len(data) + data)

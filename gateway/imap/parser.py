@@ -68,7 +68,7 @@ class _Reader:
         self.pos += 1
 
     def at_end(self) -> bool:
-        return self.data[self.pos:] in (b"", b"\r\n")
+        return self.data[self.pos :] in (b"", b"\r\n")
 
     def token(self, depth: int = 0) -> Token:
         c = self.peek()
@@ -146,8 +146,11 @@ class _Reader:
             raise ParseError("unbalanced '['")
         if self.pos == start or self.data[start : self.pos] == b"\\":
             raise ParseError(f"unexpected character at offset {start}")
-        atom = self.data[start : self.pos].decode("ascii", "strict") if self.data[
-            start : self.pos].isascii() else None
+        atom = (
+            self.data[start : self.pos].decode("ascii", "strict")
+            if self.data[start : self.pos].isascii()
+            else None
+        )
         if atom is None:
             raise ParseError("non-ASCII atom")
         return None if atom.upper() == "NIL" else atom
@@ -162,8 +165,7 @@ def parse_command(data: bytes) -> Command:
     sp = data.find(b" ")
     if sp <= 0:
         lone = data[:-2]
-        raise ParseError("missing command name",
-                         lone.decode() if _TAG_RE.fullmatch(lone) else None)
+        raise ParseError("missing command name", lone.decode() if _TAG_RE.fullmatch(lone) else None)
     raw_tag = data[:sp]
     if not _TAG_RE.fullmatch(raw_tag):
         raise ParseError("invalid tag")

@@ -26,7 +26,7 @@ __all__ = ["clean_text", "error_reply", "expected", "quote", "tagged"]
 
 _UNSAFE_TEXT = re.compile(r"[^\x20-\x7e]")
 _QUOTABLE = re.compile(rb"[\x20-\x7e]*")
-_SAFE_TAG = re.compile(r'[\x21-\x7e]{1,64}', re.ASCII)
+_SAFE_TAG = re.compile(r"[\x21-\x7e]{1,64}", re.ASCII)
 
 
 def clean_text(text: str, limit: int = 200) -> str:
@@ -68,8 +68,7 @@ def error_reply(tag: str, exc: BaseException, session_id: str) -> bytes:
         return tagged(tag, "NO", "[EXPUNGEISSUED] Message expunged meanwhile")
     if is_temporary(exc):
         text = exc.text if isinstance(exc, PliError) else "Temporary failure"
-        return tagged(tag, "NO", f"[UNAVAILABLE] {text}, try again later "
-                                 f"(session {session_id})")
+        return tagged(tag, "NO", f"[UNAVAILABLE] {text}, try again later (session {session_id})")
     if isinstance(exc, Refused | InvalidInput):
         return tagged(tag, "NO", f"{exc.text} (session {session_id})")
     if isinstance(exc, PliError):

@@ -21,15 +21,26 @@ from gateway.imap.parser import ParseError, Token, parse_sequence_set
 
 __all__ = ["Key", "Target", "matches", "needs_content", "parse_search"]
 
-_MONTHS = {m: i for i, m in enumerate(
-    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
+    )
+}
 _DATE = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4})$", re.ASCII)
-_FLAG_KEYS = {"ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True),
-              "DRAFT": ("\\Draft", True), "FLAGGED": ("\\Flagged", True),
-              "SEEN": ("\\Seen", True), "UNANSWERED": ("\\Answered", False),
-              "UNDELETED": ("\\Deleted", False), "UNDRAFT": ("\\Draft", False),
-              "UNFLAGGED": ("\\Flagged", False), "UNSEEN": ("\\Seen", False),
-              "OLD": ("\\Recent", False)}
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+    "OLD": ("\\Recent", False),
+}
 _HEADER_KEYS = {"BCC", "CC", "FROM", "SUBJECT", "TO"}
 _DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
 _MAX_DEPTH = 32
@@ -231,7 +242,7 @@ def matches(key: Key, t: Target, content: bytes | None) -> bool:
         return _compare(op, t.info.internal_date.astimezone(dt.UTC).date(), a[0])
     body = content or b""
     end = body.find(b"\r\n\r\n")
-    head, text = (body, b"") if end < 0 else (body[: end + 2], body[end + 4:])
+    head, text = (body, b"") if end < 0 else (body[: end + 2], body[end + 4 :])
     if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
         sent = _sent_date(head)
         return sent is not None and _compare(op[4:], sent, a[0])

@@ -64,8 +64,9 @@ async def _read_line(reader: asyncio.StreamReader) -> bytes:
         raise _Fatal("Line too long") from None
 
 
-async def _read_command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        limits: ImapLimits) -> bytes:
+async def _read_command(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: ImapLimits
+) -> bytes:
     data = await _read_line(reader)
     words = data.split(b" ", 2)
     is_append = len(words) > 1 and words[1].upper() == b"APPEND"
@@ -126,8 +127,9 @@ async def start_imap(
             log.info(events.IMAP_CONNECT)
             reason = "closed"
             try:
-                reason = await _conversation(reader, writer, backend, tls_context, lim, sid,
-                                             remote, notifier, implicit_tls)
+                reason = await _conversation(
+                    reader, writer, backend, tls_context, lim, sid, remote, notifier, implicit_tls
+                )
             except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
                 reason = "connection-lost"
             except asyncio.CancelledError:
@@ -138,8 +140,7 @@ async def start_imap(
                 reason = "exception"
                 log.error(events.IMAP_PROTOCOL_ERROR, error=type(exc).__name__, exc_info=exc)
                 with contextlib.suppress(Exception):
-                    writer.write(f"* BYE [SERVERBUG] Internal error (session {sid})\r\n"
-                                 .encode())
+                    writer.write(f"* BYE [SERVERBUG] Internal error (session {sid})\r\n".encode())
                     await asyncio.wait_for(writer.drain(), timeout=5)
             finally:
                 active -= 1
@@ -147,8 +148,14 @@ async def start_imap(
                 await _close(writer)
 
     if implicit_tls:
-        return await asyncio.start_server(serve, host, port, limit=lim.line, ssl=tls_context,
-                                          ssl_handshake_timeout=lim.tls_handshake_timeout)
+        return await asyncio.start_server(
+            serve,
+            host,
+            port,
+            limit=lim.line,
+            ssl=tls_context,
+            ssl_handshake_timeout=lim.tls_handshake_timeout,
+        )
     return await asyncio.start_server(serve, host, port, limit=lim.line)
 
 
@@ -159,8 +166,13 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         await asyncio.wait_for(writer.wait_closed(), timeout=5)
 
 
-async def _starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    reply: bytes, tls: ssl.SSLContext, lim: ImapLimits) -> None:
+async def _starttls(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    reply: bytes,
+    tls: ssl.SSLContext,
+    lim: ImapLimits,
+) -> None:
     """Answer STARTTLS and upgrade, executing nothing the client sent in plaintext after it.
 
     RFC 3501 §6.2.1, RFC 2595 §3.1, CVE-2011-0411: reading stops before the OK
@@ -178,11 +190,19 @@ async def _starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     await writer.start_tls(tls, ssl_handshake_timeout=lim.tls_handshake_timeout)
 
 
-async def _conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        backend: ImapBackend, tls: ssl.SSLContext, lim: ImapLimits,
-                        sid: str, remote: str, notifier: Notifier | None,
-                        implicit_tls: bool) -> str:
+async def _conversation(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    backend: ImapBackend,
+    tls: ssl.SSLContext,
+    lim: ImapLimits,
+    sid: str,
+    remote: str,
+    notifier: Notifier | None,
+    implicit_tls: bool,
+) -> str:
     """Read, bound and parse commands until the session ends; return why it ended."""
+
     async def send(data: bytes) -> None:
         writer.write(data)
         await asyncio.wait_for(writer.drain(), timeout=lim.send_timeout)
@@ -194,15 +214,25 @@ async def _conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     async def read_line() -> bytes:
         return await asyncio.wait_for(_read_line(reader), timeout=lim.idle_timeout)
 
-    session = Session(backend, remote=remote, tls_active=implicit_tls,
-                      starttls_available=not implicit_tls, ask=ask, session_id=sid,
-                      max_login_failures=lim.login_failures, read_line=read_line,
-                      notifier=notifier, idle_poll=lim.idle_poll, idle_timeout=lim.idle_timeout)
+    session = Session(
+        backend,
+        remote=remote,
+        tls_active=implicit_tls,
+        starttls_available=not implicit_tls,
+        ask=ask,
+        session_id=sid,
+        max_login_failures=lim.login_failures,
+        read_line=read_line,
+        notifier=notifier,
+        idle_poll=lim.idle_poll,
+        idle_timeout=lim.idle_timeout,
+    )
     await send(f"* OK [CAPABILITY {session.capabilities()}] pli IMAP ready [{sid}]\r\n".encode())
     bad = 0
     while True:
-        timeout = (lim.preauth_timeout if session.state is State.NOT_AUTHENTICATED
-                   else lim.idle_timeout)
+        timeout = (
+            lim.preauth_timeout if session.state is State.NOT_AUTHENTICATED else lim.idle_timeout
+        )
         try:
             raw = await asyncio.wait_for(_read_command(reader, writer, lim), timeout=timeout)
         except TimeoutError:
@@ -231,6 +261,7 @@ async def _conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         if outcome.close:
             return "logout" if session.state is State.LOGOUT else "closed-by-server"
         if outcome.starttls:
-            await _starttls(reader, writer, tagged(cmd.tag, "OK", "Begin TLS negotiation now"),
-                            tls, lim)
+            await _starttls(
+                reader, writer, tagged(cmd.tag, "OK", "Begin TLS negotiation now"), tls, lim
+            )
             session.tls_active = True

@@ -39,8 +39,9 @@ class Session(AuthCommands, MailboxCommands, MessageCommands, AclCommands):
             return Outcome()
         allowed, method = handler
         if self.state not in allowed:
-            await send(tagged(cmd.tag, "BAD", f"{cmd.name} not allowed in state "
-                                              f"{self.state.value}"))
+            await send(
+                tagged(cmd.tag, "BAD", f"{cmd.name} not allowed in state {self.state.value}")
+            )
             return Outcome()
         try:
             return await method(self, cmd, send)
@@ -52,8 +53,13 @@ class Session(AuthCommands, MailboxCommands, MessageCommands, AclCommands):
             raise  # the peer is gone: the server closes the connection
         except Exception as exc:  # answered by the one error->reply function; session kept
             if not expected(exc):  # a bug or a dependency down
-                log.error(events.IMAP_COMMAND, command=cmd.name, result="exception",
-                          error=type(exc).__name__, exc_info=exc)
+                log.error(
+                    events.IMAP_COMMAND,
+                    command=cmd.name,
+                    result="exception",
+                    error=type(exc).__name__,
+                    exc_info=exc,
+                )
             await send(error_reply(cmd.tag, exc, self.session_id))
         return Outcome()
 

@@ -20,8 +20,20 @@ from gateway.core.ports import ImapBackend, MailboxView, MessageInfo, Notifier, 
 from gateway.imap.fetch import format_flags
 from gateway.imap.parser import ParseError, Token, parse_sequence_set
 
-__all__ = ["SYSTEM_FLAGS", "Ask", "No", "Outcome", "ReadLine", "Send", "SessionBase", "State",
-           "astring", "mailbox_name", "parse_flags", "uid_set"]
+__all__ = [
+    "SYSTEM_FLAGS",
+    "Ask",
+    "No",
+    "Outcome",
+    "ReadLine",
+    "Send",
+    "SessionBase",
+    "State",
+    "astring",
+    "mailbox_name",
+    "parse_flags",
+    "uid_set",
+]
 
 Send = Callable[[bytes], Awaitable[None]]
 Ask = Callable[[bytes], Awaitable[bytes]]  # send a continuation, read the client's line
@@ -124,11 +136,21 @@ def uid_set(uids: Sequence[int]) -> str:
 class SessionBase:
     """Connection state; the command groups are mixins over this class."""
 
-    def __init__(self, backend: ImapBackend, *, remote: str, tls_active: bool,
-                 starttls_available: bool, ask: Ask, session_id: str = "-",
-                 max_login_failures: int = 3, read_line: ReadLine | None = None,
-                 notifier: Notifier | None = None, idle_poll: float = 30.0,
-                 idle_timeout: float = 1800.0) -> None:
+    def __init__(
+        self,
+        backend: ImapBackend,
+        *,
+        remote: str,
+        tls_active: bool,
+        starttls_available: bool,
+        ask: Ask,
+        session_id: str = "-",
+        max_login_failures: int = 3,
+        read_line: ReadLine | None = None,
+        notifier: Notifier | None = None,
+        idle_poll: float = 30.0,
+        idle_timeout: float = 1800.0,
+    ) -> None:
         self.backend = backend
         self.remote = remote
         self.session_id = session_id
@@ -194,8 +216,11 @@ class SessionBase:
             return []  # "*" in an empty mailbox names nothing (RFC 9051 §6.4.5 note)
         if by_uid:
             ranges = parse_sequence_set(set_token, self.uids[-1] if self.uids else 0)
-            return [(i, self.infos[u]) for i, u in enumerate(self.uids, 1)
-                    if any(lo <= u <= hi for lo, hi in ranges)]
+            return [
+                (i, self.infos[u])
+                for i, u in enumerate(self.uids, 1)
+                if any(lo <= u <= hi for lo, hi in ranges)
+            ]
         ranges = parse_sequence_set(set_token, len(self.uids))
         if any(hi > len(self.uids) for _, hi in ranges):
             raise ParseError("message sequence number out of range")

@@ -41,27 +41,55 @@ async def list_acl(engine: AsyncEngine, directory: Directory, owner: str) -> lis
     """Each delegate of ``owner`` with the rights it holds (explicit entry or default)."""
     owner = owner.lower()
     async with engine.connect() as conn:
-        rows = dict((await conn.execute(select(mailbox_acl.c.identifier, mailbox_acl.c.rights)
-                                        .where(mailbox_acl.c.owner == owner))).all())
+        rows = dict(
+            (
+                await conn.execute(
+                    select(mailbox_acl.c.identifier, mailbox_acl.c.rights).where(
+                        mailbox_acl.c.owner == owner
+                    )
+                )
+            ).all()
+        )
     delegates = await directory.delegates(owner)
-    return [AclEntry(d, str(rows.get(d, DELEGATED_RIGHTS)), d in rows)
-            for d in sorted(set(delegates) | set(rows))]
+    return [
+        AclEntry(d, str(rows.get(d, DELEGATED_RIGHTS)), d in rows)
+        for d in sorted(set(delegates) | set(rows))
+    ]
 
 
-async def set_acl(engine: AsyncEngine, directory: Directory, owner: str, identifier: str,
-                  rights: str | None, *, actor: str) -> None:
+async def set_acl(
+    engine: AsyncEngine,
+    directory: Directory,
+    owner: str,
+    identifier: str,
+    rights: str | None,
+    *,
+    actor: str,
+) -> None:
     """Give ``identifier`` exactly ``rights`` on ``owner``'s mailboxes (None: back to default)."""
     owner, ident = owner.lower(), identifier.lower()
     value = None if rights is None else canonical(rights)
     if rights is not None and ident not in await directory.delegates(owner):
-        raise PermissionDenied("CANNOT", f"{ident} is not a delegate of {owner} in the directory "
-                         "(pli directory delegate first)")
+        raise PermissionDenied(
+            "CANNOT",
+            f"{ident} is not a delegate of {owner} in the directory (pli directory delegate first)",
+        )
     async with engine.begin() as conn:
-        await conn.execute(delete(mailbox_acl).where(mailbox_acl.c.owner == owner,
-                                                     mailbox_acl.c.identifier == ident))
+        await conn.execute(
+            delete(mailbox_acl).where(
+                mailbox_acl.c.owner == owner, mailbox_acl.c.identifier == ident
+            )
+        )
         if value is not None:
-            await conn.execute(insert(mailbox_acl).values(owner=owner, identifier=ident,
-                                                          rights=value))
-        await audit.append(conn, audit.AuditEvent(
-            action="mailbox.acl", actor=actor, mailbox=owner,
-            detail={"identifier": ident, "rights": value if value is not None else "-"}))
+            await conn.execute(
+                insert(mailbox_acl).values(owner=owner, identifier=ident, rights=value)
+            )
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                action="mailbox.acl",
+                actor=actor,
+                mailbox=owner,
+                detail={"identifier": ident, "rights": value if value is not None else "-"},
+            ),
+        )

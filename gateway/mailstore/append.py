@@ -46,8 +46,15 @@ async def ensure_mailbox(conn: AsyncConnection, owner: str, name: str = INBOX) -
         return int(found)
     # RFC 3501 §2.3.1.1: UIDVALIDITY must change if UIDs are ever reused; seconds since epoch.
     res = await conn.execute(
-        mailbox.insert().values(owner=owner, name=name, uid_validity=int(time.time()),
-                                uid_next=1, highest_modseq=1, subscribed=True)
+        mailbox.insert()
+        .values(
+            owner=owner,
+            name=name,
+            uid_validity=int(time.time()),
+            uid_next=1,
+            highest_modseq=1,
+            subscribed=True,
+        )
         .returning(mailbox.c.id)
     )
     return int(res.scalar_one())
@@ -71,17 +78,22 @@ async def allocate(conn: AsyncConnection, mailbox_id: int, count: int) -> Alloca
     §3.1.2: every change gets a MODSEQ above all earlier ones. The UPDATE takes
     the row lock, so concurrent writers serialise here.
     """
-    row = (await conn.execute(
-        mailbox.update().where(mailbox.c.id == mailbox_id)
-        .values(uid_next=mailbox.c.uid_next + count,
-                highest_modseq=mailbox.c.highest_modseq + 1)
-        .returning(mailbox.c.uid_next, mailbox.c.highest_modseq, mailbox.c.uid_validity)
-    )).one()
+    row = (
+        await conn.execute(
+            mailbox.update()
+            .where(mailbox.c.id == mailbox_id)
+            .values(
+                uid_next=mailbox.c.uid_next + count, highest_modseq=mailbox.c.highest_modseq + 1
+            )
+            .returning(mailbox.c.uid_next, mailbox.c.highest_modseq, mailbox.c.uid_validity)
+        )
+    ).one()
     return Allocation(int(row.uid_next) - count, int(row.highest_modseq), int(row.uid_validity))
 
 
-async def copy_rows(conn: AsyncConnection, src: int, dst: int, uids: list[int] | None,
-                    keep: bool = False) -> tuple[list[tuple[int, int]], int]:
+async def copy_rows(
+    conn: AsyncConnection, src: int, dst: int, uids: list[int] | None, keep: bool = False
+) -> tuple[list[tuple[int, int]], int]:
     """Copy (``keep``) or move rows between mailboxes: ((old UID, new UID)…, UIDVALIDITY).
 
     The body is shared, never copied: both rows name the same vault object, so a
@@ -95,11 +107,24 @@ async def copy_rows(conn: AsyncConnection, src: int, dst: int, uids: list[int] |
     if not rows:
         return [], alloc.uid_validity
     pairs = [(int(r.uid), alloc.first_uid + i) for i, r in enumerate(rows)]
-    await conn.execute(insert(message), [
-        {"msg_ref": r.msg_ref, "mailbox_id": dst, "uid": new, "blob": r.blob,
-         "size": r.size, "internal_date": r.internal_date, "flags": r.flags,
-         "modseq": alloc.modseq, "envelope": r.envelope, "bodystructure": r.bodystructure}
-        for r, (_, new) in zip(rows, pairs, strict=True)])
+    await conn.execute(
+        insert(message),
+        [
+            {
+                "msg_ref": r.msg_ref,
+                "mailbox_id": dst,
+                "uid": new,
+                "blob": r.blob,
+                "size": r.size,
+                "internal_date": r.internal_date,
+                "flags": r.flags,
+                "modseq": alloc.modseq,
+                "envelope": r.envelope,
+                "bodystructure": r.bodystructure,
+            }
+            for r, (_, new) in zip(rows, pairs, strict=True)
+        ],
+    )
     if not keep:
         await conn.execute(delete(message).where(message.c.id.in_([r.id for r in rows])))
         await allocate(conn, src, 0)
@@ -126,17 +151,35 @@ async def deliver(conn: AsyncConnection, drops: Sequence[MailboxDrop]) -> None:
     for d in drops:
         mid, uid = next_uid[d.owner, d.mailbox]
         next_uid[d.owner, d.mailbox] = (mid, uid + 1)
-        rows.append({"msg_ref": d.msg_ref, "mailbox_id": mid, "uid": uid, "blob": d.blob,
-                     "size": d.size, "internal_date": d.received_at, "flags": d.flags,
-                     "modseq": modseq[mid]})
+        rows.append(
+            {
+                "msg_ref": d.msg_ref,
+                "mailbox_id": mid,
+                "uid": uid,
+                "blob": d.blob,
+                "size": d.size,
+                "internal_date": d.received_at,
+                "flags": d.flags,
+                "modseq": modseq[mid],
+            }
+        )
     if rows:
         await conn.execute(insert(message), rows)
 
 
-async def append_message(engine: AsyncEngine, vault: Vault, *, mailbox_id: int, owner: str,
-                         actor: str, data: bytes, flags: str,
-                         internal_date: dt.datetime | None, remote: str,
-                         structure: tuple[str, str] | None = None) -> tuple[int, int]:
+async def append_message(
+    engine: AsyncEngine,
+    vault: Vault,
+    *,
+    mailbox_id: int,
+    owner: str,
+    actor: str,
+    data: bytes,
+    flags: str,
+    internal_date: dt.datetime | None,
+    remote: str,
+    structure: tuple[str, str] | None = None,
+) -> tuple[int, int]:
     """Store ``data`` in mailbox ``mailbox_id``; return (UIDVALIDITY, UID) for APPENDUID.
 
     ``structure`` is the message's (ENVELOPE, BODYSTRUCTURE), kept with the row.
@@ -148,26 +191,48 @@ async def append_message(engine: AsyncEngine, vault: Vault, *, mailbox_id: int, 
     try:
         stored = await vault.put(data)
     except (VaultError, OSError) as exc:
-        log.error(events.INGEST_ABORTED, msg_ref=ref, reason="vault-unavailable",
-                  error=type(exc).__name__)
+        log.error(
+            events.INGEST_ABORTED, msg_ref=ref, reason="vault-unavailable", error=type(exc).__name__
+        )
         raise Unavailable("Storage unavailable", reason="vault-unavailable") from exc
     now = dt.datetime.now(dt.UTC)
     try:
         async with engine.begin() as conn:
-            await audit.append(conn, audit.AuditEvent(
-                action="message.appended", actor=actor, mailbox=owner, msg_id=ref,
-                remote=remote, detail={"protocol": Channel.IMAP_APPEND.value, "size": stored.size}))
+            await audit.append(
+                conn,
+                audit.AuditEvent(
+                    action="message.appended",
+                    actor=actor,
+                    mailbox=owner,
+                    msg_id=ref,
+                    remote=remote,
+                    detail={"protocol": Channel.IMAP_APPEND.value, "size": stored.size},
+                ),
+            )
             await vault.record(conn, stored)
             alloc = await allocate(conn, mailbox_id, 1)
-            await conn.execute(insert(message).values(
-                msg_ref=ref, mailbox_id=mailbox_id, uid=alloc.first_uid, blob=stored.name,
-                size=stored.size, internal_date=internal_date or now, flags=flags,
-                modseq=alloc.modseq, envelope=structure[0] if structure else None,
-                bodystructure=structure[1] if structure else None))
+            await conn.execute(
+                insert(message).values(
+                    msg_ref=ref,
+                    mailbox_id=mailbox_id,
+                    uid=alloc.first_uid,
+                    blob=stored.name,
+                    size=stored.size,
+                    internal_date=internal_date or now,
+                    flags=flags,
+                    modseq=alloc.modseq,
+                    envelope=structure[0] if structure else None,
+                    bodystructure=structure[1] if structure else None,
+                )
+            )
     except (SQLAlchemyError, OSError) as exc:
         await _cleanup(vault, stored, ref)
-        log.error(events.INGEST_ABORTED, msg_ref=ref, reason="database-unavailable",
-                  error=type(exc).__name__)
+        log.error(
+            events.INGEST_ABORTED,
+            msg_ref=ref,
+            reason="database-unavailable",
+            error=type(exc).__name__,
+        )
         raise Unavailable("Database unavailable", reason="database-unavailable") from exc
     log.info(events.INGEST_COMMITTED, msg_ref=ref, size=stored.size, recipients=0, queued=0)
     return alloc.uid_validity, alloc.first_uid

@@ -39,17 +39,18 @@ class Closed:
     messages: int
 
 
-
-
-async def inactive_mailboxes(engine: AsyncEngine, days: int = 365,
-                             now: dt.datetime | None = None) -> list[Inactive]:
+async def inactive_mailboxes(
+    engine: AsyncEngine, days: int = 365, now: dt.datetime | None = None
+) -> list[Inactive]:
     """Accounts with no successful login and no change for ``days`` days."""
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     async with engine.connect() as conn:
-        accounts = (await conn.execute(select(account.c.address, account.c.updated_at)
-                                       .order_by(account.c.address))).all()
-        logins = dict((await conn.execute(
-            audit.last_event_by_mailbox("login", result="ok"))).all())
+        accounts = (
+            await conn.execute(
+                select(account.c.address, account.c.updated_at).order_by(account.c.address)
+            )
+        ).all()
+        logins = dict((await conn.execute(audit.last_event_by_mailbox("login", result="ok"))).all())
     found = []
     for address, changed in accounts:
         last = _utc(logins.get(address))
@@ -59,8 +60,7 @@ async def inactive_mailboxes(engine: AsyncEngine, days: int = 365,
     return found
 
 
-async def close_mailbox(engine: AsyncEngine, address: str, *, actor: str,
-                        reason: str) -> Closed:
+async def close_mailbox(engine: AsyncEngine, address: str, *, actor: str, reason: str) -> Closed:
     """Remove an account and everything it holds in the mailstore, audited in the same commit."""
     address = address.lower()
     async with engine.begin() as conn:
@@ -68,13 +68,26 @@ async def close_mailbox(engine: AsyncEngine, address: str, *, actor: str,
         if gone.rowcount != 1:
             raise AccountNotFound(address)
         boxes = select(mailbox.c.id).where(mailbox.c.owner == address)
-        count = (await conn.execute(select(func.count()).select_from(message)
-                                    .where(message.c.mailbox_id.in_(boxes)))).scalar_one()
+        count = (
+            await conn.execute(
+                select(func.count()).select_from(message).where(message.c.mailbox_id.in_(boxes))
+            )
+        ).scalar_one()
         await conn.execute(delete(message).where(message.c.mailbox_id.in_(boxes)))
         removed = await conn.execute(delete(mailbox).where(mailbox.c.owner == address))
-        await conn.execute(delete(mailbox_acl).where(or_(mailbox_acl.c.owner == address,
-                                                         mailbox_acl.c.identifier == address)))
-        await audit.append(conn, audit.AuditEvent(
-            action="mailbox.closed", actor=actor, mailbox=address, reason=reason[:64],
-            detail={"mailboxes": int(removed.rowcount), "messages": int(count)}))
+        await conn.execute(
+            delete(mailbox_acl).where(
+                or_(mailbox_acl.c.owner == address, mailbox_acl.c.identifier == address)
+            )
+        )
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                action="mailbox.closed",
+                actor=actor,
+                mailbox=address,
+                reason=reason[:64],
+                detail={"mailboxes": int(removed.rowcount), "messages": int(count)},
+            ),
+        )
     return Closed(address, int(removed.rowcount), int(count))

@@ -37,8 +37,7 @@ class PurgeReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (object, why)
 
 
-async def objects_of_message(engine: AsyncEngine, queue: OutboundQueue, msg_ref: str
-                             ) -> list[str]:
+async def objects_of_message(engine: AsyncEngine, queue: OutboundQueue, msg_ref: str) -> list[str]:
     """The vault objects of one message (its body, wherever it was delivered or queued)."""
     async with engine.connect() as conn:
         names = await queries.message_blobs(conn, msg_ref)
@@ -54,9 +53,16 @@ async def objects_of_mailbox(engine: AsyncEngine, owner: str) -> list[str]:
         return sorted(bodies | await records.evidence_objects(conn, refs))
 
 
-async def purge_expired(engine: AsyncEngine, vault: Vault, queue: OutboundQueue, *, actor: str,
-                        now: dt.datetime | None = None, dry_run: bool = False,
-                        limit: int = 10_000) -> PurgeReport:
+async def purge_expired(
+    engine: AsyncEngine,
+    vault: Vault,
+    queue: OutboundQueue,
+    *,
+    actor: str,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    limit: int = 10_000,
+) -> PurgeReport:
     """Delete what is past its retention date and under no hold, messages first."""
     now = now or dt.datetime.now(dt.UTC)
     report = PurgeReport()
@@ -73,18 +79,28 @@ async def purge_expired(engine: AsyncEngine, vault: Vault, queue: OutboundQueue,
             if await retention.held(conn, [name]):  # placed since the listing
                 report.skipped.append((name, "under legal hold"))
                 continue
-            rows = (await conn.execute(
-                select(message.c.id, message.c.msg_ref, mailbox.c.owner)
-                .join(mailbox, mailbox.c.id == message.c.mailbox_id)
-                .where(message.c.blob == name))).all()
+            rows = (
+                await conn.execute(
+                    select(message.c.id, message.c.msg_ref, mailbox.c.owner)
+                    .join(mailbox, mailbox.c.id == message.c.mailbox_id)
+                    .where(message.c.blob == name)
+                )
+            ).all()
             if rows:
                 await conn.execute(delete(message).where(message.c.blob == name))
             await queue.forget(conn, name)
             await records.forget_evidence(conn, name)
             for row in rows:
-                await audit.append(conn, audit.AuditEvent(
-                    action="message.expired", actor=actor, mailbox=row.owner,
-                    msg_id=row.msg_ref, reason="retention-expired"))
+                await audit.append(
+                    conn,
+                    audit.AuditEvent(
+                        action="message.expired",
+                        actor=actor,
+                        mailbox=row.owner,
+                        msg_id=row.msg_ref,
+                        reason="retention-expired",
+                    ),
+                )
         try:
             await vault.delete(name, actor=actor, reason="retention-expired", now=now)
         except (RetentionLocked, LegalHoldActive) as exc:  # changed since the listing

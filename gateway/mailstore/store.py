@@ -68,8 +68,6 @@ def _flags(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class _Box:
     id: int
@@ -128,11 +126,17 @@ class MailStore:
     """Implements :class:`~gateway.core.ports.ImapBackend` and, for the core's commit,
     :class:`~gateway.core.ports.MailboxWriter`."""
 
-    def __init__(self, engine: AsyncEngine, vault: Vault, accounts: Accounts, *,
-                 structure: Structure,
-                 throttle: LoginThrottle | None = None,
-                 notifier: MailboxNotifier | None = None,
-                 directory: Directory | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        vault: Vault,
+        accounts: Accounts,
+        *,
+        structure: Structure,
+        throttle: LoginThrottle | None = None,
+        notifier: MailboxNotifier | None = None,
+        directory: Directory | None = None,
+    ) -> None:
         self._engine = engine
         self._vault = vault
         self._accounts = accounts
@@ -170,9 +174,13 @@ class MailStore:
             await audit.append(
                 conn,
                 audit.AuditEvent(
-                    action="login", actor=address or "(invalid)", mailbox=address,
-                    result="ok" if ok else "fail", reason=reason,
-                    remote=remote, detail={"protocol": protocol},
+                    action="login",
+                    actor=address or "(invalid)",
+                    mailbox=address,
+                    result="ok" if ok else "fail",
+                    reason=reason,
+                    remote=remote,
+                    detail={"protocol": protocol},
                 ),
             )
         if throttled:
@@ -196,10 +204,13 @@ class MailStore:
             return principal.address, INBOX, INBOX
         if not name.startswith(SHARED_PREFIX):
             return principal.address, name, name
-        owner, _, rest = name[len(SHARED_PREFIX):].partition("/")
+        owner, _, rest = name[len(SHARED_PREFIX) :].partition("/")
         # RFC 4314 §6: a mailbox the user may not look up is reported as non-existent.
-        if (not rest or self.directory is None
-                or not await may_act_for(self.directory, principal.address, owner.lower())):
+        if (
+            not rest
+            or self.directory is None
+            or not await may_act_for(self.directory, principal.address, owner.lower())
+        ):
             raise MailboxNotFound(name)
         rest = INBOX if rest.upper() == INBOX else rest
         return owner.lower(), rest, f"{SHARED_PREFIX}{owner.lower()}/{rest}"
@@ -207,8 +218,12 @@ class MailStore:
     async def _rights(self, conn: AsyncConnection, principal: Principal, owner: str) -> str:
         if owner == principal.address:
             return ALL_RIGHTS
-        found = (await conn.execute(select(mailbox_acl.c.rights).where(
-            mailbox_acl.c.owner == owner, mailbox_acl.c.identifier == principal.address))
+        found = (
+            await conn.execute(
+                select(mailbox_acl.c.rights).where(
+                    mailbox_acl.c.owner == owner, mailbox_acl.c.identifier == principal.address
+                )
+            )
         ).scalar_one_or_none()
         return DELEGATED_RIGHTS if found is None else str(found)
 
@@ -219,8 +234,11 @@ class MailStore:
             raise MailboxNotFound(name)
         if own_name == INBOX:
             return _Box(await ensure_mailbox(conn, owner), owner, INBOX, shown, rights)
-        found = (await conn.execute(select(mailbox.c.id).where(
-            mailbox.c.owner == owner, mailbox.c.name == own_name))).scalar_one_or_none()
+        found = (
+            await conn.execute(
+                select(mailbox.c.id).where(mailbox.c.owner == owner, mailbox.c.name == own_name)
+            )
+        ).scalar_one_or_none()
         if found is None:
             raise MailboxNotFound(name)
         return _Box(int(found), owner, own_name, shown, rights)
@@ -236,20 +254,30 @@ class MailStore:
     # --- mailboxes ---------------------------------------------------------------------
     async def list_mailboxes(self, principal: Principal) -> list[MailboxEntry]:
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(select(mailbox.c.name, mailbox.c.subscribed)
-                                       .where(mailbox.c.owner == principal.address))).all()
+            rows = (
+                await conn.execute(
+                    select(mailbox.c.name, mailbox.c.subscribed).where(
+                        mailbox.c.owner == principal.address
+                    )
+                )
+            ).all()
             own = {str(r.name): bool(r.subscribed) for r in rows}
             for name in (INBOX, *SPECIAL_USE):  # RFC 6154: found by attribute, not by name
                 if name not in own:
                     await ensure_mailbox(conn, principal.address, name)
                     own[name] = True
         out = [MailboxEntry(INBOX)] + [
-            MailboxEntry(n, SPECIAL_USE.get(n, ""), sub) for n, sub in sorted(own.items())
-            if n != INBOX]
+            MailboxEntry(n, SPECIAL_USE.get(n, ""), sub)
+            for n, sub in sorted(own.items())
+            if n != INBOX
+        ]
         for owner in await self._shared_owners(principal):
             async with self._engine.connect() as conn:
-                names = (await conn.execute(select(mailbox.c.name)
-                                            .where(mailbox.c.owner == owner))).scalars().all()
+                names = (
+                    (await conn.execute(select(mailbox.c.name).where(mailbox.c.owner == owner)))
+                    .scalars()
+                    .all()
+                )
             for n in sorted({str(x) for x in names} | {INBOX}):
                 out.append(MailboxEntry(f"{SHARED_PREFIX}{owner}/{n}"))
         return out
@@ -259,13 +287,18 @@ class MailStore:
         async with self._engine.begin() as conn:
             if "k" not in await self._rights(conn, principal, owner):
                 raise PermissionDenied("NOPERM", "Missing right k to create")
-            exists = (await conn.execute(select(mailbox.c.id).where(
-                mailbox.c.owner == owner, mailbox.c.name == own_name))).first()
+            exists = (
+                await conn.execute(
+                    select(mailbox.c.id).where(mailbox.c.owner == owner, mailbox.c.name == own_name)
+                )
+            ).first()
             if exists is not None or own_name == INBOX:
                 raise MailboxExists(name)
             await ensure_mailbox(conn, owner, own_name)
-            await audit.append(conn, audit.AuditEvent(
-                action="mailbox.created", actor=principal.address, mailbox=owner))
+            await audit.append(
+                conn,
+                audit.AuditEvent(action="mailbox.created", actor=principal.address, mailbox=owner),
+            )
 
     async def delete(self, principal: Principal, name: str) -> None:
         async with self._engine.begin() as conn:
@@ -275,9 +308,15 @@ class MailStore:
                 raise PermissionDenied("CANNOT", "INBOX cannot be deleted")
             gone = await conn.execute(delete(message).where(message.c.mailbox_id == box.id))
             await conn.execute(delete(mailbox).where(mailbox.c.id == box.id))
-            await audit.append(conn, audit.AuditEvent(
-                action="mailbox.deleted", actor=principal.address, mailbox=box.owner,
-                detail={"messages": gone.rowcount or 0}))
+            await audit.append(
+                conn,
+                audit.AuditEvent(
+                    action="mailbox.deleted",
+                    actor=principal.address,
+                    mailbox=box.owner,
+                    detail={"messages": gone.rowcount or 0},
+                ),
+            )
         self.notifier.notify([box.owner])
 
     async def rename(self, principal: Principal, old: str, new: str) -> None:
@@ -287,61 +326,108 @@ class MailStore:
             box.need("xk", "rename")
             if owner_new != box.owner:
                 raise PermissionDenied("CANNOT", "Cannot rename across namespaces")
-            taken = (await conn.execute(select(mailbox.c.id).where(
-                mailbox.c.owner == box.owner, mailbox.c.name == name_new))).first()
+            taken = (
+                await conn.execute(
+                    select(mailbox.c.id).where(
+                        mailbox.c.owner == box.owner, mailbox.c.name == name_new
+                    )
+                )
+            ).first()
             if taken is not None or name_new == INBOX:
                 raise MailboxExists(new)
             if box.name == INBOX:  # RFC 3501 §6.3.5: move INBOX's messages, INBOX stays
                 target = await ensure_mailbox(conn, box.owner, name_new)
                 await copy_rows(conn, box.id, target, None)
             else:
-                children = (await conn.execute(select(mailbox.c.id, mailbox.c.name).where(
-                    mailbox.c.owner == box.owner,
-                    mailbox.c.name.startswith(box.name + "/", autoescape=True)))).all()
-                await conn.execute(update(mailbox).where(mailbox.c.id == box.id)
-                                   .values(name=name_new))
+                children = (
+                    await conn.execute(
+                        select(mailbox.c.id, mailbox.c.name).where(
+                            mailbox.c.owner == box.owner,
+                            mailbox.c.name.startswith(box.name + "/", autoescape=True),
+                        )
+                    )
+                ).all()
+                await conn.execute(
+                    update(mailbox).where(mailbox.c.id == box.id).values(name=name_new)
+                )
                 for child in children:
-                    await conn.execute(update(mailbox).where(mailbox.c.id == child.id).values(
-                        name=name_new + str(child.name)[len(box.name):]))
-            await audit.append(conn, audit.AuditEvent(
-                action="mailbox.renamed", actor=principal.address, mailbox=box.owner))
+                    await conn.execute(
+                        update(mailbox)
+                        .where(mailbox.c.id == child.id)
+                        .values(name=name_new + str(child.name)[len(box.name) :])
+                    )
+            await audit.append(
+                conn,
+                audit.AuditEvent(
+                    action="mailbox.renamed", actor=principal.address, mailbox=box.owner
+                ),
+            )
         self.notifier.notify([box.owner])
 
     async def subscribe(self, principal: Principal, name: str, subscribed: bool) -> None:
         async with self._engine.begin() as conn:
             box = await self._box(conn, principal, name)
-            await conn.execute(update(mailbox).where(mailbox.c.id == box.id)
-                               .values(subscribed=subscribed))
+            await conn.execute(
+                update(mailbox).where(mailbox.c.id == box.id).values(subscribed=subscribed)
+            )
 
     async def select(self, principal: Principal, mailbox_name: str) -> MailboxView:
         box = await self._open(principal, mailbox_name)
         box.need("r", "read")
         async with self._engine.connect() as conn:
             head = (await conn.execute(select(mailbox).where(mailbox.c.id == box.id))).one()
-            rows = (await conn.execute(
-                select(message.c.uid, message.c.flags, message.c.size, message.c.internal_date,
-                       message.c.modseq)
-                .where(message.c.mailbox_id == box.id).order_by(message.c.uid))).all()
+            rows = (
+                await conn.execute(
+                    select(
+                        message.c.uid,
+                        message.c.flags,
+                        message.c.size,
+                        message.c.internal_date,
+                        message.c.modseq,
+                    )
+                    .where(message.c.mailbox_id == box.id)
+                    .order_by(message.c.uid)
+                )
+            ).all()
         msgs = self._views.messages(box.id, rows)  # shared by sessions seeing the same state
-        return MailboxView(box.shown, int(head.uid_validity), int(head.uid_next), msgs,
-                           highest_modseq=int(head.highest_modseq), owner=box.owner,
-                           writable=bool(set("swte") & set(box.rights)), rights=box.rights)
+        return MailboxView(
+            box.shown,
+            int(head.uid_validity),
+            int(head.uid_next),
+            msgs,
+            highest_modseq=int(head.highest_modseq),
+            owner=box.owner,
+            writable=bool(set("swte") & set(box.rights)),
+            rights=box.rights,
+        )
 
     # --- messages ----------------------------------------------------------------------
-    async def fetch_body(self, principal: Principal, mailbox_name: str, uid: int, remote: str,
-                         purpose: str = "fetch") -> bytes:
+    async def fetch_body(
+        self, principal: Principal, mailbox_name: str, uid: int, remote: str, purpose: str = "fetch"
+    ) -> bytes:
         box = await self._open(principal, mailbox_name)
         box.need("r", "read")
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(message.c.blob, message.c.msg_ref).where(
-                message.c.mailbox_id == box.id, message.c.uid == uid))).one_or_none()
+            row = (
+                await conn.execute(
+                    select(message.c.blob, message.c.msg_ref).where(
+                        message.c.mailbox_id == box.id, message.c.uid == uid
+                    )
+                )
+            ).one_or_none()
         if row is None:
             raise MessageNotFound(f"UID {uid}")
         data = await self._body(row.blob)
-        await self._reads.append(audit.AuditEvent(
-            action="message.read", actor=principal.address, mailbox=box.owner,
-            msg_id=row.msg_ref, remote=remote,
-            detail={"protocol": "imap", "uid": uid, "purpose": purpose}))
+        await self._reads.append(
+            audit.AuditEvent(
+                action="message.read",
+                actor=principal.address,
+                mailbox=box.owner,
+                msg_id=row.msg_ref,
+                remote=remote,
+                detail={"protocol": "imap", "uid": uid, "purpose": purpose},
+            )
+        )
         return data
 
     async def _body(self, blob: str) -> bytes:
@@ -354,29 +440,45 @@ class MailStore:
             self._cache.move_to_end(blob)
         return data
 
-    async def fetch_structure(self, principal: Principal, mailbox_name: str, uid: int,
-                              remote: str) -> tuple[bytes, bytes]:
+    async def fetch_structure(
+        self, principal: Principal, mailbox_name: str, uid: int, remote: str
+    ) -> tuple[bytes, bytes]:
         """ENVELOPE and BODYSTRUCTURE from their columns; computed on first use and kept
         for every row of the same body, so a client listing a mailbox decrypts nothing."""
         box = await self._open(principal, mailbox_name)
         box.need("r", "read")
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(
-                message.c.blob, message.c.msg_ref, message.c.envelope, message.c.bodystructure)
-                .where(message.c.mailbox_id == box.id, message.c.uid == uid))).one_or_none()
+            row = (
+                await conn.execute(
+                    select(
+                        message.c.blob,
+                        message.c.msg_ref,
+                        message.c.envelope,
+                        message.c.bodystructure,
+                    ).where(message.c.mailbox_id == box.id, message.c.uid == uid)
+                )
+            ).one_or_none()
         if row is None:
             raise MessageNotFound(f"UID {uid}")
         env, tree = row.envelope, row.bodystructure
         if env is None or tree is None:
-            env, tree = (p.decode("latin-1")
-                         for p in self._structure(await self._body(row.blob)))
+            env, tree = (p.decode("latin-1") for p in self._structure(await self._body(row.blob)))
             async with self._engine.begin() as conn:
-                await conn.execute(update(message).where(message.c.blob == row.blob)
-                                   .values(envelope=env, bodystructure=tree))
-        await self._reads.append(audit.AuditEvent(
-            action="message.read", actor=principal.address, mailbox=box.owner,
-            msg_id=row.msg_ref, remote=remote,
-            detail={"protocol": "imap", "uid": uid, "purpose": "structure"}))
+                await conn.execute(
+                    update(message)
+                    .where(message.c.blob == row.blob)
+                    .values(envelope=env, bodystructure=tree)
+                )
+        await self._reads.append(
+            audit.AuditEvent(
+                action="message.read",
+                actor=principal.address,
+                mailbox=box.owner,
+                msg_id=row.msg_ref,
+                remote=remote,
+                detail={"protocol": "imap", "uid": uid, "purpose": "structure"},
+            )
+        )
         return str(env).encode("latin-1"), str(tree).encode("latin-1")
 
     def _remember(self, blob: str, data: bytes) -> None:
@@ -389,46 +491,72 @@ class MailStore:
             _, old = self._cache.popitem(last=False)
             self._cached -= len(old)
 
-    async def store_flags(self, principal: Principal, mailbox_name: str, uids: Sequence[int],
-                          mode: StoreMode, flags: frozenset[str],
-                          unchanged_since: int | None = None) -> StoreResult:
+    async def store_flags(
+        self,
+        principal: Principal,
+        mailbox_name: str,
+        uids: Sequence[int],
+        mode: StoreMode,
+        flags: frozenset[str],
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
         changed: list[MessageInfo] = []
         refused: list[int] = []
         async with self._engine.begin() as conn:
             box = await self._box(conn, principal, mailbox_name)
             # RFC 4314 §4: s for \Seen, t for \Deleted, w for the others.
-            box.need("".join(sorted({"s" if f == "\\Seen" else "t" if f == "\\Deleted"
-                                     else "w" for f in flags})), "change these flags")
-            rows = (await conn.execute(select(message).where(
-                message.c.mailbox_id == box.id, message.c.uid.in_(list(uids)))
-                .order_by(message.c.uid))).all()
+            box.need(
+                "".join(
+                    sorted(
+                        {"s" if f == "\\Seen" else "t" if f == "\\Deleted" else "w" for f in flags}
+                    )
+                ),
+                "change these flags",
+            )
+            rows = (
+                await conn.execute(
+                    select(message)
+                    .where(message.c.mailbox_id == box.id, message.c.uid.in_(list(uids)))
+                    .order_by(message.c.uid)
+                )
+            ).all()
             updates: list[tuple[int, frozenset[str], Row[Any]]] = []
             for r in rows:
                 if unchanged_since is not None and int(r.modseq) > unchanged_since:
                     refused.append(int(r.uid))  # RFC 7162 §3.2: MODIFIED
                     continue
                 old = _flags(r.flags)
-                new = old | flags if mode is StoreMode.ADD else old - flags \
-                    if mode is StoreMode.REMOVE else flags
+                new = (
+                    old | flags
+                    if mode is StoreMode.ADD
+                    else old - flags
+                    if mode is StoreMode.REMOVE
+                    else flags
+                )
                 if new != old:
                     updates.append((int(r.id), new, r))
             if updates:
                 alloc = await allocate(conn, box.id, 0)
                 for row_id, new, r in updates:
-                    await conn.execute(update(message).where(message.c.id == row_id).values(
-                        flags=" ".join(sorted(new)), modseq=alloc.modseq))
+                    await conn.execute(
+                        update(message)
+                        .where(message.c.id == row_id)
+                        .values(flags=" ".join(sorted(new)), modseq=alloc.modseq)
+                    )
                     changed.append(_info(r, new, alloc.modseq))
         if changed:
             self.notifier.notify([box.owner])
         return StoreResult(changed, refused)
 
-    async def expunge(self, principal: Principal, mailbox_name: str,
-                      uids: Sequence[int] | None, remote: str) -> list[int]:
+    async def expunge(
+        self, principal: Principal, mailbox_name: str, uids: Sequence[int] | None, remote: str
+    ) -> list[int]:
         async with self._engine.begin() as conn:
             box = await self._box(conn, principal, mailbox_name)
             box.need("e", "expunge")
             q = select(message.c.id, message.c.uid, message.c.flags, message.c.msg_ref).where(
-                message.c.mailbox_id == box.id)
+                message.c.mailbox_id == box.id
+            )
             if uids is not None:
                 q = q.where(message.c.uid.in_(list(uids)))
             doomed = [r for r in (await conn.execute(q)).all() if "\\Deleted" in _flags(r.flags)]
@@ -436,15 +564,33 @@ class MailStore:
                 return []
             await conn.execute(delete(message).where(message.c.id.in_([r.id for r in doomed])))
             await allocate(conn, box.id, 0)
-            await audit.append_many(conn, [audit.AuditEvent(
-                action="message.expunged", actor=principal.address, mailbox=box.owner,
-                msg_id=r.msg_ref, remote=remote, detail={"protocol": "imap", "uid": int(r.uid)})
-                for r in doomed])
+            await audit.append_many(
+                conn,
+                [
+                    audit.AuditEvent(
+                        action="message.expunged",
+                        actor=principal.address,
+                        mailbox=box.owner,
+                        msg_id=r.msg_ref,
+                        remote=remote,
+                        detail={"protocol": "imap", "uid": int(r.uid)},
+                    )
+                    for r in doomed
+                ],
+            )
         self.notifier.notify([box.owner])
         return sorted(int(r.uid) for r in doomed)
 
-    async def copy(self, principal: Principal, mailbox_name: str, uids: Sequence[int],
-                   dest: str, remote: str, *, move: bool = False) -> CopyResult:
+    async def copy(
+        self,
+        principal: Principal,
+        mailbox_name: str,
+        uids: Sequence[int],
+        dest: str,
+        remote: str,
+        *,
+        move: bool = False,
+    ) -> CopyResult:
         async with self._engine.begin() as conn:
             src = await self._box(conn, principal, mailbox_name)
             # RFC 3501 §6.4.7 / RFC 5530: [TRYCREATE] when the destination does not exist.
@@ -454,25 +600,43 @@ class MailStore:
                 raise PermissionDenied("TRYCREATE", "No such destination mailbox") from None
             src.need("rte" if move else "r", "move" if move else "copy")
             dst.need("i", "insert")
-            pairs, validity = await copy_rows(conn, src.id, dst.id, list(uids),
-                                                    keep=not move)
+            pairs, validity = await copy_rows(conn, src.id, dst.id, list(uids), keep=not move)
             if pairs:
                 action = "message.moved" if move else "message.copied"
-                refs = {int(r.uid): str(r.msg_ref) for r in await conn.execute(
-                    select(message.c.uid, message.c.msg_ref).where(
-                        message.c.mailbox_id == dst.id,
-                        message.c.uid.in_([d for _, d in pairs])))}
-                await audit.append_many(conn, [audit.AuditEvent(
-                    action=action, actor=principal.address, mailbox=dst.owner,
-                    msg_id=str(refs.get(d, "")), remote=remote,
-                    detail={"protocol": "imap", "from_owner": src.owner, "uid": d})
-                    for _, d in pairs])
+                refs = {
+                    int(r.uid): str(r.msg_ref)
+                    for r in await conn.execute(
+                        select(message.c.uid, message.c.msg_ref).where(
+                            message.c.mailbox_id == dst.id, message.c.uid.in_([d for _, d in pairs])
+                        )
+                    )
+                }
+                await audit.append_many(
+                    conn,
+                    [
+                        audit.AuditEvent(
+                            action=action,
+                            actor=principal.address,
+                            mailbox=dst.owner,
+                            msg_id=str(refs.get(d, "")),
+                            remote=remote,
+                            detail={"protocol": "imap", "from_owner": src.owner, "uid": d},
+                        )
+                        for _, d in pairs
+                    ],
+                )
         self.notifier.notify({src.owner, dst.owner})
         return CopyResult(validity, pairs)
 
-    async def append(self, principal: Principal, mailbox_name: str, data: bytes,
-                     flags: frozenset[str], internal_date: dt.datetime | None,
-                     remote: str) -> tuple[int, int]:
+    async def append(
+        self,
+        principal: Principal,
+        mailbox_name: str,
+        data: bytes,
+        flags: frozenset[str],
+        internal_date: dt.datetime | None,
+        remote: str,
+    ) -> tuple[int, int]:
         try:
             box = await self._open(principal, mailbox_name)
         except MailboxNotFound:  # RFC 3501 §6.3.11
@@ -480,26 +644,42 @@ class MailStore:
         box.need("i", "append")
         env, tree = self._structure(data)  # computed once, at the message's arrival
         result = await append_message(
-            self._engine, self._vault, mailbox_id=box.id, owner=box.owner,
-            actor=principal.address, data=data, flags=" ".join(sorted(flags)),
-            internal_date=internal_date, remote=remote,
-            structure=(env.decode("latin-1"), tree.decode("latin-1")))
+            self._engine,
+            self._vault,
+            mailbox_id=box.id,
+            owner=box.owner,
+            actor=principal.address,
+            data=data,
+            flags=" ".join(sorted(flags)),
+            internal_date=internal_date,
+            remote=remote,
+            structure=(env.decode("latin-1"), tree.decode("latin-1")),
+        )
         self.notifier.notify([box.owner])
         return result
 
     # --- RFC 4314 access control on shared mailboxes ------------------------------------
-    async def get_acl(self, principal: Principal, mailbox_name: str
-                      ) -> tuple[str, list[tuple[str, str]]]:
+    async def get_acl(
+        self, principal: Principal, mailbox_name: str
+    ) -> tuple[str, list[tuple[str, str]]]:
         async with self._engine.begin() as conn:
             box = await self._box(conn, principal, mailbox_name)
-            rows = (await conn.execute(select(mailbox_acl.c.identifier, mailbox_acl.c.rights)
-                                       .where(mailbox_acl.c.owner == box.owner))).all()
-        entries = [(box.owner, ALL_RIGHTS), *sorted((str(r.identifier), str(r.rights))
-                                                    for r in rows)]
+            rows = (
+                await conn.execute(
+                    select(mailbox_acl.c.identifier, mailbox_acl.c.rights).where(
+                        mailbox_acl.c.owner == box.owner
+                    )
+                )
+            ).all()
+        entries = [
+            (box.owner, ALL_RIGHTS),
+            *sorted((str(r.identifier), str(r.rights)) for r in rows),
+        ]
         return box.rights, entries
 
-    async def set_acl(self, principal: Principal, mailbox_name: str, identifier: str,
-                      rights: str | None) -> None:
+    async def set_acl(
+        self, principal: Principal, mailbox_name: str, identifier: str, rights: str | None
+    ) -> None:
         """ACLs apply to the owner's whole tree (pli shares mailboxes, not folders)."""
         async with self._engine.begin() as conn:
             box = await self._box(conn, principal, mailbox_name)
@@ -508,18 +688,34 @@ class MailStore:
                 raise PermissionDenied("CANNOT", "Personal mailboxes are not shared")
             ident = identifier.lower()
             if self.directory is None or ident not in await self.directory.delegates(
-                    box.owner):  # the directory decides who may act for a shared mailbox
+                box.owner
+            ):  # the directory decides who may act for a shared mailbox
                 raise PermissionDenied("CANNOT", "Only delegated users can hold rights")
-            await conn.execute(delete(mailbox_acl).where(mailbox_acl.c.owner == box.owner,
-                                                         mailbox_acl.c.identifier == ident))
+            await conn.execute(
+                delete(mailbox_acl).where(
+                    mailbox_acl.c.owner == box.owner, mailbox_acl.c.identifier == ident
+                )
+            )
             if rights is not None:
-                await conn.execute(insert(mailbox_acl).values(owner=box.owner,
-                                                              identifier=ident, rights=rights))
-            await audit.append(conn, audit.AuditEvent(
-                action="mailbox.acl", actor=principal.address, mailbox=box.owner,
-                detail={"identifier": ident, "rights": rights or "-"}))
+                await conn.execute(
+                    insert(mailbox_acl).values(owner=box.owner, identifier=ident, rights=rights)
+                )
+            await audit.append(
+                conn,
+                audit.AuditEvent(
+                    action="mailbox.acl",
+                    actor=principal.address,
+                    mailbox=box.owner,
+                    detail={"identifier": ident, "rights": rights or "-"},
+                ),
+            )
 
 
 def _info(row: Row[Any], flags: frozenset[str], modseq: int) -> MessageInfo:
-    return MessageInfo(uid=int(row.uid), flags=flags, size=int(row.size),
-                       internal_date=_utc(row.internal_date), modseq=modseq)
+    return MessageInfo(
+        uid=int(row.uid),
+        flags=flags,
+        size=int(row.size),
+        internal_date=_utc(row.internal_date),
+        modseq=modseq,
+    )

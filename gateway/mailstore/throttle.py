@@ -22,8 +22,9 @@ _MAX_KEYS = 100_000
 class _Window:
     def __init__(self, limit: int, window: float) -> None:
         self.limit, self.window = limit, window
-        self.hits: collections.OrderedDict[str, collections.deque[float]] = \
+        self.hits: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict()
+        )
 
     def over(self, key: str, now: float) -> bool:
         times = self.hits.get(key)
@@ -45,16 +46,23 @@ class _Window:
 
 
 class LoginThrottle:
-    def __init__(self, *, per_address: int = 5, per_ip: int = 20, window: float = 900.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        per_address: int = 5,
+        per_ip: int = 20,
+        window: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._address = _Window(per_address, window)
         self._ip = _Window(per_ip, window)
         self._clock = clock
 
     def blocked(self, address: str, remote: str) -> bool:
         now = self._clock()
-        return (bool(address) and self._address.over(address, now)) or \
-            (bool(remote) and self._ip.over(remote, now))
+        return (bool(address) and self._address.over(address, now)) or (
+            bool(remote) and self._ip.over(remote, now)
+        )
 
     def failed(self, address: str, remote: str) -> None:
         now = self._clock()

@@ -71,15 +71,20 @@ def split_token(token: str) -> tuple[str, str] | None:
     return (m.group(1), m.group(2)) if m else None
 
 
-
-
 class TokenService:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def create(self, mailbox: str, scopes: Collection[str], *, label: str = "",
-                     created_by: str = "", expires_days: int | None = None,
-                     now: dt.datetime | None = None) -> tuple[TokenInfo, str]:
+    async def create(
+        self,
+        mailbox: str,
+        scopes: Collection[str],
+        *,
+        label: str = "",
+        created_by: str = "",
+        expires_days: int | None = None,
+        now: dt.datetime | None = None,
+    ) -> tuple[TokenInfo, str]:
         """Store a new token; return it and the full bearer value (shown once)."""
         unknown = set(scopes) - set(SCOPES)
         if not scopes or unknown:
@@ -90,12 +95,22 @@ class TokenService:
         expires = now + dt.timedelta(days=expires_days) if expires_days else None
         ordered = " ".join(s for s in SCOPES if s in scopes)
         async with self._engine.begin() as conn:
-            await conn.execute(api_token.insert().values(
-                id=token_id, secret_sha256=hash_secret(secret), mailbox=mailbox, scopes=ordered,
-                label=label[:64], created_by=created_by[:320], created_at=now,
-                expires_at=expires, revoked_at=None))
-        info = TokenInfo(token_id, mailbox, frozenset(scopes), label[:64], created_by[:320],
-                         now, expires, None)
+            await conn.execute(
+                api_token.insert().values(
+                    id=token_id,
+                    secret_sha256=hash_secret(secret),
+                    mailbox=mailbox,
+                    scopes=ordered,
+                    label=label[:64],
+                    created_by=created_by[:320],
+                    created_at=now,
+                    expires_at=expires,
+                    revoked_at=None,
+                )
+            )
+        info = TokenInfo(
+            token_id, mailbox, frozenset(scopes), label[:64], created_by[:320], now, expires, None
+        )
         return info, f"{_PREFIX}{token_id}.{secret}"
 
     async def list(self) -> list[TokenInfo]:
@@ -109,7 +124,8 @@ class TokenService:
             res = await conn.execute(
                 update(api_token)
                 .where(api_token.c.id == token_id, api_token.c.revoked_at.is_(None))
-                .values(revoked_at=now or dt.datetime.now(dt.UTC)))
+                .values(revoked_at=now or dt.datetime.now(dt.UTC))
+            )
         return bool(res.rowcount)
 
     async def revoke_mailbox(self, mailbox: str, now: dt.datetime | None = None) -> int:
@@ -118,7 +134,8 @@ class TokenService:
             res = await conn.execute(
                 update(api_token)
                 .where(api_token.c.mailbox == mailbox.lower(), api_token.c.revoked_at.is_(None))
-                .values(revoked_at=now or dt.datetime.now(dt.UTC)))
+                .values(revoked_at=now or dt.datetime.now(dt.UTC))
+            )
         return int(res.rowcount)
 
     async def check(self, token: str, now: dt.datetime | None = None) -> TokenInfo | None:
@@ -128,8 +145,9 @@ class TokenService:
             return None
         token_id, secret = parts
         async with self._engine.connect() as conn:
-            row = (await conn.execute(
-                select(api_token).where(api_token.c.id == token_id))).one_or_none()
+            row = (
+                await conn.execute(select(api_token).where(api_token.c.id == token_id))
+            ).one_or_none()
         if row is None:
             return None
         # Constant-time comparison of the digests: no timing hint about a near match.
@@ -142,7 +160,12 @@ class TokenService:
     def _info(r: Row[Any]) -> TokenInfo:
         row = r._mapping
         return TokenInfo(
-            id=row["id"], mailbox=row["mailbox"], scopes=frozenset(row["scopes"].split()),
-            label=row["label"], created_by=row["created_by"],
+            id=row["id"],
+            mailbox=row["mailbox"],
+            scopes=frozenset(row["scopes"].split()),
+            label=row["label"],
+            created_by=row["created_by"],
             created_at=_utc(row["created_at"]) or dt.datetime.now(dt.UTC),
-            expires_at=_utc(row["expires_at"]), revoked_at=_utc(row["revoked_at"]))
+            expires_at=_utc(row["expires_at"]),
+            revoked_at=_utc(row["revoked_at"]),
+        )

@@ -21,15 +21,14 @@ from gateway.core.ports import MessageInfo
 __all__ = ["ViewCache"]
 
 
-
-
 class ViewCache:
     """The latest snapshot of up to ``size`` mailboxes, keyed by mailbox id."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._views: OrderedDict[int, tuple[tuple[int, int], tuple[MessageInfo, ...]]] = \
+        self._views: OrderedDict[int, tuple[tuple[int, int], tuple[MessageInfo, ...]]] = (
             OrderedDict()
+        )
         self._flags: dict[str, frozenset[str]] = {}
 
     def flags(self, text: str) -> frozenset[str]:
@@ -47,9 +46,16 @@ class ViewCache:
         if cached is not None and cached[0] == key:
             self._views.move_to_end(box_id)
             return cached[1]
-        infos = tuple(MessageInfo(uid=int(r.uid), flags=self.flags(r.flags), size=int(r.size),
-                                  internal_date=_utc(r.internal_date), modseq=int(r.modseq))
-                      for r in rows)
+        infos = tuple(
+            MessageInfo(
+                uid=int(r.uid),
+                flags=self.flags(r.flags),
+                size=int(r.size),
+                internal_date=_utc(r.internal_date),
+                modseq=int(r.modseq),
+            )
+            for r in rows
+        )
         self._views[box_id] = (key, infos)
         self._views.move_to_end(box_id)
         while len(self._views) > self._size:

@@ -31,39 +31,64 @@ class DsnRecipient:
 
 def _header_section(original: bytes | bytearray) -> bytes:
     end = original.find(b"\r\n\r\n")
-    return bytes(original[:min(len(original) if end < 0 else end + 2, _MAX_HEADERS)])
+    return bytes(original[: min(len(original) if end < 0 else end + 2, _MAX_HEADERS)])
 
 
 def _clean(text: str) -> str:
     return " ".join(text.replace("\r", " ").replace("\n", " ").split())[:400]
 
 
-def build_dsn(*, reporting_mta: str, sender: str, msg_ref: str, arrival: dt.datetime,
-              recipients: Sequence[DsnRecipient], original: bytes | bytearray,
-              now: dt.datetime | None = None) -> bytes:
+def build_dsn(
+    *,
+    reporting_mta: str,
+    sender: str,
+    msg_ref: str,
+    arrival: dt.datetime,
+    recipients: Sequence[DsnRecipient],
+    original: bytes | bytearray,
+    now: dt.datetime | None = None,
+) -> bytes:
     """The DSN message (CRLF line ends), ready for ingest with MAIL FROM:<>."""
     now = now or dt.datetime.now(dt.UTC)
     boundary = f"pli-dsn-{secrets.token_hex(8)}"
     failed = any(r.action == "failed" for r in recipients)
-    subject = ("Non remis : echec de distribution / Undelivered Mail" if failed else
-               "Remise retardee / Delivery delayed")
+    subject = (
+        "Non remis : echec de distribution / Undelivered Mail"
+        if failed
+        else "Remise retardee / Delivery delayed"
+    )
     human = [
         "Ceci est un message automatique de la passerelle pli.",
-        "This is an automatic message from the pli gateway.", "",
-        ("Votre message n'a pas pu etre remis aux destinataires suivants :" if failed else
-         "Votre message n'a pas encore ete remis ; de nouvelles tentatives suivront :"),
-        ("Your message could not be delivered to:" if failed else
-         "Your message has not been delivered yet; delivery will be retried:"), "",
-        *(f"  <{r.address}>: {_clean(r.diagnostic)}" for r in recipients), "",
+        "This is an automatic message from the pli gateway.",
+        "",
+        (
+            "Votre message n'a pas pu etre remis aux destinataires suivants :"
+            if failed
+            else "Votre message n'a pas encore ete remis ; de nouvelles tentatives suivront :"
+        ),
+        (
+            "Your message could not be delivered to:"
+            if failed
+            else "Your message has not been delivered yet; delivery will be retried:"
+        ),
+        "",
+        *(f"  <{r.address}>: {_clean(r.diagnostic)}" for r in recipients),
+        "",
         f"Reference : {msg_ref}",
     ]
-    per_message = [f"Reporting-MTA: dns; {reporting_mta}",
-                   f"X-Pli-Message-Ref: {msg_ref}",
-                   f"Arrival-Date: {email.utils.format_datetime(arrival)}"]
+    per_message = [
+        f"Reporting-MTA: dns; {reporting_mta}",
+        f"X-Pli-Message-Ref: {msg_ref}",
+        f"Arrival-Date: {email.utils.format_datetime(arrival)}",
+    ]
     per_rcpt: list[str] = []
     for r in recipients:
-        per_rcpt += ["", f"Final-Recipient: rfc822; {r.address}", f"Action: {r.action}",
-                     f"Status: {r.status}"]
+        per_rcpt += [
+            "",
+            f"Final-Recipient: rfc822; {r.address}",
+            f"Action: {r.action}",
+            f"Status: {r.status}",
+        ]
         if r.remote_mta:
             per_rcpt.append(f"Remote-MTA: dns; {r.remote_mta}")
         if r.diagnostic:

@@ -80,9 +80,16 @@ def _relay_copy(stored: bytes | bytearray) -> bytes:
 
 
 class OutboundWorker:
-    def __init__(self, engine: AsyncEngine, vault: Vault, ingest: IngestService,
-                 queue: store.OutboundQueue, cfg: QueueSettings, hostname: str,
-                 worker_id: str) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        vault: Vault,
+        ingest: IngestService,
+        queue: store.OutboundQueue,
+        cfg: QueueSettings,
+        hostname: str,
+        worker_id: str,
+    ) -> None:
         self._engine = engine
         self._vault = vault
         self._ingest = ingest
@@ -108,11 +115,16 @@ class OutboundWorker:
     async def run_once(self) -> int:
         """One round: claim what is due, deliver it; return how many entries were handled."""
         now = dt.datetime.now(dt.UTC)
-        entries = await store.claim(self._engine, self._id, now=now,
-                                    limit=self._cfg.concurrency * 16, lease=self._cfg.lease)
-        groups = [list(g) for _, g in itertools.groupby(
-            sorted(entries, key=lambda e: (e.blob, e.domain, e.id)),
-            key=lambda e: (e.blob, e.domain))]
+        entries = await store.claim(
+            self._engine, self._id, now=now, limit=self._cfg.concurrency * 16, lease=self._cfg.lease
+        )
+        groups = [
+            list(g)
+            for _, g in itertools.groupby(
+                sorted(entries, key=lambda e: (e.blob, e.domain, e.id)),
+                key=lambda e: (e.blob, e.domain),
+            )
+        ]
         await asyncio.gather(*(self._deliver_group(g) for g in groups))
         return len(entries)
 
@@ -127,15 +139,20 @@ class OutboundWorker:
             return [(str(r.exchange).rstrip("."), self._cfg.port) for r in mx]
         except dns.resolver.NoAnswer:
             return [(domain, self._cfg.port)]  # RFC 5321 §5.1: the implicit MX
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers,
-                dns.exception.Timeout) as exc:
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
             raise OSError(f"MX lookup for {domain} failed: {type(exc).__name__}") from exc
 
-    async def _send(self, host: str, port: int, sender: str, rcpts: Sequence[str],
-                    data: bytes) -> dict[str, Attempt]:
-        smtp = aiosmtplib.SMTP(hostname=host, port=port, local_hostname=self._hostname,
-                               timeout=self._cfg.timeout, start_tls=False,
-                               tls_context=self._tls)
+    async def _send(
+        self, host: str, port: int, sender: str, rcpts: Sequence[str], data: bytes
+    ) -> dict[str, Attempt]:
+        smtp = aiosmtplib.SMTP(
+            hostname=host,
+            port=port,
+            local_hostname=self._hostname,
+            timeout=self._cfg.timeout,
+            start_tls=False,
+            tls_context=self._tls,
+        )
         await smtp.connect()
         try:
             await smtp.ehlo()
@@ -178,27 +195,48 @@ class OutboundWorker:
             try:
                 stored = await self._vault.get(entries[0].blob)
             except (VaultError, OSError) as exc:
-                outcome = {e.recipient: Attempt(0, f"4.3.0 vault: {type(exc).__name__}")
-                           for e in entries}
+                outcome = {
+                    e.recipient: Attempt(0, f"4.3.0 vault: {type(exc).__name__}") for e in entries
+                }
                 stored = bytearray()
             else:
                 outcome = await self._attempt(entries, _relay_copy(stored))
             await self._settle(entries, outcome, stored)
 
-    async def _settle(self, entries: list[store.QueueEntry], outcome: dict[str, Attempt],
-                      stored: bytes | bytearray) -> None:
+    async def _settle(
+        self,
+        entries: list[store.QueueEntry],
+        outcome: dict[str, Attempt],
+        stored: bytes | bytearray,
+    ) -> None:
         now = dt.datetime.now(dt.UTC)
         for entry in entries:
             att = outcome.get(entry.recipient, Attempt(0, "4.4.1 no answer"))
-            base = {"actor": entry.sender, "mailbox": entry.recipient, "msg_id": entry.msg_ref,
-                    "remote": att.remote_mta}
+            base = {
+                "actor": entry.sender,
+                "mailbox": entry.recipient,
+                "msg_id": entry.msg_ref,
+                "remote": att.remote_mta,
+            }
             if 200 <= att.code < 300:
-                await store.record(self._engine, [entry.id], state=store.DELIVERED,
-                                   reply=f"{att.code} {att.reply}", now=now, events=[
-                                       audit.AuditEvent(action="message.relayed", **base,
-                                                        detail={"code": att.code})])
-                log.info(events.OUTBOUND_DELIVERED, msg_ref=entry.msg_ref, code=att.code,
-                         remote=att.remote_mta)
+                await store.record(
+                    self._engine,
+                    [entry.id],
+                    state=store.DELIVERED,
+                    reply=f"{att.code} {att.reply}",
+                    now=now,
+                    events=[
+                        audit.AuditEvent(
+                            action="message.relayed", **base, detail={"code": att.code}
+                        )
+                    ],
+                )
+                log.info(
+                    events.OUTBOUND_DELIVERED,
+                    msg_ref=entry.msg_ref,
+                    code=att.code,
+                    remote=att.remote_mta,
+                )
                 continue
             reply = f"{att.code} {att.reply}" if att.code else att.reply
             permanent = att.code >= 500
@@ -206,43 +244,78 @@ class OutboundWorker:
             if permanent or expired:
                 diag = reply if permanent else f"4.4.7 delivery time expired; last: {reply}"
                 status = att.enhanced if permanent else "4.4.7"
-                if not await self._notify(entry, "failed", status, diag, att.remote_mta,
-                                          stored):
+                if not await self._notify(entry, "failed", status, diag, att.remote_mta, stored):
                     await self._defer(entry, reply, now, None)
                     continue
-                await store.record(self._engine, [entry.id], state=store.FAILED, reply=diag,
-                                   now=now, events=[audit.AuditEvent(
-                                       action="message.bounced", result="fail", **base,
-                                       reason="expired" if expired else "refused",
-                                       detail={"code": att.code})])
-                log.info(events.OUTBOUND_FAILED, msg_ref=entry.msg_ref, code=att.code,
-                         expired=expired)
+                await store.record(
+                    self._engine,
+                    [entry.id],
+                    state=store.FAILED,
+                    reply=diag,
+                    now=now,
+                    events=[
+                        audit.AuditEvent(
+                            action="message.bounced",
+                            result="fail",
+                            **base,
+                            reason="expired" if expired else "refused",
+                            detail={"code": att.code},
+                        )
+                    ],
+                )
+                log.info(
+                    events.OUTBOUND_FAILED, msg_ref=entry.msg_ref, code=att.code, expired=expired
+                )
                 continue
-            warn = (not entry.delay_notified
-                    and (now - entry.created_at).total_seconds() >= self._cfg.delay_warning)
-            notified = warn and await self._notify(entry, "delayed", att.enhanced, reply,
-                                                   att.remote_mta, stored)
+            warn = (
+                not entry.delay_notified
+                and (now - entry.created_at).total_seconds() >= self._cfg.delay_warning
+            )
+            notified = warn and await self._notify(
+                entry, "delayed", att.enhanced, reply, att.remote_mta, stored
+            )
             await self._defer(entry, reply, now, True if notified else None)
 
-    async def _defer(self, entry: store.QueueEntry, reply: str, now: dt.datetime,
-                     delay_notified: bool | None) -> None:
-        wait = min(self._cfg.retry_base * 2 ** entry.attempts, self._cfg.retry_max)
-        await store.record(self._engine, [entry.id], state=store.QUEUED, reply=reply, now=now,
-                           next_attempt=now + dt.timedelta(seconds=wait),
-                           delay_notified=delay_notified)
-        log.info(events.OUTBOUND_DEFERRED, msg_ref=entry.msg_ref, attempts=entry.attempts + 1,
-                 retry_in=wait)
+    async def _defer(
+        self, entry: store.QueueEntry, reply: str, now: dt.datetime, delay_notified: bool | None
+    ) -> None:
+        wait = min(self._cfg.retry_base * 2**entry.attempts, self._cfg.retry_max)
+        await store.record(
+            self._engine,
+            [entry.id],
+            state=store.QUEUED,
+            reply=reply,
+            now=now,
+            next_attempt=now + dt.timedelta(seconds=wait),
+            delay_notified=delay_notified,
+        )
+        log.info(
+            events.OUTBOUND_DEFERRED,
+            msg_ref=entry.msg_ref,
+            attempts=entry.attempts + 1,
+            retry_in=wait,
+        )
 
-    async def _notify(self, entry: store.QueueEntry, action: str, status: str, diag: str,
-                      remote_mta: str, stored: bytes | bytearray) -> bool:
+    async def _notify(
+        self,
+        entry: store.QueueEntry,
+        action: str,
+        status: str,
+        diag: str,
+        remote_mta: str,
+        stored: bytes | bytearray,
+    ) -> bool:
         """Commit a DSN to the sender; False if it could not be (the entry stays queued)."""
         if not entry.sender:
             return True  # a null sender (a DSN itself) never gets a DSN: no loops
-        body = build_dsn(reporting_mta=self._hostname, sender=entry.sender,
-                         msg_ref=entry.msg_ref, arrival=entry.created_at,
-                         recipients=[DsnRecipient(entry.recipient, action, status, diag,
-                                                  remote_mta)],
-                         original=stored)
+        body = build_dsn(
+            reporting_mta=self._hostname,
+            sender=entry.sender,
+            msg_ref=entry.msg_ref,
+            arrival=entry.created_at,
+            recipients=[DsnRecipient(entry.recipient, action, status, diag, remote_mta)],
+            original=stored,
+        )
         delivery = self._ingest.begin(Origin.report(Channel.DSN, self._hostname))
         try:
             if not (await delivery.add_sender("")).accepted:

@@ -56,40 +56,59 @@ def _check_usage(cert: x509.Certificate) -> None:
         pass
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        if ExtendedKeyUsageOID.EMAIL_PROTECTION not in eku and \
-                ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
+        if (
+            ExtendedKeyUsageOID.EMAIL_PROTECTION not in eku
+            and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku
+        ):
             raise Failed(Reason.WRONG_USAGE, "extendedKeyUsage lacks emailProtection")
     except x509.ExtensionNotFound:
         pass
 
 
-def _eku_validator(policy: Policy, cert: x509.Certificate,
-                   ext: x509.ExtendedKeyUsage | None) -> None:
-    if ext is not None and ExtendedKeyUsageOID.EMAIL_PROTECTION not in ext and \
-            ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in ext:
+def _eku_validator(
+    policy: Policy, cert: x509.Certificate, ext: x509.ExtendedKeyUsage | None
+) -> None:
+    if (
+        ext is not None
+        and ExtendedKeyUsageOID.EMAIL_PROTECTION not in ext
+        and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in ext
+    ):
         raise ValueError("extendedKeyUsage lacks emailProtection")
 
 
-def _chain(leaf: x509.Certificate, pool: list[x509.Certificate],
-           roots: Sequence[x509.Certificate], at_time: dt.datetime) -> list[x509.Certificate]:
+def _chain(
+    leaf: x509.Certificate,
+    pool: list[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    at_time: dt.datetime,
+) -> list[x509.Certificate]:
     if not roots:
         raise Failed(Reason.UNTRUSTED, "no trusted roots configured")
     # The client verifier's own EKU rule wants clientAuth; S/MIME wants emailProtection,
     # so the end-entity policy is replaced (cryptography >= 45 ExtensionPolicy).
-    ee = (ExtensionPolicy.permit_all()
-          .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_validator))
-    verifier = (PolicyBuilder().store(Store(list(roots))).time(at_time)
-                .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
-                .build_client_verifier())
+    ee = ExtensionPolicy.permit_all().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _eku_validator
+    )
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(roots)))
+        .time(at_time)
+        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee)
+        .build_client_verifier()
+    )
     try:
         return list(verifier.verify(leaf, pool).chain)
     except VerificationError as exc:
         raise Failed(Reason.UNTRUSTED, str(exc)[:200]) from None
 
 
-def _revocation(chain: list[x509.Certificate], crls: Sequence[x509.CertificateRevocationList],
-                at_time: dt.datetime, hook: RevocationCheck | None,
-                cache: ChainCache | None) -> str:
+def _revocation(
+    chain: list[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    at_time: dt.datetime,
+    hook: RevocationCheck | None,
+    cache: ChainCache | None,
+) -> str:
     """RFC 5280 §6.3, simplified: a CRL counts when its issuer signed it. A certificate
     revoked at or before ``at_time`` fails; the leaf's status decides what is reported."""
     leaf_status = Revocation.UNKNOWN
@@ -101,8 +120,7 @@ def _revocation(chain: list[x509.Certificate], crls: Sequence[x509.CertificateRe
             if cache is not None:
                 if not cache.crl_issued_by(crl, issuer):
                     continue
-            elif crl.issuer != issuer.subject or not crl.is_signature_valid(
-                    issuer.public_key()):  # type: ignore[arg-type]
+            elif crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
                 continue
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None and entry.revocation_date_utc <= at_time:
@@ -133,13 +151,16 @@ def _addresses(cert: x509.Certificate) -> tuple[str, ...]:
     except x509.ExtensionNotFound:
         found = []
     if not found:  # RFC 8550 §3: legacy certificates carry it in the subject
-        found = [str(a.value).lower() for a in
-                 cert.subject.get_attributes_for_oid(x509.oid.NameOID.EMAIL_ADDRESS)]
+        found = [
+            str(a.value).lower()
+            for a in cert.subject.get_attributes_for_oid(x509.oid.NameOID.EMAIL_ADDRESS)
+        ]
     return tuple(found)
 
 
-def judge_signer(cert: x509.Certificate, pool: list[x509.Certificate],
-                 judge: Judge) -> tuple[tuple[str, ...], str, str]:
+def judge_signer(
+    cert: x509.Certificate, pool: list[x509.Certificate], judge: Judge
+) -> tuple[tuple[str, ...], str, str]:
     """(mail addresses, subject, revocation source) of a signer certificate that passes
     every check at ``judge.when``; ``Failed`` otherwise."""
     when = judge.when
@@ -153,8 +174,11 @@ def judge_signer(cert: x509.Certificate, pool: list[x509.Certificate],
         _check_usage(cert)  # a property of the leaf alone: a remembered path implies it passed
         return _chain(cert, others, judge.roots, when)
 
-    chain = build() if judge.cache is None else judge.cache.chain(cert, others, judge.roots,
-                                                                  when, build)
+    chain = (
+        build()
+        if judge.cache is None
+        else judge.cache.chain(cert, others, judge.roots, when, build)
+    )
     source = _revocation(chain, judge.crls, when, judge.hook, judge.cache)
     if judge.require_revocation and source == "unchecked":
         raise Failed(Reason.REVOCATION_UNKNOWN)

@@ -55,8 +55,17 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 MICALG = {"sha256": "sha-256", "sha384": "sha-384", "sha512": "sha-512"}  # RFC 8551 §3.5.3.2
 
 # What asn1crypto raises on malformed input, lazily, whenever a field is first read.
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeError,
-                 RecursionError, AttributeError, NotImplementedError)
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    UnicodeError,
+    RecursionError,
+    AttributeError,
+    NotImplementedError,
+)
 
 
 class SmimeError(Refused):

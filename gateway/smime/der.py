@@ -66,7 +66,7 @@ def read_tlv(data: bytes | memoryview, pos: int, limit: int) -> Tlv:
         body = pos + 2 + count
         if body > limit:
             raise DerError("DER truncated in a length")
-        length = int.from_bytes(data[pos + 2:body], "big")
+        length = int.from_bytes(data[pos + 2 : body], "big")
         if data[pos + 2] == 0 or length < 0x80:  # X.690 §10.1: the shortest form only
             raise DerError("DER length not in its minimal form")
     end = body + length

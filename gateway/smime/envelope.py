@@ -78,11 +78,17 @@ def _oaep_sha256() -> padding.AsymmetricPadding:
 # The key-encryption AlgorithmIdentifiers pli writes, as DER: RSA-OAEP with SHA-256 and
 # MGF1-SHA-256 (RFC 4055 §4.1, RFC 8551 §2.3) and rsaEncryption (PKCS#1 v1.5). Reading
 # them back is a dictionary lookup; any other encoding has its parameters parsed.
-_OAEP_SHA256_DER: bytes = cms.KeyEncryptionAlgorithm({
-    "algorithm": "rsaes_oaep", "parameters": algos.RSAESOAEPParams({
-        "hash_algorithm": {"algorithm": "sha256"},
-        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
-    })}).dump()
+_OAEP_SHA256_DER: bytes = cms.KeyEncryptionAlgorithm(
+    {
+        "algorithm": "rsaes_oaep",
+        "parameters": algos.RSAESOAEPParams(
+            {
+                "hash_algorithm": {"algorithm": "sha256"},
+                "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+            }
+        ),
+    }
+).dump()
 _PKCS1V15_DER: bytes = cms.KeyEncryptionAlgorithm({"algorithm": "rsaes_pkcs1v15"}).dump()
 _KNOWN_PADDINGS: dict[bytes, Callable[[], padding.AsymmetricPadding]] = {
     _OAEP_SHA256_DER: _oaep_sha256,
@@ -105,18 +111,33 @@ def _recipient_info(cert: x509.Certificate, cek: bytes, transport: KeyTransport)
     else:
         alg = cms.KeyEncryptionAlgorithm.load(_PKCS1V15_DER)
         encrypted = public.encrypt(cek, padding.PKCS1v15())
-    return cms.RecipientInfo({"ktri": cms.KeyTransRecipientInfo({
-        "version": "v0",  # RFC 5652 §6.2.1: v0 with issuerAndSerialNumber
-        "rid": cms.RecipientIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber({
-            "issuer": c.issuer, "serial_number": c.serial_number})}),
-        "key_encryption_algorithm": alg,
-        "encrypted_key": encrypted,
-    })})
+    return cms.RecipientInfo(
+        {
+            "ktri": cms.KeyTransRecipientInfo(
+                {
+                    "version": "v0",  # RFC 5652 §6.2.1: v0 with issuerAndSerialNumber
+                    "rid": cms.RecipientIdentifier(
+                        {
+                            "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                                {"issuer": c.issuer, "serial_number": c.serial_number}
+                            )
+                        }
+                    ),
+                    "key_encryption_algorithm": alg,
+                    "encrypted_key": encrypted,
+                }
+            )
+        }
+    )
 
 
-def envelope(content: bytes, recipients: Sequence[x509.Certificate], *,
-             cipher: ContentCipher = ContentCipher.AES256_GCM,
-             key_transport: KeyTransport | None = None) -> bytes:
+def envelope(
+    content: bytes,
+    recipients: Sequence[x509.Certificate],
+    *,
+    cipher: ContentCipher = ContentCipher.AES256_GCM,
+    key_transport: KeyTransport | None = None,
+) -> bytes:
     """A DER ContentInfo encrypting ``content`` (bytes as given) to every recipient.
 
     ``key_transport`` defaults to RSA-OAEP with GCM and to PKCS#1 v1.5 with CBC:
@@ -124,64 +145,78 @@ def envelope(content: bytes, recipients: Sequence[x509.Certificate], *,
     """
     if not recipients:
         raise ValueError("at least one recipient certificate is needed")
-    transport = key_transport or (KeyTransport.RSA_OAEP if cipher is ContentCipher.AES256_GCM
-                                  else KeyTransport.RSA_PKCS1V15)
+    transport = key_transport or (
+        KeyTransport.RSA_OAEP if cipher is ContentCipher.AES256_GCM else KeyTransport.RSA_PKCS1V15
+    )
     cek = os.urandom(32)
     infos = [_recipient_info(c, cek, transport) for c in recipients]
     if cipher is ContentCipher.AES256_GCM:
         nonce = os.urandom(12)  # RFC 5084 §3.2: 12 octets recommended
         sealed = AESGCM(cek).encrypt(nonce, content, None)
-        auth = cms.AuthEnvelopedData({
-            "version": "v0",  # RFC 5083 §2.1
-            "recipient_infos": infos,
-            "auth_encrypted_content_info": {
-                "content_type": "data",
-                "content_encryption_algorithm": {
-                    "algorithm": "aes256_gcm",
-                    "parameters": GcmParameters({"aes_nonce": nonce, "aes_icvlen": 16})},
-                "encrypted_content": sealed[:-16],
-            },
-            "mac": sealed[-16:],  # RFC 5084 §3.2: the GCM tag is the mac
-        })
-        der: bytes = cms.ContentInfo({"content_type": "authenticated_enveloped_data",
-                                      "content": auth}).dump()
+        auth = cms.AuthEnvelopedData(
+            {
+                "version": "v0",  # RFC 5083 §2.1
+                "recipient_infos": infos,
+                "auth_encrypted_content_info": {
+                    "content_type": "data",
+                    "content_encryption_algorithm": {
+                        "algorithm": "aes256_gcm",
+                        "parameters": GcmParameters({"aes_nonce": nonce, "aes_icvlen": 16}),
+                    },
+                    "encrypted_content": sealed[:-16],
+                },
+                "mac": sealed[-16:],  # RFC 5084 §3.2: the GCM tag is the mac
+            }
+        )
+        der: bytes = cms.ContentInfo(
+            {"content_type": "authenticated_enveloped_data", "content": auth}
+        ).dump()
         return der
     iv = os.urandom(16)
     padder = sym_padding.PKCS7(128).padder()
     padded = padder.update(content) + padder.finalize()
     enc = Cipher(algorithms.AES(cek), modes.CBC(iv)).encryptor()
-    data = cms.EnvelopedData({
-        "version": "v0",  # RFC 5652 §6.1: v0 when every RecipientInfo is a v0 ktri
-        "recipient_infos": infos,
-        "encrypted_content_info": {
-            "content_type": "data",
-            "content_encryption_algorithm": {"algorithm": "aes256_cbc", "parameters": iv},
-            "encrypted_content": enc.update(padded) + enc.finalize(),
-        },
-    })
+    data = cms.EnvelopedData(
+        {
+            "version": "v0",  # RFC 5652 §6.1: v0 when every RecipientInfo is a v0 ktri
+            "recipient_infos": infos,
+            "encrypted_content_info": {
+                "content_type": "data",
+                "content_encryption_algorithm": {"algorithm": "aes256_cbc", "parameters": iv},
+                "encrypted_content": enc.update(padded) + enc.finalize(),
+            },
+        }
+    )
     der = cms.ContentInfo({"content_type": "enveloped_data", "content": data}).dump()
     return der
 
 
-def encrypt(mime_entity: bytes, recipients: Sequence[x509.Certificate], *,
-            cipher: ContentCipher = ContentCipher.AES256_GCM,
-            key_transport: KeyTransport | None = None) -> bytes:
+def encrypt(
+    mime_entity: bytes,
+    recipients: Sequence[x509.Certificate],
+    *,
+    cipher: ContentCipher = ContentCipher.AES256_GCM,
+    key_transport: KeyTransport | None = None,
+) -> bytes:
     """An ``application/pkcs7-mime`` MIME entity enveloping ``mime_entity`` (RFC 8551 §3.3).
 
     The entity is put in canonical CRLF form first. The caller adds the message
     header fields above the returned Content-Type.
     """
-    der = envelope(canonicalize(mime_entity), recipients, cipher=cipher,
-                   key_transport=key_transport)
-    smime_type = ("authEnveloped-data" if cipher is ContentCipher.AES256_GCM
-                  else "enveloped-data")
-    head = (f'Content-Type: application/pkcs7-mime; smime-type={smime_type}; name="smime.p7m"\r\n'
-            "Content-Transfer-Encoding: base64\r\n"
-            'Content-Disposition: attachment; filename="smime.p7m"\r\n\r\n').encode()
+    der = envelope(
+        canonicalize(mime_entity), recipients, cipher=cipher, key_transport=key_transport
+    )
+    smime_type = "authEnveloped-data" if cipher is ContentCipher.AES256_GCM else "enveloped-data"
+    head = (
+        f'Content-Type: application/pkcs7-mime; smime-type={smime_type}; name="smime.p7m"\r\n'
+        "Content-Transfer-Encoding: base64\r\n"
+        'Content-Disposition: attachment; filename="smime.p7m"\r\n\r\n'
+    ).encode()
     return head + base64_lines(der)
 
 
 # ---------------------------------------------------------------- decryption
+
 
 class _Me:
     """Our certificate's identifiers, compared as bytes first (the issuer DER as
@@ -206,7 +241,8 @@ class _Me:
         if rid.name == "subject_key_identifier":
             try:
                 ski = self.cert.extensions.get_extension_for_class(
-                    x509.SubjectKeyIdentifier).value.digest
+                    x509.SubjectKeyIdentifier
+                ).value.digest
             except x509.ExtensionNotFound:
                 return False
             return bool(rid.chosen.native == ski)
@@ -257,11 +293,15 @@ def _decrypt_content(sealed: Sealed, cek: bytes) -> bytes:
     if mac is not None:  # AES-GCM: the check above ties the tag to the mode
         params = GcmParameters.load(alg["parameters"].dump())
         nonce = params["aes_nonce"].native
-        if len(mac) != params["aes_icvlen"].native or not _MIN_TAG <= len(mac) <= 16 \
-                or not 8 <= len(nonce) <= 64:
+        if (
+            len(mac) != params["aes_icvlen"].native
+            or not _MIN_TAG <= len(mac) <= 16
+            or not 8 <= len(nonce) <= 64
+        ):
             raise MalformedCms("AES-GCM parameters out of range")
-        dec = Cipher(algorithms.AES(cek), modes.GCM(nonce, mac, min_tag_length=_MIN_TAG)
-                     ).decryptor()
+        dec = Cipher(
+            algorithms.AES(cek), modes.GCM(nonce, mac, min_tag_length=_MIN_TAG)
+        ).decryptor()
         if sealed.aad is not None:
             dec.authenticate_additional_data(sealed.aad)
         try:
@@ -280,8 +320,9 @@ def _decrypt_content(sealed: Sealed, cek: bytes) -> bytes:
         raise DecryptionFailed("decryption failed") from None
 
 
-def decrypt(data: bytes, cert: x509.Certificate, key: PrivateKey, *,
-            max_size: int = DEFAULT_MAX_SIZE) -> bytes:
+def decrypt(
+    data: bytes, cert: x509.Certificate, key: PrivateKey, *, max_size: int = DEFAULT_MAX_SIZE
+) -> bytes:
     """The content of an EnvelopedData or AuthEnvelopedData for ``cert``/``key``.
 
     ``data`` is DER/BER, or an ``application/pkcs7-mime`` MIME entity. Raises

@@ -31,12 +31,22 @@ from vault.pkcs11 import TokenOpenError, open_session
 
 __all__ = ["HsmError", "Token", "TokenRsaKey"]
 
-_SIGN = {"sha256": Mechanism.SHA256_RSA_PKCS, "sha384": Mechanism.SHA384_RSA_PKCS,
-         "sha512": Mechanism.SHA512_RSA_PKCS}
-_SIGN_PSS = {"sha256": Mechanism.SHA256_RSA_PKCS_PSS, "sha384": Mechanism.SHA384_RSA_PKCS_PSS,
-             "sha512": Mechanism.SHA512_RSA_PKCS_PSS}
-_HASH = {"sha1": (Mechanism.SHA_1, MGF.SHA1), "sha256": (Mechanism.SHA256, MGF.SHA256),
-         "sha384": (Mechanism.SHA384, MGF.SHA384), "sha512": (Mechanism.SHA512, MGF.SHA512)}
+_SIGN = {
+    "sha256": Mechanism.SHA256_RSA_PKCS,
+    "sha384": Mechanism.SHA384_RSA_PKCS,
+    "sha512": Mechanism.SHA512_RSA_PKCS,
+}
+_SIGN_PSS = {
+    "sha256": Mechanism.SHA256_RSA_PKCS_PSS,
+    "sha384": Mechanism.SHA384_RSA_PKCS_PSS,
+    "sha512": Mechanism.SHA512_RSA_PKCS_PSS,
+}
+_HASH = {
+    "sha1": (Mechanism.SHA_1, MGF.SHA1),
+    "sha256": (Mechanism.SHA256, MGF.SHA256),
+    "sha384": (Mechanism.SHA384, MGF.SHA384),
+    "sha512": (Mechanism.SHA512, MGF.SHA512),
+}
 
 
 class HsmError(SmimeError):
@@ -50,31 +60,51 @@ class Token:
         try:
             self._session = open_session(module, token_label, pin)
         except TokenOpenError as exc:
-            raise HsmError({"module": f"cannot load the PKCS#11 module {module}: {exc.detail}",
-                            "token_label": f"no PKCS#11 token labelled {token_label!r}",
-                            "pin": "the token refused the PIN"}[exc.field]) from None
+            raise HsmError(
+                {
+                    "module": f"cannot load the PKCS#11 module {module}: {exc.detail}",
+                    "token_label": f"no PKCS#11 token labelled {token_label!r}",
+                    "pin": "the token refused the PIN",
+                }[exc.field]
+            ) from None
         self.lock = threading.Lock()
 
     def key(self, label: str, public: rsa.RSAPublicKey) -> TokenRsaKey | None:
         """The private key labelled ``label``, if the token has it."""
         with self.lock:
-            found = list(self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
-                                                    Attribute.LABEL: label}))
+            found = list(
+                self._session.get_objects(
+                    {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}
+                )
+            )
         return TokenRsaKey(self, found[0], public) if found else None
 
     def import_key(self, label: str, key: rsa.RSAPrivateKey) -> None:
         """Store ``key`` in the token as sensitive, not extractable; refuse a second copy."""
-        der = key.private_bytes(serialization.Encoding.DER,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
+        der = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
         attrs = decode_rsa_private_key(der)
-        attrs.update({Attribute.LABEL: label, Attribute.ID: label.encode(),
-                      Attribute.TOKEN: True, Attribute.PRIVATE: True,
-                      Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
-                      Attribute.SIGN: True, Attribute.DECRYPT: True})
+        attrs.update(
+            {
+                Attribute.LABEL: label,
+                Attribute.ID: label.encode(),
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: True,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.SIGN: True,
+                Attribute.DECRYPT: True,
+            }
+        )
         with self.lock:
-            if list(self._session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
-                                               Attribute.LABEL: label})):
+            if list(
+                self._session.get_objects(
+                    {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}
+                )
+            ):
                 raise HsmError(f"the token already holds a key labelled {label}")
             self._session.create_object(attrs)
 
@@ -83,8 +113,7 @@ class Token:
             try:
                 return fn(*args, **kwargs)
             except PKCS11Error as exc:
-                raise HsmError(f"the token refused the operation: {type(exc).__name__}") \
-                    from None
+                raise HsmError(f"the token refused the operation: {type(exc).__name__}") from None
 
     def close(self) -> None:
         with self.lock:
@@ -106,50 +135,70 @@ class TokenRsaKey(rsa.RSAPrivateKey):
     def public_key(self) -> rsa.RSAPublicKey:
         return self._public
 
-    def sign(self, data: bytes, padding: padding.AsymmetricPadding,
-             algorithm: Prehashed | hashes.HashAlgorithm | NoDigestInfo) -> bytes:
+    def sign(
+        self,
+        data: bytes,
+        padding: padding.AsymmetricPadding,
+        algorithm: Prehashed | hashes.HashAlgorithm | NoDigestInfo,
+    ) -> bytes:
         if isinstance(algorithm, Prehashed | NoDigestInfo):
             raise HsmError("pre-hashed signing is not offered by the token key")
         name = algorithm.name
         if isinstance(padding, _PSS) and name in _SIGN_PSS:
             mech, mgf = _HASH[name]
             salt = algorithm.digest_size  # RFC 8017 §9.1 recommendation; what pli asks for
-            return bytes(self._token.run(self._handle.sign, data, mechanism=_SIGN_PSS[name],
-                                         mechanism_param=(mech, mgf, salt)))
+            return bytes(
+                self._token.run(
+                    self._handle.sign,
+                    data,
+                    mechanism=_SIGN_PSS[name],
+                    mechanism_param=(mech, mgf, salt),
+                )
+            )
         if isinstance(padding, _V15) and name in _SIGN:
             return bytes(self._token.run(self._handle.sign, data, mechanism=_SIGN[name]))
         raise HsmError(f"signature {type(padding).__name__}/{name} not offered by the token")
 
     def decrypt(self, ciphertext: bytes, padding: padding.AsymmetricPadding) -> bytes:
         if isinstance(padding, _V15):
-            return bytes(self._token.run(self._handle.decrypt, ciphertext,
-                                         mechanism=Mechanism.RSA_PKCS))
+            return bytes(
+                self._token.run(self._handle.decrypt, ciphertext, mechanism=Mechanism.RSA_PKCS)
+            )
         if isinstance(padding, _OAEP):
             algorithm = padding.algorithm
             if algorithm.name not in _HASH:
                 raise HsmError(f"OAEP with {algorithm.name} not offered by the token")
             mech, mgf = _HASH[algorithm.name]
             try:
-                return bytes(self._token.run(self._handle.decrypt, ciphertext,
-                                             mechanism=Mechanism.RSA_PKCS_OAEP,
-                                             mechanism_param=(mech, mgf, None)))
+                return bytes(
+                    self._token.run(
+                        self._handle.decrypt,
+                        ciphertext,
+                        mechanism=Mechanism.RSA_PKCS_OAEP,
+                        mechanism_param=(mech, mgf, None),
+                    )
+                )
             except HsmError:
                 if algorithm.name == "sha1":
                     raise
             # Some tokens (SoftHSM 2) do OAEP with SHA-1 only: the RSA operation still
             # runs in the token (raw, CKM_RSA_X_509), only the padding is removed here.
             k = (self.key_size + 7) // 8
-            em = bytes(self._token.run(self._handle.decrypt, ciphertext,
-                                       mechanism=Mechanism.RSA_X_509))
+            em = bytes(
+                self._token.run(self._handle.decrypt, ciphertext, mechanism=Mechanism.RSA_X_509)
+            )
             return _oaep_decode(em.rjust(k, b"\0"), k, algorithm)
         raise HsmError(f"decryption {type(padding).__name__} not offered by the token")
 
     def private_numbers(self) -> NoReturn:
         raise HsmError("the private key stays in the token")
 
-    def private_bytes(self, encoding: serialization.Encoding,
-                      format: serialization.PrivateFormat,
-                      encryption_algorithm: serialization.KeySerializationEncryption) -> NoReturn:
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> NoReturn:
         raise HsmError("the private key stays in the token")
 
     def __copy__(self) -> TokenRsaKey:
@@ -181,19 +230,19 @@ def _oaep_decode(em: bytes, k: int, algorithm: hashes.HashAlgorithm) -> bytes:
         raise HsmError("decryption error")
     label_hash = hashes.Hash(algorithm)
     l_hash = label_hash.finalize()
-    masked_seed, masked_db = em[1:1 + h_len], em[1 + h_len:]
-    seed = bytes(a ^ b for a, b in zip(masked_seed, _mgf1(masked_db, h_len, algorithm),
-                                       strict=True))
-    db = bytes(a ^ b for a, b in zip(masked_db, _mgf1(seed, k - h_len - 1, algorithm),
-                                     strict=True))
+    masked_seed, masked_db = em[1 : 1 + h_len], em[1 + h_len :]
+    seed = bytes(
+        a ^ b for a, b in zip(masked_seed, _mgf1(masked_db, h_len, algorithm), strict=True)
+    )
+    db = bytes(a ^ b for a, b in zip(masked_db, _mgf1(seed, k - h_len - 1, algorithm), strict=True))
     rest = db[h_len:]
     separator = rest.find(b"\x01")
     bad = em[0] != 0
     bad |= not hmac.compare_digest(db[:h_len], l_hash)
-    bad |= separator < 0 or any(rest[:max(separator, 0)])
+    bad |= separator < 0 or any(rest[: max(separator, 0)])
     if bad:
         raise HsmError("decryption error")
-    return rest[separator + 1:]
+    return rest[separator + 1 :]
 
 
 _V15 = padding.PKCS1v15

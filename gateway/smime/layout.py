@@ -90,7 +90,7 @@ def _content_info(mv: memoryview, oids: tuple[bytes, ...]) -> tuple[bytes, Tlv]:
     info = children(mv, read_tlv(mv, 0, len(mv)), 2)
     if len(info) != 2 or info[0].tag != 0x06 or info[1].tag != 0xA0:
         raise DerError("not a ContentInfo")
-    oid = bytes(mv[info[0].body:info[0].end])
+    oid = bytes(mv[info[0].body : info[0].end])
     if oid not in oids:
         raise DerError("another content type")  # asn1crypto's path names it
     inner = children(mv, info[1], 1)
@@ -133,12 +133,14 @@ def _enveloped_der(data: bytes) -> Sealed:
         aad = None
         if auth and attrs is not None:
             # [1] IMPLICIT SET OF: parsed with the universal SET tag put back.
-            aad = _aad(cms.CMSAttributes.load(b"\x31" + bytes(mv[attrs.start + 1:attrs.end])))
+            aad = _aad(cms.CMSAttributes.load(b"\x31" + bytes(mv[attrs.start + 1 : attrs.end])))
         return Sealed(
-            cms.RecipientInfos.load(bytes(mv[ris.start:ris.end])),
-            cms.EncryptionAlgorithm.load(bytes(mv[alg.start:alg.end])),
-            None if ciphertext is None else mv[ciphertext.body:ciphertext.end],
-            None if mac is None else bytes(mv[mac.body:mac.end]), aad)
+            cms.RecipientInfos.load(bytes(mv[ris.start : ris.end])),
+            cms.EncryptionAlgorithm.load(bytes(mv[alg.start : alg.end])),
+            None if ciphertext is None else mv[ciphertext.body : ciphertext.end],
+            None if mac is None else bytes(mv[mac.body : mac.end]),
+            aad,
+        )
 
 
 def _enveloped_ber(data: bytes, max_size: int) -> Sealed:
@@ -154,9 +156,13 @@ def _enveloped_ber(data: bytes, max_size: int) -> Sealed:
         else:
             raise MalformedCms(f"not enveloped data but {kind}")
         content = enc_info["encrypted_content"]
-        return Sealed(body["recipient_infos"], enc_info["content_encryption_algorithm"],
-                      None if isinstance(content, core.Void) else content_bytes(content),
-                      mac, aad)
+        return Sealed(
+            body["recipient_infos"],
+            enc_info["content_encryption_algorithm"],
+            None if isinstance(content, core.Void) else content_bytes(content),
+            mac,
+            aad,
+        )
 
 
 def locate_enveloped(data: bytes, max_size: int) -> Sealed:
@@ -192,10 +198,13 @@ def _signed_der(der: bytes) -> SignedLayout:
     content = None
     if wrapped is not None:
         octets = children(mv, wrapped, 1)  # id-data as one primitive OCTET STRING, or asn1crypto
-        if bytes(mv[ctype.body:ctype.end]) != _OID_DATA or len(octets) != 1 \
-                or octets[0].tag != 0x04:
+        if (
+            bytes(mv[ctype.body : ctype.end]) != _OID_DATA
+            or len(octets) != 1
+            or octets[0].tag != 0x04
+        ):
             raise DerError("encapsulated content not a DER id-data OCTET STRING")
-        content = bytes(mv[octets[0].body:octets[0].end])
+        content = bytes(mv[octets[0].body : octets[0].end])
     found = children(mv, certs, _MAX_ITEMS) if certs is not None else []
     if any(c.tag not in _CERTIFICATE_CHOICES for c in found):
         raise DerError("unexpected CertificateChoices")
@@ -204,9 +213,11 @@ def _signed_der(der: bytes) -> SignedLayout:
         raise DerError("a SignerInfo is not a SEQUENCE")
     with malformed_on_error("SignedData"):
         return SignedLayout(
-            cms.ContentType.load(bytes(mv[ctype.start:ctype.end])).native, content,
-            [bytes(mv[c.start:c.end]) for c in found if c.tag == 0x30],
-            [cms.SignerInfo.load(bytes(mv[s.start:s.end])) for s in infos])
+            cms.ContentType.load(bytes(mv[ctype.start : ctype.end])).native,
+            content,
+            [bytes(mv[c.start : c.end]) for c in found if c.tag == 0x30],
+            [cms.SignerInfo.load(bytes(mv[s.start : s.end])) for s in infos],
+        )
 
 
 def _signed_ber(der: bytes, max_size: int) -> SignedLayout | None:
@@ -219,8 +230,7 @@ def _signed_ber(der: bytes, max_size: int) -> SignedLayout | None:
         wrapped = eci["content"]  # RFC 5652 §5.2: absent when detached
         content = None if isinstance(wrapped, core.Void) else content_bytes(wrapped)
         certs = [c.chosen.dump() for c in sd["certificates"] or [] if c.name == "certificate"]
-        return SignedLayout(eci["content_type"].native, content, certs,
-                            list(sd["signer_infos"]))
+        return SignedLayout(eci["content_type"].native, content, certs, list(sd["signer_infos"]))
 
 
 def locate_signed(der: bytes, max_size: int) -> SignedLayout | None:
@@ -244,10 +254,14 @@ def _attributes_der(encoded: bytes) -> list[Attribute]:
         if len(parts) != 2 or parts[0].tag != 0x06 or parts[1].tag != 0x31:
             raise DerError("an Attribute is not SEQUENCE { OID, SET }")
         values = children(mv, parts[1], _MAX_ATTRIBUTES)
-        out.append(Attribute(oid_dotted(mv[parts[0].body:parts[0].end]),
-                             bytes(mv[attr.start:attr.end]),
-                             bytes(mv[parts[1].start:parts[1].end]),
-                             [bytes(mv[v.start:v.end]) for v in values]))
+        out.append(
+            Attribute(
+                oid_dotted(mv[parts[0].body : parts[0].end]),
+                bytes(mv[attr.start : attr.end]),
+                bytes(mv[parts[1].start : parts[1].end]),
+                [bytes(mv[v.start : v.end]) for v in values],
+            )
+        )
     return out
 
 
@@ -260,5 +274,9 @@ def attributes(encoded: bytes) -> list[Attribute]:
         pass
     with malformed_on_error("attributes"):
         parsed = cms.CMSAttributes.load(b"\x31" + encoded[1:])
-        return [Attribute(a["type"].dotted, a.dump(), a["values"].dump(),
-                          [v.dump() for v in a["values"]]) for a in parsed]
+        return [
+            Attribute(
+                a["type"].dotted, a.dump(), a["values"].dump(), [v.dump() for v in a["values"]]
+            )
+            for a in parsed
+        ]

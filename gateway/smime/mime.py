@@ -72,7 +72,7 @@ def _head(entity: bytes) -> tuple[Message, int]:
                 raise MalformedCms("MIME header section too long")
             head, at = entity, len(entity)
         else:
-            head, at = entity[:m.start()], m.end()
+            head, at = entity[: m.start()], m.end()
     return email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head), at
 
 
@@ -121,8 +121,11 @@ def classify(entity: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> SmimeKind:
     return _classify(msg, _params(msg), entity, at, max_size)
 
 
-def open_signed(entity: bytes, *, max_size: int = DEFAULT_MAX_SIZE,
-                ) -> tuple[SmimeKind, SignedParts | None]:
+def open_signed(
+    entity: bytes,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> tuple[SmimeKind, SignedParts | None]:
     """``classify`` and, for a multipart/signed, ``split_signed``, reading the header once."""
     msg, at = _head(entity)
     params = _params(msg)
@@ -132,8 +135,9 @@ def open_signed(entity: bytes, *, max_size: int = DEFAULT_MAX_SIZE,
     return kind, _split_signed(msg, params, entity, at, max_size)
 
 
-def _classify(msg: Message, params: dict[str, str], entity: bytes, at: int,
-              max_size: int) -> SmimeKind:
+def _classify(
+    msg: Message, params: dict[str, str], entity: bytes, at: int, max_size: int
+) -> SmimeKind:
     ctype = msg.get_content_type()
     if ctype == "multipart/signed":
         protocol = params.get("protocol", "").lower()
@@ -141,15 +145,21 @@ def _classify(msg: Message, params: dict[str, str], entity: bytes, at: int,
     if ctype not in _PKCS7_MIME:
         return SmimeKind.NONE
     smime_type = params.get("smime-type", "").lower()
-    for kind in (SmimeKind.SIGNED_DATA, SmimeKind.ENVELOPED, SmimeKind.AUTH_ENVELOPED,
-                 SmimeKind.COMPRESSED):
+    for kind in (
+        SmimeKind.SIGNED_DATA,
+        SmimeKind.ENVELOPED,
+        SmimeKind.AUTH_ENVELOPED,
+        SmimeKind.COMPRESSED,
+    ):
         if smime_type == kind.value.lower():
             return kind
-    info = parse_content_info(_decode(msg, memoryview(entity)[at:], max_size),
-                              max_size=max_size)
-    inner = {"signed_data": SmimeKind.SIGNED_DATA, "enveloped_data": SmimeKind.ENVELOPED,
-             "authenticated_enveloped_data": SmimeKind.AUTH_ENVELOPED,
-             "compressed_data": SmimeKind.COMPRESSED}.get(info["content_type"].native)
+    info = parse_content_info(_decode(msg, memoryview(entity)[at:], max_size), max_size=max_size)
+    inner = {
+        "signed_data": SmimeKind.SIGNED_DATA,
+        "enveloped_data": SmimeKind.ENVELOPED,
+        "authenticated_enveloped_data": SmimeKind.AUTH_ENVELOPED,
+        "compressed_data": SmimeKind.COMPRESSED,
+    }.get(info["content_type"].native)
     if inner is None:
         raise MalformedCms("application/pkcs7-mime with an unexpected CMS content type")
     return inner
@@ -177,8 +187,7 @@ def _is_delimiter(data: bytes, delim: bytes, at: int) -> bool:
     """Whether the line at ``at`` is a delimiter: RFC 2046 §5.1.1 allows only ``--`` (the
     close delimiter) and transport padding after the boundary; a content line that
     merely starts with it (``--boundaryXYZ``) is content."""
-    return data.startswith(delim, at) and \
-        _DELIMITER_TAIL.match(data, at + len(delim)) is not None
+    return data.startswith(delim, at) and _DELIMITER_TAIL.match(data, at + len(delim)) is not None
 
 
 def _find_delimiter(data: bytes, delim: bytes, pos: int) -> int:
@@ -197,7 +206,7 @@ def _next_delimiter(data: bytes, delim: bytes, start: int, base: int) -> tuple[i
     at = _find_delimiter(data, delim, start - 1 if start > base else base)
     if at < 0:
         raise MalformedCms("multipart/signed: missing boundary")
-    end = at - 1 if at > start and data[at - 1:at] == b"\r" else at
+    end = at - 1 if at > start and data[at - 1 : at] == b"\r" else at
     return max(end, start), at + 1
 
 
@@ -210,8 +219,9 @@ def split_signed(entity: bytes, *, max_size: int = DEFAULT_MAX_SIZE) -> SignedPa
     return _split_signed(msg, _params(msg), entity, base, max_size)
 
 
-def _split_signed(msg: Message, params: dict[str, str], entity: bytes, base: int,
-                  max_size: int) -> SignedParts:
+def _split_signed(
+    msg: Message, params: dict[str, str], entity: bytes, base: int, max_size: int
+) -> SignedParts:
     if msg.get_content_type() != "multipart/signed":
         raise MalformedCms("not a multipart/signed entity")
     boundary = params.get("boundary", "")
@@ -226,15 +236,17 @@ def _split_signed(msg: Message, params: dict[str, str], entity: bytes, base: int
             raise MalformedCms("multipart/signed: no first part")
     start = _line_end(entity, first)
     content_end, second = _next_delimiter(entity, delim, start, base)
-    if entity[second + len(delim):second + len(delim) + 2] == b"--":
+    if entity[second + len(delim) : second + len(delim) + 2] == b"--":
         raise MalformedCms("multipart/signed: signature part missing")
     sig_start = _line_end(entity, second)
     sig_end, close = _next_delimiter(entity, delim, sig_start, base)
-    if entity[close + len(delim):close + len(delim) + 2] != b"--":
+    if entity[close + len(delim) : close + len(delim) + 2] != b"--":
         raise MalformedCms("multipart/signed must have exactly two parts")
     sig_msg, sig_body = split_head(entity[sig_start:sig_end])
     if sig_msg.get_content_type() not in _PKCS7_SIGNATURE:
         raise MalformedCms("multipart/signed: second part is not application/pkcs7-signature")
-    return SignedParts(content=entity[start:content_end],
-                       signature=_decode(sig_msg, sig_body, max_size),
-                       micalg=params.get("micalg", "").lower())
+    return SignedParts(
+        content=entity[start:content_end],
+        signature=_decode(sig_msg, sig_body, max_size),
+        micalg=params.get("micalg", "").lower(),
+    )

@@ -51,8 +51,13 @@ class Notarisation:
     received_at: dt.datetime | None
 
 
-def notarise(data: bytes, received_at: dt.datetime, cert: x509.Certificate, key: PrivateKey,
-             chain: Sequence[x509.Certificate] = ()) -> bytes:
+def notarise(
+    data: bytes,
+    received_at: dt.datetime,
+    cert: x509.Certificate,
+    key: PrivateKey,
+    chain: Sequence[x509.Certificate] = (),
+) -> bytes:
     """A DER detached SignedData over ``data`` attesting ``received_at`` (aware datetime).
 
     Signing runs on the caller's thread: for large bodies call it in a worker
@@ -62,9 +67,16 @@ def notarise(data: bytes, received_at: dt.datetime, cert: x509.Certificate, key:
         raise ValueError("received_at must be timezone-aware")
     when = received_at.astimezone(dt.UTC)
     precise = core.GeneralizedTime(when).dump()
-    return signed_data(data, cert, key, chain, detached=True, signing_time=when,
-                       extra_attrs=[attribute_der(RECEIVED_AT_OID, precise)],
-                       capabilities=False)
+    return signed_data(
+        data,
+        cert,
+        key,
+        chain,
+        detached=True,
+        signing_time=when,
+        extra_attrs=[attribute_der(RECEIVED_AT_OID, precise)],
+        capabilities=False,
+    )
 
 
 def _received_at(result: VerificationResult) -> dt.datetime | None:
@@ -88,19 +100,23 @@ def _claimed_time(receipt: bytes, max_size: int) -> dt.datetime | None:
                 for attr in si["signed_attrs"]:
                     if attr["type"].native == "signing_time" and len(attr["values"]) == 1:
                         when = attr["values"][0].native
-                        return when.astimezone(dt.UTC) if isinstance(when, dt.datetime) \
-                            else None
+                        return when.astimezone(dt.UTC) if isinstance(when, dt.datetime) else None
     except SmimeError:
         return None
     return None
 
 
-def verify_notarisation(receipt: bytes, data: bytes, trusted_roots: Sequence[x509.Certificate],
-                        intermediates: Sequence[x509.Certificate] = (),
-                        crls: Sequence[x509.CertificateRevocationList] = (),
-                        at_time: dt.datetime | None = None, *,
-                        revocation_check: RevocationCheck | None = None,
-                        max_size: int = DEFAULT_MAX_SIZE) -> Notarisation:
+def verify_notarisation(
+    receipt: bytes,
+    data: bytes,
+    trusted_roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate] = (),
+    crls: Sequence[x509.CertificateRevocationList] = (),
+    at_time: dt.datetime | None = None,
+    *,
+    revocation_check: RevocationCheck | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> Notarisation:
     """Check a receipt against the stored bytes.
 
     The certificate is judged at ``at_time``, by default at the receipt's own
@@ -110,10 +126,19 @@ def verify_notarisation(receipt: bytes, data: bytes, trusted_roots: Sequence[x50
     """
     when = at_time or _claimed_time(receipt, max_size)
     if when is None:
-        return Notarisation(VerificationResult(False, Reason.MALFORMED,
-                                               detail="receipt without signingTime"), None)
-    result = verify_signed_data(receipt, trusted_roots, intermediates, crls, when, content=data,
-                                max_size=max_size, revocation_check=revocation_check)
+        return Notarisation(
+            VerificationResult(False, Reason.MALFORMED, detail="receipt without signingTime"), None
+        )
+    result = verify_signed_data(
+        receipt,
+        trusted_roots,
+        intermediates,
+        crls,
+        when,
+        content=data,
+        max_size=max_size,
+        revocation_check=revocation_check,
+    )
     try:
         received = _received_at(result) if result.ok else None
     except MalformedCms as exc:

@@ -49,8 +49,10 @@ _INTERMEDIATE_CN = "TEST AC IGC-SANTE ELEMENTAIRE ORGANISATIONS (pli)"
 _CRL_VALIDITY = dt.timedelta(days=30)
 _LEAF_VALIDITY = dt.timedelta(days=3 * 365)
 _LOCAL = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+=?^_`{|}~-]+)*$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-                     r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
 
 
 class PkiError(InvalidInput):
@@ -138,13 +140,17 @@ class PkiPaths:
 
     def mailbox(self, address: str) -> tuple[Path, Path]:
         a = safe_address(address)
-        return (self.directory / "mailboxes" / f"{a}.pem",
-                self.directory / "mailboxes" / f"{a}.key")
+        return (
+            self.directory / "mailboxes" / f"{a}.pem",
+            self.directory / "mailboxes" / f"{a}.key",
+        )
 
     def revoked(self, address: str, serial: int) -> tuple[Path, Path]:
         stem = f"{safe_address(address)}.{serial:x}"
-        return (self.directory / "revoked" / f"{stem}.pem",
-                self.directory / "revoked" / f"{stem}.key")
+        return (
+            self.directory / "revoked" / f"{stem}.pem",
+            self.directory / "revoked" / f"{stem}.key",
+        )
 
 
 # ---------------------------------------------------------------- files
@@ -172,10 +178,15 @@ def _write_cert(path: Path, *certs: x509.Certificate) -> None:
 
 def _write_key(path: Path, key: PrivateKey, passphrase: bytes | None) -> None:
     enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase
-        else serialization.NoEncryption())
-    _write(path, key.private_bytes(serialization.Encoding.PEM,
-                                   serialization.PrivateFormat.PKCS8, enc), 0o600)
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    _write(
+        path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc),
+        0o600,
+    )
 
 
 def load_certificate(path: Path) -> x509.Certificate:
@@ -222,18 +233,20 @@ def load_crl(path: Path) -> x509.CertificateRevocationList:
         raise PkiError(f"{path}: not a CRL") from exc
 
 
-def load_identity(cert_path: Path, key_path: Path, passphrase: bytes | None = None,
-                  chain_path: Path | None = None) -> CertifiedKey:
+def load_identity(
+    cert_path: Path, key_path: Path, passphrase: bytes | None = None, chain_path: Path | None = None
+) -> CertifiedKey:
     """A signing/decryption identity: the first certificate of ``cert_path`` is the leaf,
     the others (and those of ``chain_path``, roots excluded) its chain."""
     certs = load_certificates(cert_path)
     extra = load_certificates(chain_path) if chain_path else []
     chain = [c for c in certs[1:] + extra if c.issuer != c.subject]
     key = load_private_key(key_path, passphrase)
-    if key.public_key().public_bytes(serialization.Encoding.DER,
-                                     serialization.PublicFormat.SubjectPublicKeyInfo) != \
-            certs[0].public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo):
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != certs[0].public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
         raise PkiError(f"{key_path}: the key does not belong to {cert_path}")
     return CertifiedKey(certs[0], key, tuple(chain))
 
@@ -251,45 +264,70 @@ def _new_key(key_size: int) -> rsa.RSAPrivateKey:
 
 
 def _name(cn: str, ou: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
-             x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG)]
+    attrs = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+    ]
     if ou:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     return x509.Name(attrs)
 
 
-def _builder(subject: x509.Name, issuer: x509.Certificate | None, public_key: rsa.RSAPublicKey,
-             not_before: dt.datetime, validity: dt.timedelta) -> x509.CertificateBuilder:
-    b = (x509.CertificateBuilder()
-         .subject_name(subject)
-         .issuer_name(issuer.subject if issuer else subject)
-         .public_key(public_key)
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(not_before)
-         .not_valid_after(not_before + validity)
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Certificate | None,
+    public_key: rsa.RSAPublicKey,
+    not_before: dt.datetime,
+    validity: dt.timedelta,
+) -> x509.CertificateBuilder:
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject if issuer else subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + validity)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
     if issuer is not None:
         ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         b = b.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
     return b
 
 
 def _key_usage(*, sign: bool = False, encipher: bool = False, ca: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=sign, content_commitment=False,
-                         key_encipherment=encipher, data_encipherment=False,
-                         key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                         encipher_only=False, decipher_only=False)
+    return x509.KeyUsage(
+        digital_signature=sign,
+        content_commitment=False,
+        key_encipherment=encipher,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
-def _ca_cert(cn: str, key: rsa.RSAPrivateKey, issuer: x509.Certificate | None,
-             issuer_key: PrivateKey, path_length: int | None, now: dt.datetime,
-             years: int) -> x509.Certificate:
-    return (_builder(_name(cn), issuer, key.public_key(), now, dt.timedelta(days=365 * years))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
-            .sign(issuer_key, hashes.SHA256()))
+def _ca_cert(
+    cn: str,
+    key: rsa.RSAPrivateKey,
+    issuer: x509.Certificate | None,
+    issuer_key: PrivateKey,
+    path_length: int | None,
+    now: dt.datetime,
+    years: int,
+) -> x509.Certificate:
+    return (
+        _builder(_name(cn), issuer, key.public_key(), now, dt.timedelta(days=365 * years))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(_key_usage(ca=True), critical=True)
+        .sign(issuer_key, hashes.SHA256())
+    )
 
 
 def _now() -> dt.datetime:
@@ -299,64 +337,102 @@ def _now() -> dt.datetime:
 def _issuer(paths: PkiPaths, passphrase: bytes | None) -> CertifiedKey:
     if not paths.intermediate_cert.is_file():
         raise PkiError(f"no PKI in {paths.directory} (run pli pki init)")
-    return CertifiedKey(load_certificate(paths.intermediate_cert),
-                        load_private_key(paths.intermediate_key, passphrase))
+    return CertifiedKey(
+        load_certificate(paths.intermediate_cert),
+        load_private_key(paths.intermediate_key, passphrase),
+    )
 
 
-def _issue_tls(ca: CertifiedKey, paths: PkiPaths, domain: str, passphrase: bytes | None,
-               key_size: int, now: dt.datetime) -> None:
+def _issue_tls(
+    ca: CertifiedKey,
+    paths: PkiPaths,
+    domain: str,
+    passphrase: bytes | None,
+    key_size: int,
+    now: dt.datetime,
+) -> None:
     d = safe_domain(domain)
     key = _new_key(key_size)
-    cert = (_builder(_name(d, "SERVEUR"), ca.cert, key.public_key(), now, dt.timedelta(days=825))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(sign=True, encipher=True), critical=True)
-            # Operators authenticate each other with these certificates (mutual TLS): both.
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(d)]), critical=False)
-            .sign(ca.key, hashes.SHA256()))
+    cert = (
+        _builder(_name(d, "SERVEUR"), ca.cert, key.public_key(), now, dt.timedelta(days=825))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(sign=True, encipher=True), critical=True)
+        # Operators authenticate each other with these certificates (mutual TLS): both.
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(d)]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
     cert_path, key_path = paths.tls(d)
     _write_key(key_path, key, passphrase)
     _write_cert(cert_path, cert, ca.cert)
 
 
-def _issue_mailbox(ca: CertifiedKey, paths: PkiPaths, address: str, passphrase: bytes | None,
-                   key_size: int, now: dt.datetime, validity: dt.timedelta,
-                   kind: str) -> CertifiedKey:
+def _issue_mailbox(
+    ca: CertifiedKey,
+    paths: PkiPaths,
+    address: str,
+    passphrase: bytes | None,
+    key_size: int,
+    now: dt.datetime,
+    validity: dt.timedelta,
+    kind: str,
+) -> CertifiedKey:
     a = safe_address(address)
     key = _new_key(key_size)
     # One key signs and decrypts (IGC-Santé issues two; one keeps the development PKI simple).
-    cert = (_builder(_name(a, kind), ca.cert, key.public_key(), now, validity)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(sign=True, encipher=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
-                           critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(a)]), critical=False)
-            .sign(ca.key, hashes.SHA256()))
+    cert = (
+        _builder(_name(a, kind), ca.cert, key.public_key(), now, validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(sign=True, encipher=True), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(a)]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
     cert_path, key_path = paths.mailbox(a)
     _write_key(key_path, key, passphrase)
     _write_cert(cert_path, cert, ca.cert)
     return CertifiedKey(cert, key, (ca.cert,))
 
 
-def _write_crl(paths: PkiPaths, ca: CertifiedKey, revoked: list[x509.RevokedCertificate],
-               number: int, now: dt.datetime) -> None:
+def _write_crl(
+    paths: PkiPaths,
+    ca: CertifiedKey,
+    revoked: list[x509.RevokedCertificate],
+    number: int,
+    now: dt.datetime,
+) -> None:
     ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    b = (x509.CertificateRevocationListBuilder()
-         .issuer_name(ca.cert.subject)
-         .last_update(now)
-         .next_update(now + _CRL_VALIDITY)
-         .add_extension(x509.CRLNumber(number), critical=False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
-                        critical=False))
+    b = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now)
+        .next_update(now + _CRL_VALIDITY)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
+    )
     for r in revoked:
         b = b.add_revoked_certificate(r)
     crl = b.sign(ca.key, hashes.SHA256())
     _write(paths.crl, crl.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
-def init_pki(directory: Path, domains: list[str], mailboxes: list[str],
-             passphrase: bytes | None, *, key_size: int = 3072) -> PkiPaths:
+def init_pki(
+    directory: Path,
+    domains: list[str],
+    mailboxes: list[str],
+    passphrase: bytes | None,
+    *,
+    key_size: int = 3072,
+) -> PkiPaths:
     """Create a root, an intermediate, TLS certificates for ``domains``, S/MIME ones for
     ``mailboxes`` (ORG/APP boxes) and an empty CRL. Refuses to overwrite an existing PKI:
     replacing a CA silently would orphan every certificate issued under it."""
@@ -386,9 +462,16 @@ def init_pki(directory: Path, domains: list[str], mailboxes: list[str],
     return paths
 
 
-def issue(directory: Path, address: str, passphrase: bytes | None, *, kind: str = "PER",
-          key_size: int = 3072, now: dt.datetime | None = None,
-          validity: dt.timedelta = _LEAF_VALIDITY) -> CertifiedKey:
+def issue(
+    directory: Path,
+    address: str,
+    passphrase: bytes | None,
+    *,
+    kind: str = "PER",
+    key_size: int = 3072,
+    now: dt.datetime | None = None,
+    validity: dt.timedelta = _LEAF_VALIDITY,
+) -> CertifiedKey:
     """Issue an S/MIME certificate for one mailbox (``kind`` PER/ORG/APP goes in the OU).
 
     Refuses when the address already has a live certificate: revoke it first, so
@@ -405,8 +488,13 @@ def issue(directory: Path, address: str, passphrase: bytes | None, *, kind: str 
     return _issue_mailbox(ca, paths, address, passphrase, key_size, now or _now(), validity, kind)
 
 
-def revoke(directory: Path, address: str, passphrase: bytes | None = None,
-           *, reason: x509.ReasonFlags = x509.ReasonFlags.unspecified) -> int:
+def revoke(
+    directory: Path,
+    address: str,
+    passphrase: bytes | None = None,
+    *,
+    reason: x509.ReasonFlags = x509.ReasonFlags.unspecified,
+) -> int:
     """Put the mailbox certificate on the CRL (re-signed, number + 1) and move its files to
     ``revoked/``; return the revoked serial number. The key is kept, not deleted: mail
     encrypted to it before revocation must stay readable."""
@@ -425,11 +513,13 @@ def revoke(directory: Path, address: str, passphrase: bytes | None = None,
         number = 1
     now = _now() + dt.timedelta(minutes=5)
     revoked = [r for r in old if r.serial_number != cert.serial_number]
-    revoked.append(x509.RevokedCertificateBuilder()
-                   .serial_number(cert.serial_number)
-                   .revocation_date(now.replace(microsecond=0))
-                   .add_extension(x509.CRLReason(reason), critical=False)
-                   .build())
+    revoked.append(
+        x509.RevokedCertificateBuilder()
+        .serial_number(cert.serial_number)
+        .revocation_date(now.replace(microsecond=0))
+        .add_extension(x509.CRLReason(reason), critical=False)
+        .build()
+    )
     _write_crl(paths, ca, revoked, number, now)
     new_cert, new_key = paths.revoked(address, cert.serial_number)
     new_cert.parent.mkdir(parents=True, exist_ok=True)

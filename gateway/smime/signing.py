@@ -35,6 +35,7 @@ from gateway.smime.pki import PrivateKey
 
 __all__ = ["attribute_der", "sign", "signed_data"]
 
+
 def attribute_der(oid: str, *values_der: bytes) -> bytes:
     """One Attribute (RFC 5652 §5.3: SEQUENCE { attrType OID, attrValues SET OF ANY }) as DER."""
     oid_der: bytes = core.ObjectIdentifier(oid).dump()
@@ -56,12 +57,21 @@ def _signature_algorithm_der(digest: str, kind: str) -> bytes:
         alg = algos.SignedDigestAlgorithm({"algorithm": f"{digest}_ecdsa"})
     elif kind == "pss":
         # RFC 4056 §3 / RFC 8551 §2.2: PSS with MGF1 of the same hash, salt = hash length.
-        alg = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss",
-                                           "parameters": algos.RSASSAPSSParams({
-            "hash_algorithm": {"algorithm": digest},
-            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": digest}},
-            "salt_length": hash_by_name(digest).digest_size,
-        })})
+        alg = algos.SignedDigestAlgorithm(
+            {
+                "algorithm": "rsassa_pss",
+                "parameters": algos.RSASSAPSSParams(
+                    {
+                        "hash_algorithm": {"algorithm": digest},
+                        "mask_gen_algorithm": {
+                            "algorithm": "mgf1",
+                            "parameters": {"algorithm": digest},
+                        },
+                        "salt_length": hash_by_name(digest).digest_size,
+                    }
+                ),
+            }
+        )
     else:
         # RFC 5754 §3.2: rsaEncryption with the digest named in digestAlgorithm (as OpenSSL).
         alg = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"})
@@ -71,11 +81,13 @@ def _signature_algorithm_der(digest: str, kind: str) -> bytes:
 
 def _capabilities() -> bytes:
     # RFC 8551 §2.5.2: what we can decrypt, preferred first.
-    caps = cms.SMIMECapabilites([
-        {"capability_id": "2.16.840.1.101.3.4.1.46"},  # aes256-GCM
-        {"capability_id": "2.16.840.1.101.3.4.1.42"},  # aes256-CBC
-        {"capability_id": "1.2.840.113549.1.1.7"},  # RSAES-OAEP
-    ])
+    caps = cms.SMIMECapabilites(
+        [
+            {"capability_id": "2.16.840.1.101.3.4.1.46"},  # aes256-GCM
+            {"capability_id": "2.16.840.1.101.3.4.1.42"},  # aes256-CBC
+            {"capability_id": "1.2.840.113549.1.1.7"},  # RSAES-OAEP
+        ]
+    )
     return attribute_der("1.2.840.113549.1.9.15", caps.dump())
 
 
@@ -83,8 +95,9 @@ def _capabilities() -> bytes:
 # with asn1crypto on each call cost more than the RSA signature (notarisation signs every
 # ingested message and each attachment).
 _DIGESTS = ("sha256", "sha384", "sha512")
-_SIG_ALGS = {(d, k): _signature_algorithm_der(d, k) for d in _DIGESTS
-             for k in ("ecdsa", "pss", "pkcs1v15")}
+_SIG_ALGS = {
+    (d, k): _signature_algorithm_der(d, k) for d in _DIGESTS for k in ("ecdsa", "pss", "pkcs1v15")
+}
 _DIGEST_ALGS = {d: digest_algorithm(d).dump() for d in _DIGESTS}
 _CAPABILITIES = _capabilities()
 _CONTENT_TYPE_DATA = attribute_der("1.2.840.113549.1.9.3", cms.ContentType("data").dump())
@@ -104,13 +117,22 @@ def _issuer_and_serial(cert_der: bytes) -> bytes:
     fields = children(cert_der, tbs, 10)
     i = 1 if fields[0].tag == 0xA0 else 0  # [0] EXPLICIT version, absent for v1
     serial, issuer = fields[i], fields[i + 2]
-    return _tlv(0x30, cert_der[issuer.start:issuer.end] + cert_der[serial.start:serial.end])
+    return _tlv(0x30, cert_der[issuer.start : issuer.end] + cert_der[serial.start : serial.end])
 
 
-def signed_data(content: bytes, cert: x509.Certificate, key: PrivateKey,
-                chain: Sequence[x509.Certificate] = (), *, detached: bool = True,
-                signing_time: dt.datetime | None = None, extra_attrs: Sequence[bytes] = (),
-                digest: str = "sha256", pss: bool = False, capabilities: bool = True) -> bytes:
+def signed_data(
+    content: bytes,
+    cert: x509.Certificate,
+    key: PrivateKey,
+    chain: Sequence[x509.Certificate] = (),
+    *,
+    detached: bool = True,
+    signing_time: dt.datetime | None = None,
+    extra_attrs: Sequence[bytes] = (),
+    digest: str = "sha256",
+    pss: bool = False,
+    capabilities: bool = True,
+) -> bytes:
     """A DER ContentInfo holding SignedData over ``content`` exactly as given.
 
     Signed attributes: contentType id-data, messageDigest, signingTime (now, or
@@ -138,22 +160,40 @@ def signed_data(content: bytes, cert: x509.Certificate, key: PrivateKey,
         signature = key.sign(to_sign, ec.ECDSA(h))
     elif isinstance(key, rsa.RSAPrivateKey):
         kind = "pss" if pss else "pkcs1v15"
-        pad: padding.AsymmetricPadding = padding.PSS(padding.MGF1(h), h.digest_size) \
-            if pss else padding.PKCS1v15()
+        pad: padding.AsymmetricPadding = (
+            padding.PSS(padding.MGF1(h), h.digest_size) if pss else padding.PKCS1v15()
+        )
         signature = key.sign(to_sign, pad, h)
     else:  # pragma: no cover - PrivateKey is RSA | EC
         raise TypeError("unsupported key type")
     cert_der = cert.public_bytes(serialization.Encoding.DER)
-    signer_info = _tlv(0x30, b"".join((  # RFC 5652 §5.3
-        _V1, _issuer_and_serial(cert_der), _DIGEST_ALGS[digest],
-        b"\xa0" + to_sign[1:],  # signedAttrs [0] IMPLICIT
-        _SIG_ALGS[digest, kind], _tlv(0x04, signature))))
+    signer_info = _tlv(
+        0x30,
+        b"".join(
+            (  # RFC 5652 §5.3
+                _V1,
+                _issuer_and_serial(cert_der),
+                _DIGEST_ALGS[digest],
+                b"\xa0" + to_sign[1:],  # signedAttrs [0] IMPLICIT
+                _SIG_ALGS[digest, kind],
+                _tlv(0x04, signature),
+            )
+        ),
+    )
     certs = [cert_der, *(c.public_bytes(serialization.Encoding.DER) for c in chain)]
     encap = _OID_DATA if detached else _OID_DATA + _tlv(0xA0, _tlv(0x04, content))
-    sd = _tlv(0x30, b"".join((  # RFC 5652 §5.1
-        _V1, _tlv(0x31, _DIGEST_ALGS[digest]), _tlv(0x30, encap),
-        _tlv(0xA0, b"".join(sorted(certs))),  # certificates [0] IMPLICIT SET OF
-        _tlv(0x31, signer_info))))
+    sd = _tlv(
+        0x30,
+        b"".join(
+            (  # RFC 5652 §5.1
+                _V1,
+                _tlv(0x31, _DIGEST_ALGS[digest]),
+                _tlv(0x30, encap),
+                _tlv(0xA0, b"".join(sorted(certs))),  # certificates [0] IMPLICIT SET OF
+                _tlv(0x31, signer_info),
+            )
+        ),
+    )
     return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, sd))
 
 
@@ -164,9 +204,16 @@ def _boundary(content: bytes) -> str:
             return b
 
 
-def sign(content: bytes, cert: x509.Certificate, key: PrivateKey,
-         chain: Sequence[x509.Certificate] = (), *, digest: str = "sha256", pss: bool = False,
-         signing_time: dt.datetime | None = None) -> bytes:
+def sign(
+    content: bytes,
+    cert: x509.Certificate,
+    key: PrivateKey,
+    chain: Sequence[x509.Certificate] = (),
+    *,
+    digest: str = "sha256",
+    pss: bool = False,
+    signing_time: dt.datetime | None = None,
+) -> bytes:
     """A ``multipart/signed`` MIME entity (RFC 8551 §3.5.3; RFC 1847) over ``content``.
 
     ``content`` is a MIME entity (its own headers, a blank line, its body). It
@@ -176,15 +223,27 @@ def sign(content: bytes, cert: x509.Certificate, key: PrivateKey,
     Subject, MIME-Version…) above the returned entity's Content-Type.
     """
     body = canonicalize(content)
-    der = signed_data(body, cert, key, chain, detached=True, digest=digest, pss=pss,
-                      signing_time=signing_time)
+    der = signed_data(
+        body, cert, key, chain, detached=True, digest=digest, pss=pss, signing_time=signing_time
+    )
     boundary = _boundary(body)
-    head = (f'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; '
-            f'micalg={MICALG[digest]}; boundary="{boundary}"\r\n\r\n'
-            f"This is an S/MIME signed message\r\n\r\n--{boundary}\r\n").encode()
-    sig_part = (f"\r\n--{boundary}\r\n"
-                'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
-                "Content-Transfer-Encoding: base64\r\n"
-                'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n').encode()
-    return b"".join((head, body, sig_part, base64_lines(der).rstrip(b"\r\n"),
-                     f"\r\n--{boundary}--\r\n".encode()))
+    head = (
+        f'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; '
+        f'micalg={MICALG[digest]}; boundary="{boundary}"\r\n\r\n'
+        f"This is an S/MIME signed message\r\n\r\n--{boundary}\r\n"
+    ).encode()
+    sig_part = (
+        f"\r\n--{boundary}\r\n"
+        'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+        "Content-Transfer-Encoding: base64\r\n"
+        'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
+    ).encode()
+    return b"".join(
+        (
+            head,
+            body,
+            sig_part,
+            base64_lines(der).rstrip(b"\r\n"),
+            f"\r\n--{boundary}--\r\n".encode(),
+        )
+    )

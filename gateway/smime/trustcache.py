@@ -59,8 +59,12 @@ class _Path:
 class ChainCache:
     """Recently built certification paths and checked CRL signatures (see the module)."""
 
-    def __init__(self, max_entries: int = 256, ttl: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_entries: int = 256,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_entries < 1 or ttl < 0:
             raise ValueError("max_entries must be >= 1 and ttl >= 0")
         self.max_entries = max_entries
@@ -95,31 +99,45 @@ class ChainCache:
         while len(table) > self.max_entries:
             table.popitem(last=False)
 
-    def chain(self, leaf: x509.Certificate, pool: Sequence[x509.Certificate],
-              roots: Sequence[x509.Certificate], at_time: dt.datetime,
-              build: Callable[[], list[x509.Certificate]]) -> list[x509.Certificate]:
+    def chain(
+        self,
+        leaf: x509.Certificate,
+        pool: Sequence[x509.Certificate],
+        roots: Sequence[x509.Certificate],
+        at_time: dt.datetime,
+        build: Callable[[], list[x509.Certificate]],
+    ) -> list[x509.Certificate]:
         """``build()``'s path for (leaf, pool, roots) at ``at_time``, or a remembered one
         that is still valid then. ``build`` raising is passed through and not remembered."""
-        key: _PathKey = (self._der(leaf), tuple(self._der(c) for c in pool),
-                         tuple(self._der(c) for c in roots))
+        key: _PathKey = (
+            self._der(leaf),
+            tuple(self._der(c) for c in pool),
+            tuple(self._der(c) for c in roots),
+        )
         now = self._clock()
         with self._lock:
             hit = self._paths.get(key)
-            if hit is not None and now - hit.stored < self.ttl \
-                    and hit.not_before <= at_time <= hit.not_after:
+            if (
+                hit is not None
+                and now - hit.stored < self.ttl
+                and hit.not_before <= at_time <= hit.not_after
+            ):
                 self._paths.move_to_end(key)
                 return list(hit.chain)
         chain = build()
-        entry = _Path(tuple(chain), max(c.not_valid_before_utc for c in chain),
-                      min(c.not_valid_after_utc for c in chain), now)
+        entry = _Path(
+            tuple(chain),
+            max(c.not_valid_before_utc for c in chain),
+            min(c.not_valid_after_utc for c in chain),
+            now,
+        )
         with self._lock:
             self._paths[key] = entry
             self._paths.move_to_end(key)
             self._bound(self._paths)
         return chain
 
-    def crl_issued_by(self, crl: x509.CertificateRevocationList,
-                      issuer: x509.Certificate) -> bool:
+    def crl_issued_by(self, crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
         """Whether ``crl`` names ``issuer``'s subject as its issuer and ``issuer``'s key
         signed it; both are fixed bytes, so the answer is kept without expiry."""
         key = (self._encoding(crl, lambda: crl.fingerprint(hashes.SHA256())), self._der(issuer))
@@ -128,15 +146,15 @@ class ChainCache:
             if known is not None:
                 self._crl_sigs.move_to_end(key)
                 return known
-        valid = crl.issuer == issuer.subject and crl.is_signature_valid(
-            issuer.public_key())  # type: ignore[arg-type]
+        valid = crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
         with self._lock:
             self._crl_sigs[key] = valid
             self._bound(self._crl_sigs)
         return valid
 
-    def derived(self, cert: x509.Certificate, what: str,
-                compute: Callable[[x509.Certificate], _T]) -> _T:
+    def derived(
+        self, cert: x509.Certificate, what: str, compute: Callable[[x509.Certificate], _T]
+    ) -> _T:
         """``compute(cert)``, kept under (``what``, the certificate's DER): ``compute`` must
         depend on the certificate's bytes alone."""
         key = (what, self._der(cert))

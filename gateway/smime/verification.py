@@ -58,8 +58,9 @@ __all__ = [
 # ---------------------------------------------------------------- signature
 
 
-def _verify_signature(public: Any, sig_alg: Any, digest: hashes.HashAlgorithm,
-                      signature: bytes, data: bytes) -> None:
+def _verify_signature(
+    public: Any, sig_alg: Any, digest: hashes.HashAlgorithm, signature: bytes, data: bytes
+) -> None:
     name = sig_alg["algorithm"].native
     try:
         if name == "rsassa_pss":
@@ -72,8 +73,9 @@ def _verify_signature(public: Any, sig_alg: Any, digest: hashes.HashAlgorithm,
             mgf_h = hash_for(mgf["parameters"])
             if not isinstance(public, rsa.RSAPublicKey):
                 raise Failed(Reason.BAD_SIGNATURE, "key type does not match the algorithm")
-            public.verify(signature, data,
-                          padding.PSS(padding.MGF1(mgf_h), p["salt_length"].native), h)
+            public.verify(
+                signature, data, padding.PSS(padding.MGF1(mgf_h), p["salt_length"].native), h
+            )
         elif name == "rsassa_pkcs1v15" or name.endswith("_rsa"):
             if name != "rsassa_pkcs1v15":  # sha256_rsa …: the hash is in the OID (RFC 5754 §3.2)
                 digest = hash_by_name(name.split("_")[0])
@@ -127,8 +129,12 @@ def _find_signer(sid: Any, certs: list[x509.Certificate]) -> x509.Certificate:
     raise Failed(Reason.SIGNER_CERT_MISSING)
 
 
-def _signer(si: Any, content: bytes, content_type: str, certs: list[x509.Certificate],
-            ) -> tuple[x509.Certificate, dt.datetime | None, tuple[tuple[str, bytes], ...]]:
+def _signer(
+    si: Any,
+    content: bytes,
+    content_type: str,
+    certs: list[x509.Certificate],
+) -> tuple[x509.Certificate, dt.datetime | None, tuple[tuple[str, bytes], ...]]:
     """Check one SignerInfo's digest and signature (RFC 5652 §5.6); return its certificate."""
     digest = hash_for(si["digest_algorithm"])
     cert = _find_signer(si["sid"], certs)
@@ -151,8 +157,9 @@ def _signer(si: Any, content: bytes, content_type: str, certs: list[x509.Certifi
             raise Failed(Reason.CONTENT_TYPE_MISMATCH)
         h = hashes.Hash(digest)
         h.update(content)
-        if not hmac.compare_digest(h.finalize(),
-                                   core.OctetString.load(md[0]).native):  # RFC 5652 §11.2
+        if not hmac.compare_digest(
+            h.finalize(), core.OctetString.load(md[0]).native
+        ):  # RFC 5652 §11.2
             raise Failed(Reason.DIGEST_MISMATCH)
         st = found.get("1.2.840.113549.1.9.5")
         if st is not None and len(st) == 1:
@@ -161,7 +168,9 @@ def _signer(si: Any, content: bytes, content_type: str, certs: list[x509.Certifi
         # bytes as received first, the DER-sorted re-encoding for sloppy signers second
         # (computed only if the first fails).
         candidates: list[bytes | Callable[[], bytes]] = [
-            b"\x31" + encoded[1:], lambda: signed_attrs_der([a.der for a in parsed])]
+            b"\x31" + encoded[1:],
+            lambda: signed_attrs_der([a.der for a in parsed]),
+        ]
     else:
         if content_type != "data":  # RFC 5652 §5.3: attributes required for other types
             raise MalformedCms("signed attributes required for non-data content")
@@ -174,23 +183,28 @@ def _signer(si: Any, content: bytes, content_type: str, certs: list[x509.Certifi
             continue
         tried = data
         try:
-            _verify_signature(cert.public_key(), si["signature_algorithm"], digest,
-                              si["signature"].native, data)
+            _verify_signature(
+                cert.public_key(), si["signature_algorithm"], digest, si["signature"].native, data
+            )
             return cert, signing_time, tuple(listed)
         except Failed as exc:
             last = exc
     raise last or Failed(Reason.BAD_SIGNATURE)  # candidates is never empty: last is set
 
 
-def verify_signed_data(der: bytes, trusted_roots: Sequence[x509.Certificate],
-                       intermediates: Sequence[x509.Certificate] = (),
-                       crls: Sequence[x509.CertificateRevocationList] = (),
-                       at_time: dt.datetime | None = None, *,
-                       content: bytes | Sequence[bytes] | None = None,
-                       require_revocation: bool = False,
-                       revocation_check: RevocationCheck | None = None,
-                       max_size: int = DEFAULT_MAX_SIZE,
-                       chain_cache: ChainCache | None = None) -> VerificationResult:
+def verify_signed_data(
+    der: bytes,
+    trusted_roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate] = (),
+    crls: Sequence[x509.CertificateRevocationList] = (),
+    at_time: dt.datetime | None = None,
+    *,
+    content: bytes | Sequence[bytes] | None = None,
+    require_revocation: bool = False,
+    revocation_check: RevocationCheck | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+    chain_cache: ChainCache | None = None,
+) -> VerificationResult:
     """Verify a DER SignedData; ``content`` for a detached one (several candidates may be
     given: the first whose digest matches wins). Never raises on untrusted bytes.
 
@@ -211,16 +225,22 @@ def verify_signed_data(der: bytes, trusted_roots: Sequence[x509.Certificate],
     except SmimeError as exc:
         return VerificationResult(False, Reason.MALFORMED, detail=exc.text)
     except UnsupportedAlgorithm:  # e.g. an embedded certificate with an unknown key type
-        return VerificationResult(False, Reason.UNSUPPORTED,
-                                  detail="a certificate's key or algorithm is not supported")
+        return VerificationResult(
+            False, Reason.UNSUPPORTED, detail="a certificate's key or algorithm is not supported"
+        )
     except ValueError:  # cryptography refusing a malformed certificate, key or signature
-        return VerificationResult(False, Reason.MALFORMED,
-                                  detail="a certificate or key inside is malformed")
+        return VerificationResult(
+            False, Reason.MALFORMED, detail="a certificate or key inside is malformed"
+        )
 
 
-def _verify(der: bytes, intermediates: Sequence[x509.Certificate],
-            content: bytes | Sequence[bytes] | None, max_size: int,
-            judge: Judge) -> VerificationResult:
+def _verify(
+    der: bytes,
+    intermediates: Sequence[x509.Certificate],
+    content: bytes | Sequence[bytes] | None,
+    max_size: int,
+    judge: Judge,
+) -> VerificationResult:
     layout = locate_signed(der, max_size)
     if layout is None:
         raise Failed(Reason.NOT_SIGNED)
@@ -256,20 +276,27 @@ def _verify(der: bytes, intermediates: Sequence[x509.Certificate],
                 continue
             try:
                 addresses, subject, source = judge_signer(cert, pool, judge)
-                return VerificationResult(True, None, addresses, subject, signing_time, body,
-                                          attrs, source)
+                return VerificationResult(
+                    True, None, addresses, subject, signing_time, body, attrs, source
+                )
             except Failed as exc:
                 first = first or exc
         raise first or Failed(Reason.NO_CONTENT)  # None only if no content was given to try
 
 
-def verify(signed: bytes, trusted_roots: Sequence[x509.Certificate],
-           intermediates: Sequence[x509.Certificate] = (),
-           crls: Sequence[x509.CertificateRevocationList] = (),
-           at_time: dt.datetime | None = None, *, content: bytes | None = None,
-           require_revocation: bool = False, revocation_check: RevocationCheck | None = None,
-           max_size: int = DEFAULT_MAX_SIZE,
-           chain_cache: ChainCache | None = None) -> VerificationResult:
+def verify(
+    signed: bytes,
+    trusted_roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate] = (),
+    crls: Sequence[x509.CertificateRevocationList] = (),
+    at_time: dt.datetime | None = None,
+    *,
+    content: bytes | None = None,
+    require_revocation: bool = False,
+    revocation_check: RevocationCheck | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+    chain_cache: ChainCache | None = None,
+) -> VerificationResult:
     """Verify a signed S/MIME entity (multipart/signed or pkcs7-mime signed-data) or DER.
 
     For multipart/signed the first part is checked as transmitted, then in
@@ -294,17 +321,33 @@ def verify(signed: bytes, trusted_roots: Sequence[x509.Certificate],
         return VerificationResult(False, Reason.TOO_LARGE)
     except SmimeError as exc:
         return VerificationResult(False, Reason.MALFORMED, detail=exc.text)
-    result = verify_signed_data(der, trusted_roots, intermediates, crls, at_time,
-                                content=candidates, require_revocation=require_revocation,
-                                revocation_check=revocation_check, max_size=max_size,
-                                chain_cache=chain_cache)
+    result = verify_signed_data(
+        der,
+        trusted_roots,
+        intermediates,
+        crls,
+        at_time,
+        content=candidates,
+        require_revocation=require_revocation,
+        revocation_check=revocation_check,
+        max_size=max_size,
+        chain_cache=chain_cache,
+    )
     if result.reason is Reason.DIGEST_MISMATCH and canonical is not None:
         # Stored with bare LF? The sender signed CRLF (RFC 8551 §3.1.1): try that form,
         # only now, so the common case never copies the content.
         fixed = canonicalize(canonical)
         if fixed != canonical:
-            return verify_signed_data(der, trusted_roots, intermediates, crls, at_time,
-                                      content=fixed, require_revocation=require_revocation,
-                                      revocation_check=revocation_check, max_size=max_size,
-                                      chain_cache=chain_cache)
+            return verify_signed_data(
+                der,
+                trusted_roots,
+                intermediates,
+                crls,
+                at_time,
+                content=fixed,
+                require_revocation=require_revocation,
+                revocation_check=revocation_check,
+                max_size=max_size,
+                chain_cache=chain_cache,
+            )
     return result

@@ -29,8 +29,9 @@ LoginCheck = Callable[[str, str, str], Awaitable[str | None]]
 class SubmissionSMTP(PliSMTP):
     """The submission listener: AUTH required before MAIL, only over TLS."""
 
-    def __init__(self, handler: SmtpHandler, session_id: str, *, login_check: LoginCheck,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, handler: SmtpHandler, session_id: str, *, login_check: LoginCheck, **kwargs: Any
+    ) -> None:
         super().__init__(handler, session_id, **kwargs)
         self._login_check = login_check
 

@@ -74,10 +74,10 @@ async def read_data(
         acc += chunk
         idx = acc.find(_END, start)
         if idx >= 0:
-            excess = bytes(acc[idx + len(_END):])
+            excess = bytes(acc[idx + len(_END) :])
             if excess:  # pipelined commands after the final dot go back to the reader
                 reader._buffer[0:0] = excess  # type: ignore[attr-defined]  # no unread()
-            del acc[idx + 2:]
+            del acc[idx + 2 :]
             break
         if ceiling is not None and len(acc) > ceiling:
             state = DataState.TOO_MUCH  # keep reading to the end, holding only a tail

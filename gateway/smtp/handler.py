@@ -65,9 +65,16 @@ class SmtpHandler:
     """The hooks of one listener role: ``Channel.MTA`` (other operators) or
     ``Channel.SUBMISSION`` (authenticated users)."""
 
-    def __init__(self, ingest: IngestService, *, channel: Channel, max_recipients: int,
-                 trusted_proxies: Sequence[str] = (), check_client_cert: bool = False,
-                 require_client_cert: bool = False) -> None:
+    def __init__(
+        self,
+        ingest: IngestService,
+        *,
+        channel: Channel,
+        max_recipients: int,
+        trusted_proxies: Sequence[str] = (),
+        check_client_cert: bool = False,
+        require_client_cert: bool = False,
+    ) -> None:
         if channel not in (Channel.MTA, Channel.SUBMISSION):
             raise ValueError(f"not an SMTP channel: {channel}")
         self._ingest = ingest
@@ -77,14 +84,21 @@ class SmtpHandler:
         self._check_cert = check_client_cert
         self._require_cert = require_client_cert
 
-    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
-                          hostname: str, responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
         # aiosmtpd reads commands one after the other, so pipelined clients are served.
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
-    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
-                           proxy_data: Any) -> bool:
+    async def handle_PROXY(
+        self, server: SMTP, session: Session, envelope: Envelope, proxy_data: Any
+    ) -> bool:
         """Trust a PROXY header only from a configured load balancer (else close)."""
         peer = session.peer
         try:
@@ -92,8 +106,12 @@ class SmtpHandler:
         except ValueError:
             ip = None
         if ip is None or not any(ip in net for net in self._proxies):
-            log.warning(events.SMTP_REJECT, stage="proxy", reason="untrusted-proxy",
-                        remote=str(peer[0]) if isinstance(peer, tuple) else "")
+            log.warning(
+                events.SMTP_REJECT,
+                stage="proxy",
+                reason="untrusted-proxy",
+                remote=str(peer[0]) if isinstance(peer, tuple) else "",
+            )
             return False
         src = getattr(proxy_data, "src_addr", None)
         log.info(events.SMTP_PROXIED, proxy=str(ip), remote=str(src) if src else "")
@@ -113,25 +131,43 @@ class SmtpHandler:
         if self._channel is Channel.SUBMISSION:
             user = str(session.auth_data or "") if session.authenticated else ""
             return Origin.submission(session_id, _remote(session), user, helo=helo, tls=tls)
-        return Origin.mta(session_id, _remote(session), helo=helo, tls=tls,
-                          peer_names=self._peer_names(session),
-                          client_cert_required=self._require_cert)
+        return Origin.mta(
+            session_id,
+            _remote(session),
+            helo=helo,
+            tls=tls,
+            peer_names=self._peer_names(session),
+            client_cert_required=self._require_cert,
+        )
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
         delivery = self._ingest.begin(self._origin(server, session))
         decision = await delivery.add_sender(address)
         if not decision.accepted:
-            log.info(events.SMTP_REJECT, stage="mail", reason=decision.reason,
-                     code=decision.smtp_code)
+            log.info(
+                events.SMTP_REJECT, stage="mail", reason=decision.reason, code=decision.smtp_code
+            )
             return replies.for_decision(decision)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.pli_delivery = delivery  # type: ignore[attr-defined]  # aiosmtpd's bag
         return replies.for_decision(decision)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         delivery: Delivery = envelope.pli_delivery  # type: ignore[attr-defined]
         if len(envelope.rcpt_tos) >= self._max_rcpt:
             return replies.TOO_MANY_RECIPIENTS  # RFC 5321 §4.5.3.1.10: a temporary 452
@@ -139,8 +175,9 @@ class SmtpHandler:
         if decision.accepted:
             envelope.rcpt_tos.append(address)
         else:
-            log.info(events.SMTP_REJECT, stage="rcpt", reason=decision.reason,
-                     code=decision.smtp_code)
+            log.info(
+                events.SMTP_REJECT, stage="rcpt", reason=decision.reason, code=decision.smtp_code
+            )
         return replies.for_decision(decision)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -154,16 +191,20 @@ class SmtpHandler:
         decision = await delivery.check_content(content)
         if not decision.accepted:
             await delivery.abort()
-            log.info(events.SMTP_REJECT, stage="data", reason=decision.reason,
-                     code=decision.smtp_code, msg_ref=delivery.ref)
+            log.info(
+                events.SMTP_REJECT,
+                stage="data",
+                reason=decision.reason,
+                code=decision.smtp_code,
+                msg_ref=delivery.ref,
+            )
             return replies.for_decision(decision)
         try:
             await delivery.put_body(content)
             ref = await delivery.commit()
         except PliError as exc:
             await delivery.abort()
-            log.warning(events.SMTP_TEMPFAIL, stage="data", reason=exc.reason,
-                        msg_ref=delivery.ref)
+            log.warning(events.SMTP_TEMPFAIL, stage="data", reason=exc.reason, msg_ref=delivery.ref)
             return replies.for_error(exc, delivery.ref)
         return replies.accepted(ref)
 

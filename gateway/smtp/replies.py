@@ -40,10 +40,14 @@ def reply(code: int, enhanced: str, text: str) -> str:
     return f"{code} {enhanced} {text}"
 
 
-BARE_CR_LF = reply(c.C554_TRANSACTION_FAILED, c.X_MEDIA_NOT_SUPPORTED,
-                   "Message contains a bare CR or LF (RFC 5321 2.3.8)")
-TOO_MANY_RECIPIENTS = reply(c.C452_INSUFFICIENT_STORAGE, c.X_TOO_MANY_RECIPIENTS,
-                            "Too many recipients")
+BARE_CR_LF = reply(
+    c.C554_TRANSACTION_FAILED,
+    c.X_MEDIA_NOT_SUPPORTED,
+    "Message contains a bare CR or LF (RFC 5321 2.3.8)",
+)
+TOO_MANY_RECIPIENTS = reply(
+    c.C452_INSUFFICIENT_STORAGE, c.X_TOO_MANY_RECIPIENTS, "Too many recipients"
+)
 INTERNAL_ERROR = reply(c.C451_LOCAL_ERROR, c.X_OTHER_TEMP, "Internal error, try again later")
 
 # Refusals of a kind, most specific first: (class, basic code, enhanced code).
@@ -72,8 +76,11 @@ def for_error(exc: BaseException, ref: str | None = None) -> str:
     if isinstance(exc, LoginThrottled):
         return reply(c.C454_TEMP_AUTH_FAILURE, c.X_TEMP_AUTH, exc.text + suffix)
     if isinstance(exc, DirectoryUnavailable):
-        return reply(c.C451_LOCAL_ERROR, c.X_DIRECTORY_TEMP,
-                     "Directory unavailable, try again later" + suffix)
+        return reply(
+            c.C451_LOCAL_ERROR,
+            c.X_DIRECTORY_TEMP,
+            "Directory unavailable, try again later" + suffix,
+        )
     if isinstance(exc, PliError) and not is_temporary(exc):
         for kind, code, enhanced in _REFUSALS:
             if isinstance(exc, kind):

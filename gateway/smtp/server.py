@@ -26,15 +26,24 @@ log = structlog.get_logger("pli.smtp")
 
 # Per connection. A peer MTA pushes its whole queue over one connection, so the
 # transaction verbs get room; the rest (NOOP, VRFY, HELP, bogus...) stays tight.
-_CALL_LIMITS = {"MAIL": 100_000, "RCPT": 1_000_000, "DATA": 100_000, "RSET": 100_000,
-                "*": 100}
+_CALL_LIMITS = {"MAIL": 100_000, "RCPT": 1_000_000, "DATA": 100_000, "RSET": 100_000, "*": 100}
 
 
 _ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}( |$)")
 # aiosmtpd's generic replies, by basic code (RFC 3463 classes).
-_GENERIC = {"500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
-            "235": "2.7.0", "530": "5.7.0", "535": "5.7.8", "538": "5.7.11", "552": "5.3.4",
-            "554": "5.7.0"}
+_GENERIC = {
+    "500": "5.5.2",
+    "501": "5.5.4",
+    "502": "5.5.1",
+    "503": "5.5.1",
+    "504": "5.5.4",
+    "235": "2.7.0",
+    "530": "5.7.0",
+    "535": "5.7.8",
+    "538": "5.7.11",
+    "552": "5.3.4",
+    "554": "5.7.0",
+}
 
 
 class PliSMTP(SMTP):
@@ -44,8 +53,15 @@ class PliSMTP(SMTP):
     off, aiosmtpd's own line-by-line DATA runs, untouched.
     """
 
-    def __init__(self, handler: SmtpHandler, session_id: str, *, implicit_tls: bool = False,
-                 bulk_data: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: SmtpHandler,
+        session_id: str,
+        *,
+        implicit_tls: bool = False,
+        bulk_data: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(handler, ident=f"pli ESMTP [{session_id}]", **kwargs)
         self.pli_session_id = session_id
         self._implicit_tls = implicit_tls
@@ -65,8 +81,10 @@ class PliSMTP(SMTP):
             # Port 465 (RFC 8314): TLS from the first byte. aiosmtpd only knows STARTTLS,
             # so mark the session as protected for its AUTH and require_starttls checks.
             self._tls_protocol = transport  # type: ignore[assignment]
-            self.session.ssl = {"ssl_object": transport.get_extra_info("ssl_object"),
-                                "peercert": transport.get_extra_info("peercert")}
+            self.session.ssl = {
+                "ssl_object": transport.get_extra_info("ssl_object"),
+                "peercert": transport.get_extra_info("peercert"),
+            }
 
     async def push(self, status: AnyStr) -> None:
         """RFC 2034: every reply carries an enhanced status code (we advertise it).
@@ -77,8 +95,14 @@ class PliSMTP(SMTP):
         """
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         code, sep, rest = text[:3], text[3:4], text[4:]
-        if (code.isdigit() and sep == " " and code[0] in "245" and code != "220"
-                and not _ENHANCED.match(rest) and rest not in ("HELP", self.hostname)):
+        if (
+            code.isdigit()
+            and sep == " "
+            and code[0] in "245"
+            and code != "220"
+            and not _ENHANCED.match(rest)
+            and rest not in ("HELP", self.hostname)
+        ):
             await super().push(f"{code} {_GENERIC.get(code, code[0] + '.0.0')} {rest}")
             return
         await super().push(status)
@@ -105,8 +129,9 @@ class PliSMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            result = await read_data(self._reader, size_limit=self.data_size_limit,
-                                     line_limit=self.line_length_limit)
+            result = await read_data(
+                self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
+            )
         except asyncio.CancelledError:
             self._writer.close()
             raise
@@ -171,6 +196,10 @@ async def start_smtp(
             **extra,
         )
 
-    return await loop.create_server(factory, host=host, port=port,
-                                    ssl=tls_context if implicit_tls else None,
-                                    ssl_handshake_timeout=30 if implicit_tls else None)
+    return await loop.create_server(
+        factory,
+        host=host,
+        port=port,
+        ssl=tls_context if implicit_tls else None,
+        ssl_handshake_timeout=30 if implicit_tls else None,
+    )

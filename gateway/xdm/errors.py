@@ -55,8 +55,14 @@ class XdmError(ContentRefused):
 
     default_reason = REASON_INVALID
 
-    def __init__(self, text: str, *, member: str | None = None, field: str | None = None,
-                 reason: str | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        *,
+        member: str | None = None,
+        field: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         where = f"{member}: " if member else ""
         super().__init__(f"{where}{text}", reason=reason or self.default_reason)
         self.member = member

@@ -39,8 +39,12 @@ INS_NIR = "1.2.250.1.213.1.4.8"
 INS_NIA = "1.2.250.1.213.1.4.9"
 INS_TEST = "1.2.250.1.213.1.4.10"
 INS_DEMO = "1.2.250.1.213.1.4.11"
-INS_OIDS: dict[str, str] = {INS_NIR: "INS-NIR", INS_NIA: "INS-NIA", INS_TEST: "INS-NIR test",
-                            INS_DEMO: "INS-NIR demo"}
+INS_OIDS: dict[str, str] = {
+    INS_NIR: "INS-NIR",
+    INS_NIA: "INS-NIA",
+    INS_TEST: "INS-NIR test",
+    INS_DEMO: "INS-NIR demo",
+}
 
 V3 = "{urn:hl7-org:v3}"
 _CDA_ROOT = f"{V3}ClinicalDocument"
@@ -81,15 +85,16 @@ class Ins:
 
 def _check_number(number: str) -> None:
     if len(number) != 13:
-        raise InvalidIns(f"INS number must have 13 characters, got {len(number)}",
-                         field="number")
+        raise InvalidIns(f"INS number must have 13 characters, got {len(number)}", field="number")
     for pos, char in enumerate(number, start=1):
         if pos in (6, 7) and number[5:7] in _CORSICA:
             continue
         if char not in "0123456789":
-            what = ("département" if pos in (6, 7) else "number")
-            raise InvalidIns(f"INS {what} character {pos} is not a digit "
-                             "(only 2A/2B are allowed at 6-7)", field="number")
+            what = "département" if pos in (6, 7) else "number"
+            raise InvalidIns(
+                f"INS {what} character {pos} is not a digit (only 2A/2B are allowed at 6-7)",
+                field="number",
+            )
 
 
 def compute_key(number: str) -> int:
@@ -106,8 +111,9 @@ def parse_ins(text: str, oid: str = INS_NIR) -> Ins:
     """An :class:`Ins` from its 15 characters (spaces between groups are ignored)."""
     value = text.replace(" ", "").upper()
     if len(value) != 15:
-        raise InvalidIns(f"INS must have 15 characters (13 + a 2-digit key), got {len(value)}",
-                         field="ins")
+        raise InvalidIns(
+            f"INS must have 15 characters (13 + a 2-digit key), got {len(value)}", field="ins"
+        )
     key = value[13:]
     if not (key.isascii() and key.isdigit()):
         raise InvalidIns("INS key (characters 14-15) is not two digits", field="key")
@@ -160,8 +166,10 @@ def ins_from_ids(ids: Iterable[tuple[str, str]]) -> Ins | None:
             continue
         ins = parse_ins(extension, root)
         if found is not None and found != ins:
-            raise InvalidIns("recordTarget/patientRole carries two different INS",
-                             field="recordTarget/patientRole/id")
+            raise InvalidIns(
+                "recordTarget/patientRole carries two different INS",
+                field="recordTarget/patientRole/id",
+            )
         found = ins
     return found
 
@@ -170,21 +178,27 @@ def _stop_at_body(tag: str, depth: int) -> bool:
     return depth == 1 and tag == f"{V3}component"
 
 
-def ins_from_cda(data: bytes, *, member: str = "CDA", max_bytes: int = 32 * 1024 * 1024
-                 ) -> Ins | None:
+def ins_from_cda(
+    data: bytes, *, member: str = "CDA", max_bytes: int = 32 * 1024 * 1024
+) -> Ins | None:
     """The patient's INS in a CDA R2 header (``recordTarget/patientRole/id``), None if absent.
 
     Only the header is parsed (parsing stops where the body starts).
     """
-    root = parse_xml(data, member=member, max_bytes=max_bytes,
-                     max_elements=_CDA_MAX_ELEMENTS, stop=_stop_at_body)
+    root = parse_xml(
+        data, member=member, max_bytes=max_bytes, max_elements=_CDA_MAX_ELEMENTS, stop=_stop_at_body
+    )
     if root.tag != _CDA_ROOT:
-        raise NotCda(f"root element {shown(root.tag)} is not an HL7 CDA R2 ClinicalDocument",
-                     member=member, field="ClinicalDocument")
-    ids = [(i.get("root", ""), i.get("extension", ""))
-           for i in root.iterfind(f"{V3}recordTarget/{V3}patientRole/{V3}id")]
+        raise NotCda(
+            f"root element {shown(root.tag)} is not an HL7 CDA R2 ClinicalDocument",
+            member=member,
+            field="ClinicalDocument",
+        )
+    ids = [
+        (i.get("root", ""), i.get("extension", ""))
+        for i in root.iterfind(f"{V3}recordTarget/{V3}patientRole/{V3}id")
+    ]
     try:
         return ins_from_ids(ids)
     except InvalidIns as exc:
-        raise InvalidIns(exc.text, member=member,
-                         field="recordTarget/patientRole/id") from None
+        raise InvalidIns(exc.text, member=member, field="recordTarget/patientRole/id") from None

@@ -138,6 +138,7 @@ class Submission:
 
 # --- building ----------------------------------------------------------------------------
 
+
 def _text(value: str, what: str) -> str:
     if _XML_BAD.search(value):
         raise XdmMalformed(f"{what} holds a character XML cannot carry", field=what)
@@ -146,13 +147,14 @@ def _text(value: str, what: str) -> str:
 
 def _slot(name: str, values: Iterable[str], pad: str) -> str:
     items = "".join(f"<rim:Value>{escape(_text(v, name))}</rim:Value>" for v in values)
-    return (f'{pad}<rim:Slot name="{name}"><rim:ValueList>{items}'
-            "</rim:ValueList></rim:Slot>\n")
+    return f'{pad}<rim:Slot name="{name}"><rim:ValueList>{items}</rim:ValueList></rim:Slot>\n'
 
 
 def _name(value: str, pad: str) -> str:
-    return (f'{pad}<rim:Name><rim:LocalizedString xml:lang="fr-FR" charset="UTF-8" '
-            f"value={quoteattr(_text(value, 'Name'))}/></rim:Name>\n")
+    return (
+        f'{pad}<rim:Name><rim:LocalizedString xml:lang="fr-FR" charset="UTF-8" '
+        f"value={quoteattr(_text(value, 'Name'))}/></rim:Name>\n"
+    )
 
 
 def _child_id(owner: str, n: int) -> str:
@@ -161,44 +163,55 @@ def _child_id(owner: str, n: int) -> str:
 
 
 def _classification(ident: str, scheme: str, owner: str, code: Code) -> str:
-    return (f'      <rim:Classification id="{ident}" classificationScheme="{scheme}" '
-            f"classifiedObject={quoteattr(owner)} "
-            f"nodeRepresentation={quoteattr(_text(code.code, 'code'))}>\n"
-            + _slot("codingScheme", [code.scheme], "        ")
-            + _name(code.display, "        ")
-            + "      </rim:Classification>\n")
+    return (
+        f'      <rim:Classification id="{ident}" classificationScheme="{scheme}" '
+        f"classifiedObject={quoteattr(owner)} "
+        f"nodeRepresentation={quoteattr(_text(code.code, 'code'))}>\n"
+        + _slot("codingScheme", [code.scheme], "        ")
+        + _name(code.display, "        ")
+        + "      </rim:Classification>\n"
+    )
 
 
 def _author(ident: str, scheme: str, owner: str, author: Author) -> str:
     pad = "        "
-    return (f'      <rim:Classification id="{ident}" classificationScheme="{scheme}" '
-            f'classifiedObject={quoteattr(owner)} nodeRepresentation="">\n'
-            + (_slot("authorPerson", [author.person], pad) if author.person else "")
-            + (_slot("authorInstitution", author.institutions, pad)
-               if author.institutions else "")
-            + (_slot("authorSpecialty", author.specialties, pad) if author.specialties else "")
-            + (_slot("authorTelecommunication", author.telecoms, pad)
-               if author.telecoms else "")
-            + "      </rim:Classification>\n")
+    return (
+        f'      <rim:Classification id="{ident}" classificationScheme="{scheme}" '
+        f'classifiedObject={quoteattr(owner)} nodeRepresentation="">\n'
+        + (_slot("authorPerson", [author.person], pad) if author.person else "")
+        + (_slot("authorInstitution", author.institutions, pad) if author.institutions else "")
+        + (_slot("authorSpecialty", author.specialties, pad) if author.specialties else "")
+        + (_slot("authorTelecommunication", author.telecoms, pad) if author.telecoms else "")
+        + "      </rim:Classification>\n"
+    )
 
 
 def _external(ident: str, scheme: str, owner: str, value: str, label: str) -> str:
-    return (f'      <rim:ExternalIdentifier id="{ident}" identificationScheme="{scheme}" '
-            f"registryObject={quoteattr(owner)} value={quoteattr(_text(value, label))}>\n"
-            + _name(label, "        ")
-            + "      </rim:ExternalIdentifier>\n")
+    return (
+        f'      <rim:ExternalIdentifier id="{ident}" identificationScheme="{scheme}" '
+        f"registryObject={quoteattr(owner)} value={quoteattr(_text(value, label))}>\n"
+        + _name(label, "        ")
+        + "      </rim:ExternalIdentifier>\n"
+    )
 
 
 def _entry_xml(doc: DocumentEntry) -> str:
     ids = (_child_id(doc.entry_id, n) for n in range(1, 100))
     pad = "      "
-    slots = [("creationTime", doc.creation_time), ("hash", doc.hash), ("size", str(doc.size)),
-             ("languageCode", doc.language), ("legalAuthenticator", doc.legal_authenticator),
-             ("serviceStartTime", doc.service_start_time),
-             ("sourcePatientId", doc.source_patient_id)]
-    out = [f"    <rim:ExtrinsicObject id={quoteattr(doc.entry_id)} "
-           f"mimeType={quoteattr(_text(doc.mime_type, 'mimeType'))} "
-           f'objectType="{DOCUMENT_ENTRY}" status="{APPROVED}">\n']
+    slots = [
+        ("creationTime", doc.creation_time),
+        ("hash", doc.hash),
+        ("size", str(doc.size)),
+        ("languageCode", doc.language),
+        ("legalAuthenticator", doc.legal_authenticator),
+        ("serviceStartTime", doc.service_start_time),
+        ("sourcePatientId", doc.source_patient_id),
+    ]
+    out = [
+        f"    <rim:ExtrinsicObject id={quoteattr(doc.entry_id)} "
+        f"mimeType={quoteattr(_text(doc.mime_type, 'mimeType'))} "
+        f'objectType="{DOCUMENT_ENTRY}" status="{APPROVED}">\n'
+    ]
     out += [_slot(name, [value], pad) for name, value in slots if value]
     if doc.source_patient_info:
         out.append(_slot("sourcePatientInfo", doc.source_patient_info, pad))
@@ -206,15 +219,27 @@ def _entry_xml(doc: DocumentEntry) -> str:
     if doc.title:
         out.append(_name(doc.title, pad))
     out += [_author(next(ids), DE_AUTHOR, doc.entry_id, a) for a in doc.authors]
-    codes = [(DE_CLASS, doc.class_code), (DE_CONFIDENTIALITY, doc.confidentiality),
-             (DE_FORMAT, doc.format_code), (DE_FACILITY, doc.facility_type),
-             (DE_PRACTICE, doc.practice_setting), (DE_TYPE, doc.type_code)]
-    out += [_classification(next(ids), scheme, doc.entry_id, code)
-            for scheme, code in codes if code is not None]
-    out.append(_external(next(ids), DE_PATIENT_ID, doc.entry_id, doc.patient_id,
-                         "XDSDocumentEntry.patientId"))
-    out.append(_external(next(ids), DE_UNIQUE_ID, doc.entry_id, doc.unique_id,
-                         "XDSDocumentEntry.uniqueId"))
+    codes = [
+        (DE_CLASS, doc.class_code),
+        (DE_CONFIDENTIALITY, doc.confidentiality),
+        (DE_FORMAT, doc.format_code),
+        (DE_FACILITY, doc.facility_type),
+        (DE_PRACTICE, doc.practice_setting),
+        (DE_TYPE, doc.type_code),
+    ]
+    out += [
+        _classification(next(ids), scheme, doc.entry_id, code)
+        for scheme, code in codes
+        if code is not None
+    ]
+    out.append(
+        _external(
+            next(ids), DE_PATIENT_ID, doc.entry_id, doc.patient_id, "XDSDocumentEntry.patientId"
+        )
+    )
+    out.append(
+        _external(next(ids), DE_UNIQUE_ID, doc.entry_id, doc.unique_id, "XDSDocumentEntry.uniqueId")
+    )
     out.append("    </rim:ExtrinsicObject>\n")
     return "".join(out)
 
@@ -222,23 +247,37 @@ def _entry_xml(doc: DocumentEntry) -> str:
 def _set_xml(sset: SubmissionSet) -> str:
     ids = (_child_id(sset.entry_id, n) for n in range(1, 100))
     pad = "      "
-    out = [f"    <rim:RegistryPackage id={quoteattr(sset.entry_id)} status=\"{APPROVED}\">\n",
-           _slot("submissionTime", [sset.submission_time], pad)]
+    out = [
+        f'    <rim:RegistryPackage id={quoteattr(sset.entry_id)} status="{APPROVED}">\n',
+        _slot("submissionTime", [sset.submission_time], pad),
+    ]
     if sset.intended_recipients:
         out.append(_slot("intendedRecipient", sset.intended_recipients, pad))
     if sset.title:
         out.append(_name(sset.title, pad))
     out += [_author(next(ids), SS_AUTHOR, sset.entry_id, a) for a in sset.authors]
     if sset.content_type is not None:
-        out.append(_classification(next(ids), SS_CONTENT_TYPE, sset.entry_id,
-                                   sset.content_type))
-    out.append(_external(next(ids), SS_UNIQUE_ID, sset.entry_id, sset.unique_id,
-                         "XDSSubmissionSet.uniqueId"))
-    out.append(_external(next(ids), SS_SOURCE_ID, sset.entry_id, sset.source_id,
-                         "XDSSubmissionSet.sourceId"))
+        out.append(_classification(next(ids), SS_CONTENT_TYPE, sset.entry_id, sset.content_type))
+    out.append(
+        _external(
+            next(ids), SS_UNIQUE_ID, sset.entry_id, sset.unique_id, "XDSSubmissionSet.uniqueId"
+        )
+    )
+    out.append(
+        _external(
+            next(ids), SS_SOURCE_ID, sset.entry_id, sset.source_id, "XDSSubmissionSet.sourceId"
+        )
+    )
     if sset.patient_id:
-        out.append(_external(next(ids), SS_PATIENT_ID, sset.entry_id, sset.patient_id,
-                             "XDSSubmissionSet.patientId"))
+        out.append(
+            _external(
+                next(ids),
+                SS_PATIENT_ID,
+                sset.entry_id,
+                sset.patient_id,
+                "XDSSubmissionSet.patientId",
+            )
+        )
     out.append("    </rim:RegistryPackage>\n")
     return "".join(out)
 
@@ -246,26 +285,33 @@ def _set_xml(sset: SubmissionSet) -> str:
 def build_metadata(submission: Submission) -> bytes:
     """METADATA.XML for ``submission`` (UTF-8), laid out like the sample package."""
     sset = submission.submission_set
-    links = [f'    <rim:Classification id="{_child_id(sset.entry_id, 1000)}" '
-             f"classifiedObject={quoteattr(sset.entry_id)} "
-             f'classificationNode="{SUBMISSION_SET_NODE}"/>\n']
+    links = [
+        f'    <rim:Classification id="{_child_id(sset.entry_id, 1000)}" '
+        f"classifiedObject={quoteattr(sset.entry_id)} "
+        f'classificationNode="{SUBMISSION_SET_NODE}"/>\n'
+    ]
     for n, doc in enumerate(submission.documents, start=1001):
-        links.append(f'    <rim:Association id="{_child_id(sset.entry_id, n)}" '
-                     f'associationType="{HAS_MEMBER}" sourceObject={quoteattr(sset.entry_id)} '
-                     f"targetObject={quoteattr(doc.entry_id)}>\n"
-                     + _slot("SubmissionSetStatus", ["Original"], "      ")
-                     + "    </rim:Association>\n")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<lcm:SubmitObjectsRequest xmlns:lcm="{LCM}" xmlns:rim="{RIM}">\n'
-            "  <rim:RegistryObjectList>\n"
-            + _set_xml(sset)
-            + "".join(_entry_xml(d) for d in submission.documents)
-            + "".join(links)
-            + "  </rim:RegistryObjectList>\n"
-            "</lcm:SubmitObjectsRequest>\n").encode("utf-8")
+        links.append(
+            f'    <rim:Association id="{_child_id(sset.entry_id, n)}" '
+            f'associationType="{HAS_MEMBER}" sourceObject={quoteattr(sset.entry_id)} '
+            f"targetObject={quoteattr(doc.entry_id)}>\n"
+            + _slot("SubmissionSetStatus", ["Original"], "      ")
+            + "    </rim:Association>\n"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<lcm:SubmitObjectsRequest xmlns:lcm="{LCM}" xmlns:rim="{RIM}">\n'
+        "  <rim:RegistryObjectList>\n"
+        + _set_xml(sset)
+        + "".join(_entry_xml(d) for d in submission.documents)
+        + "".join(links)
+        + "  </rim:RegistryObjectList>\n"
+        "</lcm:SubmitObjectsRequest>\n"
+    ).encode("utf-8")
 
 
 # --- parsing -----------------------------------------------------------------------------
+
 
 class _Reader:
     """Field access on one ebRIM object, with errors naming the object and field."""
@@ -281,8 +327,9 @@ class _Reader:
     def values(self, name: str) -> tuple[str, ...]:
         for slot in self.elem.findall(f"{_R}Slot"):
             if slot.get("name") == name:
-                return tuple((v.text or "").strip()
-                             for v in slot.findall(f"{_R}ValueList/{_R}Value"))
+                return tuple(
+                    (v.text or "").strip() for v in slot.findall(f"{_R}ValueList/{_R}Value")
+                )
         return ()
 
     def one(self, name: str, *, required: bool = False) -> str:
@@ -298,29 +345,39 @@ class _Reader:
         return node.get("value", "") if node is not None else ""
 
     def code(self, scheme: str) -> Code | None:
-        found = [c for c in self.elem.findall(f"{_R}Classification")
-                 if c.get("classificationScheme") == scheme]
+        found = [
+            c
+            for c in self.elem.findall(f"{_R}Classification")
+            if c.get("classificationScheme") == scheme
+        ]
         if not found:
             return None
         if len(found) > 1:
             raise self.fail(f"classification {scheme} appears {len(found)} times", scheme)
         node = _Reader(found[0], self.what, self.member)
-        return Code(found[0].get("nodeRepresentation", ""), node.one("codingScheme"),
-                    node.title())
+        return Code(found[0].get("nodeRepresentation", ""), node.one("codingScheme"), node.title())
 
     def authors(self, scheme: str) -> tuple[Author, ...]:
         out = []
         for c in self.elem.findall(f"{_R}Classification"):
             if c.get("classificationScheme") == scheme:
                 a = _Reader(c, self.what, self.member)
-                out.append(Author(a.one("authorPerson"), a.values("authorInstitution"),
-                                  a.values("authorSpecialty"),
-                                  a.values("authorTelecommunication")))
+                out.append(
+                    Author(
+                        a.one("authorPerson"),
+                        a.values("authorInstitution"),
+                        a.values("authorSpecialty"),
+                        a.values("authorTelecommunication"),
+                    )
+                )
         return tuple(out)
 
     def external(self, scheme: str, label: str, *, required: bool) -> str:
-        found = [e.get("value", "") for e in self.elem.findall(f"{_R}ExternalIdentifier")
-                 if e.get("identificationScheme") == scheme]
+        found = [
+            e.get("value", "")
+            for e in self.elem.findall(f"{_R}ExternalIdentifier")
+            if e.get("identificationScheme") == scheme
+        ]
         if len(found) > 1:
             raise self.fail(f"{label} appears {len(found)} times", label)
         if required and not (found and found[0].strip()):
@@ -347,8 +404,10 @@ def _document_entry(elem: ET.Element, n: int, member: str) -> DocumentEntry:
     ident = elem.get("id", "")
     r = _Reader(elem, f"document entry {n} ({shown(ident)})", member)
     if elem.get("objectType") != DOCUMENT_ENTRY:
-        raise r.fail(f"objectType {shown(elem.get('objectType', ''))} is not a stable "
-                     "XDSDocumentEntry", "objectType")
+        raise r.fail(
+            f"objectType {shown(elem.get('objectType', ''))} is not a stable XDSDocumentEntry",
+            "objectType",
+        )
     digest = r.one("hash", required=True)
     if not _SHA1.fullmatch(digest):  # IHE ITI TF-3 §4.2.3.2.10: SHA-1, hex
         raise r.fail("slot 'hash' is not 40 hexadecimal digits (SHA-1)", "hash")
@@ -359,29 +418,46 @@ def _document_entry(elem: ET.Element, n: int, member: str) -> DocumentEntry:
     if not mime:  # IHE ITI TF-3 §4.2.3.2.16
         raise r.fail("missing mimeType", "mimeType")
     return DocumentEntry(
-        entry_id=ident, unique_id=r.external(DE_UNIQUE_ID, "XDSDocumentEntry.uniqueId",
-                                             required=True),
-        uri=r.uri(), hash=digest.lower(), size=int(size_text), mime_type=mime,
+        entry_id=ident,
+        unique_id=r.external(DE_UNIQUE_ID, "XDSDocumentEntry.uniqueId", required=True),
+        uri=r.uri(),
+        hash=digest.lower(),
+        size=int(size_text),
+        mime_type=mime,
         patient_id=r.external(DE_PATIENT_ID, "XDSDocumentEntry.patientId", required=True),
         source_patient_id=r.one("sourcePatientId"),
         source_patient_info=r.values("sourcePatientInfo"),
-        creation_time=r.one("creationTime"), service_start_time=r.one("serviceStartTime"),
-        language=r.one("languageCode"), title=r.title(),
-        legal_authenticator=r.one("legalAuthenticator"), authors=r.authors(DE_AUTHOR),
-        type_code=r.code(DE_TYPE), class_code=r.code(DE_CLASS),
-        format_code=r.code(DE_FORMAT), confidentiality=r.code(DE_CONFIDENTIALITY),
-        facility_type=r.code(DE_FACILITY), practice_setting=r.code(DE_PRACTICE))
+        creation_time=r.one("creationTime"),
+        service_start_time=r.one("serviceStartTime"),
+        language=r.one("languageCode"),
+        title=r.title(),
+        legal_authenticator=r.one("legalAuthenticator"),
+        authors=r.authors(DE_AUTHOR),
+        type_code=r.code(DE_TYPE),
+        class_code=r.code(DE_CLASS),
+        format_code=r.code(DE_FORMAT),
+        confidentiality=r.code(DE_CONFIDENTIALITY),
+        facility_type=r.code(DE_FACILITY),
+        practice_setting=r.code(DE_PRACTICE),
+    )
 
 
 def _submission_set(objects: ET.Element, member: str) -> SubmissionSet:
     packages = objects.findall(f"{_R}RegistryPackage")
-    marked = {c.get("classifiedObject") for c in objects.iter(f"{_R}Classification")
-              if c.get("classificationNode") == SUBMISSION_SET_NODE}
+    marked = {
+        c.get("classifiedObject")
+        for c in objects.iter(f"{_R}Classification")
+        if c.get("classificationNode") == SUBMISSION_SET_NODE
+    }
     sets = [p for p in packages if p.get("id") in marked] or (
-        packages if len(packages) == 1 else [])
+        packages if len(packages) == 1 else []
+    )
     if len(sets) != 1:
-        raise XdmMalformed(f"expected one XDSSubmissionSet, found {len(sets)}", member=member,
-                           field="RegistryPackage")
+        raise XdmMalformed(
+            f"expected one XDSSubmissionSet, found {len(sets)}",
+            member=member,
+            field="RegistryPackage",
+        )
     elem = sets[0]
     r = _Reader(elem, "submission set", member)
     return SubmissionSet(
@@ -390,33 +466,44 @@ def _submission_set(objects: ET.Element, member: str) -> SubmissionSet:
         source_id=r.external(SS_SOURCE_ID, "XDSSubmissionSet.sourceId", required=False),
         # IHE ITI TF-2b §3.32.4.1: XDM lets the set's patientId be absent.
         patient_id=r.external(SS_PATIENT_ID, "XDSSubmissionSet.patientId", required=False),
-        submission_time=r.one("submissionTime"), title=r.title(),
-        content_type=r.code(SS_CONTENT_TYPE), authors=r.authors(SS_AUTHOR),
-        intended_recipients=r.values("intendedRecipient"))
+        submission_time=r.one("submissionTime"),
+        title=r.title(),
+        content_type=r.code(SS_CONTENT_TYPE),
+        authors=r.authors(SS_AUTHOR),
+        intended_recipients=r.values("intendedRecipient"),
+    )
 
 
-def parse_metadata(data: bytes, *, member: str = METADATA_NAME,
-                   max_bytes: int = 8 * 1024 * 1024) -> Submission:
+def parse_metadata(
+    data: bytes, *, member: str = METADATA_NAME, max_bytes: int = 8 * 1024 * 1024
+) -> Submission:
     """The :class:`Submission` in METADATA.XML bytes; refuses DTDs and entities outright."""
     root = parse_xml(data, member=member, max_bytes=max_bytes, max_elements=_MAX_ELEMENTS)
     if root.tag != f"{{{LCM}}}SubmitObjectsRequest":
-        raise XdmMalformed(f"root element {shown(root.tag)} is not an ebRIM 3.0 "
-                           "lcm:SubmitObjectsRequest", member=member,
-                           field="SubmitObjectsRequest")
+        raise XdmMalformed(
+            f"root element {shown(root.tag)} is not an ebRIM 3.0 lcm:SubmitObjectsRequest",
+            member=member,
+            field="SubmitObjectsRequest",
+        )
     objects = root.find(f"{_R}RegistryObjectList")
     if objects is None:
-        raise XdmMalformed("no rim:RegistryObjectList", member=member,
-                           field="RegistryObjectList")
+        raise XdmMalformed("no rim:RegistryObjectList", member=member, field="RegistryObjectList")
     sset = _submission_set(objects, member)
-    entries = tuple(_document_entry(e, n, member) for n, e in
-                    enumerate(objects.findall(f"{_R}ExtrinsicObject"), start=1))
+    entries = tuple(
+        _document_entry(e, n, member)
+        for n, e in enumerate(objects.findall(f"{_R}ExtrinsicObject"), start=1)
+    )
     if not entries:
-        raise XdmMalformed("no XDSDocumentEntry (rim:ExtrinsicObject)", member=member,
-                           field="ExtrinsicObject")
+        raise XdmMalformed(
+            "no XDSDocumentEntry (rim:ExtrinsicObject)", member=member, field="ExtrinsicObject"
+        )
     seen: set[str] = set()
     for entry in entries:
         if entry.entry_id in seen:
-            raise XdmMalformed(f"document entry id {shown(entry.entry_id)} appears twice",
-                               member=member, field="id")
+            raise XdmMalformed(
+                f"document entry id {shown(entry.entry_id)} appears twice",
+                member=member,
+                field="id",
+            )
         seen.add(entry.entry_id)
     return Submission(sset, entries)

@@ -39,27 +39,38 @@ def _unsafe(exc: DefusedXmlException, data: bytes, member: str) -> XdmUnsafeXml:
         what = "a DOCTYPE (DTD)"
     else:
         what = f"an unsupported construct ({type(exc).__name__})"
-    return XdmUnsafeXml(f"refused XML with {what}: DTDs and entities are never allowed",
-                        member=member, field="DOCTYPE")
+    return XdmUnsafeXml(
+        f"refused XML with {what}: DTDs and entities are never allowed",
+        member=member,
+        field="DOCTYPE",
+    )
 
 
-def parse_xml(data: bytes, *, member: str, max_bytes: int, max_elements: int,
-              stop: StopAt | None = None) -> ET.Element:
+def parse_xml(
+    data: bytes, *, member: str, max_bytes: int, max_elements: int, stop: StopAt | None = None
+) -> ET.Element:
     """The root element of ``data``, parsed safely; only the part before ``stop`` if given.
 
     Why a pull parser: the element count is checked as the tree grows, so a
     flat-but-huge document fails fast instead of exhausting memory.
     """
     if len(data) > max_bytes:
-        raise XdmLimitExceeded(f"XML of {len(data)} bytes exceeds the {max_bytes}-byte limit",
-                               member=member, field="size")
+        raise XdmLimitExceeded(
+            f"XML of {len(data)} bytes exceeds the {max_bytes}-byte limit",
+            member=member,
+            field="size",
+        )
     root: ET.Element | None = None
     depth = -1
     count = 0
     try:
-        for event, elem in SafeET.iterparse(io.BytesIO(data), events=("start", "end"),
-                                            forbid_dtd=True, forbid_entities=True,
-                                            forbid_external=True):
+        for event, elem in SafeET.iterparse(
+            io.BytesIO(data),
+            events=("start", "end"),
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
+        ):
             if event == "end":
                 depth -= 1
                 continue
@@ -68,8 +79,9 @@ def parse_xml(data: bytes, *, member: str, max_bytes: int, max_elements: int,
             if root is None:
                 root = elem
             if count > max_elements:
-                raise XdmLimitExceeded(f"XML has more than {max_elements} elements",
-                                       member=member, field="elements")
+                raise XdmLimitExceeded(
+                    f"XML has more than {max_elements} elements", member=member, field="elements"
+                )
             if stop is not None and stop(elem.tag, depth):
                 break
     except DefusedXmlException as exc:
@@ -77,8 +89,9 @@ def parse_xml(data: bytes, *, member: str, max_bytes: int, max_elements: int,
     except ET.ParseError as exc:
         raise XdmMalformed(f"malformed XML ({exc})", member=member, field="xml") from None
     except (ValueError, LookupError) as exc:  # e.g. an unknown encoding declaration
-        raise XdmMalformed(f"unreadable XML ({type(exc).__name__})", member=member,
-                           field="xml") from None
+        raise XdmMalformed(
+            f"unreadable XML ({type(exc).__name__})", member=member, field="xml"
+        ) from None
     if root is None:
         raise XdmMalformed("empty XML document", member=member, field="xml")
     return root

@@ -41,8 +41,14 @@ _MIN_CD_ENTRY = 46  # APPNOTE.TXT §4.3.12: fixed part of a central directory he
 _CD_ENTRY_BUDGET = 1024  # bytes of central directory allowed per permitted entry
 # Starts of zip archives (local header, empty archive, spanned) — a nested zip is refused.
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                     *(f"LPT{i}" for i in range(1, 10))}
+_WINDOWS_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,11 @@ def check_name(name: str, max_length: int = 255) -> None:
     """Refuse a member name that could escape the extraction directory or mislead a reader."""
     # IHE ITI TF-2b §3.32.4.1: XDM names are relative paths on portable media.
     if not name or len(name) > max_length:
-        raise XdmUnsafeName(f"member name {shown(name)} is empty or longer than {max_length}",
-                            member=shown(name), field="name")
+        raise XdmUnsafeName(
+            f"member name {shown(name)} is empty or longer than {max_length}",
+            member=shown(name),
+            field="name",
+        )
     problem = ""
     if "\x00" in name:
         problem = "contains NUL"
@@ -97,11 +106,10 @@ def check_name(name: str, max_length: int = 255) -> None:
 def _end_record(data: bytes) -> int:
     """Where the end of central directory record starts (found as zipfile finds it)."""
     pos = len(data) - _EOCD.size
-    if pos < 0 or data[pos:pos + 4] != b"PK\x05\x06":
+    if pos < 0 or data[pos : pos + 4] != b"PK\x05\x06":
         pos = data.rfind(b"PK\x05\x06", max(0, len(data) - _EOCD.size - 0xFFFF))
     if pos < 0 or pos + _EOCD.size > len(data):
-        raise XdmMalformed("not a zip archive (no end of central directory record)",
-                           field="zip")
+        raise XdmMalformed("not a zip archive (no end of central directory record)", field="zip")
     return pos
 
 
@@ -112,11 +120,14 @@ def _entry_count(data: bytes, limits: XdmLimits) -> None:
         # Nothing within the limits needs ZIP64 structures at archive level.
         raise XdmUnsafe("ZIP64 archives are not accepted", field="zip")
     if count > limits.max_entries:
-        raise XdmLimitExceeded(f"archive declares {count} entries, limit {limits.max_entries}",
-                               field="entries")
+        raise XdmLimitExceeded(
+            f"archive declares {count} entries, limit {limits.max_entries}", field="entries"
+        )
     if cd_size > limits.max_entries * _CD_ENTRY_BUDGET or cd_size < count * _MIN_CD_ENTRY:
-        raise XdmLimitExceeded(f"central directory of {cd_size} bytes does not fit "
-                               f"{count} entries within the limits", field="entries")
+        raise XdmLimitExceeded(
+            f"central directory of {cd_size} bytes does not fit {count} entries within the limits",
+            field="entries",
+        )
 
 
 def _check_info(info: zipfile.ZipInfo, limits: XdmLimits) -> None:
@@ -124,37 +135,61 @@ def _check_info(info: zipfile.ZipInfo, limits: XdmLimits) -> None:
     if info.flag_bits & 0x1:
         raise XdmUnsafe("member is encrypted", member=name, field="flags")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise XdmUnsafe(f"compression method {info.compress_type} is not accepted "
-                        "(stored or deflate only)", member=name, field="compress_type")
+        raise XdmUnsafe(
+            f"compression method {info.compress_type} is not accepted (stored or deflate only)",
+            member=name,
+            field="compress_type",
+        )
     mode = info.external_attr >> 16
     if info.create_system == 3 and stat.S_ISLNK(mode):
         raise XdmUnsafeName("member is a symbolic link", member=name, field="external_attr")
     if info.file_size > limits.max_entry_bytes:
-        raise XdmLimitExceeded(f"declares {info.file_size} bytes, limit "
-                               f"{limits.max_entry_bytes}", member=name, field="file_size")
-    if (info.file_size > limits.ratio_floor
-            and info.file_size > info.compress_size * limits.max_ratio):
-        raise XdmLimitExceeded(f"declared compression ratio above {limits.max_ratio}:1",
-                               member=name, field="compress_size")
+        raise XdmLimitExceeded(
+            f"declares {info.file_size} bytes, limit {limits.max_entry_bytes}",
+            member=name,
+            field="file_size",
+        )
+    if (
+        info.file_size > limits.ratio_floor
+        and info.file_size > info.compress_size * limits.max_ratio
+    ):
+        raise XdmLimitExceeded(
+            f"declared compression ratio above {limits.max_ratio}:1",
+            member=name,
+            field="compress_size",
+        )
     if info.is_dir() and info.file_size:
         raise XdmMalformed("directory entry with content", member=name, field="file_size")
 
 
 def _list(data: bytes, limits: XdmLimits) -> list[zipfile.ZipInfo]:
     if len(data) > limits.max_archive_bytes:
-        raise XdmLimitExceeded(f"archive of {len(data)} bytes exceeds the "
-                               f"{limits.max_archive_bytes}-byte limit", field="size")
+        raise XdmLimitExceeded(
+            f"archive of {len(data)} bytes exceeds the {limits.max_archive_bytes}-byte limit",
+            field="size",
+        )
     _entry_count(data, limits)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError,
-            NotImplementedError, struct.error, UnicodeDecodeError, IndexError) as exc:
-        raise XdmMalformed(f"not a readable zip archive ({type(exc).__name__})",
-                           field="zip") from None
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        EOFError,
+        OSError,
+        NotImplementedError,
+        struct.error,
+        UnicodeDecodeError,
+        IndexError,
+    ) as exc:
+        raise XdmMalformed(
+            f"not a readable zip archive ({type(exc).__name__})", field="zip"
+        ) from None
     if len(infos) > limits.max_entries:
-        raise XdmLimitExceeded(f"archive has {len(infos)} entries, limit {limits.max_entries}",
-                               field="entries")
+        raise XdmLimitExceeded(
+            f"archive has {len(infos)} entries, limit {limits.max_entries}", field="entries"
+        )
     seen: dict[str, str] = {}
     declared = 0
     for info in infos:
@@ -163,14 +198,18 @@ def _list(data: bytes, limits: XdmLimits) -> list[zipfile.ZipInfo]:
         # Portable media and most desktops fold case: two names equal but for case collide.
         key = info.filename.removesuffix("/").casefold()
         if key in seen:
-            raise XdmUnsafeName(f"duplicate of member {shown(seen[key])}",
-                                member=shown(info.filename), field="name")
+            raise XdmUnsafeName(
+                f"duplicate of member {shown(seen[key])}", member=shown(info.filename), field="name"
+            )
         seen[key] = info.filename
         _check_info(info, limits)
         declared += info.file_size
         if declared > limits.max_total_bytes:
-            raise XdmLimitExceeded(f"declared total size exceeds {limits.max_total_bytes} "
-                                   "bytes", member=info.filename, field="file_size")
+            raise XdmLimitExceeded(
+                f"declared total size exceeds {limits.max_total_bytes} bytes",
+                member=info.filename,
+                field="file_size",
+            )
     return infos
 
 
@@ -184,18 +223,24 @@ def _raw(data: bytes, info: zipfile.ZipInfo, next_offset: int) -> bytes:
     if fields[0] != b"PK\x03\x04":
         raise XdmMalformed("bad local header signature", member=name, field="offset")
     flags, method, name_len, extra_len = fields[2], fields[3], fields[9], fields[10]
-    local_name = data[start + _LOCAL.size:start + _LOCAL.size + name_len]
+    local_name = data[start + _LOCAL.size : start + _LOCAL.size + name_len]
     # APPNOTE.TXT §4.4.4: bit 11 means UTF-8 names; otherwise CP437.
     expected = info.orig_filename.encode("utf-8" if flags & 0x800 else "cp437", "replace")
     if method != info.compress_type or bool(flags & 0x1) or local_name != expected:
         # Two readers could see two different files: zip smuggling.
-        raise XdmUnsafe("local header disagrees with the central directory (name, method "
-                        "or encryption)", member=name, field="local_header")
+        raise XdmUnsafe(
+            "local header disagrees with the central directory (name, method or encryption)",
+            member=name,
+            field="local_header",
+        )
     begin = start + _LOCAL.size + name_len + extra_len
     end = begin + info.compress_size
     if end > next_offset:
-        raise XdmUnsafe("member data overlaps the next entry or the central directory",
-                        member=name, field="compress_size")
+        raise XdmUnsafe(
+            "member data overlaps the next entry or the central directory",
+            member=name,
+            field="compress_size",
+        )
     return data[begin:end]
 
 
@@ -205,8 +250,9 @@ def _inflate(raw: bytes, info: zipfile.ZipInfo, limits: XdmLimits, budget: int) 
     cap = min(limits.max_entry_bytes, budget)
     if info.compress_type == zipfile.ZIP_STORED:
         if len(raw) != info.file_size:
-            raise XdmMalformed("stored member size differs from its header", member=name,
-                               field="file_size")
+            raise XdmMalformed(
+                "stored member size differs from its header", member=name, field="file_size"
+            )
         out = raw
     else:
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -217,7 +263,7 @@ def _inflate(raw: bytes, info: zipfile.ZipInfo, limits: XdmLimits, budget: int) 
         try:
             while not inflater.eof:
                 if not pending and pos < len(raw):
-                    pending, pos = raw[pos:pos + _CHUNK], pos + _CHUNK
+                    pending, pos = raw[pos : pos + _CHUNK], pos + _CHUNK
                 piece = inflater.decompress(pending, _CHUNK)
                 pending = inflater.unconsumed_tail
                 if not piece and not pending and pos >= len(raw):
@@ -226,28 +272,37 @@ def _inflate(raw: bytes, info: zipfile.ZipInfo, limits: XdmLimits, budget: int) 
                 parts.append(piece)
                 consumed = pos - len(pending)
                 if produced > cap:
-                    which = ("entry" if cap == limits.max_entry_bytes else "archive total")
-                    raise XdmLimitExceeded(f"decompresses past the {which} limit of {cap} "
-                                           "bytes", member=name, field="file_size")
+                    which = "entry" if cap == limits.max_entry_bytes else "archive total"
+                    raise XdmLimitExceeded(
+                        f"decompresses past the {which} limit of {cap} bytes",
+                        member=name,
+                        field="file_size",
+                    )
                 if produced > limits.ratio_floor and produced > consumed * limits.max_ratio:
-                    raise XdmLimitExceeded(f"actual compression ratio above "
-                                           f"{limits.max_ratio}:1", member=name,
-                                           field="compress_size")
+                    raise XdmLimitExceeded(
+                        f"actual compression ratio above {limits.max_ratio}:1",
+                        member=name,
+                        field="compress_size",
+                    )
                 if produced > info.file_size:
-                    raise XdmLimitExceeded(f"decompresses to more than the {info.file_size} "
-                                           "bytes its header declares", member=name,
-                                           field="file_size")
+                    raise XdmLimitExceeded(
+                        f"decompresses to more than the {info.file_size} bytes its header declares",
+                        member=name,
+                        field="file_size",
+                    )
         except zlib.error:
             raise XdmMalformed("corrupt deflate data", member=name, field="data") from None
         if not inflater.eof:
             raise XdmMalformed("deflate data is truncated", member=name, field="data")
         out = b"".join(parts)
     if len(out) != info.file_size:
-        raise XdmMalformed(f"decompresses to {len(out)} bytes, header declares "
-                           f"{info.file_size}", member=name, field="file_size")
+        raise XdmMalformed(
+            f"decompresses to {len(out)} bytes, header declares {info.file_size}",
+            member=name,
+            field="file_size",
+        )
     if len(out) > cap:
-        raise XdmLimitExceeded(f"exceeds the limit of {cap} bytes", member=name,
-                               field="file_size")
+        raise XdmLimitExceeded(f"exceeds the limit of {cap} bytes", member=name, field="file_size")
     if zlib.crc32(out) != info.CRC:
         raise XdmMalformed("CRC-32 mismatch", member=name, field="crc")
     return out
@@ -263,18 +318,22 @@ def read_members(data: bytes, limits: XdmLimits) -> dict[str, bytes]:
     eocd = _end_record(data)
     cd_start = eocd - _EOCD.unpack_from(data, eocd)[5]  # end record - central directory size
     ordered = sorted(infos, key=lambda i: i.header_offset)
-    bounds = {id(i): (ordered[n + 1].header_offset if n + 1 < len(ordered) else cd_start)
-              for n, i in enumerate(ordered)}
+    bounds = {
+        id(i): (ordered[n + 1].header_offset if n + 1 < len(ordered) else cd_start)
+        for n, i in enumerate(ordered)
+    }
     members: dict[str, bytes] = {}
     total = 0
     for info in infos:
         if info.is_dir():
             continue
-        content = _inflate(_raw(data, info, bounds[id(info)]), info, limits,
-                           limits.max_total_bytes - total)
+        content = _inflate(
+            _raw(data, info, bounds[id(info)]), info, limits, limits.max_total_bytes - total
+        )
         total += len(content)
         if content.startswith(ZIP_MAGICS) or info.filename.lower().endswith(".zip"):
-            raise XdmUnsafe("nested zip archives are not accepted", member=info.filename,
-                            field="content")
+            raise XdmUnsafe(
+                "nested zip archives are not accepted", member=info.filename, field="content"
+            )
         members[info.filename] = content
     return members

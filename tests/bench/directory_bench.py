@@ -60,12 +60,28 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SEARCH_WORD = "dupont"
-GOALS = {"import_s": 60.0, "peak_rss_mb": 200.0, "cached_lookups_per_s": 20_000.0,
-         "ldap_lookups_per_s": 2_000.0}
-QUICK = {"rows": 50_000, "lookups": 20_000, "lookup_keys": 10_000, "ldap_rows": 5_000,
-         "ldap_lookups": 5_000, "runs": 1}
-DEFAULTS = {"rows": 1_000_000, "lookups": 200_000, "lookup_keys": 10_000,
-            "ldap_rows": 20_000, "ldap_lookups": 20_000, "runs": 3}
+GOALS = {
+    "import_s": 60.0,
+    "peak_rss_mb": 200.0,
+    "cached_lookups_per_s": 20_000.0,
+    "ldap_lookups_per_s": 2_000.0,
+}
+QUICK = {
+    "rows": 50_000,
+    "lookups": 20_000,
+    "lookup_keys": 10_000,
+    "ldap_rows": 5_000,
+    "ldap_lookups": 5_000,
+    "runs": 1,
+}
+DEFAULTS = {
+    "rows": 1_000_000,
+    "lookups": 200_000,
+    "lookup_keys": 10_000,
+    "ldap_rows": 20_000,
+    "ldap_lookups": 20_000,
+    "runs": 3,
+}
 LDAP_WARMUP = 500  # untimed lookups first: pool connections opened and bound
 
 
@@ -103,18 +119,35 @@ def _pct(sorted_values: Sequence[float], q: float) -> float:
 def _latency_summary(ns: list[int], elapsed_s: float, unit: float) -> dict[str, float]:
     """Rate and p50/p99 (in ``unit`` nanoseconds) of per-call latencies."""
     ns.sort()
-    return {"n": len(ns), "elapsed_s": round(elapsed_s, 3),
-            "per_s": round(len(ns) / elapsed_s, 1) if elapsed_s > 0 else math.nan,
-            "p50": round(_pct(ns, 0.50) / unit, 3), "p99": round(_pct(ns, 0.99) / unit, 3),
-            "max": round(ns[-1] / unit, 3) if ns else math.nan}
+    return {
+        "n": len(ns),
+        "elapsed_s": round(elapsed_s, 3),
+        "per_s": round(len(ns) / elapsed_s, 1) if elapsed_s > 0 else math.nan,
+        "p50": round(_pct(ns, 0.50) / unit, 3),
+        "p99": round(_pct(ns, 0.99) / unit, 3),
+        "max": round(ns[-1] / unit, 3) if ns else math.nan,
+    }
 
 
 def _generate(rows: int, seed: int, out: Path, timeout: float) -> float:
     """Write an extraction with the fixture generator; return the seconds it took."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(GENERATOR), "--rows", str(rows), "--seed", str(seed),
-                    "--out", str(out)], check=True, timeout=timeout,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            str(GENERATOR),
+            "--rows",
+            str(rows),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        timeout=timeout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
@@ -142,8 +175,9 @@ def _sample(items: Iterator[str], k: int, rng: random.Random) -> list[str]:
 # --- parts 1 and 2: SQLite import, search, cached lookups (child process) --------------
 
 
-async def _sql_child(extraction: Path, db: Path, keys_file: Path, lookups: int,
-                     seed: int) -> dict[str, Any]:
+async def _sql_child(
+    extraction: Path, db: Path, keys_file: Path, lookups: int, seed: int
+) -> dict[str, Any]:
     """One run of parts 1 and 2 in this (fresh) process; the figures as a dict."""
     from directory.cache import CachedDirectory
     from directory.sql import SqlDirectory
@@ -161,17 +195,22 @@ async def _sql_child(extraction: Path, db: Path, keys_file: Path, lookups: int,
         out["import_s"] = round(time.perf_counter() - t0, 3)
         out["peak_rss_import_mb"] = round(_peak_rss_mb(), 1)
         out["ru_maxrss_import_mb"] = round(_maxrss_mb(), 1)
-        out["import_report"] = {k: getattr(report, k) for k in (
-            "rows", "added", "changed", "removed", "unchanged", "error_count", "aborted")}
-        out["db_mb"] = round(sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
-                             / 2**20, 1)
+        out["import_report"] = {
+            k: getattr(report, k)
+            for k in ("rows", "added", "changed", "removed", "unchanged", "error_count", "aborted")
+        }
+        out["db_mb"] = round(
+            sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20, 1
+        )
 
         t0 = time.perf_counter()
         report = await import_extraction(engine, extraction)
         out["reimport_s"] = round(time.perf_counter() - t0, 3)
         out["peak_rss_reimport_mb"] = round(_peak_rss_mb(), 1)
-        out["reimport_report"] = {k: getattr(report, k) for k in (
-            "rows", "added", "changed", "removed", "unchanged", "error_count", "aborted")}
+        out["reimport_report"] = {
+            k: getattr(report, k)
+            for k in ("rows", "added", "changed", "removed", "unchanged", "error_count", "aborted")
+        }
 
         sql = SqlDirectory(engine)
         t0 = time.perf_counter()
@@ -181,8 +220,9 @@ async def _sql_child(extraction: Path, db: Path, keys_file: Path, lookups: int,
 
         # Part 2: the cache as the gateway builds it (gateway/app/services.py), sized for the keys.
         keys: list[str] = json.loads(keys_file.read_text())
-        cached = CachedDirectory(sql, max_entries=max(20_000, 2 * len(keys)),
-                                 generation=sql.generation)
+        cached = CachedDirectory(
+            sql, max_entries=max(20_000, 2 * len(keys)), generation=sql.generation
+        )
         t0 = time.perf_counter()
         not_found = sum([await cached.resolve(k) is None for k in keys])
         out["cache_warm_s"] = round(time.perf_counter() - t0, 3)
@@ -205,15 +245,25 @@ async def _sql_child(extraction: Path, db: Path, keys_file: Path, lookups: int,
         await engine.dispose()
 
 
-def _sql_run(i: int, extraction: Path, work: Path, keys_file: Path,
-             args: argparse.Namespace) -> dict[str, Any]:
+def _sql_run(
+    i: int, extraction: Path, work: Path, keys_file: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     """Parts 1 and 2 in a child process on a fresh database; its JSON answer."""
     db = work / f"directory-run{i}.db"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child-sql", str(extraction),
-           str(db), str(keys_file), str(args.lookups), str(args.seed + i)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child-sql",
+        str(extraction),
+        str(db),
+        str(keys_file),
+        str(args.lookups),
+        str(args.seed + i),
+    ]
     try:
-        proc = subprocess.run(cmd, check=False, timeout=args.timeout, capture_output=True,
-                              text=True, cwd=ROOT)
+        proc = subprocess.run(
+            cmd, check=False, timeout=args.timeout, capture_output=True, text=True, cwd=ROOT
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"SQL run {i} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
         result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -235,14 +285,17 @@ def _make_base(url: str, base: str) -> None:
     conn = ldap.initialize(url)
     try:
         conn.simple_bind_s(ROOT_DN, ROOT_PW)
-        conn.add_s(base, [("objectClass", [b"organizationalUnit"]),
-                          ("ou", [base.split(",")[0][3:].encode()])])
+        conn.add_s(
+            base,
+            [("objectClass", [b"organizationalUnit"]), ("ou", [base.split(",")[0][3:].encode()])],
+        )
     finally:
         conn.unbind_s()
 
 
-async def _concurrent_lookups(resolve: Callable[[str], Any], addresses: Sequence[str],
-                              concurrency: int) -> tuple[list[int], float, int]:
+async def _concurrent_lookups(
+    resolve: Callable[[str], Any], addresses: Sequence[str], concurrency: int
+) -> tuple[list[int], float, int]:
     """``concurrency`` tasks resolving ``addresses`` in turn; (latencies ns, s, misses)."""
     feed: Iterator[str] = iter(addresses)
     lat: list[int] = []
@@ -266,12 +319,18 @@ def _ldap_directory(url: str, base: str, concurrency: int) -> LdapDirectory:
     from directory.ldap import LdapConfig, LdapDirectory
     from tests.support.slapd import ROOT_DN, ROOT_PW
 
-    return LdapDirectory(LdapConfig(url=url, base_dn=base, bind_dn=ROOT_DN,
-                                    bind_password=ROOT_PW, pool_size=min(concurrency, 8)))
+    return LdapDirectory(
+        LdapConfig(
+            url=url,
+            base_dn=base,
+            bind_dn=ROOT_DN,
+            bind_password=ROOT_PW,
+            pool_size=min(concurrency, 8),
+        )
+    )
 
 
-async def _pli_ldap_load(url: str, base: str, extraction: Path,
-                         concurrency: int) -> dict[str, Any]:
+async def _pli_ldap_load(url: str, base: str, extraction: Path, concurrency: int) -> dict[str, Any]:
     """Load the extraction into slapd with import_extraction_ldap, timed."""
     from directory.ldap_import import import_extraction_ldap
 
@@ -284,18 +343,21 @@ async def _pli_ldap_load(url: str, base: str, extraction: Path,
         await ldapdir.aclose()
     if report.aborted or report.added != report.rows:
         raise RuntimeError(f"LDAP load went wrong: {report.summary()}")
-    return {"load_s": round(load_s, 3), "load_rows": report.rows,
-            "load_rows_per_s": round(report.rows / load_s, 1)}
+    return {
+        "load_s": round(load_s, 3),
+        "load_rows": report.rows,
+        "load_rows_per_s": round(report.rows / load_s, 1),
+    }
 
 
-async def _pli_ldap_lookups(url: str, base: str, addresses: list[str],
-                            concurrency: int) -> dict[str, Any]:
+async def _pli_ldap_lookups(
+    url: str, base: str, addresses: list[str], concurrency: int
+) -> dict[str, Any]:
     """Uncached LdapDirectory.resolve by ``concurrency`` tasks (after an untimed warm-up)."""
     ldapdir = _ldap_directory(url, base, concurrency)
     try:
         await _concurrent_lookups(ldapdir.resolve, addresses[:LDAP_WARMUP], concurrency)
-        lat, elapsed, missing = await _concurrent_lookups(ldapdir.resolve, addresses,
-                                                          concurrency)
+        lat, elapsed, missing = await _concurrent_lookups(ldapdir.resolve, addresses, concurrency)
     finally:
         await ldapdir.aclose()
     return {**_latency_summary(lat, elapsed, 1e6), "not_found": missing}
@@ -319,8 +381,9 @@ def _raw_ldap(url: str, base: str, addresses: list[str], timeout: float) -> dict
 
     def one(address: str) -> int:
         flt = f"(&(objectClass=pliMailbox)(mail={escape_filter_chars(address)}))"
-        return len(conn.search_ext_s(base, ldap.SCOPE_SUBTREE, flt, attrs, sizelimit=2,
-                                     timeout=5.0))
+        return len(
+            conn.search_ext_s(base, ldap.SCOPE_SUBTREE, flt, attrs, sizelimit=2, timeout=5.0)
+        )
 
     try:
         for address in addresses[:LDAP_WARMUP]:
@@ -340,8 +403,9 @@ def _raw_ldap(url: str, base: str, addresses: list[str], timeout: float) -> dict
     return {**_latency_summary(lat, elapsed, 1e6), "not_found": missing}
 
 
-def _ldap_run(i: int, extraction: Path, addresses: list[str],
-              args: argparse.Namespace) -> dict[str, Any]:
+def _ldap_run(
+    i: int, extraction: Path, addresses: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
     """Part 3 on a fresh slapd: load, then pli's and raw lookups (order alternates by run)."""
     from tests.support.slapd import BASE_DN, Slapd
 
@@ -351,8 +415,11 @@ def _ldap_run(i: int, extraction: Path, addresses: list[str],
     conc = args.ldap_concurrency
 
     def pli() -> None:
-        out["lookups"] = asyncio.run(asyncio.wait_for(
-            _pli_ldap_lookups(server.url, base, addresses, conc), timeout=args.timeout))
+        out["lookups"] = asyncio.run(
+            asyncio.wait_for(
+                _pli_ldap_lookups(server.url, base, addresses, conc), timeout=args.timeout
+            )
+        )
 
     def raw() -> None:
         out["raw"] = _raw_ldap(server.url, base, addresses, args.timeout)
@@ -361,8 +428,11 @@ def _ldap_run(i: int, extraction: Path, addresses: list[str],
         server.setup()
         server.start()
         _make_base(server.url, base)
-        out = asyncio.run(asyncio.wait_for(
-            _pli_ldap_load(server.url, base, extraction, conc), timeout=args.timeout))
+        out = asyncio.run(
+            asyncio.wait_for(
+                _pli_ldap_load(server.url, base, extraction, conc), timeout=args.timeout
+            )
+        )
         order = (pli, raw) if i % 2 else (raw, pli)  # neither always meets a fresher server
         for step in order:
             step()
@@ -387,40 +457,66 @@ def _table(summary: dict[str, Any]) -> str:
         return "ok" if ok else "MISSED"
 
     rows = [
-        (f"SQLite import ({summary['rows']:,} rows)", f"{m['import_s']:.1f} s",
-         f"<= {g['import_s']:.0f} s", verdict(m["import_s"] <= g["import_s"])),
+        (
+            f"SQLite import ({summary['rows']:,} rows)",
+            f"{m['import_s']:.1f} s",
+            f"<= {g['import_s']:.0f} s",
+            verdict(m["import_s"] <= g["import_s"]),
+        ),
         ("SQLite re-import (all unchanged)", f"{m['reimport_s']:.1f} s", "", ""),
-        ("import peak RSS (child process)", f"{m['peak_rss_import_mb']:.0f} MB",
-         f"<= {g['peak_rss_mb']:.0f} MB", verdict(m["peak_rss_import_mb"] <= g["peak_rss_mb"])),
-        ("  ... incl. re-import", f"{m['peak_rss_reimport_mb']:.0f} MB",
-         f"<= {g['peak_rss_mb']:.0f} MB",
-         verdict(m["peak_rss_reimport_mb"] <= g["peak_rss_mb"])),
+        (
+            "import peak RSS (child process)",
+            f"{m['peak_rss_import_mb']:.0f} MB",
+            f"<= {g['peak_rss_mb']:.0f} MB",
+            verdict(m["peak_rss_import_mb"] <= g["peak_rss_mb"]),
+        ),
+        (
+            "  ... incl. re-import",
+            f"{m['peak_rss_reimport_mb']:.0f} MB",
+            f"<= {g['peak_rss_mb']:.0f} MB",
+            verdict(m["peak_rss_reimport_mb"] <= g["peak_rss_mb"]),
+        ),
         (f"search({SEARCH_WORD!r}) over the import", f"{m['search_s'] * 1000:.0f} ms", "", ""),
-        ("cached resolve (1 loop, sequential)", f"{m['cached_per_s']:,.0f} /s",
-         f">= {g['cached_lookups_per_s']:,.0f} /s",
-         verdict(m["cached_per_s"] >= g["cached_lookups_per_s"])),
+        (
+            "cached resolve (1 loop, sequential)",
+            f"{m['cached_per_s']:,.0f} /s",
+            f">= {g['cached_lookups_per_s']:,.0f} /s",
+            verdict(m["cached_per_s"] >= g["cached_lookups_per_s"]),
+        ),
         ("  p50 / p99", f"{m['cached_p50_us']:.1f} / {m['cached_p99_us']:.1f} us", "", ""),
         ("  (misses: SQLite resolve, warm-up)", f"{m['uncached_sql_per_s']:,.0f} /s", "", ""),
-        (f"LDAP load ({summary['ldap_rows']:,} rows)",
-         f"{m['ldap_load_rows_per_s']:,.0f} rows/s", f"({m['ldap_load_s']:.1f} s)", ""),
-        (f"LDAP uncached resolve (C={summary['ldap_concurrency']})",
-         f"{m['ldap_per_s']:,.0f} /s", f">= {g['ldap_lookups_per_s']:,.0f} /s",
-         verdict(m["ldap_per_s"] >= g["ldap_lookups_per_s"])),
+        (
+            f"LDAP load ({summary['ldap_rows']:,} rows)",
+            f"{m['ldap_load_rows_per_s']:,.0f} rows/s",
+            f"({m['ldap_load_s']:.1f} s)",
+            "",
+        ),
+        (
+            f"LDAP uncached resolve (C={summary['ldap_concurrency']})",
+            f"{m['ldap_per_s']:,.0f} /s",
+            f">= {g['ldap_lookups_per_s']:,.0f} /s",
+            verdict(m["ldap_per_s"] >= g["ldap_lookups_per_s"]),
+        ),
         ("  p50 / p99", f"{m['ldap_p50_ms']:.2f} / {m['ldap_p99_ms']:.2f} ms", "", ""),
         ("raw python-ldap (1 conn, 1 thread)", f"{m['raw_per_s']:,.0f} /s", "", ""),
         ("  p50 / p99", f"{m['raw_p50_ms']:.2f} / {m['raw_p99_ms']:.2f} ms", "", ""),
         ("ratio pli / raw", f"{m['ratio_pli_raw']:.2f}", "", ""),
     ]
     w = [max(len(r[c]) for r in rows) for c in range(4)]
-    head = (f"directory bench: medians of {summary['runs']} run(s) "
-            f"({summary['machine']['cpus']} CPUs)")
+    head = (
+        f"directory bench: medians of {summary['runs']} run(s) ({summary['machine']['cpus']} CPUs)"
+    )
     lines = [head, "-" * len(head)]
     lines += [f"{a:<{w[0]}}  {b:>{w[1]}}  {c:<{w[2]}}  {d}".rstrip() for a, b, c, d in rows]
     return "\n".join(lines)
 
 
-def _summarise(args: argparse.Namespace, sql: list[dict[str, Any]],
-               ldap_runs: list[dict[str, Any]], gen_s: float) -> dict[str, Any]:
+def _summarise(
+    args: argparse.Namespace,
+    sql: list[dict[str, Any]],
+    ldap_runs: list[dict[str, Any]],
+    gen_s: float,
+) -> dict[str, Any]:
     def col(runs: list[dict[str, Any]], *path: str) -> list[float]:
         out = []
         for r in runs:
@@ -431,12 +527,14 @@ def _summarise(args: argparse.Namespace, sql: list[dict[str, Any]],
         return out
 
     per_run = {
-        "import_s": col(sql, "import_s"), "reimport_s": col(sql, "reimport_s"),
+        "import_s": col(sql, "import_s"),
+        "reimport_s": col(sql, "reimport_s"),
         "peak_rss_import_mb": col(sql, "peak_rss_import_mb"),
         "peak_rss_reimport_mb": col(sql, "peak_rss_reimport_mb"),
         "search_s": col(sql, "search_s"),
         "cached_per_s": col(sql, "cached", "per_s"),
-        "cached_p50_us": col(sql, "cached", "p50"), "cached_p99_us": col(sql, "cached", "p99"),
+        "cached_p50_us": col(sql, "cached", "p50"),
+        "cached_p99_us": col(sql, "cached", "p99"),
         "uncached_sql_per_s": [round(r["cache_keys"] / r["cache_warm_s"], 1) for r in sql],
         "ldap_load_s": col(ldap_runs, "load_s"),
         "ldap_load_rows_per_s": col(ldap_runs, "load_rows_per_s"),
@@ -444,19 +542,34 @@ def _summarise(args: argparse.Namespace, sql: list[dict[str, Any]],
         "ldap_p50_ms": col(ldap_runs, "lookups", "p50"),
         "ldap_p99_ms": col(ldap_runs, "lookups", "p99"),
         "raw_per_s": col(ldap_runs, "raw", "per_s"),
-        "raw_p50_ms": col(ldap_runs, "raw", "p50"), "raw_p99_ms": col(ldap_runs, "raw", "p99"),
+        "raw_p50_ms": col(ldap_runs, "raw", "p50"),
+        "raw_p99_ms": col(ldap_runs, "raw", "p99"),
     }
-    per_run["ratio_pli_raw"] = [round(a / b, 3) for a, b in
-                                zip(per_run["ldap_per_s"], per_run["raw_per_s"], strict=True)]
+    per_run["ratio_pli_raw"] = [
+        round(a / b, 3) for a, b in zip(per_run["ldap_per_s"], per_run["raw_per_s"], strict=True)
+    ]
     median = {k: round(_med(v), 4) for k, v in per_run.items()}
     return {
-        "runs": args.runs, "quick": args.quick, "rows": args.rows, "lookups": args.lookups,
-        "lookup_keys": args.lookup_keys, "ldap_rows": args.ldap_rows,
-        "ldap_lookups": args.ldap_lookups, "ldap_concurrency": args.ldap_concurrency,
-        "generate_s": round(gen_s, 2), "goals": GOALS, "median": median, "per_run": per_run,
-        "sql_runs": sql, "ldap_runs": ldap_runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "sqlite": sqlite3.sqlite_version, "platform": platform.platform()},
+        "runs": args.runs,
+        "quick": args.quick,
+        "rows": args.rows,
+        "lookups": args.lookups,
+        "lookup_keys": args.lookup_keys,
+        "ldap_rows": args.ldap_rows,
+        "ldap_lookups": args.ldap_lookups,
+        "ldap_concurrency": args.ldap_concurrency,
+        "generate_s": round(gen_s, 2),
+        "goals": GOALS,
+        "median": median,
+        "per_run": per_run,
+        "sql_runs": sql,
+        "ldap_runs": ldap_runs,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "platform": platform.platform(),
+        },
     }
 
 
@@ -464,31 +577,55 @@ def _summarise(args: argparse.Namespace, sql: list[dict[str, Any]],
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes and 1 run (smoke test, under a minute)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes and 1 run (smoke test, under a minute)"
+    )
     p.add_argument("--runs", type=int, help="repetitions of each part (default 3)")
     p.add_argument("--rows", type=int, help="rows of the SQLite extraction (default 1,000,000)")
     p.add_argument("--lookups", type=int, help="cached lookups per run (default 200,000)")
     p.add_argument("--lookup-keys", type=int, help="distinct cached keys (default 10,000)")
     p.add_argument("--ldap-rows", type=int, help="rows loaded into slapd (default 20,000)")
     p.add_argument("--ldap-lookups", type=int, help="uncached LDAP lookups (default 20,000)")
-    p.add_argument("--ldap-concurrency", type=int, default=8,
-                   help="tasks issuing LDAP lookups; pool_size = min(this, 8) (default 8)")
+    p.add_argument(
+        "--ldap-concurrency",
+        type=int,
+        default=8,
+        help="tasks issuing LDAP lookups; pool_size = min(this, 8) (default 8)",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the lookup draws (default 1)")
-    p.add_argument("--timeout", type=float, default=900.0,
-                   help="bound in seconds of each run of each part (default 900)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="bound in seconds of each run of each part (default 900)",
+    )
     p.add_argument("--skip-ldap", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--child-sql", nargs=5, help=argparse.SUPPRESS,
-                   metavar=("EXTRACTION", "DB", "KEYS", "LOOKUPS", "SEED"))
+    p.add_argument(
+        "--child-sql",
+        nargs=5,
+        help=argparse.SUPPRESS,
+        metavar=("EXTRACTION", "DB", "KEYS", "LOOKUPS", "SEED"),
+    )
     args = p.parse_args(argv)
     base = QUICK if args.quick else DEFAULTS
     for name, value in base.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if min(args.runs, args.rows, args.lookups, args.lookup_keys, args.ldap_rows,
-           args.ldap_lookups, args.ldap_concurrency) < 1:
+    if (
+        min(
+            args.runs,
+            args.rows,
+            args.lookups,
+            args.lookup_keys,
+            args.ldap_rows,
+            args.ldap_lookups,
+            args.ldap_concurrency,
+        )
+        < 1
+    ):
         p.error("sizes, runs and concurrency must be at least 1")
     return args
 
@@ -497,8 +634,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.child_sql:
         extraction, db, keys, lookups, seed = args.child_sql
-        result = asyncio.run(_sql_child(Path(extraction), Path(db), Path(keys), int(lookups),
-                                        int(seed)))
+        result = asyncio.run(
+            _sql_child(Path(extraction), Path(db), Path(keys), int(lookups), int(seed))
+        )
         print(json.dumps(result))
         return 0
 
@@ -522,16 +660,22 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(1, args.runs + 1):
             print(f"run {i}/{args.runs}: SQLite import, search, cached lookups ...", flush=True)
             r = _sql_run(i, big, work, keys_file, args)
-            print(f"  import {r['import_s']:.1f} s, re-import {r['reimport_s']:.1f} s, "
-                  f"peak RSS {r['peak_rss_import_mb']:.0f} MB, "
-                  f"cached {r['cached']['per_s']:,.0f}/s", flush=True)
+            print(
+                f"  import {r['import_s']:.1f} s, re-import {r['reimport_s']:.1f} s, "
+                f"peak RSS {r['peak_rss_import_mb']:.0f} MB, "
+                f"cached {r['cached']['per_s']:,.0f}/s",
+                flush=True,
+            )
             sql_runs.append(r)
             if args.skip_ldap:
                 continue
             print(f"run {i}/{args.runs}: slapd load and uncached lookups ...", flush=True)
             lr = _ldap_run(i, small, ldap_addresses, args)
-            print(f"  load {lr['load_rows_per_s']:,.0f} rows/s, pli {lr['lookups']['per_s']:,.0f}"
-                  f"/s, raw {lr['raw']['per_s']:,.0f}/s", flush=True)
+            print(
+                f"  load {lr['load_rows_per_s']:,.0f} rows/s, pli {lr['lookups']['per_s']:,.0f}"
+                f"/s, raw {lr['raw']['per_s']:,.0f}/s",
+                flush=True,
+            )
             ldap_runs.append(lr)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -41,8 +41,10 @@ USER = "sophie.bernard@ch-arras.mssante.fr"
 
 
 def _message(n: int, size: int) -> bytes:
-    head = (f"From: bench@ch-arras.mssante.fr\r\nTo: {USER}\r\nSubject: bench {n}\r\n"
-            f"Message-ID: <bench-{n}@pli>\r\n\r\n").encode()
+    head = (
+        f"From: bench@ch-arras.mssante.fr\r\nTo: {USER}\r\nSubject: bench {n}\r\n"
+        f"Message-ID: <bench-{n}@pli>\r\n\r\n"
+    ).encode()
     line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n"
     return head + line * max(1, (size - len(head)) // len(line))
 
@@ -57,14 +59,34 @@ def _seed(port: int, user: str, password: str, ctx: ssl.SSLContext, n: int, size
     client.logout()
 
 
-def _bench(port: int, user: str, password: str, cafile: Path, args: argparse.Namespace,
-           label: str) -> dict[str, Any]:
+def _bench(
+    port: int, user: str, password: str, cafile: Path, args: argparse.Namespace, label: str
+) -> dict[str, Any]:
     out = Path(tempfile.mkstemp(suffix=".json")[1])
-    cmd = [sys.executable, str(PEERS / "bench_imap.py"), "--port", str(port), "--users", user,
-           f"--password={password}",  # one argument: a password may start with "-"
-           "--starttls", "--cafile", str(cafile), "--tls-name",
-           "localhost", "--concurrency", str(args.concurrency), "--seconds", str(args.seconds),
-           "--sample", "10", "--label", label, "--json-out", str(out)]
+    cmd = [
+        sys.executable,
+        str(PEERS / "bench_imap.py"),
+        "--port",
+        str(port),
+        "--users",
+        user,
+        f"--password={password}",  # one argument: a password may start with "-"
+        "--starttls",
+        "--cafile",
+        str(cafile),
+        "--tls-name",
+        "localhost",
+        "--concurrency",
+        str(args.concurrency),
+        "--seconds",
+        str(args.seconds),
+        "--sample",
+        "10",
+        "--label",
+        label,
+        "--json-out",
+        str(out),
+    ]
     subprocess.run(cmd, check=True, timeout=args.seconds + 300, stdout=subprocess.DEVNULL)
     result: dict[str, Any] = json.loads(out.read_text())
     out.unlink()
@@ -78,8 +100,9 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-async def _idle_sessions(port: int, password: str, ctx: ssl.SSLContext, count: int
-                         ) -> list[asyncio.StreamWriter]:
+async def _idle_sessions(
+    port: int, password: str, ctx: ssl.SSLContext, count: int
+) -> list[asyncio.StreamWriter]:
     async def one() -> asyncio.StreamWriter:
         r, w = await asyncio.open_connection("127.0.0.1", port)
         await r.readline()
@@ -117,10 +140,14 @@ def _pli(args: argparse.Namespace) -> dict[str, Any]:
             before = _rss_kb(pli.proc.pid)
             loop = asyncio.new_event_loop()
             writers = loop.run_until_complete(
-                _idle_sessions(pli.ports["imap"], password, ctx, args.idle))
+                _idle_sessions(pli.ports["imap"], password, ctx, args.idle)
+            )
             time.sleep(1)
-            result["idle"] = {"connections": len(writers), "rss_before_kb": before,
-                              "rss_kb": _rss_kb(pli.proc.pid)}
+            result["idle"] = {
+                "connections": len(writers),
+                "rss_before_kb": before,
+                "rss_kb": _rss_kb(pli.proc.pid),
+            }
             for w in writers:
                 w.close()
             loop.close()
@@ -134,21 +161,33 @@ def _dovecot(args: argparse.Namespace) -> dict[str, Any]:
     d = Path(tempfile.mkdtemp(prefix="pli-peer-"))
     # Both servers check an argon2id hash at each login (pli stores nothing else);
     # the peer kit's PLAIN default would time password storage pli refuses to do.
-    env = {**os.environ, "PEER_CLEAN": "1", "PEER_TLS": "1",
-           "PEER_IMAP_PORT": str(args.peer_imap_port),
-           "PEER_PASS_SCHEME": os.environ.get("PEER_PASS_SCHEME", "ARGON2ID")}
-    subprocess.run(["bash", str(PEERS / "start.sh"), str(d)], check=True, env=env, timeout=120,
-                   stdout=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PEER_CLEAN": "1",
+        "PEER_TLS": "1",
+        "PEER_IMAP_PORT": str(args.peer_imap_port),
+        "PEER_PASS_SCHEME": os.environ.get("PEER_PASS_SCHEME", "ARGON2ID"),
+    }
+    subprocess.run(
+        ["bash", str(PEERS / "start.sh"), str(d)],
+        check=True,
+        env=env,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         cafile = d / "tls" / "cert.pem"
         ctx = ssl.create_default_context(cafile=str(cafile))
         ctx.check_hostname = False
         _seed(args.peer_imap_port, "bench1@bench.test", "bench", ctx, args.messages, args.size)
-        return _bench(args.peer_imap_port, "bench1@bench.test", "bench", cafile, args,
-                      "dovecot")
+        return _bench(args.peer_imap_port, "bench1@bench.test", "bench", cafile, args, "dovecot")
     finally:
-        subprocess.run(["bash", str(PEERS / "stop.sh"), str(d)], check=False, timeout=120,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", str(PEERS / "stop.sh"), str(d)],
+            check=False,
+            timeout=120,
+            stdout=subprocess.DEVNULL,
+        )
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -158,9 +197,11 @@ def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["errors"] = sum(int(r.get("errors") or 0) for r in runs)
     idle = [r["idle"] for r in runs if "idle" in r]
     if idle:
-        out["idle"] = {"connections": idle[0]["connections"],
-                       "rss_before_kb": statistics.median(i["rss_before_kb"] for i in idle),
-                       "rss_kb": statistics.median(i["rss_kb"] for i in idle)}
+        out["idle"] = {
+            "connections": idle[0]["connections"],
+            "rss_before_kb": statistics.median(i["rss_before_kb"] for i in idle),
+            "rss_kb": statistics.median(i["rss_kb"] for i in idle),
+        }
     return out
 
 
@@ -184,14 +225,21 @@ def main() -> None:
         ours.append(_pli(args))
         if peer:
             theirs.append(_dovecot(args))
-    report: dict[str, Any] = {"messages": args.messages, "size": args.size, "runs": args.runs,
-                              "pli": _median_of(ours), "per_run": {"pli": ours}}
+    report: dict[str, Any] = {
+        "messages": args.messages,
+        "size": args.size,
+        "runs": args.runs,
+        "pli": _median_of(ours),
+        "per_run": {"pli": ours},
+    }
     if peer:
         report["dovecot"] = _median_of(theirs)
         report["per_run"]["dovecot"] = theirs
         a, b = report["pli"], report["dovecot"]
-        report["ratio"] = {key: round(a[key] / b[key], 3) if b.get(key) else None
-                           for key in ("sessions_per_s", "bodies_per_s")}
+        report["ratio"] = {
+            key: round(a[key] / b[key], 3) if b.get(key) else None
+            for key in ("sessions_per_s", "bodies_per_s")
+        }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"imap-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -61,9 +61,11 @@ _OAEP = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
 
 def _entity(size: int) -> bytes:
     body = base64.encodebytes(os.urandom(size)).replace(b"\n", b"\r\n")
-    return (b'Content-Type: application/pdf; name="cr.pdf"\r\n'
-            b"Content-Transfer-Encoding: base64\r\n"
-            b'Content-Disposition: attachment; filename="cr.pdf"\r\n\r\n' + body)
+    return (
+        b'Content-Type: application/pdf; name="cr.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="cr.pdf"\r\n\r\n' + body
+    )
 
 
 def _median_seconds(fn: Callable[[], object], runs: int, iterations: int) -> float:
@@ -105,16 +107,20 @@ def main() -> int:
     chain_cache = ChainCache()  # what a running pli's TrustStore keeps between messages
 
     def pli_in() -> None:
-        result = verify(decrypt(sealed, ident.cert, key), [root], crls=[crl],
-                        chain_cache=chain_cache)
+        result = verify(
+            decrypt(sealed, ident.cert, key), [root], crls=[crl], chain_cache=chain_cache
+        )
         assert result.ok
 
     # --- raw cryptography
     def raw_sign() -> bytes:
-        return (pkcs7.PKCS7SignatureBuilder().set_data(entity)
-                .add_signer(ident.cert, key, hashes.SHA256())
-                .add_certificate(ident.chain[0])
-                .sign(serialization.Encoding.SMIME, [pkcs7.PKCS7Options.DetachedSignature]))
+        return (
+            pkcs7.PKCS7SignatureBuilder()
+            .set_data(entity)
+            .add_signer(ident.cert, key, hashes.SHA256())
+            .add_certificate(ident.chain[0])
+            .sign(serialization.Encoding.SMIME, [pkcs7.PKCS7Options.DetachedSignature])
+        )
 
     def raw_out_bare() -> tuple[bytes, bytes, bytes]:
         signed = raw_sign()
@@ -138,8 +144,12 @@ def main() -> int:
     def raw_in() -> None:
         raw_in_bare(binascii.a2b_base64(transport))
 
-    cbc = (pkcs7.PKCS7EnvelopeBuilder().set_data(entity).add_recipient(ident.cert)
-           .set_content_encryption_algorithm(algorithms.AES256))
+    cbc = (
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(entity)
+        .add_recipient(ident.cert)
+        .set_content_encryption_algorithm(algorithms.AES256)
+    )
     cbc_der = cbc.encrypt(serialization.Encoding.DER, [])
     small = entity[:4096]
     received = datetime.datetime.now(datetime.UTC)
@@ -150,19 +160,25 @@ def main() -> int:
         "pli_decrypt_verify": _median_seconds(pli_in, args.runs, args.iterations),
         "raw_decrypt_verify": _median_seconds(raw_in, args.runs, args.iterations),
         "raw_sign_encrypt_no_base64": _median_seconds(raw_out_bare, args.runs, args.iterations),
-        "raw_decrypt_verify_no_base64": _median_seconds(raw_in_bare, args.runs,
-                                                        args.iterations),
+        "raw_decrypt_verify_no_base64": _median_seconds(raw_in_bare, args.runs, args.iterations),
         "ref_pkcs7_envelope_cbc": _median_seconds(
-            lambda: cbc.encrypt(serialization.Encoding.DER, []), args.runs, args.iterations),
+            lambda: cbc.encrypt(serialization.Encoding.DER, []), args.runs, args.iterations
+        ),
         "ref_pkcs7_decrypt_cbc": _median_seconds(
             lambda: pkcs7.pkcs7_decrypt_der(cbc_der, ident.cert, key, []),
-            args.runs, args.iterations),
+            args.runs,
+            args.iterations,
+        ),
         "pli_notarise_4k": _median_seconds(
             lambda: notarise(small, received, ident.cert, key, ident.chain),
-            args.runs, args.iterations * 10),
+            args.runs,
+            args.iterations * 10,
+        ),
         "ref_rsa_sign": _median_seconds(
             lambda: key.sign(small[:200], padding.PKCS1v15(), hashes.SHA256()),
-            args.runs, args.iterations * 10),
+            args.runs,
+            args.iterations * 10,
+        ),
     }
     ratios = {
         "sign_encrypt": timings["raw_sign_encrypt"] / timings["pli_sign_encrypt"],
@@ -170,17 +186,23 @@ def main() -> int:
     }
     bare = {
         "sign_encrypt": timings["raw_sign_encrypt_no_base64"] / timings["pli_sign_encrypt"],
-        "decrypt_verify": timings["raw_decrypt_verify_no_base64"]
-        / timings["pli_decrypt_verify"],
+        "decrypt_verify": timings["raw_decrypt_verify_no_base64"] / timings["pli_decrypt_verify"],
     }
     report = {
         "benchmark": "smime",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "cryptography": cryptography.__version__},
-        "parameters": {"attachment_bytes": args.size, "entity_bytes": len(entity),
-                       "rsa_bits": args.key_size, "runs": args.runs,
-                       "iterations": args.iterations},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "cryptography": cryptography.__version__,
+        },
+        "parameters": {
+            "attachment_bytes": args.size,
+            "entity_bytes": len(entity),
+            "rsa_bits": args.key_size,
+            "runs": args.runs,
+            "iterations": args.iterations,
+        },
         "seconds_median": timings,
         "ratio_raw_over_pli": ratios,
         "ratio_raw_without_base64_over_pli": bare,
@@ -192,8 +214,10 @@ def main() -> int:
     for name, seconds in timings.items():
         print(f"{name:24} {seconds * 1000:8.2f} ms")
     for name, ratio in ratios.items():
-        print(f"ratio raw/pli {name:16} {ratio:5.2f}  (goal >= 0.80; "
-              f"{bare[name]:.2f} against raw without base64)")
+        print(
+            f"ratio raw/pli {name:16} {ratio:5.2f}  (goal >= 0.80; "
+            f"{bare[name]:.2f} against raw without base64)"
+        )
     print(f"written {args.out}")
     return 0
 

@@ -46,10 +46,25 @@ def _extraction(path: Path, users: int) -> None:
 
 
 def _bench_smtp(port: int, out: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
-    cmd = [sys.executable, str(PEERS / "bench_smtp.py"), "--port", str(port),
-           "--rcpt", f"bench{{1..{args.users}}}@bench.test", "--from", "sender@bench.test",
-           "--messages", str(args.messages), "--concurrency", str(args.concurrency),
-           "--size", str(args.size), "--json-out", str(out), *extra]
+    cmd = [
+        sys.executable,
+        str(PEERS / "bench_smtp.py"),
+        "--port",
+        str(port),
+        "--rcpt",
+        f"bench{{1..{args.users}}}@bench.test",
+        "--from",
+        "sender@bench.test",
+        "--messages",
+        str(args.messages),
+        "--concurrency",
+        str(args.concurrency),
+        "--size",
+        str(args.size),
+        "--json-out",
+        str(out),
+        *extra,
+    ]
     subprocess.run(cmd, check=False, timeout=1800, stdout=subprocess.DEVNULL)
     result: dict[str, Any] = json.loads(out.read_text())
     return result
@@ -57,17 +72,35 @@ def _bench_smtp(port: int, out: Path, args: argparse.Namespace, extra: list[str]
 
 def _peer_run(i: int, args: argparse.Namespace, stamp: str) -> dict[str, Any]:
     d = Path(tempfile.mkdtemp(prefix="pli-peer-"))
-    env = {**os.environ, "PEER_CLEAN": "1", "PEER_SMTP_PORT": str(args.peer_smtp_port),
-           "PEER_IMAP_PORT": str(args.peer_imap_port), "PEER_LMTP_PORT": str(args.peer_lmtp_port)}
-    subprocess.run(["bash", str(PEERS / "start.sh"), str(d)], check=True, env=env, timeout=120,
-                   stdout=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PEER_CLEAN": "1",
+        "PEER_SMTP_PORT": str(args.peer_smtp_port),
+        "PEER_IMAP_PORT": str(args.peer_imap_port),
+        "PEER_LMTP_PORT": str(args.peer_lmtp_port),
+    }
+    subprocess.run(
+        ["bash", str(PEERS / "start.sh"), str(d)],
+        check=True,
+        env=env,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         glob = f"{d}/mail/*/Maildir"
-        return _bench_smtp(args.peer_smtp_port, RESULTS / f"peer-smtp-{stamp}_{i}.json", args,
-                           ["--wait-maildir", glob, "--label", "postfix+dovecot"])
+        return _bench_smtp(
+            args.peer_smtp_port,
+            RESULTS / f"peer-smtp-{stamp}_{i}.json",
+            args,
+            ["--wait-maildir", glob, "--label", "postfix+dovecot"],
+        )
     finally:
-        subprocess.run(["bash", str(PEERS / "stop.sh"), str(d)], check=False, timeout=120,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", str(PEERS / "stop.sh"), str(d)],
+            check=False,
+            timeout=120,
+            stdout=subprocess.DEVNULL,
+        )
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -82,18 +115,40 @@ def _pli_run(i: int, args: argparse.Namespace, stamp: str) -> tuple[dict[str, An
     d = Path(tempfile.mkdtemp(prefix="pli-bench-")) / "var"
     pli = [sys.executable, "-m", "gateway"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLI_")}
-    env.update(PLI_SMTP__MTA_PORT="0", PLI_IMAP__PORT="0", PLI_HTTP__PORT="0",
-               PLI_SMTP__SUBMISSION_PORT="0", PLI_SMTP__SUBMISSION_TLS_PORT="0",
-               PLI_LOG__LEVEL="warning")
+    env.update(
+        PLI_SMTP__MTA_PORT="0",
+        PLI_IMAP__PORT="0",
+        PLI_HTTP__PORT="0",
+        PLI_SMTP__SUBMISSION_PORT="0",
+        PLI_SMTP__SUBMISSION_TLS_PORT="0",
+        PLI_LOG__LEVEL="warning",
+    )
     env.update({f"PLI_TUNING__{name.upper()}": "false" for name in args.stock})
-    subprocess.run([*pli, "init", "--data-dir", str(d), "--domain", "bench.test"], check=True,
-                   env=env, timeout=120, stdout=subprocess.DEVNULL, cwd=ROOT)
+    subprocess.run(
+        [*pli, "init", "--data-dir", str(d), "--domain", "bench.test"],
+        check=True,
+        env=env,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     _extraction(d / "bench.txt", args.users)
-    subprocess.run([*pli, "directory", "import", str(d / "bench.txt"), "--data-dir", str(d)],
-                   check=True, env=env, timeout=120, stdout=subprocess.DEVNULL, cwd=ROOT)
+    subprocess.run(
+        [*pli, "directory", "import", str(d / "bench.txt"), "--data-dir", str(d)],
+        check=True,
+        env=env,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     log = (d / "serve.log").open("wb")
-    proc = subprocess.Popen([*pli, "serve", "--data-dir", str(d)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen(
+        [*pli, "serve", "--data-dir", str(d)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
     try:
         ports_file = d / "run" / "ports.json"
         deadline = time.monotonic() + 60
@@ -104,8 +159,13 @@ def _pli_run(i: int, args: argparse.Namespace, stamp: str) -> tuple[dict[str, An
         port = json.loads(ports_file.read_text())["smtp"]
         extra = ["--label", "pli"]
         if args.tls:
-            extra += ["--starttls", "--cafile", str(d / "tls" / "server.crt"),
-                      "--tls-name", "localhost"]
+            extra += [
+                "--starttls",
+                "--cafile",
+                str(d / "tls" / "server.crt"),
+                "--tls-name",
+                "localhost",
+            ]
         result = _bench_smtp(port, RESULTS / f"pli-smtp-{stamp}_{i}.json", args, extra)
         return result, _rss_peak_kb(proc.pid)
     finally:
@@ -123,15 +183,21 @@ def main() -> int:
     p.add_argument("--size", type=int, default=100_000)
     p.add_argument("--users", type=int, default=3)
     p.add_argument("--tls", action="store_true", help="pli with STARTTLS (the peer stays clear)")
-    p.add_argument("--stock", action="append", default=[], metavar="NAME",
-                   help="a [tuning] switch to turn off in pli (repeatable)")
+    p.add_argument(
+        "--stock",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a [tuning] switch to turn off in pli (repeatable)",
+    )
     p.add_argument("--peer-smtp-port", type=int, default=12525)
     p.add_argument("--peer-imap-port", type=int, default=11143)
     p.add_argument("--peer-lmtp-port", type=int, default=12424)
     args = p.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    subprocess.run(["bash", str(PEERS / "install.sh")], check=True, timeout=900,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["bash", str(PEERS / "install.sh")], check=True, timeout=900, stdout=subprocess.DEVNULL
+    )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     peers, plis, rss = [], [], []
     for i in range(1, args.runs + 1):
@@ -143,8 +209,12 @@ def main() -> int:
     peer_accept = statistics.median(r["msgs_per_s"] for r in peers)
     pli_rate = statistics.median(r["msgs_per_s"] for r in plis)
     summary = {
-        "messages": args.messages, "size": args.size, "concurrency": args.concurrency,
-        "runs": args.runs, "tls": args.tls, "stock": args.stock,
+        "messages": args.messages,
+        "size": args.size,
+        "concurrency": args.concurrency,
+        "runs": args.runs,
+        "tls": args.tls,
+        "stock": args.stock,
         "peer_stored_msgs_per_s": [r["delivery"]["stored_msgs_per_s"] for r in peers],
         "peer_accepted_msgs_per_s": [r["msgs_per_s"] for r in peers],
         "pli_msgs_per_s": [r["msgs_per_s"] for r in plis],

@@ -60,21 +60,28 @@ def _hwm_mb() -> float:
     return 0.0
 
 
-async def _pli_vault(endpoint: str, tmp: Path, bucket: str,
-                     direct: bool) -> tuple[Vault, S3BlobStore]:
+async def _pli_vault(
+    endpoint: str, tmp: Path, bucket: str, direct: bool
+) -> tuple[Vault, S3BlobStore]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp / f'{bucket}.db'}")
     await migrate(engine)
     kek = tmp / f"{bucket}.kek"
     create_kek_file(kek)
-    store = S3BlobStore(endpoint, ACCESS_KEY, SECRET_KEY, bucket,
-                        secure=False, region="us-east-1", direct=direct)  # default part size
+    store = S3BlobStore(
+        endpoint, ACCESS_KEY, SECRET_KEY, bucket, secure=False, region="us-east-1", direct=direct
+    )  # default part size
     await store.ensure_bucket()
     return Vault(engine, store, KeyFileProvider.from_file(kek), 64 * 1024), store
 
 
 def _raw_client(server: MotoS3Server, bucket: str) -> Minio:
-    client = Minio(server.endpoint, access_key=server.access_key,
-                   secret_key=server.secret_key, secure=False, region="us-east-1")
+    client = Minio(
+        server.endpoint,
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        secure=False,
+        region="us-east-1",
+    )
     if not client.bucket_exists(bucket):
         client.make_bucket(bucket)
     return client
@@ -100,8 +107,7 @@ def _raw_get(client: Minio, bucket: str, size: int, names: list[str]) -> float:
     return time.perf_counter() - t
 
 
-async def _pli_put(vault: Vault, data: bytes,
-                   count: int) -> tuple[float, float, float, list[str]]:
+async def _pli_put(vault: Vault, data: bytes, count: int) -> tuple[float, float, float, list[str]]:
     """Seconds for the puts alone, with their row's INSERT, and with a commit of their own."""
     names, blob_only, recorded, committed = [], 0.0, 0.0, 0.0
     for _ in range(count):
@@ -126,8 +132,9 @@ async def _pli_get(vault: Vault, size: int, names: list[str]) -> float:
     return time.perf_counter() - t
 
 
-async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool,
-                 direct: bool) -> dict[str, float]:
+async def _sizes(
+    server: MotoS3Server, tmp: Path, run: int, quick: bool, direct: bool
+) -> dict[str, float]:
     """pli and raw minio in alternating rounds, so that a noisy neighbour (the VM is
     shared) or a server slowing as its buckets fill weighs on both sides alike."""
     out: dict[str, float] = {}
@@ -135,12 +142,17 @@ async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool,
     cases = {"100KB": (100 * 1000, 50 if quick else 200), "10MB": (10 * MB, 4 if quick else 24)}
     for label, (size, count) in cases.items():
         data = os.urandom(size)
-        vault, store = await _pli_vault(server.endpoint, tmp, f"pli-{label.lower()}-{run}",
-                                        direct)
+        vault, store = await _pli_vault(server.endpoint, tmp, f"pli-{label.lower()}-{run}", direct)
         bucket = f"raw-{label.lower()}-{run}"
         client = await asyncio.to_thread(_raw_client, server, bucket)
-        t = {"pli_blob_put": 0.0, "pli_put": 0.0, "pli_committed_put": 0.0, "pli_get": 0.0,
-             "raw_put": 0.0, "raw_get": 0.0}
+        t = {
+            "pli_blob_put": 0.0,
+            "pli_put": 0.0,
+            "pli_committed_put": 0.0,
+            "pli_get": 0.0,
+            "raw_put": 0.0,
+            "raw_get": 0.0,
+        }
         for r in range(rounds):
             blob, put, committed, names = await _pli_put(vault, data, count // rounds)
             raw_names = [f"raw-{r}-{i}" for i in range(count // rounds)]
@@ -163,8 +175,11 @@ async def _sizes(server: MotoS3Server, tmp: Path, run: int, quick: bool,
 async def _audit_rate(tmp: Path, run: int, events: int) -> float:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp / f'audit-{run}.db'}")
     await migrate(engine)
-    batch = [audit.AuditEvent(action="message.delivered", actor="a@x.fr",
-                              mailbox="b@y.fr", msg_id="0123456789abcdef")] * 1000
+    batch = [
+        audit.AuditEvent(
+            action="message.delivered", actor="a@x.fr", mailbox="b@y.fr", msg_id="0123456789abcdef"
+        )
+    ] * 1000
     t = time.perf_counter()
     for _ in range(events // len(batch)):
         async with engine.begin() as conn:
@@ -194,8 +209,16 @@ async def _stream_child(endpoint: str, tmp: Path, size_mb: int, direct: bool) ->
     async for piece in vault.stream(obj.name):
         read += len(piece)
     assert read == size_mb * MB
-    print(json.dumps({"rss_before_mb": before, "peak_rss_mb": _hwm_mb(), "put_s": put_s,
-                      "get_s": time.perf_counter() - t}))
+    print(
+        json.dumps(
+            {
+                "rss_before_mb": before,
+                "peak_rss_mb": _hwm_mb(),
+                "put_s": put_s,
+                "get_s": time.perf_counter() - t,
+            }
+        )
+    )
     await store.aclose()
 
 
@@ -204,17 +227,25 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small sizes, one run")
     ap.add_argument("--stream-mb", type=int, default=1024)
-    ap.add_argument("--allocator", choices=("server", "default"), default="server",
-                    help="pli serve's malloc settings (default) or glibc's own")
-    ap.add_argument("--stock-s3", action="store_true",
-                    help="minio's public calls only (vault/s3_direct.py switched off)")
+    ap.add_argument(
+        "--allocator",
+        choices=("server", "default"),
+        default="server",
+        help="pli serve's malloc settings (default) or glibc's own",
+    )
+    ap.add_argument(
+        "--stock-s3",
+        action="store_true",
+        help="minio's public calls only (vault/s3_direct.py switched off)",
+    )
     ap.add_argument("--child", nargs=2, metavar=("ENDPOINT", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.allocator == "server":
         tune_allocator()  # before any thread, as `pli serve` does
     if args.child:
-        asyncio.run(_stream_child(args.child[0], Path(args.child[1]), args.stream_mb,
-                                  not args.stock_s3))
+        asyncio.run(
+            _stream_child(args.child[0], Path(args.child[1]), args.stream_mb, not args.stock_s3)
+        )
         return 0
     runs = 1 if args.quick else args.runs
     stream_mb = 64 if args.quick else args.stream_mb
@@ -227,40 +258,72 @@ def main() -> int:
                 tmp = Path(d)
                 result = asyncio.run(_sizes(server, tmp, run, args.quick, not args.stock_s3))
                 result["audit_appends_per_s"] = asyncio.run(
-                    _audit_rate(tmp, run, 20_000 if args.quick else 100_000))
+                    _audit_rate(tmp, run, 20_000 if args.quick else 100_000)
+                )
                 child = subprocess.run(
-                    [sys.executable, __file__, "--child", server.endpoint, d,
-                     "--stream-mb", str(stream_mb), "--allocator", args.allocator,
-                     *(["--stock-s3"] if args.stock_s3 else [])],
-                    capture_output=True, text=True, timeout=1800, check=True)
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        server.endpoint,
+                        d,
+                        "--stream-mb",
+                        str(stream_mb),
+                        "--allocator",
+                        args.allocator,
+                        *(["--stock-s3"] if args.stock_s3 else []),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                    check=True,
+                )
                 streamed = json.loads(child.stdout.strip().splitlines()[-1])
                 result.update({f"stream_{k}": v for k, v in streamed.items()})
                 per_run.append(result)
-                print(f"run {run + 1}: " + ", ".join(f"{k}={v:.3g}" for k, v in result.items()),
-                      file=sys.stderr)
+                print(
+                    f"run {run + 1}: " + ", ".join(f"{k}={v:.3g}" for k, v in result.items()),
+                    file=sys.stderr,
+                )
     finally:
         server.stop()
     median = {k: statistics.median(r[k] for r in per_run) for k in per_run[0]}
-    report = {"runs": runs, "stream_mb": stream_mb, "allocator": args.allocator,
-              "s3": "stock" if args.stock_s3 else "direct",
-              "median": median, "per_run": per_run,
-              "goals": {"put_get_ratio_max": 1.2, "audit_appends_per_s_min": 20_000,
-                        "stream_peak_rss_mb_max": 100}}
+    report = {
+        "runs": runs,
+        "stream_mb": stream_mb,
+        "allocator": args.allocator,
+        "s3": "stock" if args.stock_s3 else "direct",
+        "median": median,
+        "per_run": per_run,
+        "goals": {
+            "put_get_ratio_max": 1.2,
+            "audit_appends_per_s_min": 20_000,
+            "stream_peak_rss_mb_max": 100,
+        },
+    }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"vault-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"vault bench: medians of {runs} run(s); S3 = moto server mode on loopback; "
-          f"{args.allocator} allocator; {'stock' if args.stock_s3 else 'direct'} S3 calls")
+    print(
+        f"vault bench: medians of {runs} run(s); S3 = moto server mode on loopback; "
+        f"{args.allocator} allocator; {'stock' if args.stock_s3 else 'direct'} S3 calls"
+    )
     for label in ("100KB", "10MB"):
-        print(f"  {label:6} put pli/raw {median[f'{label}_put_ratio']:.2f}  "
-              f"get pli/raw {median[f'{label}_get_ratio']:.2f}   (goal <= 1.2; put: blob and "
-              f"row INSERT; blob alone {median[f'{label}_blob_put_ratio']:.2f}, with a commit "
-              f"of its own {median[f'{label}_committed_put_ratio']:.2f})")
-    print(f"  audit appends (batches of 1000, SQLite) {median['audit_appends_per_s']:,.0f}/s "
-          "(goal >= 20,000/s)")
-    print(f"  streaming {stream_mb} MiB in and out: peak RSS {median['stream_peak_rss_mb']:.0f} MB"
-          f" (goal <= 100 MB), put {median['stream_put_s']:.1f} s, "
-          f"get {median['stream_get_s']:.1f} s")
+        print(
+            f"  {label:6} put pli/raw {median[f'{label}_put_ratio']:.2f}  "
+            f"get pli/raw {median[f'{label}_get_ratio']:.2f}   (goal <= 1.2; put: blob and "
+            f"row INSERT; blob alone {median[f'{label}_blob_put_ratio']:.2f}, with a commit "
+            f"of its own {median[f'{label}_committed_put_ratio']:.2f})"
+        )
+    print(
+        f"  audit appends (batches of 1000, SQLite) {median['audit_appends_per_s']:,.0f}/s "
+        "(goal >= 20,000/s)"
+    )
+    print(
+        f"  streaming {stream_mb} MiB in and out: peak RSS {median['stream_peak_rss_mb']:.0f} MB"
+        f" (goal <= 100 MB), put {median['stream_put_s']:.1f} s, "
+        f"get {median['stream_get_s']:.1f} s"
+    )
     print(f"  results: {out}")
     return 0
 

@@ -30,8 +30,7 @@ def edited_sample(tmp_path: Path) -> Path:
 
 
 def ldap_config(server: Slapd, base: str, **kw: object) -> LdapConfig:
-    return LdapConfig(url=server.url, base_dn=base, bind_dn=ROOT_DN, bind_password=ROOT_PW,
-                      **kw)  # type: ignore[arg-type]
+    return LdapConfig(url=server.url, base_dn=base, bind_dn=ROOT_DN, bind_password=ROOT_PW, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture

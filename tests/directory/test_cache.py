@@ -83,7 +83,8 @@ async def test_hits_ttl_and_negative_ttl(sql: SqlDirectory) -> None:
 
 
 async def test_concurrent_misses_share_one_call_and_failures_are_not_cached(
-        sql: SqlDirectory) -> None:
+    sql: SqlDirectory,
+) -> None:
     backend = Counting(sql)
     cache = CachedDirectory(backend)
     results = await asyncio.gather(*(cache.resolve(SOPHIE) for _ in range(20)))
@@ -112,7 +113,8 @@ async def test_lru_bound(sql: SqlDirectory) -> None:
 
 
 async def test_changes_by_another_process_are_seen_through_the_generation(
-        sql: SqlDirectory, engine: AsyncEngine) -> None:
+    sql: SqlDirectory, engine: AsyncEngine
+) -> None:
     clock = FakeClock(1000.0)
     cache = CachedDirectory(sql, generation=sql.generation, check_interval=1.0, clock=clock)
     assert await cache.delegates(ORG) == frozenset()

@@ -23,8 +23,10 @@ from tests.support.profiles import examples
 
 FIX = Path(__file__).parent.parent / "fixtures" / "directory"
 HEADER = "|".join(COLUMNS).encode() + b"\n"
-GOOD = (b"ORG|urgences@ch-arras.mssante.fr||||1|1620100057|Urgences||||||||||O|"
-        b"Centre Hospitalier d'Arras (d\xc3\xa9mo)||||57||AV|des Essais||62000 ARRAS|62000|62|FR\n")
+GOOD = (
+    b"ORG|urgences@ch-arras.mssante.fr||||1|1620100057|Urgences||||||||||O|"
+    b"Centre Hospitalier d'Arras (d\xc3\xa9mo)||||57||AV|des Essais||62000 ARRAS|62000|62|FR\n"
+)
 
 
 def _parse(path: Path) -> list[ParsedRow | RowError]:
@@ -122,7 +124,10 @@ def test_line_level_defects() -> None:
     long_line = GOOD.rstrip(b"\n") + b"x" * (MAX_LINE + 10) + b"\n"
     errors = _errors(HEADER + b"\n" + cr + long_line + GOOD)
     assert [(e.line_no, e.column) for e in errors] == [
-        (2, None), (3, "Service de rattachement"), (4, None)]
+        (2, None),
+        (3, "Service de rattachement"),
+        (4, None),
+    ]
     assert "empty line" in errors[0].reason and "stray CR" in errors[1].reason
     assert f"longer than {MAX_LINE}" in errors[2].reason
 
@@ -151,8 +156,13 @@ def test_field_checks_name_their_column() -> None:
     ]
     errors = _errors(HEADER + b"".join(cases))
     assert [e.column for e in errors] == [
-        "Adresse BAL", "Adresse BAL", "Type identifiant structure",
-        "Identification Structure", "Code postal structure BAL", "Service de rattachement"]
+        "Adresse BAL",
+        "Adresse BAL",
+        "Type identifiant structure",
+        "Identification Structure",
+        "Code postal structure BAL",
+        "Service de rattachement",
+    ]
 
 
 @settings(max_examples=examples(300), deadline=None)
@@ -172,8 +182,14 @@ def test_parser_never_raises_on_arbitrary_lines(lines: list[bytes]) -> None:
 
 
 @settings(max_examples=examples(200), deadline=None)
-@given(st.lists(st.sampled_from(COLUMNS).flatmap(
-    lambda c: st.tuples(st.just(c), st.text(max_size=40).map(str.encode))), max_size=5))
+@given(
+    st.lists(
+        st.sampled_from(COLUMNS).flatmap(
+            lambda c: st.tuples(st.just(c), st.text(max_size=40).map(str.encode))
+        ),
+        max_size=5,
+    )
+)
 def test_parser_never_raises_on_mutated_rows(mutations: list[tuple[str, bytes]]) -> None:
     row = GOOD
     for column, value in mutations:

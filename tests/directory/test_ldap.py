@@ -54,11 +54,17 @@ def _certificate(address: str) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), False)
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.DER)
 
 
@@ -66,11 +72,16 @@ def _addresses(path: Path) -> list[str]:
     return [line.split("|")[1] for line in path.read_text().splitlines()[1:] if line]
 
 
-async def test_import_gives_the_same_entries_as_sql(ldap_dir: LdapDirectory,
-                                                    tmp_path: Path) -> None:
+async def test_import_gives_the_same_entries_as_sql(
+    ldap_dir: LdapDirectory, tmp_path: Path
+) -> None:
     report = await import_extraction_ldap(ldap_dir, SAMPLE)
-    assert report.ok and (report.rows, report.added, report.changed, report.removed) == \
-        (200, 200, 0, 0)
+    assert report.ok and (report.rows, report.added, report.changed, report.removed) == (
+        200,
+        200,
+        0,
+        0,
+    )
     assert isinstance(ldap_dir, Directory) and isinstance(ldap_dir, DirectoryAdmin)
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ref.db'}")
     try:
@@ -80,8 +91,9 @@ async def test_import_gives_the_same_entries_as_sql(ldap_dir: LdapDirectory,
         for address in _addresses(SAMPLE):
             assert await ldap_dir.resolve(address) == await sql.resolve(address), address
         for text in ("bernard", "gériatrie arras", "62000", "kinésithérapeute", "dhondt"):
-            assert [e.address for e in await ldap_dir.search(text, limit=500)] == \
-                [e.address for e in await sql.search(text, limit=500)], text
+            assert [e.address for e in await ldap_dir.search(text, limit=500)] == [
+                e.address for e in await sql.search(text, limit=500)
+            ], text
     finally:
         await engine.dispose()
     entry = await ldap_dir.resolve("Sophie.Bernard@CH-Arras.mssante.fr")
@@ -90,8 +102,9 @@ async def test_import_gives_the_same_entries_as_sql(ldap_dir: LdapDirectory,
     assert await ldap_dir.resolve("nobody@ch-arras.mssante.fr") is None
 
 
-async def test_reimport_synchronises_and_keeps_operator_data(ldap_dir: LdapDirectory,
-                                                              tmp_path: Path) -> None:
+async def test_reimport_synchronises_and_keeps_operator_data(
+    ldap_dir: LdapDirectory, tmp_path: Path
+) -> None:
     await import_extraction_ldap(ldap_dir, SAMPLE)
     assert await ldap_dir.set_delegation(ORG, SOPHIE)
     again = await import_extraction_ldap(ldap_dir, SAMPLE)
@@ -142,8 +155,13 @@ async def test_liste_rouge_certificates_and_stats(ldap_dir: LdapDirectory) -> No
     conn = _raw(ldap_dir)
     dn = ldap_dir.config.mailbox_dn(SOPHIE)
     der = _certificate(SOPHIE)
-    conn.modify_s(dn, [(ldap.MOD_ADD, "pliListeRouge", [b"TRUE"]),
-                       (ldap.MOD_ADD, "userCertificate;binary", [der])])
+    conn.modify_s(
+        dn,
+        [
+            (ldap.MOD_ADD, "pliListeRouge", [b"TRUE"]),
+            (ldap.MOD_ADD, "userCertificate;binary", [der]),
+        ],
+    )
     conn.unbind_s()
     assert SOPHIE not in [e.address for e in await ldap_dir.search("bernard")]
     entry = await ldap_dir.resolve(SOPHIE)
@@ -185,8 +203,7 @@ async def test_server_restart_is_451_then_recovers(tmp_path: Path) -> None:
     server = Slapd(tmp_path)
     server.setup()
     server.start()
-    directory = LdapDirectory(ldap_config(server, new_subtree(server), timeout=2.0,
-                                          pool_size=2))
+    directory = LdapDirectory(ldap_config(server, new_subtree(server), timeout=2.0, pool_size=2))
     try:
         await import_extraction_ldap(directory, SAMPLE)
         assert await directory.resolve(SOPHIE) is not None  # pooled connections now open
@@ -210,9 +227,15 @@ async def test_silent_server_times_out() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         port = listener.getsockname()[1]
-        directory = LdapDirectory(LdapConfig(url=f"ldap://127.0.0.1:{port}",
-                                             base_dn="dc=pli,dc=test", bind_dn=ROOT_DN,
-                                             bind_password=ROOT_PW, timeout=1.0))
+        directory = LdapDirectory(
+            LdapConfig(
+                url=f"ldap://127.0.0.1:{port}",
+                base_dn="dc=pli,dc=test",
+                bind_dn=ROOT_DN,
+                bind_password=ROOT_PW,
+                timeout=1.0,
+            )
+        )
         try:
             started = time.monotonic()
             with pytest.raises(DirectoryUnavailable):
@@ -223,8 +246,9 @@ async def test_silent_server_times_out() -> None:
 
 
 async def test_wrong_credentials_are_named(slapd: Slapd) -> None:
-    directory = LdapDirectory(LdapConfig(url=slapd.url, base_dn="dc=pli,dc=test",
-                                         bind_dn=ROOT_DN, bind_password="wrong"))
+    directory = LdapDirectory(
+        LdapConfig(url=slapd.url, base_dn="dc=pli,dc=test", bind_dn=ROOT_DN, bind_password="wrong")
+    )
     try:
         with pytest.raises(DirectoryUnavailable, match="bind_dn"):
             await directory.resolve(SOPHIE)
@@ -232,14 +256,14 @@ async def test_wrong_credentials_are_named(slapd: Slapd) -> None:
         await directory.aclose()
 
 
-async def test_same_answers_through_cache_and_sql_generation(ldap_dir: LdapDirectory,
-                                                             engine: AsyncEngine) -> None:
+async def test_same_answers_through_cache_and_sql_generation(
+    ldap_dir: LdapDirectory, engine: AsyncEngine
+) -> None:
     from directory.cache import CachedDirectory
     from directory.sql import bump_generation
 
     await import_extraction_ldap(ldap_dir, SAMPLE)
-    cached = CachedDirectory(ldap_dir, generation=SqlDirectory(engine).generation,
-                             check_interval=0)
+    cached = CachedDirectory(ldap_dir, generation=SqlDirectory(engine).generation, check_interval=0)
     assert await cached.delegates(ORG) == frozenset()
     await ldap_dir.set_delegation(ORG, SOPHIE)
     assert await cached.delegates(ORG) == frozenset()  # cached until the generation moves

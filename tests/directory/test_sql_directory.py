@@ -26,8 +26,9 @@ SOPHIE = "sophie.bernard@ch-arras.mssante.fr"
 
 async def _count(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return int((await conn.execute(select(func.count()).select_from(directory_entry)))
-                   .scalar_one())
+        return int(
+            (await conn.execute(select(func.count()).select_from(directory_entry))).scalar_one()
+        )
 
 
 async def test_import_resolve_and_idempotent_reimport(engine: AsyncEngine) -> None:
@@ -46,8 +47,7 @@ async def test_import_resolve_and_idempotent_reimport(engine: AsyncEngine) -> No
     assert again.ok and again.summary().endswith("committed")
 
 
-async def test_reimport_reports_added_changed_removed(
-        engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_reimport_reports_added_changed_removed(engine: AsyncEngine, tmp_path: Path) -> None:
     await import_extraction(engine, SAMPLE)
     rows = [x for x in SAMPLE.read_bytes().split(b"\n")[1:] if x]
     changed_addr = rows[5].split(b"|")[1].decode()
@@ -126,9 +126,11 @@ async def test_search_hides_liste_rouge(engine: AsyncEngine) -> None:
     assert [e.address for e in await d.search("gériatrie", limit=3)] != []
     assert len(await d.search("mssante", limit=5)) == 5
     async with engine.begin() as conn:
-        await conn.execute(update(directory_entry)
-                           .where(directory_entry.c.address == SOPHIE)
-                           .values(liste_rouge=True))
+        await conn.execute(
+            update(directory_entry)
+            .where(directory_entry.c.address == SOPHIE)
+            .values(liste_rouge=True)
+        )
     assert all(e.address != SOPHIE for e in await d.search("bernard"))
     # liste rouge hides from search, not from delivery
     hidden = await d.resolve(SOPHIE)
@@ -144,8 +146,10 @@ async def test_trust_list(engine: AsyncEngine) -> None:
     assert await d.is_trusted_domain("ch-arras.mssante.fr")
     assert await d.is_trusted_domain("CH-Arras.mssante.fr.")
     assert not await d.is_trusted_domain("gmail.com")
-    one = (b'<ListeBlanche xmlns="https://listeblanche.mssante.fr/schema">'
-           b"<Domaine><Nom>gmail.com</Nom></Domaine></ListeBlanche>")
+    one = (
+        b'<ListeBlanche xmlns="https://listeblanche.mssante.fr/schema">'
+        b"<Domaine><Nom>gmail.com</Nom></Domaine></ListeBlanche>"
+    )
     assert await import_trustlist(engine, io.BytesIO(one)) == 1  # replaces, not merges
     assert await d.is_trusted_domain("gmail.com")
     assert not await d.is_trusted_domain("ch-arras.mssante.fr")
@@ -165,8 +169,11 @@ async def test_tables_metadata_creates_a_working_schema(db_engine: AsyncEngine) 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 async def test_unreachable_database_is_unavailable(kind: str, tmp_path: Path) -> None:
-    url = (f"sqlite+aiosqlite:///{tmp_path}/gone/dir/pli.db" if kind == "sqlite"
-           else f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/pli")
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path}/gone/dir/pli.db"
+        if kind == "sqlite"
+        else f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/pli"
+    )
     eng = create_engine(url)
     d = SqlDirectory(eng)
     try:
@@ -226,9 +233,16 @@ async def test_delegations_certificates_and_stats(engine: AsyncEngine) -> None:
     entry = await d.resolve(SOPHIE)
     assert entry is not None and entry.certificates == (b"\x30\x03der",)
     stats = await d.stats()
-    assert stats.entries == 200 and stats.entries_by_kind == {"PER": 141, "ORG": 44,
-                                                              "APP": 7, "CAB": 8}
+    assert stats.entries == 200 and stats.entries_by_kind == {
+        "PER": 141,
+        "ORG": 44,
+        "APP": 7,
+        "CAB": 8,
+    }
     assert (stats.delegations, stats.certificates, stats.liste_rouge) == (1, 1, 0)
-    assert stats.domains == len({e.split("@")[1] for e in
-                                 (line.split("|")[1] for line in
-                                  SAMPLE.read_text().splitlines()[1:] if line)})
+    assert stats.domains == len(
+        {
+            e.split("@")[1]
+            for e in (line.split("|")[1] for line in SAMPLE.read_text().splitlines()[1:] if line)
+        }
+    )

@@ -11,8 +11,7 @@ from tests.support.datadir import DemoDataDirs
 
 
 @pytest.fixture(scope="module")
-def pli(tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs
-        ) -> Iterator[RunningPli]:
+def pli(tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs) -> Iterator[RunningPli]:
     running = start_pli(demo_dirs.copy(tmp_path_factory.mktemp("pli") / "var"))
     try:
         yield running

@@ -11,8 +11,13 @@ from gateway.app.listeners import start_listeners
 from gateway.app.services import Services, build_services
 from gateway.base.config import load_settings
 
-EPHEMERAL = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
-             "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0"}
+EPHEMERAL = {
+    "PLI_SMTP__MTA_PORT": "0",
+    "PLI_IMAP__PORT": "0",
+    "PLI_HTTP__PORT": "0",
+    "PLI_SMTP__SUBMISSION_PORT": "0",
+    "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
+}
 
 
 @contextlib.asynccontextmanager

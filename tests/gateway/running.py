@@ -12,8 +12,13 @@ from pathlib import Path
 from tests.support.cli import PLI, clean_env, pli_in_process
 from tests.support.servers import stop_process
 
-EPHEMERAL = {"PLI_SMTP__MTA_PORT": "0", "PLI_SMTP__SUBMISSION_PORT": "0",
-             "PLI_SMTP__SUBMISSION_TLS_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0"}
+EPHEMERAL = {
+    "PLI_SMTP__MTA_PORT": "0",
+    "PLI_SMTP__SUBMISSION_PORT": "0",
+    "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
+    "PLI_IMAP__PORT": "0",
+    "PLI_HTTP__PORT": "0",
+}
 
 
 @dataclass
@@ -34,8 +39,7 @@ class RunningPli:
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """``pli ARGS --data-dir`` this server's directory, run in the test's process (the
         command works on the data directory, as an operator's would next to the server)."""
-        return pli_in_process(*args, "--data-dir", str(self.data_dir), stdin=stdin,
-                              env=EPHEMERAL)
+        return pli_in_process(*args, "--data-dir", str(self.data_dir), stdin=stdin, env=EPHEMERAL)
 
     def log_lines(self) -> list[dict[str, object]]:
         return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.startswith("{")]
@@ -62,15 +66,19 @@ def start_pli(data_dir: Path, *, env: dict[str, str] | None = None) -> RunningPl
     ephemeral ports (e.g. a fixed MTA port for a restart)."""
     if not (data_dir / "pli.toml").exists():
         raise AssertionError(f"{data_dir} is not a data directory: copy the demo one first")
-    accounts = dict(line.split(" ", 1) for line in
-                    (data_dir / "demo-accounts.txt").read_text().splitlines())
+    accounts = dict(
+        line.split(" ", 1) for line in (data_dir / "demo-accounts.txt").read_text().splitlines()
+    )
     log_path = data_dir / "serve.log"
     ports_file = data_dir / "run" / "ports.json"
     ports_file.unlink(missing_ok=True)
     with log_path.open("ab") as log:
-        proc = subprocess.Popen([*PLI, "serve", "--data-dir", str(data_dir)],
-                                stdout=log, stderr=subprocess.STDOUT,
-                                env=clean_env({**EPHEMERAL, **(env or {})}))
+        proc = subprocess.Popen(
+            [*PLI, "serve", "--data-dir", str(data_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=clean_env({**EPHEMERAL, **(env or {})}),
+        )
     deadline = time.monotonic() + 60
     while not ports_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:

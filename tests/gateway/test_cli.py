@@ -49,13 +49,16 @@ def test_help_lists_every_command() -> None:
 
 def test_help_imports_no_command_group() -> None:
     """``pli --help`` stays fast: the groups are listed from the registry, not imported."""
-    probe = ("import sys\n"
-             "from gateway.cli.main import build_parser\n"
-             "build_parser().format_help()\n"
-             "print(' '.join(sorted(m for m in sys.modules if m.startswith("
-             "('gateway.cli.', 'gateway.app', 'sqlalchemy', 'pydantic')))))\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, check=True)
+    probe = (
+        "import sys\n"
+        "from gateway.cli.main import build_parser\n"
+        "build_parser().format_help()\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith("
+        "('gateway.cli.', 'gateway.app', 'sqlalchemy', 'pydantic')))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.split() == ["gateway.cli.common", "gateway.cli.main"]
 
 
@@ -75,33 +78,56 @@ def test_init_is_idempotent_and_keeps_secrets(data_dir: Path) -> None:
 
 
 def test_directory_import_reports_bad_rows(data_dir: Path) -> None:
-    done = run("directory", "import", str(FIX / "extraction-bad.txt"), "--data-dir",
-               str(data_dir), "--dry-run")
+    done = run(
+        "directory",
+        "import",
+        str(FIX / "extraction-bad.txt"),
+        "--data-dir",
+        str(data_dir),
+        "--dry-run",
+    )
     assert done.returncode == 0
     assert f"{FIX / 'extraction-bad.txt'}:4: -: wrong column count: 30 instead of 31" in done.stderr
     assert "10 bad rows; dry run" in done.stdout
-    aborted = run("directory", "import", str(FIX / "extraction-bad.txt"), "--data-dir",
-                  str(data_dir), "--max-errors", "2")
+    aborted = run(
+        "directory",
+        "import",
+        str(FIX / "extraction-bad.txt"),
+        "--data-dir",
+        str(data_dir),
+        "--max-errors",
+        "2",
+    )
     assert aborted.returncode == 1 and "ABORTED" in aborted.stdout
     shown = run("directory", "show", "dpi@ch-arras.mssante.fr", "--data-dir", str(data_dir))
     assert shown.returncode == 0 and "APP" in shown.stdout  # the demo directory is intact
 
 
 def test_errors_are_one_line_without_traceback(data_dir: Path) -> None:
-    for args in (("directory", "show", "not-an-address"),
-                 ("directory", "import", "/nonexistent/file.txt"),
-                 ("user", "passwd", "a@ch-arras.mssante.fr", "--stdin")):
+    for args in (
+        ("directory", "show", "not-an-address"),
+        ("directory", "import", "/nonexistent/file.txt"),
+        ("user", "passwd", "a@ch-arras.mssante.fr", "--stdin"),
+    ):
         done = pli(*args, "--data-dir", str(data_dir), stdin="short\n")
         assert done.returncode == 1, args
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
-    weak = pli("user", "passwd", "dpi@ch-arras.mssante.fr", "--stdin", "--data-dir",
-               str(data_dir), stdin="short\n")
+    weak = pli(
+        "user",
+        "passwd",
+        "dpi@ch-arras.mssante.fr",
+        "--stdin",
+        "--data-dir",
+        str(data_dir),
+        stdin="short\n",
+    )
     assert weak.returncode == 1 and "at least" in weak.stderr
 
 
 def test_bad_config_names_the_key(data_dir: Path) -> None:
-    env_run = pli("audit", "verify", "--data-dir", str(data_dir),
-                  env={"PLI_IMAP__PORT": "not-a-port"})
+    env_run = pli(
+        "audit", "verify", "--data-dir", str(data_dir), env={"PLI_IMAP__PORT": "not-a-port"}
+    )
     assert env_run.returncode == 1
     assert "imap.port" in env_run.stderr and "PLI_IMAP__PORT" in env_run.stderr
 
@@ -110,16 +136,30 @@ async def _failed_logins(data: Path, count: int) -> None:
     async with AsyncExitStack() as stack:
         services = await build_services(load_settings(None, data, environ={}), stack)
         # Together: each failure waits a second before it answers (password guessing).
-        await asyncio.gather(*(services.mailstore.login("dpi@ch-arras.mssante.fr", "wrong",
-                                                        "127.0.0.9", "test")
-                               for _ in range(count)))
+        await asyncio.gather(
+            *(
+                services.mailstore.login("dpi@ch-arras.mssante.fr", "wrong", "127.0.0.9", "test")
+                for _ in range(count)
+            )
+        )
 
 
-def test_audit_verify_detects_tampering_through_cli(tmp_path: Path,
-                                                    demo_dirs: DemoDataDirs) -> None:
+def test_audit_verify_detects_tampering_through_cli(
+    tmp_path: Path, demo_dirs: DemoDataDirs
+) -> None:
     d = demo_dirs.copy(tmp_path / "var")
-    assert run("user", "passwd", "dpi@ch-arras.mssante.fr", "--stdin", "--data-dir", str(d),
-               stdin="a-long-enough-password\n").returncode == 0
+    assert (
+        run(
+            "user",
+            "passwd",
+            "dpi@ch-arras.mssante.fr",
+            "--stdin",
+            "--data-dir",
+            str(d),
+            stdin="a-long-enough-password\n",
+        ).returncode
+        == 0
+    )
     # Each failed login appends an audit entry; make a few through the real mail store.
     asyncio.run(_failed_logins(d, 3))
     ok = run("audit", "verify", "--data-dir", str(d))

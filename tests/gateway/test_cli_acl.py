@@ -13,8 +13,7 @@ DOCTOR = "sophie.bernard@ch-arras.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"
 
 
-def test_acl_set_list_remove_refusals_and_audit(tmp_path: Path,
-                                                demo_dirs: DemoDataDirs) -> None:
+def test_acl_set_list_remove_refusals_and_audit(tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
     data = ["--data-dir", str(demo_dirs.copy(tmp_path / "var"))]
 
     def pli(*args: str) -> subprocess.CompletedProcess[str]:

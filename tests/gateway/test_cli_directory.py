@@ -30,8 +30,12 @@ def test_search_show_and_stats(data_dir: Path) -> None:
     dd = ("--data-dir", str(data_dir))
     found = pli("directory", "search", "geriatrie arras", *dd)
     assert found.returncode == 0 and ORG in found.stdout, found.stderr
-    rows = [json.loads(line) for line in
-            pli("directory", "search", "GÉRIATRIE", "--format", "json", *dd).stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in pli(
+            "directory", "search", "GÉRIATRIE", "--format", "json", *dd
+        ).stdout.splitlines()
+    ]
     assert ORG in {r["address"] for r in rows}
     assert pli("directory", "search", "zzzz-nobody", *dd).stdout == ""
     assert pli("directory", "search", "x", "--limit", "0", *dd).returncode == 1
@@ -65,13 +69,17 @@ def test_delegate_is_checked_audited_and_revocable(data_dir: Path) -> None:
 
 
 def test_import_to_ldap_and_use_it_as_the_backend(data_dir: Path, slapd: Slapd) -> None:
-    env = {"PLI_DIRECTORY__BACKEND": "ldap", "PLI_DIRECTORY__LDAP__URL": slapd.url,
-           "PLI_DIRECTORY__LDAP__BASE_DN": new_subtree(slapd),
-           "PLI_DIRECTORY__LDAP__BIND_DN": ROOT_DN,
-           "PLI_DIRECTORY__LDAP__BIND_PASSWORD": ROOT_PW}
+    env = {
+        "PLI_DIRECTORY__BACKEND": "ldap",
+        "PLI_DIRECTORY__LDAP__URL": slapd.url,
+        "PLI_DIRECTORY__LDAP__BASE_DN": new_subtree(slapd),
+        "PLI_DIRECTORY__LDAP__BIND_DN": ROOT_DN,
+        "PLI_DIRECTORY__LDAP__BIND_PASSWORD": ROOT_PW,
+    }
     dd = ("--data-dir", str(data_dir))
-    done = pli("directory", "import", str(FIX / "extraction-sample.txt"), "--to", "ldap", *dd,
-               env=env)
+    done = pli(
+        "directory", "import", str(FIX / "extraction-sample.txt"), "--to", "ldap", *dd, env=env
+    )
     assert done.returncode == 0 and "200 added" in done.stdout, done.stderr
     trust = pli("directory", "import", str(FIX / "liste-blanche-sample.xml"), *dd, env=env)
     assert trust.returncode == 0 and "(ldap)" in trust.stdout, trust.stderr
@@ -79,15 +87,24 @@ def test_import_to_ldap_and_use_it_as_the_backend(data_dir: Path, slapd: Slapd) 
     assert "Dr Sophie BERNARD" in pli("directory", "show", SOPHIE, *dd, env=env).stdout
     assert ORG in pli("directory", "search", "geriatrie", *dd, env=env).stdout
     assert "granted" in pli("directory", "delegate", ORG, SOPHIE, *dd, env=env).stdout
-    down = pli("directory", "show", SOPHIE, *dd,
-               env={**env, "PLI_DIRECTORY__LDAP__URL": "ldap://127.0.0.1:9",
-                    "PLI_DIRECTORY__LDAP__TIMEOUT": "2"})
+    down = pli(
+        "directory",
+        "show",
+        SOPHIE,
+        *dd,
+        env={
+            **env,
+            "PLI_DIRECTORY__LDAP__URL": "ldap://127.0.0.1:9",
+            "PLI_DIRECTORY__LDAP__TIMEOUT": "2",
+        },
+    )
     assert down.returncode == 1 and "LDAP directory unavailable" in down.stderr
 
 
 def test_ldap_backend_needs_its_url(data_dir: Path) -> None:
-    done = pli("directory", "stats", "--data-dir", str(data_dir),
-               env={"PLI_DIRECTORY__BACKEND": "ldap"})
+    done = pli(
+        "directory", "stats", "--data-dir", str(data_dir), env={"PLI_DIRECTORY__BACKEND": "ldap"}
+    )
     assert done.returncode == 1 and "ldap.url" in done.stderr
 
 

@@ -18,8 +18,6 @@ NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"
 
 
-
-
 def _send(pli: RunningPli, marker: str) -> None:
     with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s:
         s.starttls(context=pli.client_context())
@@ -71,8 +69,7 @@ def test_audit_export_is_checkable_outside_pli(pli: RunningPli) -> None:
     assert all(len(e["hash"]) == 64 for e in entries)
     assert "message.accepted" in {e["action"] for e in entries}
     only = pli.cli("audit", "export", "--action", "message.accepted")
-    assert {json.loads(line)["action"] for line in only.stdout.splitlines()} == \
-        {"message.accepted"}
+    assert {json.loads(line)["action"] for line in only.stdout.splitlines()} == {"message.accepted"}
     assert pli.cli("audit", "verify").returncode == 0
 
 
@@ -81,8 +78,9 @@ def test_checkpoints_are_signed_and_verified(pli: RunningPli) -> None:
     signed = pli.cli("audit", "checkpoint")
     assert signed.returncode == 0 and "checkpoint signed at entry" in signed.stdout
     pub = pli.data_dir / "keys" / "audit-signing.pub"
-    assert pub.exists() and (pli.data_dir / "keys" / "audit-signing.key").stat().st_mode \
-        & 0o077 == 0
+    assert (
+        pub.exists() and (pli.data_dir / "keys" / "audit-signing.key").stat().st_mode & 0o077 == 0
+    )
     verified = pli.cli("audit", "verify", "--public-key", str(pub))
     assert verified.returncode == 0 and "1 signed checkpoints and" in verified.stdout
 
@@ -110,8 +108,9 @@ def test_hold_then_purge_after_retention(pli: RunningPli) -> None:
     held_marker, free_marker = uuid.uuid4().hex, uuid.uuid4().hex
     held_id = _send_with_id(pli, held_marker)
     _send_with_id(pli, free_marker)
-    placed = pli.cli("vault", "hold", "place", "--message", held_id,
-                     "--reason", "contentieux 2026-17")
+    placed = pli.cli(
+        "vault", "hold", "place", "--message", held_id, "--reason", "contentieux 2026-17"
+    )
     assert placed.returncode == 0, placed.stderr
     hold_id, held = placed.stdout.split()[1], placed.stdout.split()[4]  # body + receipts
     listed = pli.cli("vault", "hold", "list")
@@ -147,8 +146,7 @@ def test_delete_refused_while_retained(pli: RunningPli) -> None:
     import sqlite3
 
     with sqlite3.connect(pli.data_dir / "pli.db") as db:
-        [name] = [r[0] for r in db.execute("SELECT blob FROM message WHERE msg_ref = ?",
-                                           (msg_id,))]
+        [name] = [r[0] for r in db.execute("SELECT blob FROM message WHERE msg_ref = ?", (msg_id,))]
     refused = pli.cli("vault", "delete", name, "--reason", "operator")
     assert refused.returncode == 1
     assert f"refused: object {name} is retained until 20" in refused.stderr
@@ -175,7 +173,8 @@ def test_sealed_segments_are_verified_and_their_loss_is_named(pli: RunningPli) -
     try:
         broken = pli.cli("audit", "verify")
         assert broken.returncode == 1
-        assert f"BROKEN at entry {first}: segment {first}..{last}: object unreadable" \
-            in broken.stderr
+        assert (
+            f"BROKEN at entry {first}: segment {first}..{last}: object unreadable" in broken.stderr
+        )
     finally:
         blob.write_bytes(kept)

@@ -23,15 +23,20 @@ OLD = NOW - dt.timedelta(days=400)
 
 async def _account(engine: AsyncEngine, address: str, changed: dt.datetime) -> None:
     async with engine.begin() as conn:
-        await conn.execute(insert(account).values(address=address, password_hash="x",
-                                                  updated_at=changed))
+        await conn.execute(
+            insert(account).values(address=address, password_hash="x", updated_at=changed)
+        )
 
 
 async def _login(engine: AsyncEngine, address: str, when: dt.datetime, ok: bool = True) -> None:
     async with engine.begin() as conn:
-        await audit.append(conn, audit.AuditEvent(action="login", actor=address,
-                                                  mailbox=address, result="ok" if ok else "fail"),
-                           now=when)
+        await audit.append(
+            conn,
+            audit.AuditEvent(
+                action="login", actor=address, mailbox=address, result="ok" if ok else "fail"
+            ),
+            now=when,
+        )
 
 
 async def test_inactive_means_no_successful_login_and_no_change(engine: AsyncEngine) -> None:
@@ -44,7 +49,9 @@ async def test_inactive_means_no_successful_login_and_no_change(engine: AsyncEng
     await _account(engine, "new@ehpad.fr", NOW - dt.timedelta(days=5))  # created recently
     found = await closure.inactive_mailboxes(engine, 365, now=NOW)
     assert [(f.address, f.last_login is None) for f in found] == [
-        ("idle@ehpad.fr", False), ("never@ehpad.fr", True)]
+        ("idle@ehpad.fr", False),
+        ("never@ehpad.fr", True),
+    ]
 
 
 async def test_close_removes_account_mailboxes_messages_and_rights(engine: AsyncEngine) -> None:
@@ -54,13 +61,25 @@ async def test_close_removes_account_mailboxes_messages_and_rights(engine: Async
         box = await ensure_mailbox(conn, "idle@ehpad.fr")
         kept = await ensure_mailbox(conn, "other@ehpad.fr")
         for i, mid in enumerate((box, box, kept)):
-            await conn.execute(insert(message).values(
-                msg_ref=f"m{i}", mailbox_id=mid, uid=i + 1, blob=f"{i:032x}", size=1,
-                internal_date=NOW, flags=""))
-        await conn.execute(insert(mailbox_acl).values(owner="other@ehpad.fr",
-                                                      identifier="idle@ehpad.fr", rights="lr"))
-    closed = await closure.close_mailbox(engine, "IDLE@ehpad.fr", actor="cli:op",
-                                         reason="unused-1y")
+            await conn.execute(
+                insert(message).values(
+                    msg_ref=f"m{i}",
+                    mailbox_id=mid,
+                    uid=i + 1,
+                    blob=f"{i:032x}",
+                    size=1,
+                    internal_date=NOW,
+                    flags="",
+                )
+            )
+        await conn.execute(
+            insert(mailbox_acl).values(
+                owner="other@ehpad.fr", identifier="idle@ehpad.fr", rights="lr"
+            )
+        )
+    closed = await closure.close_mailbox(
+        engine, "IDLE@ehpad.fr", actor="cli:op", reason="unused-1y"
+    )
     assert (closed.mailboxes, closed.messages) == (1, 2)
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(message))).scalar() == 1
@@ -69,7 +88,10 @@ async def test_close_removes_account_mailboxes_messages_and_rights(engine: Async
         assert (await conn.execute(select(func.count()).select_from(mailbox_acl))).scalar() == 0
     [event] = [r async for r in audit.query(engine, audit.AuditFilter(action="mailbox.closed"))]
     assert (event.mailbox, event.reason, event.detail) == (
-        "idle@ehpad.fr", "unused-1y", {"mailboxes": 1, "messages": 2})
+        "idle@ehpad.fr",
+        "unused-1y",
+        {"mailboxes": 1, "messages": 2},
+    )
     with pytest.raises(AccountNotFound, match=r"no mailbox account idle@ehpad\.fr"):
         await closure.close_mailbox(engine, "idle@ehpad.fr", actor="cli:op", reason="again")
 
@@ -78,11 +100,13 @@ def test_cli_lists_then_closes(tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
     data = ["--data-dir", str(demo_dirs.copy(tmp_path / "var"))]
     listed = pli("mailbox", "inactive", "--days", "0", *data)
     assert listed.returncode == 0 and "cabinet.petit@medecin.mssante.fr" in listed.stdout
-    token = pli("token", "create", "--mailbox", "cabinet.petit@medecin.mssante.fr",
-                "--scope", "send", *data)
+    token = pli(
+        "token", "create", "--mailbox", "cabinet.petit@medecin.mssante.fr", "--scope", "send", *data
+    )
     assert token.returncode == 0, token.stderr
-    closed = pli("mailbox", "close", "cabinet.petit@medecin.mssante.fr",
-                 "--reason", "unused-1y", *data)
+    closed = pli(
+        "mailbox", "close", "cabinet.petit@medecin.mssante.fr", "--reason", "unused-1y", *data
+    )
     assert closed.returncode == 0 and closed.stdout.startswith("closed cabinet.petit@")
     assert "1 API tokens revoked" in closed.stdout  # it can no longer act for the mailbox
     again = pli("mailbox", "close", "cabinet.petit@medecin.mssante.fr", "--reason", "x", *data)

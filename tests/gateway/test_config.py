@@ -13,7 +13,11 @@ from gateway.base.errors import ConfigError
 def test_defaults_are_the_dev_ports(tmp_path: Path) -> None:
     s = load_settings(None, tmp_path, environ={})
     assert (s.smtp.mta_port, s.smtp.submission_port, s.imap.port, s.http.port) == (
-        2525, 5587, 1143, 8080)
+        2525,
+        5587,
+        1143,
+        8080,
+    )
     assert s.smtp.host == s.imap.host == s.http.host == "127.0.0.1"
     assert s.database_url().startswith("sqlite+aiosqlite:///")
     assert s.vault_path() == tmp_path / "vault"

@@ -242,7 +242,7 @@ def _leaf(words: list[str]) -> tuple[argparse.ArgumentParser | None, str, str]:
     parser, path = build_parser(words[1] if len(words) > 1 else None), "pli"
     for word in words[1:]:
         choices = _subparsers(parser)
-        if not choices:
+        if not choices or word.startswith("-"):  # options are checked against this parser
             break
         if word in choices:
             parser, path = choices[word], f"{path} {word}"

@@ -60,8 +60,10 @@ def test_kill_9_loses_no_acknowledged_message(tmp_path: Path, demo_dirs: DemoDat
     pli = start_pli(demo_dirs.copy(tmp_path / "var"))
     acked: list[str] = []
     stop = threading.Event()
-    workers = [threading.Thread(target=_load, args=(pli.ports["smtp"], pli.cafile, acked, stop))
-               for _ in range(4)]
+    workers = [
+        threading.Thread(target=_load, args=(pli.ports["smtp"], pli.cafile, acked, stop))
+        for _ in range(4)
+    ]
     for w in workers:
         w.start()
     deadline = time.monotonic() + 30
@@ -87,10 +89,13 @@ async def _check(data_dir: Path, acked: list[str]) -> None:
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
         async with services.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(message.c.msg_ref, message.c.uid)
-                .join(mailbox, mailbox.c.id == message.c.mailbox_id)
-                .where(mailbox.c.owner == RCPT))).all()
+            rows = (
+                await conn.execute(
+                    select(message.c.msg_ref, message.c.uid)
+                    .join(mailbox, mailbox.c.id == message.c.mailbox_id)
+                    .where(mailbox.c.owner == RCPT)
+                )
+            ).all()
         counts = Counter(r.msg_ref for r in rows)
         assert all(n == 1 for n in counts.values()), "a message was delivered twice"
         missing = [ref for ref in acked if ref not in counts]

@@ -24,9 +24,13 @@ from gateway.base.db import create_engine
 from gateway.base.tuning.sqlite import DRIVER
 
 _md = sa.MetaData()
-_t = sa.Table("t", _md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-              sa.Column("name", sa.String(20), unique=True, nullable=False),
-              sa.Column("n", sa.Integer, nullable=False, server_default="0"))
+_t = sa.Table(
+    "t",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(20), unique=True, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False, server_default="0"),
+)
 
 
 @pytest.fixture(params=[True, False], ids=["one-trip", "stock"])
@@ -69,7 +73,8 @@ async def test_rows_keys_rowcount_and_returning(eng: AsyncEngine) -> None:
 
 
 async def test_errors_are_sqlalchemy_errors_and_failed_transactions_roll_back(
-        eng: AsyncEngine) -> None:
+    eng: AsyncEngine,
+) -> None:
     async with eng.begin() as conn:
         await conn.execute(_t.insert().values(name="a"))
     with pytest.raises(sa.exc.IntegrityError):
@@ -85,7 +90,8 @@ async def test_errors_are_sqlalchemy_errors_and_failed_transactions_roll_back(
 
 
 async def test_an_abandoned_transaction_is_rolled_back_when_the_connection_returns(
-        eng: AsyncEngine) -> None:
+    eng: AsyncEngine,
+) -> None:
     async with eng.connect() as conn:
         await conn.execute(_t.insert().values(name="x"))  # never committed
     async with eng.connect() as conn:
@@ -102,7 +108,8 @@ async def test_server_side_streaming_still_works(eng: AsyncEngine) -> None:
 
 
 async def test_a_read_is_one_trip_and_a_durable_insert_two(
-        eng: AsyncEngine, trips: list[str]) -> None:
+    eng: AsyncEngine, trips: list[str]
+) -> None:
     one_trip = eng.url.drivername == DRIVER
     async with eng.connect() as conn:  # warm the pool: connecting has its own trips
         await conn.execute(sa.select(_t))
@@ -120,11 +127,18 @@ async def test_a_read_is_one_trip_and_a_durable_insert_two(
 
 def test_the_stock_path_does_not_import_the_fenced_dialect(tmp_path: Path) -> None:
     """Switched off, a broken fence (an upgrade that moved its internals) cannot matter."""
-    code = ("import sys\n"
-            "from gateway.base.db import create_engine\n"
-            f"e = create_engine('sqlite+aiosqlite:///{tmp_path / 'd.db'}', one_trip=False)\n"
-            "assert e.url.drivername == 'sqlite+aiosqlite', e.url\n"
-            "assert 'gateway.base.tuning.sqlite' not in sys.modules\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=Path(__file__).parents[2])
+    code = (
+        "import sys\n"
+        "from gateway.base.db import create_engine\n"
+        f"e = create_engine('sqlite+aiosqlite:///{tmp_path / 'd.db'}', one_trip=False)\n"
+        "assert e.url.drivername == 'sqlite+aiosqlite', e.url\n"
+        "assert 'gateway.base.tuning.sqlite' not in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
     assert done.returncode == 0, done.stderr

@@ -24,8 +24,6 @@ GP = "jean.petit@medecin.mssante.fr"
 GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
 
 
-
-
 def _close(imap: imaplib.IMAP4) -> None:
     if imap.state != "LOGOUT":
         imap.shutdown()
@@ -125,9 +123,7 @@ def test_smuggling_bare_lf_refused(pli: RunningPli) -> None:
     with _smtp(pli) as s:
         s.mail(NURSE)
         s.rcpt(GERIATRICIAN)
-        smuggled = (
-            b"Subject: a\r\n\r\nfirst\n.\nMAIL FROM:<" + NURSE.encode() + b">\r\n"
-        )
+        smuggled = b"Subject: a\r\n\r\nfirst\n.\nMAIL FROM:<" + NURSE.encode() + b">\r\n"
         code, msg = s.data(smuggled)
         assert code == 554 and b"bare" in msg
 
@@ -137,8 +133,10 @@ def test_tls_floor_is_1_2(pli: RunningPli) -> None:
     ctx.minimum_version = ssl.TLSVersion.TLSv1
     ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     ctx.set_ciphers("ALL:@SECLEVEL=0")
-    with smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s, \
-            pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionError)):
+    with (
+        smtplib.SMTP("127.0.0.1", pli.ports["smtp"], timeout=30) as s,
+        pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionError)),
+    ):
         s.starttls(context=ctx)
 
 
@@ -222,17 +220,32 @@ def test_swaks_delivers(pli: RunningPli) -> None:
     assert swaks, "swaks missing: `make test` installs it (deploy/dev/apt-deps.sh)"
     marker = uuid.uuid4().hex
     done = subprocess.run(
-        [swaks, "--server", f"127.0.0.1:{pli.ports['smtp']}", "-tls",
-         "--ehlo", "swaks.test", "--from", "jean.petit@medecin.mssante.fr",
-         "--to", "cabinet.petit@medecin.mssante.fr", "--body", f"swaks {marker}"],
-        capture_output=True, text=True, timeout=60)
+        [
+            swaks,
+            "--server",
+            f"127.0.0.1:{pli.ports['smtp']}",
+            "-tls",
+            "--ehlo",
+            "swaks.test",
+            "--from",
+            "jean.petit@medecin.mssante.fr",
+            "--to",
+            "cabinet.petit@medecin.mssante.fr",
+            "--body",
+            f"swaks {marker}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "250 2.0.0 OK id=" in done.stdout
     imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
     try:
         imap.starttls(ssl_context=pli.client_context())
-        imap.login("cabinet.petit@medecin.mssante.fr",
-                   pli.accounts["cabinet.petit@medecin.mssante.fr"])
+        imap.login(
+            "cabinet.petit@medecin.mssante.fr", pli.accounts["cabinet.petit@medecin.mssante.fr"]
+        )
         typ, data = imap.select("INBOX")
         typ, fetched = imap.fetch((data[0] or b"1").decode(), "(BODY.PEEK[TEXT])")
         assert typ == "OK" and isinstance(fetched[0], tuple)
@@ -283,10 +296,12 @@ def _last(imap: imaplib.IMAP4, mailbox: str, items: str) -> bytes:
 
 def test_implicit_tls_submission_sent_copy_and_message_id(pli: RunningPli) -> None:
     marker = uuid.uuid4().hex  # to the GP: no other test changes his password
-    raw = (f"From: {GERIATRICIAN}\r\nTo: {GP}\r\nSubject: {marker}\r\n\r\n"
-           "Sans Message-ID\r\n").encode()
-    with smtplib.SMTP_SSL("127.0.0.1", pli.ports["submission_tls"], context=pli.client_context(),
-                          timeout=30) as s:
+    raw = (
+        f"From: {GERIATRICIAN}\r\nTo: {GP}\r\nSubject: {marker}\r\n\r\nSans Message-ID\r\n"
+    ).encode()
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", pli.ports["submission_tls"], context=pli.client_context(), timeout=30
+    ) as s:
         s.ehlo("client.test")
         assert "starttls" not in s.esmtp_features  # TLS from the first byte: nothing to start
         s.login(GERIATRICIAN, pli.accounts[GERIATRICIAN])
@@ -294,13 +309,15 @@ def test_implicit_tls_submission_sent_copy_and_message_id(pli: RunningPli) -> No
     sender = _imap_login(pli, GERIATRICIAN)
     try:
         typ, boxes = sender.list()
-        assert typ == "OK" and any(isinstance(b, bytes) and (b'"Sent"' in b or b" Sent" in b)
-                                 for b in boxes), boxes
+        assert typ == "OK" and any(
+            isinstance(b, bytes) and (b'"Sent"' in b or b" Sent" in b) for b in boxes
+        ), boxes
         sent = _last(sender, "Sent", "(FLAGS BODY.PEEK[HEADER])")
         assert b"\\Seen" in sent and marker.encode() in sent
         assert b"with ESMTPSA" in sent  # RFC 3848: TLS and authenticated
-        message_id = next(line for line in sent.split(b"\r\n")
-                          if line.lower().startswith(b"message-id:"))
+        message_id = next(
+            line for line in sent.split(b"\r\n") if line.lower().startswith(b"message-id:")
+        )
     finally:
         _close(sender)
     nurse = _imap_login(pli, GP)

@@ -32,8 +32,9 @@ GERIATRICIAN = "sophie.bernard@ch-arras.mssante.fr"
 
 
 @pytest.fixture
-async def running(tmp_path: Path, demo_dirs: DemoDataDirs
-                  ) -> AsyncIterator[tuple[Services, dict[str, int]]]:
+async def running(
+    tmp_path: Path, demo_dirs: DemoDataDirs
+) -> AsyncIterator[tuple[Services, dict[str, int]]]:
     async with serving(demo_dirs.copy(tmp_path / "var"), PLI_SMTP__REQUIRE_TLS="true") as both:
         yield both
 
@@ -124,7 +125,8 @@ async def test_require_tls_refuses_mail_before_starttls(
 
 
 async def test_ldap_directory_down_answers_451_443_then_recovers(
-        tmp_path: Path, demo_dirs: DemoDataDirs) -> None:
+    tmp_path: Path, demo_dirs: DemoDataDirs
+) -> None:
     from directory.ldap import LdapConfig, LdapDirectory
     from directory.ldap_import import import_extraction_ldap
     from tests.support.slapd import ROOT_DN, ROOT_PW, Slapd, new_subtree
@@ -134,18 +136,25 @@ async def test_ldap_directory_down_answers_451_443_then_recovers(
     server.start()
     try:
         base = new_subtree(server)
-        loader = LdapDirectory(LdapConfig(url=server.url, base_dn=base, bind_dn=ROOT_DN,
-                                          bind_password=ROOT_PW))
+        loader = LdapDirectory(
+            LdapConfig(url=server.url, base_dn=base, bind_dn=ROOT_DN, bind_password=ROOT_PW)
+        )
         await import_extraction_ldap(loader, FIXTURES / "extraction-sample.txt")
         await loader.aclose()
         data = demo_dirs.copy(tmp_path / "var")
-        env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
-               "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
-               "PLI_DIRECTORY__BACKEND": "ldap",
-               "PLI_DIRECTORY__LDAP__URL": server.url, "PLI_DIRECTORY__LDAP__BASE_DN": base,
-               "PLI_DIRECTORY__LDAP__BIND_DN": ROOT_DN,
-               "PLI_DIRECTORY__LDAP__BIND_PASSWORD": ROOT_PW,
-               "PLI_DIRECTORY__LDAP__TIMEOUT": "2"}
+        env = {
+            "PLI_SMTP__MTA_PORT": "0",
+            "PLI_IMAP__PORT": "0",
+            "PLI_HTTP__PORT": "0",
+            "PLI_SMTP__SUBMISSION_PORT": "0",
+            "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
+            "PLI_DIRECTORY__BACKEND": "ldap",
+            "PLI_DIRECTORY__LDAP__URL": server.url,
+            "PLI_DIRECTORY__LDAP__BASE_DN": base,
+            "PLI_DIRECTORY__LDAP__BIND_DN": ROOT_DN,
+            "PLI_DIRECTORY__LDAP__BIND_PASSWORD": ROOT_PW,
+            "PLI_DIRECTORY__LDAP__TIMEOUT": "2",
+        }
         settings = load_settings(None, data, environ=env)
         async with AsyncExitStack() as stack:
             services = await build_services(settings, stack)
@@ -173,19 +182,28 @@ async def test_ldap_directory_down_answers_451_443_then_recovers(
         server.stop()
 
 
-async def test_s3_vault_down_answers_451_and_leaves_nothing(tmp_path: Path,
-                                                            demo_dirs: DemoDataDirs) -> None:
+async def test_s3_vault_down_answers_451_and_leaves_nothing(
+    tmp_path: Path, demo_dirs: DemoDataDirs
+) -> None:
     from tests.support.moto_s3 import MotoS3Server
 
     server = MotoS3Server()
     server.start()
     try:
         data = demo_dirs.copy(tmp_path / "var")
-        env = {"PLI_SMTP__MTA_PORT": "0", "PLI_IMAP__PORT": "0", "PLI_HTTP__PORT": "0",
-               "PLI_SMTP__SUBMISSION_PORT": "0", "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
-               "PLI_VAULT__BACKEND": "s3", "PLI_VAULT__S3__ENDPOINT": server.endpoint,
-               "PLI_VAULT__S3__SECURE": "false", "PLI_VAULT__S3__ACCESS_KEY": server.access_key,
-               "PLI_VAULT__S3__SECRET_KEY": server.secret_key, "PLI_VAULT__S3__REGION": "us-east-1"}
+        env = {
+            "PLI_SMTP__MTA_PORT": "0",
+            "PLI_IMAP__PORT": "0",
+            "PLI_HTTP__PORT": "0",
+            "PLI_SMTP__SUBMISSION_PORT": "0",
+            "PLI_SMTP__SUBMISSION_TLS_PORT": "0",
+            "PLI_VAULT__BACKEND": "s3",
+            "PLI_VAULT__S3__ENDPOINT": server.endpoint,
+            "PLI_VAULT__S3__SECURE": "false",
+            "PLI_VAULT__S3__ACCESS_KEY": server.access_key,
+            "PLI_VAULT__S3__SECRET_KEY": server.secret_key,
+            "PLI_VAULT__S3__REGION": "us-east-1",
+        }
         settings = load_settings(None, data, environ=env)
         async with AsyncExitStack() as stack:
             services = await build_services(settings, stack)

@@ -46,8 +46,9 @@ async def test_concurrent_deliveries_all_committed_once(
     engine, vault = parts
     policy = PolicyEngine(SqlDirectory(engine), ["ch-arras.mssante.fr", "medecin.mssante.fr"])
     store = MailStore(engine, vault, Accounts(engine), structure=structure)
-    ingest = IngestService(engine, vault, policy, "test.local", mailboxes=store,
-                           queue=OutboundQueue(3600))
+    ingest = IngestService(
+        engine, vault, policy, "test.local", mailboxes=store, queue=OutboundQueue(3600)
+    )
 
     async def deliver(i: int) -> str:
         d = ingest.begin(Origin.mta(f"s{i}", "127.0.0.1"))
@@ -72,22 +73,32 @@ async def test_a_failing_message_does_not_fail_its_batch(
     parts: tuple[AsyncEngine, Vault],
 ) -> None:
     engine, vault = parts
-    batcher = CommitBatcher(engine, vault, queue=OutboundQueue(3600),
-                            mailboxes=MailStore(engine, vault, Accounts(engine),
-                                                structure=structure))
+    batcher = CommitBatcher(
+        engine,
+        vault,
+        queue=OutboundQueue(3600),
+        mailboxes=MailStore(engine, vault, Accounts(engine), structure=structure),
+    )
     good = [await vault.put(f"m{i}".encode()) for i in range(3)]
     # The same vault object twice: its second insert violates the primary key.
     poison = good[0]
 
     def item(ref: str, obj: StoredObject) -> PendingMessage:
-        return PendingMessage(ref=ref, stored=obj, recipients=(RCPTS[0],),
-                              events=(audit.AuditEvent(action="t", msg_id=ref),),
-                              received_at=dt.datetime.now(dt.UTC))
+        return PendingMessage(
+            ref=ref,
+            stored=obj,
+            recipients=(RCPTS[0],),
+            events=(audit.AuditEvent(action="t", msg_id=ref),),
+            received_at=dt.datetime.now(dt.UTC),
+        )
 
     results = await asyncio.gather(
-        batcher.commit(item("a", good[0])), batcher.commit(item("b", good[1])),
-        batcher.commit(item("p", poison)), batcher.commit(item("c", good[2])),
-        return_exceptions=True)
+        batcher.commit(item("a", good[0])),
+        batcher.commit(item("b", good[1])),
+        batcher.commit(item("p", poison)),
+        batcher.commit(item("c", good[2])),
+        return_exceptions=True,
+    )
     failures = [r for r in results if isinstance(r, BaseException)]
     assert len(failures) == 1 and results[2] is failures[0]
     async with engine.connect() as conn:

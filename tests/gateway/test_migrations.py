@@ -18,9 +18,11 @@ def _diff(sync_conn: Any) -> list[Any]:
         for table in md.tables.values():
             table.to_metadata(combined)
     ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
-    return [d for d in compare_metadata(ctx, combined)
-            if not (isinstance(d, tuple) and d[0] == "remove_table"
-                    and d[1].name == "alembic_version")]
+    return [
+        d
+        for d in compare_metadata(ctx, combined)
+        if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version")
+    ]
 
 
 async def test_migrations_match_metadata(engine: AsyncEngine) -> None:

@@ -21,19 +21,36 @@ NURSE = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 SOPHIE = "sophie.bernard@ch-arras.mssante.fr"
 
 
-async def test_delay_then_expiry_each_tell_the_sender_once(tmp_path: Path,
-                                                           demo_dirs: DemoDataDirs) -> None:
+async def test_delay_then_expiry_each_tell_the_sender_once(
+    tmp_path: Path, demo_dirs: DemoDataDirs
+) -> None:
     data = demo_dirs.copy(tmp_path / "var", domains=("ehpad-les-tilleuls.mssante.fr",))
     port = free_port()
-    settings = load_settings(None, data, overrides={"queue": {
-        "routes": {"ch-arras.mssante.fr": f"127.0.0.1:{port}"},
-        "delay_warning": 0.2, "retry_base": 0.1, "retry_max": 0.1, "max_age": 2.0}})
+    settings = load_settings(
+        None,
+        data,
+        overrides={
+            "queue": {
+                "routes": {"ch-arras.mssante.fr": f"127.0.0.1:{port}"},
+                "delay_warning": 0.2,
+                "retry_base": 0.1,
+                "retry_max": 0.1,
+                "max_age": 2.0,
+            }
+        },
+    )
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
-        worker = OutboundWorker(services.engine, services.vault, services.ingest,
-                                services.queue, settings.queue, settings.hostname, "test-worker")
-        delivery = services.ingest.begin(Origin.submission("t", "127.0.0.1", NURSE,
-                                                           tls="TLSv1.3"))
+        worker = OutboundWorker(
+            services.engine,
+            services.vault,
+            services.ingest,
+            services.queue,
+            settings.queue,
+            settings.hostname,
+            "test-worker",
+        )
+        delivery = services.ingest.begin(Origin.submission("t", "127.0.0.1", NURSE, tls="TLSv1.3"))
         assert (await delivery.add_sender(NURSE)).accepted
         assert (await delivery.add_recipient(SOPHIE)).accepted
         assert delivery.remote == [SOPHIE] and delivery.recipients == []
@@ -42,10 +59,17 @@ async def test_delay_then_expiry_each_tell_the_sender_once(tmp_path: Path,
 
         async def dsns() -> list[bytearray]:
             async with services.engine.connect() as conn:
-                names = (await conn.execute(
-                    select(message.c.blob).join(mailbox, message.c.mailbox_id == mailbox.c.id)
-                    .where(mailbox.c.owner == NURSE, mailbox.c.name == "INBOX")
-                )).scalars().all()
+                names = (
+                    (
+                        await conn.execute(
+                            select(message.c.blob)
+                            .join(mailbox, message.c.mailbox_id == mailbox.c.id)
+                            .where(mailbox.c.owner == NURSE, mailbox.c.name == "INBOX")
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
             return [await services.vault.get(n) for n in names]
 
         await worker.run_once()  # refused connection: deferred, too early for a warning
@@ -64,5 +88,6 @@ async def test_delay_then_expiry_each_tell_the_sender_once(tmp_path: Path,
         (entry,) = await store.list_entries(services.engine)
         assert entry.state == store.FAILED and "4.4.7" in entry.last_reply
         final = await dsns()
-        assert len(final) == 2 and any(b"Action: failed" in d and b"Status: 4.4.7" in d
-                                       for d in final)
+        assert len(final) == 2 and any(
+            b"Action: failed" in d and b"Status: 4.4.7" in d for d in final
+        )

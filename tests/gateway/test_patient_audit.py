@@ -24,8 +24,6 @@ GP = "jean.petit@medecin.mssante.fr"
 INS = "231056299901771"
 
 
-
-
 def test_patient_trail_lists_acceptance_delivery_and_reads(pli: RunningPli) -> None:
     dlu = (MESSAGES / "dlu-to-hospital.eml").read_bytes().replace(b"\r\n", b"\n")
     dlu = dlu.replace(b"\n", b"\r\n")

@@ -63,9 +63,20 @@ def test_policy_check_and_explain(pli: RunningPli) -> None:
     bad.write_text("[limits]\nmax_message_size = 'big'\n")
     refused = pli.cli("policy", "check", str(bad))
     assert refused.returncode == 1 and "limits.max_message_size" in refused.stderr
-    shown = pli.cli("policy", "explain", "--from", NURSE, "--to", GERIATRICIAN,
-                    "--to", "nobody@ch-arras.mssante.fr", "--to", "x@example.org",
-                    "--type", "application/pdf")
+    shown = pli.cli(
+        "policy",
+        "explain",
+        "--from",
+        NURSE,
+        "--to",
+        GERIATRICIAN,
+        "--to",
+        "nobody@ch-arras.mssante.fr",
+        "--to",
+        "x@example.org",
+        "--type",
+        "application/pdf",
+    )
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert "250 2.1.0 Sender OK   (rule senders.listed)" in out
@@ -78,9 +89,11 @@ def test_sighup_reloads_the_rule_file(pli: RunningPli) -> None:
     rules = pli.data_dir / "policies.toml"
     original = rules.read_text()
     try:
-        rules.write_text(original + '\n[[rule]]\nid = "pause-ehpad"\n'
-                         'from = "*@ehpad-les-tilleuls.mssante.fr"\naction = "defer"\n'
-                         'text = "Paused by the operator"\n')
+        rules.write_text(
+            original + '\n[[rule]]\nid = "pause-ehpad"\n'
+            'from = "*@ehpad-les-tilleuls.mssante.fr"\naction = "defer"\n'
+            'text = "Paused by the operator"\n'
+        )
         pli.proc.send_signal(signal.SIGHUP)
         deadline, code = time.monotonic() + 10, 0
         while time.monotonic() < deadline:

@@ -21,8 +21,9 @@ GP = "jean.petit@medecin.mssante.fr"
 
 
 @pytest.fixture
-async def running(tmp_path: Path, demo_dirs: DemoDataDirs
-                  ) -> AsyncIterator[tuple[Services, dict[str, int]]]:
+async def running(
+    tmp_path: Path, demo_dirs: DemoDataDirs
+) -> AsyncIterator[tuple[Services, dict[str, int]]]:
     async with serving(demo_dirs.copy(tmp_path / "var")) as both:
         yield both
 
@@ -44,8 +45,11 @@ async def test_failed_commit_discards_original_and_receipts(
 ) -> None:
     services, ports = running
     cert = load_certificate(PkiPaths(services.settings.pki_dir()).mailbox(URGENCES)[0])
-    entity = encrypt(b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
-                     b"\r\nJVBERi0xLjQK\r\n", [cert])
+    entity = encrypt(
+        b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+        b"\r\nJVBERi0xLjQK\r\n",
+        [cert],
+    )
     message = f"From: {GP}\r\nTo: {URGENCES}\r\nSubject: t\r\nMIME-Version: 1.0\r\n".encode()
     async with services.engine.begin() as conn:  # a commit-time failure: the table is gone
         await conn.exec_driver_sql("ALTER TABLE message_evidence RENAME TO evidence_gone")

@@ -28,8 +28,10 @@ from tests.support.cli import pli_in_process
 from tests.support.datadir import DemoDataDirs
 from tests.support.servers import free_port
 
-pytestmark = [pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
-              pytest.mark.slow]  # end to end: a real `pli serve` process
+pytestmark = [
+    pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
+    pytest.mark.slow,
+]  # end to end: a real `pli serve` process
 
 URGENCES = "urgences@ch-arras.mssante.fr"
 GP = "jean.petit@medecin.mssante.fr"  # PER: a personal certificate, key not held by pli
@@ -75,8 +77,9 @@ def sink() -> Iterator[tuple[_Sink, int]]:
 
 
 @pytest.fixture(scope="module")
-def spli(tmp_path_factory: pytest.TempPathFactory, sink: tuple[_Sink, int],
-         demo_dirs: DemoDataDirs) -> Iterator[RunningPli]:
+def spli(
+    tmp_path_factory: pytest.TempPathFactory, sink: tuple[_Sink, int], demo_dirs: DemoDataDirs
+) -> Iterator[RunningPli]:
     data = demo_dirs.copy(tmp_path_factory.mktemp("smime") / "var")
     for address, kind in ((GP, "PER"), (REVOKED_GP, "PER"), (REMOTE_WITH_CERT, "ORG")):
         issued = _cli(data, "pki", "issue", address, "--kind", kind, "--key-size", "2048")
@@ -86,12 +89,17 @@ def spli(tmp_path_factory: pytest.TempPathFactory, sink: tuple[_Sink, int],
 
     asyncio.run(_publish(data, REMOTE_WITH_CERT, remote_cert.public_bytes(Encoding.DER)))
     rules = data / "policies.toml"
-    rules.write_text(rules.read_text().replace(
-        '# domains = { "ch-arras.mssante.fr" = "force" }',
-        f'domains = {{ "{REMOTE_DOMAIN}" = "force" }}'))
+    rules.write_text(
+        rules.read_text().replace(
+            '# domains = { "ch-arras.mssante.fr" = "force" }',
+            f'domains = {{ "{REMOTE_DOMAIN}" = "force" }}',
+        )
+    )
     with (data / "pli.toml").open("a") as cfg:
-        cfg.write(f'\n[queue]\nroutes = {{ "{REMOTE_DOMAIN}" = "127.0.0.1:{sink[1]}" }}\n'
-                  "require_tls = false\nretry_base = 1\npoll_interval = 0.2\n")
+        cfg.write(
+            f'\n[queue]\nroutes = {{ "{REMOTE_DOMAIN}" = "127.0.0.1:{sink[1]}" }}\n'
+            "require_tls = false\nretry_base = 1\npoll_interval = 0.2\n"
+        )
     running = start_pli(data)
     try:
         yield running
@@ -141,13 +149,15 @@ def _proof(pli: RunningPli, ref: str, *args: str) -> subprocess.CompletedProcess
 
 
 def _inner(marker: str) -> bytes:
-    return (f"Content-Type: text/plain; charset=utf-8\r\n\r\n"
-            f"Compte rendu des urgences {marker}\r\n").encode()
+    return (
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\nCompte rendu des urgences {marker}\r\n"
+    ).encode()
 
 
 def _headers(sender: str, rcpt: str, marker: str) -> bytes:
-    return (f"From: {sender}\r\nTo: {rcpt}\r\nSubject: test {marker}\r\n"
-            "MIME-Version: 1.0\r\n").encode()
+    return (
+        f"From: {sender}\r\nTo: {rcpt}\r\nSubject: test {marker}\r\nMIME-Version: 1.0\r\n"
+    ).encode()
 
 
 def _openssl(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -157,18 +167,41 @@ def _openssl(*args: str, data: bytes | None = None) -> subprocess.CompletedProce
 # ---------------------------------------------------------------- inbound
 
 
-def test_openssl_encrypted_and_signed_is_presented_decrypted(spli: RunningPli,
-                                                            tmp_path: Path) -> None:
+def test_openssl_encrypted_and_signed_is_presented_decrypted(
+    spli: RunningPli, tmp_path: Path
+) -> None:
     marker = uuid.uuid4().hex
     gp_cert, gp_key = PkiPaths(spli.data_dir / "pki").mailbox(GP)
     rcpt_cert = PkiPaths(spli.data_dir / "pki").mailbox(URGENCES)[0]
     (tmp_path / "inner.eml").write_bytes(_inner(marker))
-    signed = _openssl("cms", "-sign", "-in", str(tmp_path / "inner.eml"), "-signer",
-                      str(gp_cert), "-inkey", str(gp_key), "-md", "sha256")
+    signed = _openssl(
+        "cms",
+        "-sign",
+        "-in",
+        str(tmp_path / "inner.eml"),
+        "-signer",
+        str(gp_cert),
+        "-inkey",
+        str(gp_key),
+        "-md",
+        "sha256",
+    )
     assert signed.returncode == 0, signed.stderr
     (tmp_path / "signed.eml").write_bytes(signed.stdout)
-    enc = _openssl("cms", "-encrypt", "-aes-256-gcm", "-in", str(tmp_path / "signed.eml"),
-                   "-from", GP, "-to", URGENCES, "-subject", f"test {marker}", str(rcpt_cert))
+    enc = _openssl(
+        "cms",
+        "-encrypt",
+        "-aes-256-gcm",
+        "-in",
+        str(tmp_path / "signed.eml"),
+        "-from",
+        GP,
+        "-to",
+        URGENCES,
+        "-subject",
+        f"test {marker}",
+        str(rcpt_cert),
+    )
     assert enc.returncode == 0, enc.stderr
     assert b"Compte rendu" not in enc.stdout
     ref = _send(spli, GP, URGENCES, enc.stdout)
@@ -223,8 +256,10 @@ def test_revoked_signer_fails(spli: RunningPli) -> None:
 
 def test_garbage_cms_fails_as_malformed_and_server_carries_on(spli: RunningPli) -> None:
     marker = uuid.uuid4().hex
-    garbage = (b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n"
-               b"Content-Transfer-Encoding: base64\r\n\r\nMIIBAAAAAAAAAAAAAAAAAAAA\r\n")
+    garbage = (
+        b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nMIIBAAAAAAAAAAAAAAAAAAAA\r\n"
+    )
     _send(spli, GP, URGENCES, _headers(GP, URGENCES, marker) + garbage)
     raw = _imap_find(spli, URGENCES, marker)
     assert b"smime=fail (malformed)" in raw and b"MIIBAAAA" in raw
@@ -255,11 +290,13 @@ def test_forged_authentication_results_is_removed(spli: RunningPli) -> None:
 
 def test_receipts_verify_offline_with_openssl(spli: RunningPli, tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
-    body = (f"From: {GP}\r\nTo: {URGENCES}\r\nSubject: pj {marker}\r\nMIME-Version: 1.0\r\n"
-            'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
-            f"Content-Type: text/plain\r\n\r\nVoir PJ {marker}\r\n--b1\r\n"
-            'Content-Type: application/pdf; name="x.pdf"\r\nContent-Transfer-Encoding: base64'
-            "\r\n\r\nJVBERi0xLjQKJcOkw7zDtsOfCg==\r\n--b1--\r\n").encode()
+    body = (
+        f"From: {GP}\r\nTo: {URGENCES}\r\nSubject: pj {marker}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
+        f"Content-Type: text/plain\r\n\r\nVoir PJ {marker}\r\n--b1\r\n"
+        'Content-Type: application/pdf; name="x.pdf"\r\nContent-Transfer-Encoding: base64'
+        "\r\n\r\nJVBERi0xLjQKJcOkw7zDtsOfCg==\r\n--b1--\r\n"
+    ).encode()
     ref = _send(spli, GP, URGENCES, body)
     out = tmp_path / "proof"
     proof = _proof(spli, ref, "--export", str(out))
@@ -268,15 +305,43 @@ def test_receipts_verify_offline_with_openssl(spli: RunningPli, tmp_path: Path) 
     assert "x.pdf" not in proof.stdout
     assert (out / "part-2.bin").read_bytes().startswith(b"%PDF-1.4")
     for stem, ext in (("message", "eml"), ("part-2", "bin")):
-        ok = _openssl("cms", "-verify", "-binary", "-inform", "DER", "-in",
-                      str(out / f"{stem}.p7s"), "-content", str(out / f"{stem}.{ext}"),
-                      "-CAfile", str(out / "chain.pem"), "-purpose", "any", "-out", "/dev/null")
+        ok = _openssl(
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(out / f"{stem}.p7s"),
+            "-content",
+            str(out / f"{stem}.{ext}"),
+            "-CAfile",
+            str(out / "chain.pem"),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        )
         assert ok.returncode == 0, ok.stderr
     altered = out / "message.eml"
     altered.write_bytes(altered.read_bytes().replace(marker.encode(), b"x" * len(marker), 1))
-    bad = _openssl("cms", "-verify", "-binary", "-inform", "DER", "-in", str(out / "message.p7s"),
-                   "-content", str(altered), "-CAfile", str(out / "chain.pem"),
-                   "-purpose", "any", "-out", "/dev/null")
+    bad = _openssl(
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        str(out / "message.p7s"),
+        "-content",
+        str(altered),
+        "-CAfile",
+        str(out / "chain.pem"),
+        "-purpose",
+        "any",
+        "-out",
+        "/dev/null",
+    )
     assert bad.returncode != 0
 
 
@@ -306,7 +371,8 @@ def test_force_without_certificate_is_refused_at_rcpt(spli: RunningPli) -> None:
 
 
 def test_force_with_certificate_leaves_encrypted_and_signed(
-        spli: RunningPli, sink: tuple[_Sink, int], tmp_path: Path) -> None:
+    spli: RunningPli, sink: tuple[_Sink, int], tmp_path: Path
+) -> None:
     marker = uuid.uuid4().hex
     code, _ = _submit(spli, REMOTE_WITH_CERT, marker)
     assert code == 250
@@ -315,17 +381,34 @@ def test_force_with_certificate_leaves_encrypted_and_signed(
         assert time.monotonic() < deadline, "nothing reached the other operator"
         time.sleep(0.2)
     sent = next(m for m in sink[0].messages if f"test {marker}".encode() in m)
-    assert b"application/pkcs7-mime" in sent and marker.encode() not in sent.split(
-        b"\r\n\r\n", 1)[1]
+    assert (
+        b"application/pkcs7-mime" in sent and marker.encode() not in sent.split(b"\r\n\r\n", 1)[1]
+    )
     (tmp_path / "sent.eml").write_bytes(sent)
     cert, key = PkiPaths(spli.data_dir / "pki").mailbox(REMOTE_WITH_CERT)
-    plain = _openssl("cms", "-decrypt", "-in", str(tmp_path / "sent.eml"), "-recip", str(cert),
-                     "-inkey", str(key))
+    plain = _openssl(
+        "cms",
+        "-decrypt",
+        "-in",
+        str(tmp_path / "sent.eml"),
+        "-recip",
+        str(cert),
+        "-inkey",
+        str(key),
+    )
     assert plain.returncode == 0, plain.stderr
     assert b"multipart/signed" in plain.stdout and marker.encode() in plain.stdout
     (tmp_path / "signed.eml").write_bytes(plain.stdout)
-    verified = _openssl("cms", "-verify", "-in", str(tmp_path / "signed.eml"), "-CAfile",
-                        str(spli.data_dir / "pki" / "ca" / "chain.pem"), "-out", "/dev/null")
+    verified = _openssl(
+        "cms",
+        "-verify",
+        "-in",
+        str(tmp_path / "signed.eml"),
+        "-CAfile",
+        str(spli.data_dir / "pki" / "ca" / "chain.pem"),
+        "-out",
+        "/dev/null",
+    )
     assert verified.returncode == 0, verified.stderr
 
 
@@ -345,8 +428,7 @@ def test_sighup_picks_up_a_renewed_mailbox_key(spli: RunningPli) -> None:
         marker = uuid.uuid4().hex
         entity = encrypt(sign(_inner(marker), gp.cert, gp.key, gp.chain), [renewed])
         _send(spli, GP, URGENCES, _headers(GP, URGENCES, marker) + entity)
-        return f"Compte rendu des urgences {marker}".encode() in _imap_find(
-            spli, URGENCES, marker)
+        return f"Compte rendu des urgences {marker}".encode() in _imap_find(spli, URGENCES, marker)
 
     assert not decrypted()  # the running pli still holds the previous key only
     spli.proc.send_signal(signal.SIGHUP)

@@ -209,8 +209,7 @@ def stock_pli(
         'bucket = "pli-stock"\nsecure = false\n'
     )
     try:
-        data = demo_dirs.copy(tmp_path_factory.mktemp("stock") / "var",
-                              config_extra=STOCK + vault)
+        data = demo_dirs.copy(tmp_path_factory.mktemp("stock") / "var", config_extra=STOCK + vault)
         running = start_pli(data, env={"PLI_SMTP__MAX_MESSAGE_SIZE": str(MAX_SIZE)})
         try:
             yield running, s3

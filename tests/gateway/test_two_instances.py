@@ -44,8 +44,10 @@ class Pair:
         self.b_env = {"PLI_SMTP__MTA_PORT": str(self.b_port)}
         self.b = start_pli(demo_dirs.copy(root / "b", domains=(HOSPITAL,)), env=self.b_env)
         b_cert = root / "b" / "tls" / "server.crt"
-        extra = (f'[queue]\nroutes = {{ "{HOSPITAL}" = "127.0.0.1:{self.b_port}" }}\n'
-                 f'ca_file = "{b_cert}"\nretry_base = 1\nretry_max = 2\npoll_interval = 0.2\n')
+        extra = (
+            f'[queue]\nroutes = {{ "{HOSPITAL}" = "127.0.0.1:{self.b_port}" }}\n'
+            f'ca_file = "{b_cert}"\nretry_base = 1\nretry_max = 2\npoll_interval = 0.2\n'
+        )
         demo_dirs.copy(root / "a", domains=(EHPAD,), config_extra=extra)
         self.a = self.start_a()
 
@@ -60,8 +62,10 @@ class Pair:
             code, msg = s.rcpt(rcpt)
             if code != 250:
                 return code, msg
-            return s.data(f"From: {NURSE}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\n"
-                          "Transmission du dossier de liaison.\r\n".encode())
+            return s.data(
+                f"From: {NURSE}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\n"
+                "Transmission du dossier de liaison.\r\n".encode()
+            )
 
     def queue(self) -> list[dict[str, object]]:
         done = self.a.cli("queue", "list", "--format", "json")
@@ -139,8 +143,7 @@ def test_a_refusal_by_the_other_operator_comes_back_as_a_dsn(pair: Pair) -> None
     assert b"Action: failed" in dsn and b"Status: 5.1.1" in dsn
     assert marker.encode() in dsn  # the original headers, so the sender knows which message
     assert b"Transmission du dossier" not in dsn  # but never the body
-    _wait(lambda: any(e["recipient"] == ghost and e["state"] == "failed"
-                      for e in pair.queue()))
+    _wait(lambda: any(e["recipient"] == ghost and e["state"] == "failed" for e in pair.queue()))
 
 
 def test_not_in_the_trust_space_is_refused_at_rcpt(pair: Pair) -> None:
@@ -153,8 +156,12 @@ def test_an_outage_is_retried_across_a_restart_of_the_sender(pair: Pair) -> None
     marker = uuid.uuid4().hex
     code, msg = pair.submit(SOPHIE, marker)
     assert code == 250, msg
-    _wait(lambda: any(e["recipient"] == SOPHIE and e["state"] == "queued"
-                      and int(str(e["attempts"])) >= 1 for e in pair.queue()))
+    _wait(
+        lambda: any(
+            e["recipient"] == SOPHIE and e["state"] == "queued" and int(str(e["attempts"])) >= 1
+            for e in pair.queue()
+        )
+    )
     stop_pli(pair.a)  # the queue is in A's database: a restart loses nothing
     pair.a = pair.start_a()
     pair.b = start_pli(pair.root / "b", env=pair.b_env)

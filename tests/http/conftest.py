@@ -43,8 +43,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs) 
 
 
 def make_settings(data_dir: Path, **http: object) -> Settings:
-    return load_settings(data_dir=data_dir, environ={},
-                         overrides={"http": {"port": 0, **http}})
+    return load_settings(data_dir=data_dir, environ={}, overrides={"http": {"port": 0, **http}})
 
 
 @pytest.fixture

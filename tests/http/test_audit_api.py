@@ -13,26 +13,28 @@ async def test_auditor_queries_exports_and_verifies(api: Api) -> None:
     sender = await api.token(DPI, "send")
     auditor = await api.token("", "audit")
     async with api.client(sender) as c:
-        r = await c.post("/v1/messages", json={"to": [DOCTOR], "subject": "Secret clinique",
-                                               "body": "x"})
+        r = await c.post(
+            "/v1/messages", json={"to": [DOCTOR], "subject": "Secret clinique", "body": "x"}
+        )
         assert r.status_code == 202
         ref = r.json()["id"]
     async with api.client(auditor) as c:
-        r = await c.get("/v1/audit/events", params={"action": "message.delivered",
-                                                    "mailbox": DOCTOR})
+        r = await c.get(
+            "/v1/audit/events", params={"action": "message.delivered", "mailbox": DOCTOR}
+        )
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"
         events = r.json()
         assert any(e["msg_id"] == ref for e in events)
-        assert all(e["mailbox"] == DOCTOR and e["action"] == "message.delivered"
-                   for e in events)
+        assert all(e["mailbox"] == DOCTOR and e["action"] == "message.delivered" for e in events)
 
         r = await c.get("/v1/audit/events", params={"format": "jsonl", "action": "api.call"})
         lines = [json.loads(x) for x in r.text.splitlines()]
         assert any(e["msg_id"] == ref and e["actor"].startswith("token:") for e in lines)
         assert r.headers["content-type"] == "application/x-ndjson"
 
-        r = await c.get("/v1/audit/events", params={"format": "csv", "since": "2000-01-01",
-                                                    "limit": 5})
+        r = await c.get(
+            "/v1/audit/events", params={"format": "csv", "since": "2000-01-01", "limit": 5}
+        )
         rows = list(csv.reader(io.StringIO(r.text)))
         assert rows[0][:4] == ["seq", "ts", "actor", "action"] and len(rows) == 6
 
@@ -43,15 +45,24 @@ async def test_auditor_queries_exports_and_verifies(api: Api) -> None:
         assert r.status_code == 200, r.text
         report = r.json()
         assert report["ok"] is True and report["entries"] > 0
-        assert report["checkpoints"] == {"checkpoints": 0, "ok": True, "bad_seq": None,
-                                         "problem": ""}
+        assert report["checkpoints"] == {
+            "checkpoints": 0,
+            "ok": True,
+            "bad_seq": None,
+            "problem": "",
+        }
         # Everything the auditor could fetch: no subject anywhere.
         r = await c.get("/v1/audit/events")
         assert "Secret clinique" not in r.text
 
         # The auditor has no route to a message: the read routes want the read scope.
-        for path in ("/v1/messages", "/v1/messages/1", "/v1/messages/1/raw",
-                     "/v1/messages/1/attachments/0", f"/v1/messages/{ref}/status"):
+        for path in (
+            "/v1/messages",
+            "/v1/messages/1",
+            "/v1/messages/1/raw",
+            "/v1/messages/1/attachments/0",
+            f"/v1/messages/{ref}/status",
+        ):
             r = await c.get(path)
             assert r.status_code == 403, path
     # ...and no route outside /v1/messages serves a message at all.
@@ -74,15 +85,27 @@ async def test_patient_report_lists_the_accesses_to_a_patients_documents(api: Ap
     import base64
     from pathlib import Path
 
-    xdm = (Path(__file__).resolve().parents[1] / "fixtures" / "documents" /
-           "xdm-sample.zip").read_bytes()
+    xdm = (
+        Path(__file__).resolve().parents[1] / "fixtures" / "documents" / "xdm-sample.zip"
+    ).read_bytes()
     sender = await api.token(DPI, "send")
     auditor = await api.token("", "audit")
     async with api.client(sender) as c:
-        r = await c.post("/v1/messages", json={
-            "to": [DOCTOR], "subject": "DLU", "body": "ci-joint",
-            "attachments": [{"filename": "IHE_XDM.zip", "content_type": "application/zip",
-                             "content_base64": base64.b64encode(xdm).decode()}]})
+        r = await c.post(
+            "/v1/messages",
+            json={
+                "to": [DOCTOR],
+                "subject": "DLU",
+                "body": "ci-joint",
+                "attachments": [
+                    {
+                        "filename": "IHE_XDM.zip",
+                        "content_type": "application/zip",
+                        "content_base64": base64.b64encode(xdm).decode(),
+                    }
+                ],
+            },
+        )
         assert r.status_code == 202, r.text
         ref = r.json()["id"]
         r = await c.post("/v1/messages", json={"to": [DOCTOR], "subject": "x", "body": "y"})

@@ -25,10 +25,19 @@ async def _inbox_uids(api: Api, token: str) -> list[int]:
 async def test_send_json_reaches_the_recipient_and_the_audit_trail(api: Api) -> None:
     sender = await api.token(DPI, "send")
     pdf = b"%PDF-1.7\n" + bytes(range(256)) * 4
-    body = {"to": [DOCTOR], "subject": "Compte rendu", "body": "Bonjour,\nci-joint.",
-            "attachments": [{"filename": "cr.pdf", "content_type": "application/pdf",
-                             "content_base64": base64.b64encode(pdf).decode()}],
-            "request_mdn": True}
+    body = {
+        "to": [DOCTOR],
+        "subject": "Compte rendu",
+        "body": "Bonjour,\nci-joint.",
+        "attachments": [
+            {
+                "filename": "cr.pdf",
+                "content_type": "application/pdf",
+                "content_base64": base64.b64encode(pdf).decode(),
+            }
+        ],
+        "request_mdn": True,
+    }
     async with api.client(sender) as c:
         r = await c.post("/v1/messages", json=body)
     assert r.status_code == 202, r.text
@@ -41,8 +50,9 @@ async def test_send_json_reaches_the_recipient_and_the_audit_trail(api: Api) -> 
     from gateway.core.ports import Principal
 
     view = await api.services.mailstore.select(Principal(DOCTOR), "INBOX")
-    data = await api.services.mailstore.fetch_body(Principal(DOCTOR), "INBOX",
-                                                   view.messages[-1].uid, "test")
+    data = await api.services.mailstore.fetch_body(
+        Principal(DOCTOR), "INBOX", view.messages[-1].uid, "test"
+    )
     assert b"Subject: Compte rendu" in data
     assert b"Disposition-Notification-To: " + DPI.encode() in data
     assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
@@ -59,24 +69,28 @@ async def test_send_json_reaches_the_recipient_and_the_audit_trail(api: Api) -> 
     async with api.client(sender) as c:
         r = await c.get(f"/v1/messages/{sent['id']}/status")
     assert r.status_code == 200, r.text
-    assert [(d["recipient"], d["state"]) for d in r.json()["deliveries"]] == [
-        (DOCTOR, "delivered")]
+    assert [(d["recipient"], d["state"]) for d in r.json()["deliveries"]] == [(DOCTOR, "delivered")]
 
 
 async def test_send_multipart_with_files(api: Api) -> None:
     sender = await api.token(DPI, "send", "read")
     async with api.client(sender) as c:
-        r = await c.post("/v1/messages",
-                         data={"to": [DOCTOR], "subject": "Lettre", "body": "Texte"},
-                         files=[("attachments", ("lettre.txt", b"contenu\n", "text/plain")),
-                                ("attachments", ("image.bin", b"\x00" * 2000000,
-                                                 "application/octet-stream"))])
+        r = await c.post(
+            "/v1/messages",
+            data={"to": [DOCTOR], "subject": "Lettre", "body": "Texte"},
+            files=[
+                ("attachments", ("lettre.txt", b"contenu\n", "text/plain")),
+                ("attachments", ("image.bin", b"\x00" * 2000000, "application/octet-stream")),
+            ],
+        )
     assert r.status_code == 413  # 2 MB > the test's 256 KiB cap
     assert r.headers["content-type"] == "application/problem+json"
     async with api.client(sender) as c:
-        r = await c.post("/v1/messages",
-                         data={"to": [DOCTOR], "subject": "Lettre", "body": "Texte"},
-                         files=[("attachments", ("lettre.txt", b"contenu\n", "text/plain"))])
+        r = await c.post(
+            "/v1/messages",
+            data={"to": [DOCTOR], "subject": "Lettre", "body": "Texte"},
+            files=[("attachments", ("lettre.txt", b"contenu\n", "text/plain"))],
+        )
     assert r.status_code == 202, r.text
 
 
@@ -86,10 +100,21 @@ async def test_dpi_reads_lists_and_acknowledges_its_inbox(api: Api) -> None:
     before = await _inbox_uids(api, reader)
     async with api.client(doctor_app) as c:
         for i in range(3):
-            r = await c.post("/v1/messages", json={
-                "to": [DPI], "subject": f"Demande {i}", "body": f"corps {i}",
-                "attachments": [{"filename": f"doc{i}.txt", "content_type": "text/plain",
-                                 "content_base64": base64.b64encode(b"doc %d" % i).decode()}]})
+            r = await c.post(
+                "/v1/messages",
+                json={
+                    "to": [DPI],
+                    "subject": f"Demande {i}",
+                    "body": f"corps {i}",
+                    "attachments": [
+                        {
+                            "filename": f"doc{i}.txt",
+                            "content_type": "text/plain",
+                            "content_base64": base64.b64encode(b"doc %d" % i).decode(),
+                        }
+                    ],
+                },
+            )
             assert r.status_code == 202, r.text
     uids = await _inbox_uids(api, reader)
     new = [u for u in uids if u not in before]
@@ -138,8 +163,11 @@ async def test_mailbox_isolation_and_scopes(api: Api) -> None:
         assert r.status_code == 202
     uid = (await _inbox_uids(api, reader_a))[-1]
     async with api.client(reader_b) as c:
-        for path in (f"/v1/messages/{uid}", f"/v1/messages/{uid}/raw",
-                     f"/v1/messages/{uid}/attachments/0"):
+        for path in (
+            f"/v1/messages/{uid}",
+            f"/v1/messages/{uid}/raw",
+            f"/v1/messages/{uid}/attachments/0",
+        ):
             r = await c.get(path)
             assert r.status_code == 404, path
             assert r.json()["code"] == "not-found"
@@ -184,23 +212,20 @@ async def test_authentication_failures(api: Api) -> None:
 async def test_policy_refusals_are_problems_with_smtp_codes(api: Api) -> None:
     sender = await api.token(DPI, "send")
     async with api.client(sender) as c:
-        r = await c.post("/v1/messages", json={"to": ["nobody@ch-arras.mssante.fr"],
-                                               "body": "x"})
+        r = await c.post("/v1/messages", json={"to": ["nobody@ch-arras.mssante.fr"], "body": "x"})
         assert r.status_code == 422, r.text
         problem = r.json()
         assert problem["code"] == "message-refused"
         assert problem["reason"] == "recipient-unknown"
         assert problem["smtp_code"] >= 500 and problem["enhanced_code"].startswith("5.")
-        r = await c.post("/v1/messages", json={"to": ["someone@not-trusted.example"],
-                                               "body": "x"})
+        r = await c.post("/v1/messages", json={"to": ["someone@not-trusted.example"], "body": "x"})
         assert r.status_code in (403, 422), r.text
         r = await c.post("/v1/messages", json={"to": ["not an address"], "body": "x"})
         assert r.status_code == 422 and r.json()["reason"] == "invalid-address"
         r = await c.post("/v1/messages", json={"to": [DOCTOR], "subject": "a\r\nBcc: x"})
         assert r.status_code == 422 and r.json()["code"] == "invalid-request"
         assert "Bcc" not in r.text  # the offending input is not echoed
-        r = await c.post("/v1/messages", content=b"{", headers={
-            "content-type": "application/json"})
+        r = await c.post("/v1/messages", content=b"{", headers={"content-type": "application/json"})
         assert r.status_code == 422
         r = await c.post("/v1/messages", content=b"x", headers={"content-type": "text/plain"})
         assert r.status_code == 415
@@ -219,8 +244,9 @@ async def test_upload_cap_declared_or_streamed(api: Api) -> None:
                 yield b"y" * 50_000
             yield b'"}'
 
-        r = await c.post("/v1/messages", content=chunks(),
-                         headers={"content-type": "application/json"})
+        r = await c.post(
+            "/v1/messages", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert r.status_code == 413
         assert r.headers["content-type"] == "application/problem+json"
     refused = [e for e in await _events(api, action="api.call") if e.detail["status"] == 413]
@@ -230,8 +256,9 @@ async def test_upload_cap_declared_or_streamed(api: Api) -> None:
 async def test_status_shows_the_mdn_of_an_app_mailbox(api: Api) -> None:
     cabinet = await api.token(CABINET, "send")
     async with api.client(cabinet) as c:
-        r = await c.post("/v1/messages", json={"to": [DPI], "subject": "s", "body": "b",
-                                               "request_mdn": True})
+        r = await c.post(
+            "/v1/messages", json={"to": [DPI], "subject": "s", "body": "b", "request_mdn": True}
+        )
         assert r.status_code == 202
         ref = r.json()["id"]
         r = await c.get(f"/v1/messages/{ref}/status")
@@ -256,8 +283,9 @@ async def test_long_poll_returns_when_a_message_arrives(api: Api) -> None:
         async def send_soon() -> None:
             await asyncio.sleep(0.3)
             async with api.client(sender) as s:
-                assert (await s.post("/v1/messages", json={"to": [DPI], "body": "b"})
-                        ).status_code == 202
+                assert (
+                    await s.post("/v1/messages", json={"to": [DPI], "body": "b"})
+                ).status_code == 202
 
         task = asyncio.create_task(send_soon())
         started = asyncio.get_running_loop().time()
@@ -273,8 +301,9 @@ async def test_dpi_reports_an_integration_error_by_mdn(api: Api) -> None:
     cabinet = await api.token(CABINET, "send")
     dpi = await api.token(DPI, "send", "read")
     async with api.client(cabinet) as c:
-        r = await c.post("/v1/messages", json={"to": [DPI], "subject": "s", "body": "b",
-                                               "request_mdn": True})
+        r = await c.post(
+            "/v1/messages", json={"to": [DPI], "subject": "s", "body": "b", "request_mdn": True}
+        )
         ref = r.json()["id"]
         r = await c.post("/v1/messages", json={"to": [DPI], "subject": "s2", "body": "b"})
         plain = r.json()["id"]
@@ -282,8 +311,10 @@ async def test_dpi_reports_an_integration_error_by_mdn(api: Api) -> None:
         page = (await c.get("/v1/messages", params={"limit": 200})).json()["messages"]
         by_ref = {m["id"]: m["uid"] for m in page}
         asked, not_asked = by_ref[ref], by_ref[plain]
-        r = await c.post(f"/v1/messages/{asked}/mdn",
-                         json={"code": "CDA-INVALIDE", "label": "Volet DLU non conforme"})
+        r = await c.post(
+            f"/v1/messages/{asked}/mdn",
+            json={"code": "CDA-INVALIDE", "label": "Volet DLU non conforme"},
+        )
         assert r.status_code == 202, r.text
         r = await c.post(f"/v1/messages/{not_asked}/mdn", json={"code": "X", "label": "y"})
         assert r.status_code == 409 and r.json()["code"] == "conflict"
@@ -306,22 +337,35 @@ async def test_a_cda_is_sent_as_ihe_xdm_with_the_mss_headers(api: Api) -> None:
 
     from gateway.xdm import read_xdm
 
-    dlu = (Path(__file__).resolve().parents[1] / "fixtures" / "documents" /
-           "dlu-sample.xml").read_bytes()
+    dlu = (
+        Path(__file__).resolve().parents[1] / "fixtures" / "documents" / "dlu-sample.xml"
+    ).read_bytes()
     sender = await api.token(DPI, "send")
     reader = await api.token(CABINET, "read")
     async with api.client(sender) as c:
-        r = await c.post("/v1/messages", json={
-            "to": [CABINET], "subject": "DLU", "body": "ci-joint",
-            "cda": {"filename": "dlu.xml", "content_base64": base64.b64encode(dlu).decode()}})
+        r = await c.post(
+            "/v1/messages",
+            json={
+                "to": [CABINET],
+                "subject": "DLU",
+                "body": "ci-joint",
+                "cda": {"filename": "dlu.xml", "content_base64": base64.b64encode(dlu).decode()},
+            },
+        )
         assert r.status_code == 202, r.text
         ref = r.json()["id"]
-        bad = await c.post("/v1/messages", json={
-            "to": [CABINET], "cda": {"content_base64": base64.b64encode(b"<x/>").decode()}})
+        bad = await c.post(
+            "/v1/messages",
+            json={"to": [CABINET], "cda": {"content_base64": base64.b64encode(b"<x/>").decode()}},
+        )
         assert bad.status_code == 422 and bad.json()["detail"].startswith("cda: ")
-        wrong = await c.post("/v1/messages", json={
-            "to": [CABINET], "cda": {"content_base64": base64.b64encode(dlu).decode(),
-                                     "ins": "231056299901772"}})
+        wrong = await c.post(
+            "/v1/messages",
+            json={
+                "to": [CABINET],
+                "cda": {"content_base64": base64.b64encode(dlu).decode(), "ins": "231056299901772"},
+            },
+        )
         assert wrong.status_code == 422 and "key 72" in wrong.json()["detail"]
     async with api.client(reader) as c:
         page = (await c.get("/v1/messages", params={"limit": 200})).json()["messages"]

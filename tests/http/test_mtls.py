@@ -22,25 +22,36 @@ from gateway.http.api import create_app, start_http
 from tests.http.conftest import DOCTOR, DPI, make_settings
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
-          issuer_key: ec.EllipticCurvePrivateKey, email: str = "") -> x509.Certificate:
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Certificate | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    email: str = "",
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    b = (x509.CertificateBuilder().subject_name(name)
-         .issuer_name(issuer.subject if issuer else name).public_key(key.public_key())
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(now - dt.timedelta(minutes=5))
-         .not_valid_after(now + dt.timedelta(days=1)))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.subject if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
     if issuer is None:
         b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                          False), critical=True)
+        b = b.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
     else:
         b = b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                            critical=False)
-        b = b.add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]),
-                            critical=False)
+        b = b.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        b = b.add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=False)
     return b.sign(issuer_key, hashes.SHA256())
 
 
@@ -62,17 +73,24 @@ async def mtls(data_dir: Path, tmp_path: Path) -> AsyncIterator[Mtls]:
         cert = _cert(mailbox, key, ca, ca_key, email=mailbox)
         crt, pem = tmp_path / f"{mailbox}.crt", tmp_path / f"{mailbox}.key"
         crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+        pem.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
         clients[mailbox] = (str(crt), str(pem))
     settings = make_settings(data_dir, tls=True, client_ca_file=str(tmp_path / "ca.pem"))
     server_cert, server_key = settings.tls_files()
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
-        server = await start_http(create_app(services, settings), "127.0.0.1", 0,
-                                  tls=server_context(server_cert, server_key,
-                                                     tmp_path / "ca.pem"))
+        server = await start_http(
+            create_app(services, settings),
+            "127.0.0.1",
+            0,
+            tls=server_context(server_cert, server_key, tmp_path / "ca.pem"),
+        )
         stack.push_async_callback(server.close)
         yield Mtls(f"https://localhost:{server.port}", server_cert, clients)
 

@@ -27,14 +27,24 @@ class Issuer:
     key: rsa.RSAPrivateKey
     jwks_url: str
 
-    def token(self, *, key: rsa.RSAPrivateKey | None = None, kid: str = "k1",
-              **claims: Any) -> str:
+    def token(self, *, key: rsa.RSAPrivateKey | None = None, kid: str = "k1", **claims: Any) -> str:
         now = int(time.time())
-        body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "f:550dc1c8:810990000027",
-                "iat": now, "exp": now + 300, "email": DPI, "scope": "openid read send",
-                **claims}
-        return jwt.encode({k: v for k, v in body.items() if v is not None},
-                          key or self.key, algorithm="RS256", headers={"kid": kid})
+        body = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "f:550dc1c8:810990000027",
+            "iat": now,
+            "exp": now + 300,
+            "email": DPI,
+            "scope": "openid read send",
+            **claims,
+        }
+        return jwt.encode(
+            {k: v for k, v in body.items() if v is not None},
+            key or self.key,
+            algorithm="RS256",
+            headers={"kid": kid},
+        )
 
 
 @pytest.fixture
@@ -51,8 +61,9 @@ async def oidc_api(data_dir: Path) -> AsyncIterator[tuple[Api, Issuer]]:
         issuer_server = await start_http(issuer_app, "127.0.0.1", 0)
         stack.push_async_callback(issuer_server.close)
         jwks_url = f"http://127.0.0.1:{issuer_server.port}/jwks"
-        settings = make_settings(data_dir, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
-                                 oidc_jwks_url=jwks_url)
+        settings = make_settings(
+            data_dir, oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks_url=jwks_url
+        )
         services = await build_services(settings, stack)
         server = await start_http(create_app(services, settings), "127.0.0.1", 0)
         stack.push_async_callback(server.close)
@@ -74,9 +85,18 @@ async def test_oidc_tokens(oidc_api: tuple[Api, Issuer]) -> None:
         issuer.token(iss="https://evil.invalid"),
         issuer.token(exp=int(time.time()) - 3600),
         issuer.token(exp=None),
-        jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 60,
-                    "iat": int(time.time())}, "secret-secret-secret-secret-32by",
-                   algorithm="HS256", headers={"kid": "k1"}),  # algorithm confusion
+        jwt.encode(
+            {
+                "iss": ISSUER,
+                "aud": AUDIENCE,
+                "sub": "x",
+                "exp": int(time.time()) + 60,
+                "iat": int(time.time()),
+            },
+            "secret-secret-secret-secret-32by",
+            algorithm="HS256",
+            headers={"kid": "k1"},
+        ),  # algorithm confusion
         "a.b.c",
     ]
     for token in refused:
@@ -88,14 +108,20 @@ async def test_oidc_tokens(oidc_api: tuple[Api, Issuer]) -> None:
         assert (await c.get("/v1/messages")).status_code == 403
     from vault import audit
 
-    actors = {r.actor async for r in audit.query(api.services.engine,
-                                                 audit.AuditFilter(action="api.call"))}
+    actors = {
+        r.actor
+        async for r in audit.query(api.services.engine, audit.AuditFilter(action="api.call"))
+    }
     assert "oidc:f:550dc1c8:810990000027" in actors
 
 
 async def test_unreachable_jwks_is_a_temporary_failure(data_dir: Path) -> None:
-    settings = make_settings(data_dir, oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
-                             oidc_jwks_url="http://127.0.0.1:9/jwks")  # discard: refused
+    settings = make_settings(
+        data_dir,
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_url="http://127.0.0.1:9/jwks",
+    )  # discard: refused
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)

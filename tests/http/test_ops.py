@@ -34,8 +34,9 @@ async def test_readyz_names_what_is_down(data_dir: Path) -> None:
     settings = make_settings(data_dir)
     async with AsyncExitStack() as stack:
         services = await build_services(settings, stack)
-        app = create_app(services, settings,
-                         checks={"database": up, "vault": down, "directory": up})
+        app = create_app(
+            services, settings, checks={"database": up, "vault": down, "directory": up}
+        )
         server = await start_http(app, "127.0.0.1", 0)
         stack.push_async_callback(server.close)
         api = Api(f"http://127.0.0.1:{server.port}", services, settings)
@@ -116,8 +117,9 @@ async def test_https_with_pli_server_context(api: Api) -> None:
     from gateway.base.tls import server_context
 
     cert, key = api.settings.tls_files()
-    server = await start_http(create_app(api.services, api.settings), "127.0.0.1", 0,
-                              tls=server_context(cert, key))
+    server = await start_http(
+        create_app(api.services, api.settings), "127.0.0.1", 0, tls=server_context(cert, key)
+    )
     try:
         ctx = ssl.create_default_context(cafile=str(cert))
         async with httpx.AsyncClient(verify=ctx) as c:
@@ -138,8 +140,7 @@ async def test_readyz_reads_the_vault_store(api: Api) -> None:
     from tests.http.conftest import DOCTOR, DPI
 
     async with api.client(await api.token(DPI, "send")) as c:
-        assert (await c.post("/v1/messages", json={"to": [DOCTOR], "body": "b"})
-                ).status_code == 202
+        assert (await c.post("/v1/messages", json={"to": [DOCTOR], "body": "b"})).status_code == 202
     store = api.settings.vault_path()
     moved = store.with_name("vault-away")
     store.rename(moved)

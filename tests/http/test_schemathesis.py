@@ -31,12 +31,20 @@ def _fuzz(base: str, token: str) -> list[str]:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=_EXAMPLES, deadline=None, database=None,
-                  phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=_EXAMPLES,
+            deadline=None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: schemathesis.Case[Any]) -> None:
-            case.call_and_validate(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                                   checks=[not_a_server_error], timeout=30)
+            case.call_and_validate(
+                base_url=base,
+                headers={"Authorization": f"Bearer {token}"},
+                checks=[not_a_server_error],
+                timeout=30,
+            )
 
         check()
         tested.append(operation.label)

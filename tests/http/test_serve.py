@@ -34,8 +34,11 @@ def test_pli_serve_runs_the_api(tmp_path: Path, demo_dirs: DemoDataDirs) -> None
             assert c.get("/healthz").json() == {"status": "ok"}
             assert c.get("/readyz").status_code == 200
             assert c.get("/openapi.json").json()["info"]["title"] == "pli API"
-            r = c.post("/v1/messages", json={"to": [DOCTOR], "subject": "s", "body": "b"},
-                       headers={"Authorization": f"Bearer {token}"})
+            r = c.post(
+                "/v1/messages",
+                json={"to": [DOCTOR], "subject": "s", "body": "b"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert r.status_code == 202, r.text
             assert "pli_messages_accepted_total 1.0" in c.get("/metrics").text
     finally:

@@ -33,10 +33,24 @@ async def _cli(data_dir: Path, *argv: str) -> int:
         await engine.dispose()
 
 
-async def test_cli_create_list_revoke(data_dir: Path, capsys: pytest.CaptureFixture[str]
-                                      ) -> None:
-    assert await _cli(data_dir, "create", "--mailbox", DPI.upper(), "--scope", "send",
-                      "--scope", "read", "--expires", "30", "--label", "DPI Arras") == 0
+async def test_cli_create_list_revoke(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        await _cli(
+            data_dir,
+            "create",
+            "--mailbox",
+            DPI.upper(),
+            "--scope",
+            "send",
+            "--scope",
+            "read",
+            "--expires",
+            "30",
+            "--label",
+            "DPI Arras",
+        )
+        == 0
+    )
     token = capsys.readouterr().out.strip()
     parts = split_token(token)
     assert parts is not None
@@ -67,10 +81,12 @@ async def test_cli_create_list_revoke(data_dir: Path, capsys: pytest.CaptureFixt
 
 
 async def test_cli_refuses_bad_mailboxes(data_dir: Path) -> None:
-    for argv in (["--mailbox", DOCTOR, "--scope", "read"],  # a person's own mailbox
-                 ["--mailbox", "nobody@ch-arras.mssante.fr", "--scope", "read"],
-                 ["--mailbox", "dpi@elsewhere.example", "--scope", "read"],
-                 ["--scope", "send"]):
+    for argv in (
+        ["--mailbox", DOCTOR, "--scope", "read"],  # a person's own mailbox
+        ["--mailbox", "nobody@ch-arras.mssante.fr", "--scope", "read"],
+        ["--mailbox", "dpi@elsewhere.example", "--scope", "read"],
+        ["--scope", "send"],
+    ):
         with pytest.raises(PliError):
             await _cli(data_dir, "create", *argv)
     # An auditor's token needs no mailbox.
@@ -106,8 +122,9 @@ async def test_migration_matches_the_table(data_dir: Path) -> None:
             return type_ != "table" or name == "api_token"
 
         def diff(sync_conn: Connection) -> list[object]:
-            ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True,
-                                                              "include_name": only_ours})
+            ctx = MigrationContext.configure(
+                sync_conn, opts={"compare_type": True, "include_name": only_ours}
+            )
             return list(compare_metadata(ctx, metadata))
 
         async with engine.connect() as conn:

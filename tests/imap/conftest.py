@@ -27,14 +27,20 @@ class Listener:
 
 
 @contextlib.asynccontextmanager
-async def listening(tmp_path: Path, backend: MemoryBackend | None = None,
-                    limits: ImapLimits = TEST_LIMITS) -> AsyncIterator[Listener]:
+async def listening(
+    tmp_path: Path, backend: MemoryBackend | None = None, limits: ImapLimits = TEST_LIMITS
+) -> AsyncIterator[Listener]:
     """The real server on 127.0.0.1:0; the client context trusts only the dev certificate."""
     cert, key = make_dev_certificate(tmp_path / "tls", ["localhost", "127.0.0.1"])
     backend = backend or MemoryBackend()
-    server = await start_imap(backend, host="127.0.0.1", port=0,
-                         tls_context=server_context(cert, key), limits=limits,
-                         notifier=backend.notifier)
+    server = await start_imap(
+        backend,
+        host="127.0.0.1",
+        port=0,
+        tls_context=server_context(cert, key),
+        limits=limits,
+        notifier=backend.notifier,
+    )
     ctx = ssl.create_default_context(cafile=str(cert))
     ctx.check_hostname = False  # the dev certificate names localhost; we dial 127.0.0.1 too
     try:

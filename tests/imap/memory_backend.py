@@ -31,9 +31,11 @@ WHEN = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 
 
 def _msg(n: int) -> bytes:
-    return (f"From: a@b.fr\r\nTo: {USER}\r\nSubject: message {n}\r\n"
-            f"Date: Mon, 23 Nov 2026 08:00:00 +0000\r\n"
-            f"Message-ID: <{n}@test>\r\n\r\nBody number {n}\r\n").encode()
+    return (
+        f"From: a@b.fr\r\nTo: {USER}\r\nSubject: message {n}\r\n"
+        f"Date: Mon, 23 Nov 2026 08:00:00 +0000\r\n"
+        f"Message-ID: <{n}@test>\r\n\r\nBody number {n}\r\n"
+    ).encode()
 
 
 @dataclass
@@ -52,8 +54,7 @@ class Box:
     modseq: int = 1
     subscribed: bool = True
 
-    def add(self, data: bytes, flags: set[str] | None = None,
-            date: dt.datetime = WHEN) -> int:
+    def add(self, data: bytes, flags: set[str] | None = None, date: dt.datetime = WHEN) -> int:
         uid = self.uid_next
         self.uid_next += 1
         self.modseq += 1
@@ -95,7 +96,7 @@ class MemoryBackend:
         if name.upper() == "INBOX":
             return principal.address, "INBOX"
         if name.startswith(SHARED_PREFIX):
-            owner, _, rest = name[len(SHARED_PREFIX):].partition("/")
+            owner, _, rest = name[len(SHARED_PREFIX) :].partition("/")
             if owner not in self.delegations.get(principal.address, []) or not rest:
                 raise MailboxNotFound(name)
             return owner, "INBOX" if rest.upper() == "INBOX" else rest
@@ -121,36 +122,55 @@ class MemoryBackend:
         mine = self.users[principal.address]
         out = [MailboxEntry("INBOX")] + [
             MailboxEntry(n, SPECIAL.get(n, ""), b.subscribed)
-            for n, b in sorted(mine.items()) if n != "INBOX"]
+            for n, b in sorted(mine.items())
+            if n != "INBOX"
+        ]
         for owner in self.delegations.get(principal.address, []):
             out += [MailboxEntry(f"{SHARED_PREFIX}{owner}/{n}") for n in self.users[owner]]
         return out
 
     async def select(self, principal: Principal, mailbox: str) -> MailboxView:
         owner, box = self._box(principal, mailbox)
-        msgs = [MessageInfo(uid, frozenset(m.flags), len(m.data), m.date, m.modseq)
-                for uid, m in sorted(box.msgs.items())]
+        msgs = [
+            MessageInfo(uid, frozenset(m.flags), len(m.data), m.date, m.modseq)
+            for uid, m in sorted(box.msgs.items())
+        ]
         name = "INBOX" if mailbox.upper() == "INBOX" else mailbox
         rights = self.rights(principal, owner)
-        return MailboxView(name, box.uid_validity, max(box.uid_next, max(box.msgs, default=0)
-                                                       + 1), msgs, box.modseq, owner,
-                           writable=bool(set("swte") & set(rights)), rights=rights)
+        return MailboxView(
+            name,
+            box.uid_validity,
+            max(box.uid_next, max(box.msgs, default=0) + 1),
+            msgs,
+            box.modseq,
+            owner,
+            writable=bool(set("swte") & set(rights)),
+            rights=rights,
+        )
 
-    async def fetch_body(self, principal: Principal, mailbox: str, uid: int, remote: str,
-                         purpose: str = "fetch") -> bytes:
+    async def fetch_body(
+        self, principal: Principal, mailbox: str, uid: int, remote: str, purpose: str = "fetch"
+    ) -> bytes:
         _, box = self._box(principal, mailbox)
         if uid not in box.msgs:
             raise MessageNotFound(str(uid))
         self.reads.append((principal.address, uid, remote))
         return box.msgs[uid].data
 
-    async def fetch_structure(self, principal: Principal, mailbox: str, uid: int,
-                              remote: str) -> tuple[bytes, bytes]:
+    async def fetch_structure(
+        self, principal: Principal, mailbox: str, uid: int, remote: str
+    ) -> tuple[bytes, bytes]:
         return structure(await self.fetch_body(principal, mailbox, uid, remote, "structure"))
 
-    async def store_flags(self, principal: Principal, mailbox: str, uids: Sequence[int],
-                          mode: StoreMode, flags: frozenset[str],
-                          unchanged_since: int | None = None) -> StoreResult:
+    async def store_flags(
+        self,
+        principal: Principal,
+        mailbox: str,
+        uids: Sequence[int],
+        mode: StoreMode,
+        flags: frozenset[str],
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
         owner, box = self._box(principal, mailbox)
         self._need(principal, owner, "w")
         changed, refused = [], []
@@ -162,8 +182,13 @@ class MemoryBackend:
             if unchanged_since is not None and m.modseq > unchanged_since:
                 refused.append(uid)
                 continue
-            new = m.flags | flags if mode is StoreMode.ADD else m.flags - flags \
-                if mode is StoreMode.REMOVE else set(flags)
+            new = (
+                m.flags | flags
+                if mode is StoreMode.ADD
+                else m.flags - flags
+                if mode is StoreMode.REMOVE
+                else set(flags)
+            )
             if new != m.flags:
                 if not bumped:
                     box.modseq += 1
@@ -174,11 +199,15 @@ class MemoryBackend:
             self.notifier.notify([owner])
         return StoreResult(changed, refused)
 
-    async def expunge(self, principal: Principal, mailbox: str, uids: Sequence[int] | None,
-                      remote: str) -> list[int]:
+    async def expunge(
+        self, principal: Principal, mailbox: str, uids: Sequence[int] | None, remote: str
+    ) -> list[int]:
         owner, box = self._box(principal, mailbox)
-        gone = [u for u, m in sorted(box.msgs.items())
-                if "\\Deleted" in m.flags and (uids is None or u in uids)]
+        gone = [
+            u
+            for u, m in sorted(box.msgs.items())
+            if "\\Deleted" in m.flags and (uids is None or u in uids)
+        ]
         for u in gone:
             del box.msgs[u]
             self.audit.append(("message.expunged", owner, u))
@@ -187,8 +216,16 @@ class MemoryBackend:
             self.notifier.notify([owner])
         return gone
 
-    async def copy(self, principal: Principal, mailbox: str, uids: Sequence[int], dest: str,
-                   remote: str, *, move: bool = False) -> CopyResult:
+    async def copy(
+        self,
+        principal: Principal,
+        mailbox: str,
+        uids: Sequence[int],
+        dest: str,
+        remote: str,
+        *,
+        move: bool = False,
+    ) -> CopyResult:
         owner, src = self._box(principal, mailbox)
         try:
             dest_owner, dst = self._box(principal, dest)
@@ -199,8 +236,9 @@ class MemoryBackend:
             if u in src.msgs:
                 m = src.msgs[u]
                 pairs.append((u, dst.add(m.data, set(m.flags), m.date)))
-                self.audit.append(("message.moved" if move else "message.copied", dest_owner,
-                                   pairs[-1][1]))
+                self.audit.append(
+                    ("message.moved" if move else "message.copied", dest_owner, pairs[-1][1])
+                )
         if move:
             for u, _ in pairs:
                 del src.msgs[u]
@@ -208,9 +246,15 @@ class MemoryBackend:
         self.notifier.notify({owner, dest_owner})
         return CopyResult(dst.uid_validity, pairs)
 
-    async def append(self, principal: Principal, mailbox: str, data: bytes,
-                     flags: frozenset[str], internal_date: dt.datetime | None,
-                     remote: str) -> tuple[int, int]:
+    async def append(
+        self,
+        principal: Principal,
+        mailbox: str,
+        data: bytes,
+        flags: frozenset[str],
+        internal_date: dt.datetime | None,
+        remote: str,
+    ) -> tuple[int, int]:
         try:
             owner, box = self._box(principal, mailbox)
         except MailboxNotFound:
@@ -249,20 +293,24 @@ class MemoryBackend:
             boxes["INBOX"] = Box(uid_next=boxes["INBOX"].uid_next)
             return
         for name in [n for n in boxes if n == own or n.startswith(own + "/")]:
-            boxes[own2 + name[len(own):]] = boxes.pop(name)
+            boxes[own2 + name[len(own) :]] = boxes.pop(name)
 
     async def subscribe(self, principal: Principal, mailbox: str, subscribed: bool) -> None:
         self._box(principal, mailbox)[1].subscribed = subscribed
 
-    async def get_acl(self, principal: Principal, mailbox: str
-                      ) -> tuple[str, list[tuple[str, str]]]:
+    async def get_acl(
+        self, principal: Principal, mailbox: str
+    ) -> tuple[str, list[tuple[str, str]]]:
         owner, _ = self._box(principal, mailbox)
-        entries = [(owner, ALL_RIGHTS), *sorted((u, r) for (o, u), r in self.acl.items()
-                                                if o == owner)]
+        entries = [
+            (owner, ALL_RIGHTS),
+            *sorted((u, r) for (o, u), r in self.acl.items() if o == owner),
+        ]
         return self.rights(principal, owner), entries
 
-    async def set_acl(self, principal: Principal, mailbox: str, identifier: str,
-                      rights: str | None) -> None:
+    async def set_acl(
+        self, principal: Principal, mailbox: str, identifier: str, rights: str | None
+    ) -> None:
         owner, _ = self._box(principal, mailbox)
         self._need(principal, owner, "a")
         if owner == principal.address:

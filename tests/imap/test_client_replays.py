@@ -23,7 +23,8 @@ MULTIPART = (
     b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
     b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nVoir la piece jointe.\r\n"
     b"--b1\r\nContent-Type: application/pdf; name=cr.pdf\r\nContent-Transfer-Encoding: base64\r\n"
-    b"Content-Disposition: attachment; filename=cr.pdf\r\n\r\nJVBERi0xLjQ=\r\n--b1--\r\n")
+    b"Content-Disposition: attachment; filename=cr.pdf\r\n\r\nJVBERi0xLjQ=\r\n--b1--\r\n"
+)
 
 
 async def _ok(c: Conn, tag: str, command: str | bytes) -> list[bytes]:
@@ -46,8 +47,13 @@ async def test_thunderbird_session(imap: Listener) -> None:
     assert (await _ok(c, "4", "enable UTF8=ACCEPT CONDSTORE"))[0] == b"* ENABLED CONDSTORE\r\n"
     await _ok(c, "5", "namespace")
     special = await _ok(c, "6", 'list (SPECIAL-USE) "" "*"')
-    assert {re.search(rb"\\(Sent|Drafts|Trash|Junk)", ln).group(0)  # type: ignore[union-attr]
-            for ln in special[:-1]} == {b"\\Sent", b"\\Drafts", b"\\Trash", b"\\Junk"}
+    assert (
+        {
+            re.search(rb"\\(Sent|Drafts|Trash|Junk)", ln).group(0)  # type: ignore[union-attr]
+            for ln in special[:-1]
+        }
+        == {b"\\Sent", b"\\Drafts", b"\\Trash", b"\\Junk"}
+    )
     await _ok(c, "7", 'lsub "" "*"')
     assert (await _ok(c, "8", 'list "" "INBOX"'))[0] == b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n'
     await _ok(c, "9", b"APPEND INBOX {%d+}\r\n" % len(MULTIPART) + MULTIPART)
@@ -55,9 +61,13 @@ async def test_thunderbird_session(imap: Listener) -> None:
     assert b"* 4 EXISTS\r\n" in sel and any(b"HIGHESTMODSEQ" in ln for ln in sel)
     flags = await _ok(c, "11", "UID fetch 1:* (FLAGS)")
     assert flags[0] == b"* 1 FETCH (UID 1 FLAGS ())\r\n"
-    heads = await _ok(c, "12", "UID fetch 1:4 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS "
-                               "(From To Cc Bcc Subject Date Message-ID Priority X-Priority "
-                               "References Newsgroups In-Reply-To Content-Type Reply-To)])")
+    heads = await _ok(
+        c,
+        "12",
+        "UID fetch 1:4 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS "
+        "(From To Cc Bcc Subject Date Message-ID Priority X-Priority "
+        "References Newsgroups In-Reply-To Content-Type Reply-To)])",
+    )
     assert heads[0].startswith(b"* 1 FETCH (UID 1 RFC822.SIZE ")
     assert b"Subject: =?utf-8?q?Compte_rendu?=\r\n" in heads
     await c.send(b"13 IDLE\r\n")
@@ -69,7 +79,8 @@ async def test_thunderbird_session(imap: Listener) -> None:
     part = await _ok(c, "15", "UID fetch 4 (UID BODY.PEEK[2.MIME] BODY.PEEK[2])")
     assert b"JVBERi0xLjQ=" in b"".join(part)
     assert (await _ok(c, "16", "UID store 4 +Flags (\\Seen)"))[0].startswith(
-        b"* 4 FETCH (FLAGS (\\Seen) UID 4 MODSEQ (")
+        b"* 4 FETCH (FLAGS (\\Seen) UID 4 MODSEQ ("
+    )
     moved = await _ok(c, "17", 'UID move 1 "Trash"')
     assert moved[0].startswith(b"* OK [COPYUID 1234 1 ") and moved[1] == b"* 1 EXPUNGE\r\n"
     await _ok(c, "18", "noop")
@@ -84,8 +95,11 @@ async def test_roundcube_session(imap: Listener) -> None:
     await _ok(c, "A0002", "CAPABILITY")
     plain = base64.b64encode(f"{USER}\0{USER}\0{PASSWORD}".encode()).decode()
     await _ok(c, "A0003", f"AUTHENTICATE PLAIN {plain}")  # SASL-IR
-    await _ok(c, "A0004", 'ID ("name" "Roundcube" "version" "1.6.6" "php" "8.2.7" '
-                          '"os" "Linux" "command" "/")')
+    await _ok(
+        c,
+        "A0004",
+        'ID ("name" "Roundcube" "version" "1.6.6" "php" "8.2.7" "os" "Linux" "command" "/")',
+    )
     await _ok(c, "A0005", "NAMESPACE")
     await _ok(c, "A0006", 'LSUB "" "*"')
     listing = await _ok(c, "A0007", 'LIST "" "*"')
@@ -96,23 +110,35 @@ async def test_roundcube_session(imap: Listener) -> None:
     assert (await _ok(c, "A0011", "UID SEARCH ALL UNDELETED"))[0] == b"* SEARCH 1 2 3 4\r\n"
     dates = await _ok(c, "A0012", "FETCH 1:* (UID INTERNALDATE)")
     assert dates[3].startswith(b'* 4 FETCH (UID 4 INTERNALDATE "')
-    await _ok(c, "A0013", "UID FETCH 1:4 (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK"
-                          "[HEADER.FIELDS (DATE FROM TO SUBJECT CONTENT-TYPE CC REPLY-TO "
-                          "LIST-POST DISPOSITION-NOTIFICATION-TO X-PRIORITY)])")
-    one = await _ok(c, "A0014", "UID FETCH 4 (UID RFC822.SIZE FLAGS INTERNALDATE BODYSTRUCTURE "
-                                "BODY.PEEK[HEADER.FIELDS (DATE FROM TO SUBJECT)])")
-    assert b'("APPLICATION" "PDF" ("NAME" "cr.pdf") NIL NIL "BASE64" 12 NIL ' \
-           b'("ATTACHMENT" ("FILENAME" "cr.pdf")) NIL NIL)' in one[0]
+    await _ok(
+        c,
+        "A0013",
+        "UID FETCH 1:4 (UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK"
+        "[HEADER.FIELDS (DATE FROM TO SUBJECT CONTENT-TYPE CC REPLY-TO "
+        "LIST-POST DISPOSITION-NOTIFICATION-TO X-PRIORITY)])",
+    )
+    one = await _ok(
+        c,
+        "A0014",
+        "UID FETCH 4 (UID RFC822.SIZE FLAGS INTERNALDATE BODYSTRUCTURE "
+        "BODY.PEEK[HEADER.FIELDS (DATE FROM TO SUBJECT)])",
+    )
+    assert (
+        b'("APPLICATION" "PDF" ("NAME" "cr.pdf") NIL NIL "BASE64" 12 NIL '
+        b'("ATTACHMENT" ("FILENAME" "cr.pdf")) NIL NIL)' in one[0]
+    )
     text = await _ok(c, "A0015", "UID FETCH 4 (BODY.PEEK[1.MIME] BODY.PEEK[1])")
     assert b"Voir la piece jointe." in b"".join(text)
     assert (await _ok(c, "A0016", "UID STORE 4 +FLAGS.SILENT (\\Flagged)")) == [
-        b"A0016 OK UID STORE completed\r\n"]
+        b"A0016 OK UID STORE completed\r\n"
+    ]
     found = await _ok(c, "A0017", 'UID SEARCH FLAGGED SUBJECT "compte rendu"')
     assert found[0] == b"* SEARCH 4\r\n"  # matched on the RFC 2047-decoded subject
     moved = await _ok(c, "A0018", 'UID MOVE 4 "Trash"')
     assert moved[0] == b"* OK [COPYUID 1234 4 1] Moved\r\n" and moved[1] == b"* 4 EXPUNGE\r\n"
     await _ok(c, "A0019", 'SELECT "Trash"')
-    assert (await _ok(c, "A0020", "UID FETCH 1 (FLAGS)"))[0] == \
-        b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen))\r\n"
+    assert (await _ok(c, "A0020", "UID FETCH 1 (FLAGS)"))[
+        0
+    ] == b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen))\r\n"
     await _ok(c, "A0021", "LOGOUT")
     c.close()

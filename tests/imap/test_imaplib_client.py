@@ -23,10 +23,25 @@ def _connect(listener: Listener) -> imaplib.IMAP4:
     """CAPABILITY → STARTTLS (certificate and host name verified) → CAPABILITY."""
     client = imaplib.IMAP4("127.0.0.1", listener.port, timeout=10)
     caps = _ok(client.capability())[0].split()
-    assert caps == [b"IMAP4rev1", b"LITERAL+", b"ID", b"UNSELECT", b"IDLE", b"UIDPLUS",
-                    b"MOVE", b"NAMESPACE", b"ENABLE", b"SPECIAL-USE", b"CONDSTORE",
-                    b"CHILDREN", b"SASL-IR", b"ACL", b"RIGHTS=texk", b"STARTTLS",
-                    b"LOGINDISABLED"]
+    assert caps == [
+        b"IMAP4rev1",
+        b"LITERAL+",
+        b"ID",
+        b"UNSELECT",
+        b"IDLE",
+        b"UIDPLUS",
+        b"MOVE",
+        b"NAMESPACE",
+        b"ENABLE",
+        b"SPECIAL-USE",
+        b"CONDSTORE",
+        b"CHILDREN",
+        b"SASL-IR",
+        b"ACL",
+        b"RIGHTS=texk",
+        b"STARTTLS",
+        b"LOGINDISABLED",
+    ]
     client.starttls(ssl_context=ssl.create_default_context(cafile=str(listener.cafile)))
     caps = _ok(client.capability())[0].split()
     assert b"AUTH=PLAIN" in caps and b"STARTTLS" not in caps and b"LOGINDISABLED" not in caps
@@ -39,8 +54,10 @@ def _full_sequence(listener: Listener) -> dict[str, Any]:
     assert _ok(client.login(USER, PASSWORD))
     seen["list"] = _ok(client.list('""', "*"))  # imaplib does not quote arguments
     seen["select"] = _ok(client.select("INBOX"))
-    seen["select_untagged"] = {k: client.untagged_responses.get(k) for k in (
-        "FLAGS", "UIDVALIDITY", "UIDNEXT", "PERMANENTFLAGS", "READ-WRITE")}
+    seen["select_untagged"] = {
+        k: client.untagged_responses.get(k)
+        for k in ("FLAGS", "UIDVALIDITY", "UIDNEXT", "PERMANENTFLAGS", "READ-WRITE")
+    }
     seen["fast"] = _ok(client.fetch("1:*", "(FLAGS RFC822.SIZE)"))
     seen["uid"] = _ok(client.uid("FETCH", "2:*", "(FLAGS)"))
     seen["peek"] = _ok(client.fetch("1", "(BODY.PEEK[])"))
@@ -58,12 +75,15 @@ async def test_imaplib_full_sequence(imap: Listener) -> None:
     seen = await asyncio.to_thread(_full_sequence, imap)
     box = imap.backend.boxes[USER]
     sizes = {uid: len(m.data) for uid, m in box.items()}
-    assert seen["list"][:2] == [b'(\\HasNoChildren) "/" "INBOX"',
-                                b'(\\HasNoChildren \\Drafts) "/" "Drafts"']
+    assert seen["list"][:2] == [
+        b'(\\HasNoChildren) "/" "INBOX"',
+        b'(\\HasNoChildren \\Drafts) "/" "Drafts"',
+    ]
     assert seen["select"] == [b"3"]
     assert seen["select_untagged"] == {
         "FLAGS": [b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"],
-        "UIDVALIDITY": [b"1234"], "UIDNEXT": [b"4"],
+        "UIDVALIDITY": [b"1234"],
+        "UIDNEXT": [b"4"],
         "PERMANENTFLAGS": [b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"],
         "READ-WRITE": [b""],
     }
@@ -76,13 +96,19 @@ async def test_imaplib_full_sequence(imap: Listener) -> None:
     assert seen["body"][0][1] == box[2].data
     assert seen["after_body"] == [b"1 (FLAGS (\\Seen))", b"2 (FLAGS (\\Seen))", b"3 (FLAGS ())"]
     head = seen["mixed"][0]
-    assert head[0] == (b'3 (UID 3 FLAGS () INTERNALDATE "23-Nov-2026 08:00:00 +0000" '
-                       b"RFC822.SIZE %d BODY[HEADER] {%d}" % (sizes[3], len(head[1])))
+    assert head[0] == (
+        b'3 (UID 3 FLAGS () INTERNALDATE "23-Nov-2026 08:00:00 +0000" '
+        b"RFC822.SIZE %d BODY[HEADER] {%d}" % (sizes[3], len(head[1]))
+    )
     assert box[3].data.startswith(head[1]) and head[1].endswith(b"\r\n\r\n")
     assert box[1].flags == {"\\Seen"} and box[2].flags == {"\\Seen"} and box[3].flags == set()
     # Every body read went through the audited backend call, with the client's address.
-    assert imap.backend.reads == [(USER, 1, "127.0.0.1"), (USER, 1, "127.0.0.1"),
-                                  (USER, 2, "127.0.0.1"), (USER, 3, "127.0.0.1")]
+    assert imap.backend.reads == [
+        (USER, 1, "127.0.0.1"),
+        (USER, 1, "127.0.0.1"),
+        (USER, 2, "127.0.0.1"),
+        (USER, 3, "127.0.0.1"),
+    ]
 
 
 def _other_commands(listener: Listener) -> dict[str, Any]:
@@ -115,17 +141,20 @@ async def test_imaplib_examine_check_close_unselect(imap: Listener) -> None:
     seen = await asyncio.to_thread(_other_commands, imap)
     assert seen["examine"] == [b"3"] and seen["examine_mode"]
     assert seen["flags"] == [b"1 (FLAGS ())"]
-    env = (b'("Mon, 23 Nov 2026 08:00:00 +0000" "message 2" ((NIL NIL "a" "b.fr")) '
-           b'((NIL NIL "a" "b.fr")) '
-           b'((NIL NIL "a" "b.fr")) ((NIL NIL "sophie.bernard" "ch-arras.mssante.fr")) '
-           b'NIL NIL NIL "<2@test>")')
+    env = (
+        b'("Mon, 23 Nov 2026 08:00:00 +0000" "message 2" ((NIL NIL "a" "b.fr")) '
+        b'((NIL NIL "a" "b.fr")) '
+        b'((NIL NIL "a" "b.fr")) ((NIL NIL "sophie.bernard" "ch-arras.mssante.fr")) '
+        b'NIL NIL NIL "<2@test>")'
+    )
     assert seen["envelope"] == [b"2 (ENVELOPE " + env + b")"]
     assert seen["all"][0].endswith(b" ENVELOPE " + env + b")")
     assert seen["check"] == [b"CHECK completed"]
     size = len(imap.backend.boxes[USER][1].data.split(b"\r\n\r\n", 1)[1])
     text = b'"TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" %d 1' % size
-    assert seen["structure"] == [b"1 (BODYSTRUCTURE (" + text + b" NIL NIL NIL NIL) BODY ("
-                                 + text + b"))"]
+    assert seen["structure"] == [
+        b"1 (BODYSTRUCTURE (" + text + b" NIL NIL NIL NIL) BODY (" + text + b"))"
+    ]
     assert seen["state_after_close"] == "AUTH"
     assert seen["status"] == [b'"INBOX" (MESSAGES 3 UNSEEN 3 UIDNEXT 4)']
     assert imap.backend.boxes[USER][3].flags == {"\\Flagged"}

@@ -71,8 +71,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             await conn.run_sync(md.create_all)
         await conn.execute(audit_head.insert().values(id=1, seq=0, hash=audit.GENESIS))
     vault = Vault(engine, FsBlobStore(tmp_path / "v"), KeyFileProvider([secrets.token_hex(32)]))
-    store = MailStore(engine, vault, Accounts(engine), structure=structure,
-                      directory=_Directory())
+    store = MailStore(engine, vault, Accounts(engine), structure=structure, directory=_Directory())
     yield World(engine, vault, store)
     await engine.dispose()
 
@@ -94,8 +93,9 @@ async def test_append_select_fetch_flags_and_modseq(world: World) -> None:
     assert await s.fetch_body(ME, "INBOX", 1, "10.0.0.1") == MSG
     res = await s.store_flags(ME, "INBOX", [1], StoreMode.ADD, frozenset({"$Done"}))
     assert res.changed[0].flags == {"\\Seen", "$Done"} and res.changed[0].modseq == 3
-    res = await s.store_flags(ME, "INBOX", [1], StoreMode.REMOVE, frozenset({"\\Seen"}),
-                              unchanged_since=2)
+    res = await s.store_flags(
+        ME, "INBOX", [1], StoreMode.REMOVE, frozenset({"\\Seen"}), unchanged_since=2
+    )
     assert res.refused == [1] and not res.changed
     res = await s.store_flags(ME, "INBOX", [1], StoreMode.REPLACE, frozenset({"\\Flagged"}))
     assert res.changed[0].flags == {"\\Flagged"}
@@ -130,8 +130,12 @@ async def test_mailbox_management_and_special_use(world: World) -> None:
     s = world.store
     entries = await s.list_mailboxes(ME)
     assert [(e.name, e.special_use) for e in entries[:5]] == [
-        ("INBOX", ""), ("Drafts", "\\Drafts"), ("Junk", "\\Junk"), ("Sent", "\\Sent"),
-        ("Trash", "\\Trash")]
+        ("INBOX", ""),
+        ("Drafts", "\\Drafts"),
+        ("Junk", "\\Junk"),
+        ("Sent", "\\Sent"),
+        ("Trash", "\\Trash"),
+    ]
     assert [e.name for e in entries[5:]] == [f"Shared/{WARD}/INBOX"]
     await s.create(ME, "A")
     await s.create(ME, "A/B")
@@ -167,11 +171,23 @@ async def test_shared_mailbox_only_for_delegates(world: World) -> None:
 
 async def test_commit_path_sets_modseq_and_wakes_idle(world: World) -> None:
     event = world.store.notifier.subscribe("Nurse@ehpad.mssante.fr")
-    batcher = CommitBatcher(world.engine, world.vault, mailboxes=world.store,
-                            queue=OutboundQueue(3600), notifier=world.store.notifier)
+    batcher = CommitBatcher(
+        world.engine,
+        world.vault,
+        mailboxes=world.store,
+        queue=OutboundQueue(3600),
+        notifier=world.store.notifier,
+    )
     stored = await world.vault.put(MSG)
-    await batcher.commit(PendingMessage(ref="r1", stored=stored, recipients=(ME.address,),
-                                        events=(), received_at=dt.datetime.now(dt.UTC)))
+    await batcher.commit(
+        PendingMessage(
+            ref="r1",
+            stored=stored,
+            recipients=(ME.address,),
+            events=(),
+            received_at=dt.datetime.now(dt.UTC),
+        )
+    )
     assert event.is_set()
     view = await world.store.select(ME, "INBOX")
     assert view.messages[0].modseq == view.highest_modseq == 2
@@ -189,13 +205,17 @@ async def test_acl_rights_are_enforced_on_shared_mailboxes(world: World) -> None
         await s.set_acl(ME, shared, ME.address, "lr")
     assert refused.value.code == "NOPERM"
     async with world.engine.begin() as conn:  # an operator grants admin, and only read
-        await conn.execute(mailbox_acl.insert().values(owner=WARD, identifier=ME.address,
-                                                       rights="lra"))
+        await conn.execute(
+            mailbox_acl.insert().values(owner=WARD, identifier=ME.address, rights="lra")
+        )
     view = await s.select(ME, shared)
     assert view.rights == "lra" and not view.writable
-    for denied in (s.store_flags(ME, shared, [1], StoreMode.ADD, frozenset({"\\Seen"})),
-                   s.append(ME, shared, MSG, frozenset(), None, "r"),
-                   s.expunge(ME, shared, None, "r"), s.create(ME, f"Shared/{WARD}/Sub")):
+    for denied in (
+        s.store_flags(ME, shared, [1], StoreMode.ADD, frozenset({"\\Seen"})),
+        s.append(ME, shared, MSG, frozenset(), None, "r"),
+        s.expunge(ME, shared, None, "r"),
+        s.create(ME, f"Shared/{WARD}/Sub"),
+    ):
         with pytest.raises(PermissionDenied):
             await denied
     with pytest.raises(PermissionDenied) as not_delegate:
@@ -213,8 +233,15 @@ async def test_structure_is_computed_once_and_kept(world: World) -> None:
     s = world.store
     batcher = CommitBatcher(world.engine, world.vault, mailboxes=s, queue=OutboundQueue(3600))
     stored = await world.vault.put(MSG)  # delivered by SMTP: no structure yet
-    await batcher.commit(PendingMessage(ref="r2", stored=stored, recipients=(ME.address,),
-                                        events=(), received_at=dt.datetime.now(dt.UTC)))
+    await batcher.commit(
+        PendingMessage(
+            ref="r2",
+            stored=stored,
+            recipients=(ME.address,),
+            events=(),
+            received_at=dt.datetime.now(dt.UTC),
+        )
+    )
     await s.list_mailboxes(ME)  # creates the special-use mailboxes (Trash…)
     await s.copy(ME, "INBOX", [1], "Trash", "r")
     env, tree = await s.fetch_structure(ME, "INBOX", 1, "r")

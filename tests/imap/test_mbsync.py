@@ -26,20 +26,19 @@ USER = "sophie.bernard@ch-arras.mssante.fr"
 SENDER = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
 MBSYNC = shutil.which("mbsync")
 
-pytestmark = [pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) is not installed"),
-              pytest.mark.slow]  # end to end: a real `pli serve` process
+pytestmark = [
+    pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) is not installed"),
+    pytest.mark.slow,
+]  # end to end: a real `pli serve` process
 
 
 @pytest.fixture(scope="module")
-def pli(tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs
-        ) -> Iterator[RunningPli]:
+def pli(tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs) -> Iterator[RunningPli]:
     running = start_pli(demo_dirs.copy(tmp_path_factory.mktemp("pli") / "var"))
     try:
         yield running
     finally:
         stop_pli(running)
-
-
 
 
 def _imap(pli: RunningPli) -> imaplib.IMAP4:
@@ -79,8 +78,13 @@ Expunge Both
 SyncState *
 Sync All
 """)
-    run = subprocess.run([str(MBSYNC), "-c", str(config), "-a"], capture_output=True,
-                         text=True, timeout=60, env={"HOME": str(home)})
+    run = subprocess.run(
+        [str(MBSYNC), "-c", str(config), "-a"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"HOME": str(home)},
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -130,8 +134,9 @@ def test_mbsync_both_ways(pli: RunningPli, tmp_path: Path) -> None:
 
 
 def test_implicit_tls_and_idle_woken_by_smtp(pli: RunningPli) -> None:
-    client = imaplib.IMAP4_SSL("127.0.0.1", pli.ports["imaps"], ssl_context=pli.client_context(),
-                               timeout=30)
+    client = imaplib.IMAP4_SSL(
+        "127.0.0.1", pli.ports["imaps"], ssl_context=pli.client_context(), timeout=30
+    )
     try:
         assert "STARTTLS" not in client.capabilities and "IDLE" in client.capabilities
         assert client.login(USER, pli.accounts[USER])[0] == "OK"

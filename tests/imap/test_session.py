@@ -67,7 +67,8 @@ def log_stream() -> Iterator[io.StringIO]:
 
 
 async def test_events_carry_session_id_and_never_credentials(
-        imap: Listener, log_stream: io.StringIO) -> None:
+    imap: Listener, log_stream: io.StringIO
+) -> None:
     c = await Conn.open(imap.port)
     await c.starttls(imap.client_ctx)
     await c.send(f'a LOGIN "{USER}" "wrong-{PASSWORD}"\r\n'.encode())
@@ -113,7 +114,8 @@ async def test_too_many_failed_logins_closes(imap: Listener) -> None:
     for n in range(TEST_LIMITS.login_failures):
         await c.send(f'{n} LOGIN "{USER}" "nope"\r\n'.encode())
         assert (await c.until_tagged(str(n).encode()))[-1].startswith(
-            f"{n} NO [AUTHENTICATIONFAILED]".encode())
+            f"{n} NO [AUTHENTICATIONFAILED]".encode()
+        )
     assert (await c.line()).startswith(b"* BYE")
     assert await c.line() == b""
     c.close()
@@ -165,17 +167,25 @@ async def test_store_flags_and_sequence_sets(imap: Listener) -> None:
     await c.until_tagged(b"s")
     await c.send(b"a STORE 2,3 +FLAGS (\\Flagged)\r\n")
     lines = await c.until_tagged(b"a")
-    assert lines == [b"* 2 FETCH (FLAGS (\\Flagged))\r\n", b"* 3 FETCH (FLAGS (\\Flagged))\r\n",
-                     b"a OK STORE completed\r\n"]
+    assert lines == [
+        b"* 2 FETCH (FLAGS (\\Flagged))\r\n",
+        b"* 3 FETCH (FLAGS (\\Flagged))\r\n",
+        b"a OK STORE completed\r\n",
+    ]
     await c.send(b"b STORE 1 +FLAGS (mykeyword)\r\nc STORE 1 +FLAGS (\\Recent)\r\n")
-    assert await c.until_tagged(b"b") == [b"* 1 FETCH (FLAGS (mykeyword))\r\n",
-                                          b"b OK STORE completed\r\n"]
+    assert await c.until_tagged(b"b") == [
+        b"* 1 FETCH (FLAGS (mykeyword))\r\n",
+        b"b OK STORE completed\r\n",
+    ]
     assert (await c.until_tagged(b"c"))[-1].startswith(b"c BAD")
     await c.send(b"d FETCH 2,4:* UID\r\n")  # 4:* in a 3-message mailbox is 3:4 → out of range
     assert (await c.until_tagged(b"d"))[-1].startswith(b"d BAD")
     await c.send(b"e FETCH 2,3:* UID\r\nf UID FETCH 3:* UID\r\ng FETCH * UID\r\n")
-    assert await c.until_tagged(b"e") == [b"* 2 FETCH (UID 2)\r\n", b"* 3 FETCH (UID 3)\r\n",
-                                          b"e OK FETCH completed\r\n"]
+    assert await c.until_tagged(b"e") == [
+        b"* 2 FETCH (UID 2)\r\n",
+        b"* 3 FETCH (UID 3)\r\n",
+        b"e OK FETCH completed\r\n",
+    ]
     assert (await c.until_tagged(b"f"))[0] == b"* 3 FETCH (UID 3)\r\n"
     assert (await c.until_tagged(b"g"))[0] == b"* 3 FETCH (UID 3)\r\n"
     await c.send(b"h UID FETCH 99:* UID\r\n")  # RFC 3501 §6.4.8: n:* always names the last
@@ -191,15 +201,20 @@ async def test_noop_announces_new_messages_and_empty_mailbox(imap: Listener) -> 
     await c.send(b"s SELECT INBOX\r\n")
     await c.until_tagged(b"s")
     box = imap.backend.boxes[USER]
-    imap.backend.users[USER]["INBOX"].add(b"Subject: new\r\n\r\nhello\r\n", set(),
-                                          dt.datetime.now(dt.UTC))
+    imap.backend.users[USER]["INBOX"].add(
+        b"Subject: new\r\n\r\nhello\r\n", set(), dt.datetime.now(dt.UTC)
+    )
     await c.send(b"n NOOP\r\n")
-    assert await c.until_tagged(b"n") == [b"* 4 EXISTS\r\n", b"* 0 RECENT\r\n",
-                                          b"n OK NOOP completed\r\n"]
+    assert await c.until_tagged(b"n") == [
+        b"* 4 EXISTS\r\n",
+        b"* 0 RECENT\r\n",
+        b"n OK NOOP completed\r\n",
+    ]
     box.clear()
     await c.send(b"n2 NOOP\r\n")  # vanished messages are announced, highest number first
     assert await c.until_tagged(b"n2") == [b"* %d EXPUNGE\r\n" % n for n in (4, 3, 2, 1)] + [
-        b"n2 OK NOOP completed\r\n"]
+        b"n2 OK NOOP completed\r\n"
+    ]
     await c.send(b"s2 SELECT INBOX\r\nf FETCH 1:* FLAGS\r\n")
     assert b"* 0 EXISTS\r\n" in await c.until_tagged(b"s2")
     assert await c.until_tagged(b"f") == [b"f OK FETCH completed\r\n"]

@@ -92,9 +92,16 @@ async def test_overlong_line_closes(imap: Listener) -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"\x00\x01\x02\r\n", b"a\r\n", b"a SELECT\x00 INBOX\r\n", b"a FETCH (\r\n",
-     b'a LOGIN "unterminated\r\n', b"\xff\xfe NOOP\r\n", b"a UID\r\n", b"a SELECT ((((((((((((x"
-     b"))))))))))))\r\n"],
+    [
+        b"\x00\x01\x02\r\n",
+        b"a\r\n",
+        b"a SELECT\x00 INBOX\r\n",
+        b"a FETCH (\r\n",
+        b'a LOGIN "unterminated\r\n',
+        b"\xff\xfe NOOP\r\n",
+        b"a UID\r\n",
+        b"a SELECT ((((((((((((x))))))))))))\r\n",
+    ],
 )
 async def test_garbage_gets_bad_and_session_survives(imap: Listener, garbage: bytes) -> None:
     c = await Conn.open(imap.port)
@@ -143,9 +150,10 @@ async def test_connection_limit(imap: Listener) -> None:
 
 
 def test_parser_examples() -> None:
-    cmd = parse_command(b'a1 UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>)\r\n')
-    assert cmd == Command("a1", "UID FETCH",
-                          ("1:*", ["UID", "BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>"]))
+    cmd = parse_command(b"a1 UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>)\r\n")
+    assert cmd == Command(
+        "a1", "UID FETCH", ("1:*", ["UID", "BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>"])
+    )
     assert parse_command(b'b LOGIN {3}\r\nabc "p\\"w"\r\n').args == (b"abc", 'p"w')
     assert parse_sequence_set("2,4:*", 9) == [(2, 2), (4, 9)]
     with pytest.raises(ParseError):
@@ -169,7 +177,9 @@ def test_sequence_set_only_raises_parse_error(text: str, largest: int) -> None:
 
 _tokens = st.recursive(
     st.none() | st.text(max_size=40) | st.binary(max_size=20),
-    lambda inner: st.lists(inner, max_size=4), max_leaves=12)
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=examples(300), deadline=None)
@@ -193,13 +203,30 @@ def test_envelope_of_any_header_is_framed(header: bytes) -> None:
 
 
 _NAMES = [b"FETCH", b"UID FETCH", b"LOGIN", b"SELECT", b"STORE", b"LIST", b"AUTHENTICATE"]
-_PIECES = [b" ", b"(", b")", b"[", b"]", b"{3}\r\nabc", b"{5+}\r\n", b'"', b"\\", b"*", b"1:*",
-           b"BODY.PEEK[HEADER.FIELDS (A)]<0.9>", b"NIL", b"\r\n", b"\x00", b"\xc3\xa9"]
+_PIECES = [
+    b" ",
+    b"(",
+    b")",
+    b"[",
+    b"]",
+    b"{3}\r\nabc",
+    b"{5+}\r\n",
+    b'"',
+    b"\\",
+    b"*",
+    b"1:*",
+    b"BODY.PEEK[HEADER.FIELDS (A)]<0.9>",
+    b"NIL",
+    b"\r\n",
+    b"\x00",
+    b"\xc3\xa9",
+]
 
 
 @settings(max_examples=examples(300), deadline=None)
-@given(st.sampled_from(_NAMES), st.lists(st.sampled_from(_PIECES) | st.binary(max_size=4),
-                                         max_size=12))
+@given(
+    st.sampled_from(_NAMES), st.lists(st.sampled_from(_PIECES) | st.binary(max_size=4), max_size=12)
+)
 def test_parser_on_command_shaped_input(name: bytes, pieces: list[bytes]) -> None:
     with contextlib.suppress(ParseError):
         cmd = parse_command(b"a1 " + name + b" " + b"".join(pieces) + b"\r\n")

@@ -12,10 +12,27 @@ from tests.imap.memory_backend import OTHER, USER
 from tests.imap.wire import Conn
 
 _HOSTILE: list[str | bytes] = [
-    OTHER, f"../{OTHER}/INBOX", f"{OTHER}/INBOX", "*", "%", "INBOX/../..", "INBOX/.", "..",
-    "#shared/x", f"#users/{OTHER}", f"~{OTHER}", f"Shared/{OTHER}/INBOX", f"Shared/{OTHER}",
-    f"Shared/../{OTHER}/INBOX", "Shared/%/INBOX", "Shared/*", "Shared//INBOX", "/INBOX",
-    f"Shared/{OTHER.upper()}/INBOX", "INBOX//x", "x" * 300,
+    OTHER,
+    f"../{OTHER}/INBOX",
+    f"{OTHER}/INBOX",
+    "*",
+    "%",
+    "INBOX/../..",
+    "INBOX/.",
+    "..",
+    "#shared/x",
+    f"#users/{OTHER}",
+    f"~{OTHER}",
+    f"Shared/{OTHER}/INBOX",
+    f"Shared/{OTHER}",
+    f"Shared/../{OTHER}/INBOX",
+    "Shared/%/INBOX",
+    "Shared/*",
+    "Shared//INBOX",
+    "/INBOX",
+    f"Shared/{OTHER.upper()}/INBOX",
+    "INBOX//x",
+    "x" * 300,
 ]
 _BINARY: list[str | bytes] = [b"IN\x00BOX", b"IN\rBOX", b"IN\nBOX", b"a\x7fb", b"\xff\xfe"]
 
@@ -25,10 +42,20 @@ def _as_literal(name: str | bytes) -> bytes:
     return b"{%d+}\r\n" % len(raw) + raw
 
 
-@pytest.mark.parametrize("template", [
-    b"SELECT %s", b"EXAMINE %s", b"STATUS %s (MESSAGES)", b"DELETE %s", b"SUBSCRIBE %s",
-    b"RENAME %s Elsewhere", b"APPEND %s {3+}\r\nx\r\n", b"COPY 1 %s",
-    b"MOVE 1 %s"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        b"SELECT %s",
+        b"EXAMINE %s",
+        b"STATUS %s (MESSAGES)",
+        b"DELETE %s",
+        b"SUBSCRIBE %s",
+        b"RENAME %s Elsewhere",
+        b"APPEND %s {3+}\r\nx\r\n",
+        b"COPY 1 %s",
+        b"MOVE 1 %s",
+    ],
+)
 async def test_no_name_reaches_another_user(imap: Listener, template: bytes) -> None:
     before = copy.deepcopy(imap.backend.users[OTHER])
     c = await Conn.logged_in(imap.port, imap.client_ctx)
@@ -50,8 +77,7 @@ async def test_create_never_lands_outside_own_namespace(imap: Listener) -> None:
     for n, name in enumerate([*_HOSTILE, *_BINARY]):
         reply = (await c.run(f"c{n}", b"CREATE " + _as_literal(name)))[-1]
         # A plain name is a mailbox of the user's own, never anybody else's.
-        assert reply.startswith((f"c{n} NO".encode(), f"c{n} BAD".encode(),
-                                 f"c{n} OK".encode()))
+        assert reply.startswith((f"c{n} NO".encode(), f"c{n} BAD".encode(), f"c{n} OK".encode()))
     assert {u: b for u, b in imap.backend.users.items() if u != USER} == before
     made = set(imap.backend.users[USER])
     assert not any(m.startswith(("Shared", "/", "..")) or ".." in m.split("/") for m in made)
@@ -61,9 +87,18 @@ async def test_create_never_lands_outside_own_namespace(imap: Listener) -> None:
 
 async def test_list_patterns_never_show_other_users(imap: Listener) -> None:
     c = await Conn.logged_in(imap.port, imap.client_ctx)
-    for n, (ref, pattern) in enumerate([("", "*"), ("../", "*"), ("Shared/", "*"),
-                                        ("", "Shared/jean*"), ("", "*jean*"), ("", "%/%/%"),
-                                        (f"{OTHER}/", "*"), ("#users/", "*")]):
+    for n, (ref, pattern) in enumerate(
+        [
+            ("", "*"),
+            ("../", "*"),
+            ("Shared/", "*"),
+            ("", "Shared/jean*"),
+            ("", "*jean*"),
+            ("", "%/%/%"),
+            (f"{OTHER}/", "*"),
+            ("#users/", "*"),
+        ]
+    ):
         lines = await c.run(f"l{n}", f'LIST "{ref}" "{pattern}"')
         assert lines[-1].startswith(f"l{n} OK".encode())
         assert not any(OTHER.encode() in ln for ln in lines), lines
@@ -81,7 +116,8 @@ async def test_literal_bombs_refused_without_reading(imap: Listener) -> None:
     # An APPEND message may exceed the ordinary literal limit.
     body = b"Subject: big\r\n\r\n" + b"x" * 4000 + b"\r\n"
     assert (await c.run("ap", b"APPEND INBOX {%d+}\r\n" % len(body) + body))[-1].startswith(
-        b"ap OK [APPENDUID")
+        b"ap OK [APPENDUID"
+    )
     # LITERAL+: the bytes are already coming, so the only safe answer is BYE and close.
     await c.send(b"z APPEND INBOX {999999999+}\r\n" + b"x" * 1000)
     assert (await c.line()).startswith(b"* BYE")

@@ -11,8 +11,9 @@ T = dt.datetime(2026, 11, 23)
 
 
 def _rows(*specs: tuple[int, str, int]) -> list[SimpleNamespace]:
-    return [SimpleNamespace(uid=u, flags=f, size=10, internal_date=T, modseq=m)
-            for u, f, m in specs]
+    return [
+        SimpleNamespace(uid=u, flags=f, size=10, internal_date=T, modseq=m) for u, f, m in specs
+    ]
 
 
 def test_same_state_same_snapshot_changes_rebuild() -> None:

@@ -33,28 +33,46 @@ def _sig(d: object) -> tuple[int, str, str]:
 async def test_default_decisions(directory: SqlDirectory) -> None:
     p = PolicyEngine(directory, SERVED)
     assert _sig(await p.check_sender(NURSE)) == (250, "2.1.0", "senders.listed")
-    assert _sig(await p.check_sender("ghost@ch-arras.mssante.fr")) == \
-        (550, "5.7.1", "senders.listed")
+    assert _sig(await p.check_sender("ghost@ch-arras.mssante.fr")) == (
+        550,
+        "5.7.1",
+        "senders.listed",
+    )
     assert _sig(await p.check_sender("x@gmail.com")) == (550, "5.7.1", "senders.trust_space")
     # Another operator's domain on the liste blanche: its senders are not ours to list.
-    assert _sig(await p.check_sender("someone@pharmacien.mssante.fr")) == \
-        (250, "2.1.0", "senders.trust_space")
+    assert _sig(await p.check_sender("someone@pharmacien.mssante.fr")) == (
+        250,
+        "2.1.0",
+        "senders.trust_space",
+    )
     assert _sig(await p.check_sender("")) == (250, "2.1.0", "null-sender")
     assert _sig(await p.check_sender("bad@@x")) == (553, "5.1.7", "address-syntax")
     assert _sig(await p.check_recipient(SOPHIE)) == (250, "2.1.5", "recipients.listed")
-    assert _sig(await p.check_recipient("nobody@ch-arras.mssante.fr")) == \
-        (550, "5.1.1", "recipients.listed")
+    assert _sig(await p.check_recipient("nobody@ch-arras.mssante.fr")) == (
+        550,
+        "5.1.1",
+        "recipients.listed",
+    )
     assert _sig(await p.check_recipient("x@gmail.com")) == (550, "5.7.1", "relay")
-    assert _sig(await p.check_recipient(SOPHIE, accepted_so_far=100)) == \
-        (452, "4.5.3", "limits.max_recipients")
+    assert _sig(await p.check_recipient(SOPHIE, accepted_so_far=100)) == (
+        452,
+        "4.5.3",
+        "limits.max_recipients",
+    )
     assert _sig(p.check_message(60 * 2**20, [])) == (552, "5.3.4", "limits.max_message_size")
-    assert _sig(p.check_message(100, ["multipart/mixed", "text/plain", "application/pdf"])) \
-        == (250, "2.6.0", "attachments.allowed_types")
+    assert _sig(p.check_message(100, ["multipart/mixed", "text/plain", "application/pdf"])) == (
+        250,
+        "2.6.0",
+        "attachments.allowed_types",
+    )
     refused = p.check_message(100, ["multipart/mixed", "application/x-msdownload"])
     assert _sig(refused) == (554, "5.6.1", "attachments.allowed_types")
     assert "application/x-msdownload" in refused.text
-    assert _sig(p.check_message(100, ["text/plain"] * 201)) == \
-        (554, "5.6.0", "attachments.max_parts")
+    assert _sig(p.check_message(100, ["text/plain"] * 201)) == (
+        554,
+        "5.6.0",
+        "attachments.max_parts",
+    )
 
 
 async def test_explicit_rules_never_open_relaying(directory: SqlDirectory) -> None:
@@ -75,8 +93,11 @@ text = "This laboratory is blocked"
     p = PolicyEngine(directory, SERVED, rules)
     assert _sig(await p.check_recipient("x@gmail.com")) == (550, "5.7.1", "relay")
     # ... but inside served domains the explicit accept wins over the directory check.
-    assert _sig(await p.check_recipient("nobody@ch-arras.mssante.fr")) == \
-        (250, "2.1.0", "rule.allow-all")
+    assert _sig(await p.check_recipient("nobody@ch-arras.mssante.fr")) == (
+        250,
+        "2.1.0",
+        "rule.allow-all",
+    )
     blocked = await p.check_sender("bio@labo.example.fr")
     assert _sig(blocked) == (554, "5.7.1", "rule.blocked-lab")
     assert blocked.reply() == "554 5.7.1 This laboratory is blocked"
@@ -96,7 +117,8 @@ async def test_rate_limit_per_sender(directory: SqlDirectory) -> None:
 
 
 async def test_reload_keeps_the_old_rules_when_the_new_file_is_bad(
-        directory: SqlDirectory, tmp_path: Path) -> None:
+    directory: SqlDirectory, tmp_path: Path
+) -> None:
     path = tmp_path / "rules.toml"
     path.write_text("[recipients]\nlisted = true\n")
     p = PolicyEngine(directory, SERVED, rules_file=path)

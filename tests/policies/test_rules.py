@@ -20,22 +20,30 @@ def test_shipped_file_is_the_builtin_defaults() -> None:
     assert load_rules(DEFAULT_RULES_FILE) == RuleSet() == load_rules(None)
 
 
-@pytest.mark.parametrize(("text", "named"), [
-    ("version = 2", "version"),
-    ("[limits]\nmax_message_size = -1", "limits.max_message_size"),
-    ("[limits]\nmax_mesage_size = 10", "limits.max_mesage_size"),  # a typo is not ignored
-    ("[attachments]\nallowed_types = ['pdf']", "attachments.allowed_types"),
-    ("[encryption]\ndefault = 'always'", "encryption.default"),
-    ("[encryption.domains]\n'a.fr' = 'maybe'", "encryption.domains.a.fr"),
-    ("[[rule]]\nid = 'x'\nfrom = '*@a.fr'\naction = 'bounce'", "rule[1].action"),
-    ("[[rule]]\nid = 'x'\naction = 'reject'", "needs 'from' or 'to'"),
-    ("[[rule]]\nid = 'x'\nto = '*'\naction = 'reject'\n[[rule]]\nid = 'x'\nto = '*'\n"
-     "action = 'accept'", "duplicate rule id"),
-    ("[[rule]]\nid = 'x'\nto = '*'\naction = 'reject'\ncode = 250", "does not match"),
-    ("[[rule]]\nid = 'x'\nto = '*'\naction = 'reject'\ntext = \"a\\r\\nRCPT TO:<x>\"",
-     "one line"),
-    ("[limits\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("version = 2", "version"),
+        ("[limits]\nmax_message_size = -1", "limits.max_message_size"),
+        ("[limits]\nmax_mesage_size = 10", "limits.max_mesage_size"),  # a typo is not ignored
+        ("[attachments]\nallowed_types = ['pdf']", "attachments.allowed_types"),
+        ("[encryption]\ndefault = 'always'", "encryption.default"),
+        ("[encryption.domains]\n'a.fr' = 'maybe'", "encryption.domains.a.fr"),
+        ("[[rule]]\nid = 'x'\nfrom = '*@a.fr'\naction = 'bounce'", "rule[1].action"),
+        ("[[rule]]\nid = 'x'\naction = 'reject'", "needs 'from' or 'to'"),
+        (
+            "[[rule]]\nid = 'x'\nto = '*'\naction = 'reject'\n[[rule]]\nid = 'x'\nto = '*'\n"
+            "action = 'accept'",
+            "duplicate rule id",
+        ),
+        ("[[rule]]\nid = 'x'\nto = '*'\naction = 'reject'\ncode = 250", "does not match"),
+        (
+            "[[rule]]\nid = 'x'\nto = '*'\naction = 'reject'\ntext = \"a\\r\\nRCPT TO:<x>\"",
+            "one line",
+        ),
+        ("[limits\n", "invalid TOML"),
+    ],
+)
 def test_invalid_files_name_the_key(text: str, named: str) -> None:
     with pytest.raises(RuleError) as info:
         parse_rules(text, "rules.toml")

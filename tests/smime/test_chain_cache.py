@@ -34,7 +34,8 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[x509.Certificate]:
 
 
 def test_a_revoked_certificate_is_refused_once_the_crl_says_so(
-        dev_pki: DevPki, builds: list[x509.Certificate]) -> None:
+    dev_pki: DevPki, builds: list[x509.Certificate]
+) -> None:
     address = "cache.revoked@hopital.example.fr"
     ident = pki.issue(dev_pki.paths.directory, address, PASSPHRASE, key_size=2048)
     signed = sign(MESSAGE, ident.cert, ident.key, ident.chain)
@@ -71,8 +72,9 @@ def test_failures_are_not_remembered(dev_pki: DevPki, builds: list[x509.Certific
     assert verify(bare, [dev_pki.root], [dev_pki.intermediate], chain_cache=cache).ok
 
 
-def test_expiry_of_entries_and_validity_window(dev_pki: DevPki,
-                                               builds: list[x509.Certificate]) -> None:
+def test_expiry_of_entries_and_validity_window(
+    dev_pki: DevPki, builds: list[x509.Certificate]
+) -> None:
     signed = sign(MESSAGE, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain)
     clock = FakeClock(1000.0)
     cache = ChainCache(ttl=60, clock=clock)
@@ -85,8 +87,7 @@ def test_expiry_of_entries_and_validity_window(dev_pki: DevPki,
     assert len(builds) == 2
     # a time outside the path's validity is never answered from the cache
     later = dev_pki.org.cert.not_valid_after_utc + dt.timedelta(days=1)
-    assert verify(signed, [dev_pki.root], at_time=later,
-                  chain_cache=cache).reason is Reason.EXPIRED
+    assert verify(signed, [dev_pki.root], at_time=later, chain_cache=cache).reason is Reason.EXPIRED
     leaf, pool, roots = dev_pki.org.cert, [dev_pki.intermediate], [dev_pki.root]
     hit = cache.chain(leaf, pool, roots, dt.datetime.now(dt.UTC), lambda: pytest.fail("hit"))
     assert hit[0] == leaf

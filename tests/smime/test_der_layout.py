@@ -22,13 +22,17 @@ from tests.support.profiles import examples
 
 BODY = b"Content-Type: text/plain\r\n\r\nbonjour\r\n" * 40
 # Signed attributes as pli writes them: contentType, signingTime, messageDigest, one more.
-_SIGNED_ATTRS = signed_attrs_der([
-    attribute_der("1.2.840.113549.1.9.3", core.ObjectIdentifier("1.2.840.113549.1.7.1").dump()),
-    attribute_der("1.2.840.113549.1.9.5", core.UTCTime(
-        datetime.datetime(2026, 3, 1, tzinfo=datetime.UTC)).dump()),
-    attribute_der("1.2.840.113549.1.9.4", core.OctetString(b"\xab" * 32).dump()),
-    attribute_der("1.2.3.4", core.Null().dump(), core.Integer(7).dump()),
-])
+_SIGNED_ATTRS = signed_attrs_der(
+    [
+        attribute_der("1.2.840.113549.1.9.3", core.ObjectIdentifier("1.2.840.113549.1.7.1").dump()),
+        attribute_der(
+            "1.2.840.113549.1.9.5",
+            core.UTCTime(datetime.datetime(2026, 3, 1, tzinfo=datetime.UTC)).dump(),
+        ),
+        attribute_der("1.2.840.113549.1.9.4", core.OctetString(b"\xab" * 32).dump()),
+        attribute_der("1.2.3.4", core.Null().dump(), core.Integer(7).dump()),
+    ]
+)
 
 
 # ---------------------------------------------------------------- the walker
@@ -42,17 +46,20 @@ def test_short_and_long_lengths() -> None:
     assert [t.tag for t in children(seq, read_tlv(seq, 0, len(seq)), 4)] == [0x02, 0x04]
 
 
-@pytest.mark.parametrize("data", [
-    b"",  # nothing
-    b"\x30",  # no length
-    b"\x30\x05\x02\x01",  # length beyond the input
-    b"\x30\x82\x01",  # truncated inside a long length
-    b"\x30\x80\x02\x01\x05\x00\x00",  # indefinite length (BER)
-    b"\x04\x81\x05abcde",  # long form for a short length
-    b"\x04\x82\x00\x80" + b"x" * 128,  # leading zero length octet
-    b"\x04\x85\x00\x00\x00\x00\x01x",  # more length octets than any input here needs
-    b"\x1f\x81\x00\x00",  # high tag number form
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",  # nothing
+        b"\x30",  # no length
+        b"\x30\x05\x02\x01",  # length beyond the input
+        b"\x30\x82\x01",  # truncated inside a long length
+        b"\x30\x80\x02\x01\x05\x00\x00",  # indefinite length (BER)
+        b"\x04\x81\x05abcde",  # long form for a short length
+        b"\x04\x82\x00\x80" + b"x" * 128,  # leading zero length octet
+        b"\x04\x85\x00\x00\x00\x00\x01x",  # more length octets than any input here needs
+        b"\x1f\x81\x00\x00",  # high tag number form
+    ],
+)
 def test_malformed_lengths_are_refused(data: bytes) -> None:
     with pytest.raises(DerError):
         read_tlv(data, 0, len(data))
@@ -91,10 +98,8 @@ def test_random_bytes_give_a_bounded_element_or_der_error(data: bytes) -> None:
 
 
 @settings(max_examples=examples(200), deadline=None)
-@given(st.integers(0, 2), st.integers(0, 39),
-       st.lists(st.integers(0, 2**70), max_size=6))
-def test_oid_round_trip_agrees_with_asn1crypto(first: int, second: int,
-                                               rest: list[int]) -> None:
+@given(st.integers(0, 2), st.integers(0, 39), st.lists(st.integers(0, 2**70), max_size=6))
+def test_oid_round_trip_agrees_with_asn1crypto(first: int, second: int, rest: list[int]) -> None:
     dotted = ".".join(map(str, [first, second if first < 2 else second + 100, *rest]))
     contents = core.ObjectIdentifier(dotted).contents
     assert oid_der(dotted) == contents
@@ -110,28 +115,31 @@ def test_malformed_oids_are_refused(contents: bytes) -> None:
 # ---------------------------------------------------------------- fast path vs asn1crypto
 
 
-def _indefinite(der: bytes, depth: int, chunk_tag: int | None = None,
-                keep: tuple[int, ...] = ()) -> bytes:
+def _indefinite(
+    der: bytes, depth: int, chunk_tag: int | None = None, keep: tuple[int, ...] = ()
+) -> bytes:
     """The same value with its outer ``depth`` levels of constructed elements re-encoded
     with indefinite lengths (BER, as ``openssl cms`` streams); primitive elements tagged
     ``chunk_tag`` inside them become constructed strings of two chunks; elements tagged
     as in ``keep`` stay DER."""
     t = read_tlv(der, 0, len(der))
     if chunk_tag is not None and t.tag == chunk_tag and 2 < t.end - t.body < 250:
-        data = der[t.body:t.end]
+        data = der[t.body : t.end]
         half = len(data) // 2
         chunks = b"".join(b"\x04" + bytes([len(c)]) + c for c in (data[:half], data[half:]))
         return bytes([t.tag | 0x20]) + b"\x80" + chunks + b"\x00\x00"
     if depth == 0 or not t.constructed or t.tag in keep:
         return der
-    inner = b"".join(_indefinite(der[k.start:k.end], depth - 1, chunk_tag, keep)
-                     for k in children(der, t, 64))
+    inner = b"".join(
+        _indefinite(der[k.start : k.end], depth - 1, chunk_tag, keep) for k in children(der, t, 64)
+    )
     return bytes([t.tag]) + b"\x80" + inner + b"\x00\x00"
 
 
 @pytest.mark.parametrize("cipher", list(ContentCipher))
 def test_ber_envelopes_take_the_asn1crypto_path_with_the_same_result(
-        dev_pki: DevPki, cipher: ContentCipher, monkeypatch: pytest.MonkeyPatch) -> None:
+    dev_pki: DevPki, cipher: ContentCipher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     der = envelope(b"secret" * 20, [dev_pki.org.cert], cipher=cipher)
     calls: list[str] = []
     ber_path = layout._enveloped_ber
@@ -161,8 +169,7 @@ def test_constructed_ciphertext_is_read_by_the_asn1crypto_path(dev_pki: DevPki) 
 
 
 def test_ber_signed_data_verifies_like_der(dev_pki: DevPki) -> None:
-    der = signed_data(BODY, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain,
-                      detached=False)
+    der = signed_data(BODY, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain, detached=False)
     fast = verify(der, [dev_pki.root])
     assert fast.ok and fast.content == BODY
     for depth in (1, 2, 3, 4):
@@ -175,20 +182,26 @@ def test_ber_signed_data_verifies_like_der(dev_pki: DevPki) -> None:
 
 
 def test_layouts_agree_between_paths(dev_pki: DevPki) -> None:
-    der = signed_data(BODY, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain,
-                      detached=False)
+    der = signed_data(BODY, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain, detached=False)
     fast, slow = layout._signed_der(der), layout._signed_ber(der, len(der))
     assert slow is not None
-    assert (fast.content_type, fast.content, fast.certificates) == \
-        (slow.content_type, slow.content, slow.certificates)
+    assert (fast.content_type, fast.content, fast.certificates) == (
+        slow.content_type,
+        slow.content,
+        slow.certificates,
+    )
     assert [s.dump() for s in fast.signer_infos] == [s.dump() for s in slow.signer_infos]
     attrs = fast.signer_infos[0]["signed_attrs"].dump()
     walked = layout._attributes_der(attrs)
     parsed = layout.attributes(_indefinite(attrs, 1))  # BER: asn1crypto reads it
-    assert [(a.oid, a.values_der, a.values) for a in walked] == \
-        [(a.oid, a.values_der, a.values) for a in parsed]
-    assert [a.oid for a in walked][:3] == ["1.2.840.113549.1.9.3", "1.2.840.113549.1.9.5",
-                                           "1.2.840.113549.1.9.4"]
+    assert [(a.oid, a.values_der, a.values) for a in walked] == [
+        (a.oid, a.values_der, a.values) for a in parsed
+    ]
+    assert [a.oid for a in walked][:3] == [
+        "1.2.840.113549.1.9.3",
+        "1.2.840.113549.1.9.5",
+        "1.2.840.113549.1.9.4",
+    ]
 
 
 def test_other_content_types_are_named_by_the_asn1crypto_path(dev_pki: DevPki) -> None:
@@ -237,6 +250,10 @@ def test_mutated_signed_attributes(edits: list[tuple[int, int]]) -> None:
 
 def test_attribute_values_are_split() -> None:
     parsed = layout.attributes(b"\xa0" + _SIGNED_ATTRS[1:])
-    assert sorted(a.oid for a in parsed) == ["1.2.3.4", "1.2.840.113549.1.9.3",
-                                             "1.2.840.113549.1.9.4", "1.2.840.113549.1.9.5"]
+    assert sorted(a.oid for a in parsed) == [
+        "1.2.3.4",
+        "1.2.840.113549.1.9.3",
+        "1.2.840.113549.1.9.4",
+        "1.2.840.113549.1.9.5",
+    ]
     assert next(a for a in parsed if a.oid == "1.2.3.4").values == [b"\x02\x01\x07", b"\x05\x00"]

@@ -20,8 +20,9 @@ ENTITY = b"Content-Type: text/plain\n\nLettre de liaison (synthetic)\n"
 def test_round_trip(dev_pki: DevPki, cipher: ContentCipher, transport: KeyTransport) -> None:
     entity = encrypt(ENTITY, [dev_pki.org.cert], cipher=cipher, key_transport=transport)
     kind = classify(entity)
-    assert kind is (SmimeKind.AUTH_ENVELOPED if cipher is ContentCipher.AES256_GCM
-                    else SmimeKind.ENVELOPED)
+    assert kind is (
+        SmimeKind.AUTH_ENVELOPED if cipher is ContentCipher.AES256_GCM else SmimeKind.ENVELOPED
+    )
     assert decrypt(entity, dev_pki.org.cert, dev_pki.org.key) == canonicalize(ENTITY)
 
 
@@ -30,8 +31,10 @@ def test_default_is_auth_enveloped_gcm_oaep_sha256(dev_pki: DevPki) -> None:
     info = cms.ContentInfo.load(der)
     assert info["content_type"].native == "authenticated_enveloped_data"
     body = info["content"]
-    assert body["auth_encrypted_content_info"]["content_encryption_algorithm"][
-        "algorithm"].native == "aes256_gcm"
+    assert (
+        body["auth_encrypted_content_info"]["content_encryption_algorithm"]["algorithm"].native
+        == "aes256_gcm"
+    )
     kea = body["recipient_infos"][0].chosen["key_encryption_algorithm"]
     assert kea["algorithm"].native == "rsaes_oaep"
     assert kea["parameters"]["hash_algorithm"]["algorithm"].native == "sha256"
@@ -71,8 +74,14 @@ def test_tampered_gcm_ciphertext_and_tag(dev_pki: DevPki) -> None:
 
 def test_garbage_and_truncation_are_malformed(dev_pki: DevPki) -> None:
     der = envelope(b"x" * 64, [dev_pki.org.cert])
-    for bad in (b"\x30", b"\x30\x80", b"\x30\x03\x02\x01\x00", der[:40], der[:-20],
-                b"\x30" + b"\xff" * 20):
+    for bad in (
+        b"\x30",
+        b"\x30\x80",
+        b"\x30\x03\x02\x01\x00",
+        der[:40],
+        der[:-20],
+        b"\x30" + b"\xff" * 20,
+    ):
         with pytest.raises(MalformedCms):
             decrypt(bad, dev_pki.org.cert, dev_pki.org.key)
     with pytest.raises(MalformedCms):

@@ -39,47 +39,81 @@ def _token_key(token: Token, ident: pki.CertifiedKey, address: str) -> pki.Certi
     return pki.CertifiedKey(ident.cert, key, ident.chain)
 
 
-def test_token_key_signs_what_openssl_and_pli_verify(token: Token, dev_pki: DevPki,
-                                                     tmp_path: Path) -> None:
+def test_token_key_signs_what_openssl_and_pli_verify(
+    token: Token, dev_pki: DevPki, tmp_path: Path
+) -> None:
     signer = _token_key(token, dev_pki.org, ORG)
     content = b"Content-Type: text/plain\r\n\r\nCompte rendu\r\n"
     signed = sign(content, signer.cert, signer.key, signer.chain)
     result = verify(signed, [dev_pki.root], [dev_pki.intermediate], [dev_pki.crl()])
     assert result.ok, result.reason
     (tmp_path / "m.eml").write_bytes(signed)
-    ok = subprocess.run(["openssl", "cms", "-verify", "-in", str(tmp_path / "m.eml"),
-                         "-CAfile", str(dev_pki.paths.chain), "-purpose", "any",
-                         "-out", "/dev/null"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-in",
+            str(tmp_path / "m.eml"),
+            "-CAfile",
+            str(dev_pki.paths.chain),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     import datetime as dt
 
-    receipt = notarise(b"message", dt.datetime.now(dt.UTC), signer.cert, signer.key,
-                       signer.chain)
+    receipt = notarise(b"message", dt.datetime.now(dt.UTC), signer.cert, signer.key, signer.chain)
     (tmp_path / "r.p7s").write_bytes(receipt)
     (tmp_path / "msg").write_bytes(b"message")
-    ok = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
-                         str(tmp_path / "r.p7s"), "-content", str(tmp_path / "msg"),
-                         "-CAfile", str(dev_pki.paths.chain), "-purpose", "any",
-                         "-out", "/dev/null"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(tmp_path / "r.p7s"),
+            "-content",
+            str(tmp_path / "msg"),
+            "-CAfile",
+            str(dev_pki.paths.chain),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
 
 
 @pytest.mark.parametrize("cipher", [ContentCipher.AES256_GCM, ContentCipher.AES256_CBC])
-def test_token_key_decrypts_oaep_and_v15(token: Token, dev_pki: DevPki,
-                                         cipher: ContentCipher) -> None:
+def test_token_key_decrypts_oaep_and_v15(
+    token: Token, dev_pki: DevPki, cipher: ContentCipher
+) -> None:
     holder = _token_key(token, dev_pki.app, APP)
     entity = b"Content-Type: text/plain\r\n\r\nsecret\r\n"
     sealed = encrypt(entity, [holder.cert], cipher=cipher)
     assert decrypt(sealed, holder.cert, holder.key) == entity
 
 
-def test_the_private_half_never_leaves_and_twins_are_refused(token: Token,
-                                                             dev_pki: DevPki) -> None:
+def test_the_private_half_never_leaves_and_twins_are_refused(token: Token, dev_pki: DevPki) -> None:
     holder = _token_key(token, dev_pki.app, APP)
     with pytest.raises(HsmError, match="stays in the token"):
-        holder.key.private_bytes(serialization.Encoding.PEM,
-                                 serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
+        holder.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     with pytest.raises(HsmError, match="stays in the token"):
         holder.key.private_numbers()
     with pytest.raises(HsmError, match="already holds a key labelled"):
@@ -87,8 +121,9 @@ def test_the_private_half_never_leaves_and_twins_are_refused(token: Token,
         token.import_key(APP, dev_pki.app.key)
     assert isinstance(holder.key, rsa.RSAPrivateKey)
     with pytest.raises(HsmError, match="not offered"):
-        holder.key.decrypt(b"x" * 256, padding.OAEP(padding.MGF1(hashes.SHA256()),
-                                                      hashes.SHA3_256(), None))
+        holder.key.decrypt(
+            b"x" * 256, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA3_256(), None)
+        )
     public = holder.cert.public_key()
     assert isinstance(public, rsa.RSAPublicKey)
     assert token.key("nobody@hopital.example.fr", public) is None
@@ -103,9 +138,9 @@ def test_hsm_configuration_mistakes_are_named(softhsm: SoftHsm) -> None:
 
 
 @pytest.mark.slow  # end to end: a real `pli serve` process
-def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
-                                                     tmp_path_factory: pytest.TempPathFactory,
-                                                     demo_dirs: DemoDataDirs) -> None:
+def test_a_server_whose_keys_live_only_in_the_token(
+    softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs
+) -> None:
     """hsm-import moves the demo mailbox and notary keys; the server decrypts and notarises."""
     import imaplib
     import smtplib
@@ -117,8 +152,10 @@ def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
     data = tmp_path_factory.mktemp("pli-hsm-smime") / "var"
     pin_file = data.parent / "pin"
     pin_file.write_text(softhsm.pin)
-    extra = (f'[smime]\npkcs11_module = "{softhsm.module}"\npkcs11_token_label = "{label}"\n'
-             f'pkcs11_pin_file = "{pin_file}"\n')
+    extra = (
+        f'[smime]\npkcs11_module = "{softhsm.module}"\npkcs11_token_label = "{label}"\n'
+        f'pkcs11_pin_file = "{pin_file}"\n'
+    )
     demo_dirs.copy(data, config_extra=extra)
     urgences = "urgences@ch-arras.mssante.fr"
     notary = next(p.name[:-4] for p in (data / "pki" / "mailboxes").glob("notary@*.pem"))
@@ -140,8 +177,9 @@ def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
             s.ehlo()
             s.mail(nurse)
             s.rcpt(urgences)
-            code, reply = s.data(f"From: {nurse}\r\nTo: {urgences}\r\nSubject: x\r\n".encode()
-                                 + body)
+            code, reply = s.data(
+                f"From: {nurse}\r\nTo: {urgences}\r\nSubject: x\r\n".encode() + body
+            )
         assert code == 250, reply
         ref = reply.decode().split()[-1].strip("<>[]").removeprefix("id=")
         imap = imaplib.IMAP4("127.0.0.1", pli.ports["imap"], timeout=30)
@@ -163,7 +201,8 @@ def test_a_server_whose_keys_live_only_in_the_token(softhsm: SoftHsm,
 
 @pytest.mark.parametrize("algorithm", [hashes.SHA256(), hashes.SHA384()])
 def test_oaep_decoding_matches_cryptography_and_refuses_tampering(
-        dev_pki: DevPki, algorithm: hashes.HashAlgorithm) -> None:
+    dev_pki: DevPki, algorithm: hashes.HashAlgorithm
+) -> None:
     """The software half of OAEP when a token only offers raw RSA (RFC 8017 §7.1.2)."""
     from gateway.smime.hsm import _oaep_decode
 

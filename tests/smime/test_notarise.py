@@ -24,8 +24,9 @@ def test_receipt_attests_the_exact_time(dev_pki: DevPki) -> None:
 
 
 def test_other_bytes_do_not_match(dev_pki: DevPki) -> None:
-    receipt = notarise(DATA, dt.datetime.now(dt.UTC), dev_pki.org.cert, dev_pki.org.key,
-                       dev_pki.org.chain)
+    receipt = notarise(
+        DATA, dt.datetime.now(dt.UTC), dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain
+    )
     checked = verify_notarisation(receipt, DATA + b" ", [dev_pki.root])
     assert not checked.result.ok and checked.result.reason is Reason.DIGEST_MISMATCH
     assert checked.received_at is None
@@ -34,8 +35,9 @@ def test_other_bytes_do_not_match(dev_pki: DevPki) -> None:
 def test_receipt_outlives_its_certificate(dev_pki: DevPki) -> None:
     """Judged at its own signing time by default, so a receipt keeps checking after the
     notary certificate (3 years) expired: records are kept for 20."""
-    receipt = notarise(DATA, dt.datetime.now(dt.UTC), dev_pki.org.cert, dev_pki.org.key,
-                       dev_pki.org.chain)
+    receipt = notarise(
+        DATA, dt.datetime.now(dt.UTC), dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain
+    )
     assert verify_notarisation(receipt, DATA, [dev_pki.root]).result.ok
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=4 * 365)
     checked = verify_notarisation(receipt, DATA, [dev_pki.root], at_time=later)

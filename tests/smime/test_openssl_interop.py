@@ -33,22 +33,43 @@ def _key_args(dev_pki: DevPki) -> list[str]:
 
 
 @pytest.mark.parametrize("pss", [False, True])
-def test_openssl_verifies_pli_signature(dev_pki: DevPki, openssl: str, tmp_path: Path,
-                                        pss: bool) -> None:
+def test_openssl_verifies_pli_signature(
+    dev_pki: DevPki, openssl: str, tmp_path: Path, pss: bool
+) -> None:
     signed = sign(ENTITY, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain, pss=pss)
     (tmp_path / "m.eml").write_bytes(signed)
-    out = run_openssl(openssl, "-verify", "-in", str(tmp_path / "m.eml"),
-                      "-CAfile", str(dev_pki.paths.root_cert), "-purpose", "smimesign")
+    out = run_openssl(
+        openssl,
+        "-verify",
+        "-in",
+        str(tmp_path / "m.eml"),
+        "-CAfile",
+        str(dev_pki.paths.root_cert),
+        "-purpose",
+        "smimesign",
+    )
     assert out.stdout == canonicalize(ENTITY)
     assert b"Verification successful" in out.stderr
 
 
-@pytest.mark.parametrize("extra", [[], ["-nodetach"], ["-keyopt", "rsa_padding_mode:pss"],
-                                   ["-noattr"], ["-md", "sha512"]])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["-nodetach"], ["-keyopt", "rsa_padding_mode:pss"], ["-noattr"], ["-md", "sha512"]],
+)
 def test_pli_verifies_openssl_signature(dev_pki: DevPki, openssl: str, extra: list[str]) -> None:
     cert, key = dev_pki.files(ORG)
-    out = run_openssl(openssl, "-sign", "-signer", str(cert), "-inkey", str(key),
-                      "-passin", f"pass:{PASSPHRASE.decode()}", *extra, stdin=ENTITY).stdout
+    out = run_openssl(
+        openssl,
+        "-sign",
+        "-signer",
+        str(cert),
+        "-inkey",
+        str(key),
+        "-passin",
+        f"pass:{PASSPHRASE.decode()}",
+        *extra,
+        stdin=ENTITY,
+    ).stdout
     # openssl embeds only the signer's certificate: the intermediate comes from us
     result = verify(out, [dev_pki.root], [dev_pki.intermediate], [dev_pki.crl()])
     assert result.ok, result
@@ -61,50 +82,90 @@ def test_pli_verifies_openssl_signature(dev_pki: DevPki, openssl: str, extra: li
         assert verify(tampered, [dev_pki.root], [dev_pki.intermediate]).reason == expected
 
 
-def test_pli_verifies_openssl_ecdsa_and_der(dev_pki: DevPki, openssl: str,
-                                            ec_signer: tuple[pki.CertifiedKey, Path, Path]
-                                            ) -> None:
+def test_pli_verifies_openssl_ecdsa_and_der(
+    dev_pki: DevPki, openssl: str, ec_signer: tuple[pki.CertifiedKey, Path, Path]
+) -> None:
     _, cert, key = ec_signer
-    out = run_openssl(openssl, "-sign", "-binary", "-outform", "DER", "-signer", str(cert),
-                      "-inkey", str(key), stdin=ENTITY).stdout
+    out = run_openssl(
+        openssl,
+        "-sign",
+        "-binary",
+        "-outform",
+        "DER",
+        "-signer",
+        str(cert),
+        "-inkey",
+        str(key),
+        stdin=ENTITY,
+    ).stdout
     result = verify(out, [dev_pki.root], [dev_pki.intermediate], content=ENTITY)
     assert result.ok and result.signer_addresses == ("ec@hopital.example.fr",)
 
 
 @pytest.mark.parametrize("cipher", list(ContentCipher))
 @pytest.mark.parametrize("transport", list(KeyTransport))
-def test_openssl_decrypts_pli(dev_pki: DevPki, openssl: str, cipher: ContentCipher,
-                              transport: KeyTransport) -> None:
+def test_openssl_decrypts_pli(
+    dev_pki: DevPki, openssl: str, cipher: ContentCipher, transport: KeyTransport
+) -> None:
     entity = encrypt(ENTITY, [dev_pki.org.cert], cipher=cipher, key_transport=transport)
     out = run_openssl(openssl, "-decrypt", *_key_args(dev_pki), stdin=entity)
     assert out.stdout == canonicalize(ENTITY)
 
 
 @pytest.mark.parametrize("cipher", ["-aes-256-gcm", "-aes-128-gcm", "-aes256", "-aes128"])
-@pytest.mark.parametrize("keyopts", [[], ["-keyopt", "rsa_padding_mode:oaep"],
-                                     ["-keyopt", "rsa_padding_mode:oaep",
-                                      "-keyopt", "rsa_oaep_md:sha256"]])
+@pytest.mark.parametrize(
+    "keyopts",
+    [
+        [],
+        ["-keyopt", "rsa_padding_mode:oaep"],
+        ["-keyopt", "rsa_padding_mode:oaep", "-keyopt", "rsa_oaep_md:sha256"],
+    ],
+)
 @pytest.mark.parametrize("form", [[], ["-outform", "DER"]])
-def test_pli_decrypts_openssl(dev_pki: DevPki, openssl: str, cipher: str,
-                              keyopts: list[str], form: list[str]) -> None:
+def test_pli_decrypts_openssl(
+    dev_pki: DevPki, openssl: str, cipher: str, keyopts: list[str], form: list[str]
+) -> None:
     cert, _ = dev_pki.files(ORG)
-    out = run_openssl(openssl, "-encrypt", cipher, *form, "-recip", str(cert), *keyopts,
-                      stdin=ENTITY).stdout
+    out = run_openssl(
+        openssl, "-encrypt", cipher, *form, "-recip", str(cert), *keyopts, stdin=ENTITY
+    ).stdout
     assert decrypt(out, dev_pki.org.cert, dev_pki.org.key) == canonicalize(ENTITY)
 
 
 def test_openssl_verifies_notarisation(dev_pki: DevPki, openssl: str, tmp_path: Path) -> None:
     data = b"\x00binary body\r\nwith bare\nLF and \xff bytes" * 100
-    receipt = notarise(data, dt.datetime.now(dt.UTC), dev_pki.org.cert, dev_pki.org.key,
-                       dev_pki.org.chain)
+    receipt = notarise(
+        data, dt.datetime.now(dt.UTC), dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain
+    )
     (tmp_path / "r.der").write_bytes(receipt)
     (tmp_path / "data").write_bytes(data)
-    out = run_openssl(openssl, "-verify", "-binary", "-inform", "DER", "-in",
-                      str(tmp_path / "r.der"), "-content", str(tmp_path / "data"),
-                      "-CAfile", str(dev_pki.paths.chain))
+    out = run_openssl(
+        openssl,
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        str(tmp_path / "r.der"),
+        "-content",
+        str(tmp_path / "data"),
+        "-CAfile",
+        str(dev_pki.paths.chain),
+    )
     assert out.stdout == data
     (tmp_path / "data").write_bytes(data + b"!")
-    bad = run_openssl(openssl, "-verify", "-binary", "-inform", "DER", "-in",
-                      str(tmp_path / "r.der"), "-content", str(tmp_path / "data"),
-                      "-CAfile", str(dev_pki.paths.chain), check=False)
+    bad = run_openssl(
+        openssl,
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        str(tmp_path / "r.der"),
+        "-content",
+        str(tmp_path / "data"),
+        "-CAfile",
+        str(dev_pki.paths.chain),
+        check=False,
+    )
     assert bad.returncode != 0

@@ -23,8 +23,15 @@ from tests.smime.conftest import APP, DOMAIN, ORG, PASSPHRASE, DevPki
 
 def test_layout_and_modes(dev_pki: DevPki) -> None:
     p = dev_pki.paths
-    for path in (p.root_cert, p.intermediate_cert, p.chain, p.crl, *p.tls(DOMAIN),
-                 *p.mailbox(ORG), *p.mailbox(APP)):
+    for path in (
+        p.root_cert,
+        p.intermediate_cert,
+        p.chain,
+        p.crl,
+        *p.tls(DOMAIN),
+        *p.mailbox(ORG),
+        *p.mailbox(APP),
+    ):
         assert path.is_file(), path
     for key in (p.root_key, p.intermediate_key, p.tls(DOMAIN)[1], p.mailbox(ORG)[1]):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -44,7 +51,8 @@ def test_mailbox_certificate_profile(dev_pki: DevPki) -> None:
     cert = dev_pki.org.cert
     ext = cert.extensions
     assert ext.get_extension_for_class(x509.ExtendedKeyUsage).value == x509.ExtendedKeyUsage(
-        [ExtendedKeyUsageOID.EMAIL_PROTECTION])
+        [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+    )
     san = ext.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.RFC822Name) == [ORG]
     ku = ext.get_extension_for_class(x509.KeyUsage)
@@ -58,8 +66,12 @@ def test_tls_certificate_chain_builds(dev_pki: DevPki) -> None:
     certs = pki.load_certificates(dev_pki.paths.tls(DOMAIN)[0])
     eku = certs[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.SERVER_AUTH in eku
-    verifier = (PolicyBuilder().store(Store([dev_pki.root])).time(dt.datetime.now(dt.UTC))
-                .build_server_verifier(DNSName(DOMAIN)))
+    verifier = (
+        PolicyBuilder()
+        .store(Store([dev_pki.root]))
+        .time(dt.datetime.now(dt.UTC))
+        .build_server_verifier(DNSName(DOMAIN))
+    )
     chain = verifier.verify(certs[0], certs[1:])
     assert chain[-1] == dev_pki.root and chain[1] == dev_pki.intermediate
 
@@ -73,8 +85,12 @@ def test_crl_is_signed_by_the_intermediate(dev_pki: DevPki) -> None:
 def test_issue_then_revoke(dev_pki: DevPki) -> None:
     address = "dr.martin@hopital.example.fr"
     issued = pki.issue(dev_pki.paths.directory, address, PASSPHRASE, key_size=2048)
-    assert issued.cert.subject.get_attributes_for_oid(
-        x509.oid.NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == "PER"
+    assert (
+        issued.cert.subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATIONAL_UNIT_NAME)[
+            0
+        ].value
+        == "PER"
+    )
     with pytest.raises(pki.PkiError, match="already has a certificate"):
         pki.issue(dev_pki.paths.directory, address, PASSPHRASE, key_size=2048)
     before = dev_pki.crl().extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
@@ -91,9 +107,24 @@ def test_issue_then_revoke(dev_pki: DevPki) -> None:
     assert again.cert.serial_number != serial
 
 
-@pytest.mark.parametrize("bad", ["../etc@x.fr", "a/b@x.fr", "a\x00b@x.fr", "a..b@x.fr",
-                                 "a@..", "a@x..fr", "a@x/../y.fr", "noat", "a@b@c.fr",
-                                 ".hidden@x.fr", "a@-x.fr", "é@x.fr", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../etc@x.fr",
+        "a/b@x.fr",
+        "a\x00b@x.fr",
+        "a..b@x.fr",
+        "a@..",
+        "a@x..fr",
+        "a@x/../y.fr",
+        "noat",
+        "a@b@c.fr",
+        ".hidden@x.fr",
+        "a@-x.fr",
+        "é@x.fr",
+        "",
+    ],
+)
 def test_unsafe_addresses_are_refused(dev_pki: DevPki, bad: str) -> None:
     with pytest.raises(pki.PkiError):
         dev_pki.paths.mailbox(bad)
@@ -113,22 +144,27 @@ def test_revoke_unknown_address(dev_pki: DevPki) -> None:
 
 def test_load_identity_refuses_a_foreign_key(dev_pki: DevPki) -> None:
     with pytest.raises(pki.PkiError, match="does not belong"):
-        pki.load_identity(dev_pki.paths.mailbox(ORG)[0], dev_pki.paths.mailbox(APP)[1],
-                          PASSPHRASE)
+        pki.load_identity(dev_pki.paths.mailbox(ORG)[0], dev_pki.paths.mailbox(APP)[1], PASSPHRASE)
 
 
 async def test_cli_init_issue_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = Settings(data_dir=tmp_path, domains=("ehpad.example.fr",))
     secret = tmp_path / "pass"
     secret.write_bytes(b"s3cret\n")
-    ns = argparse.Namespace(action="init", passphrase_file=secret,
-                            mailboxes=["accueil@ehpad.example.fr"], key_size=2048)
+    ns = argparse.Namespace(
+        action="init", passphrase_file=secret, mailboxes=["accueil@ehpad.example.fr"], key_size=2048
+    )
     assert await cli_pki.run(ns, settings) == 0
     paths = pki.PkiPaths(tmp_path / "pki")
     assert paths.tls("ehpad.example.fr")[0].is_file()
     pki.load_private_key(paths.mailbox("accueil@ehpad.example.fr")[1], b"s3cret")
-    ns = argparse.Namespace(action="issue", passphrase_file=secret, address="dr@ehpad.example.fr",
-                            kind="PER", key_size=2048)
+    ns = argparse.Namespace(
+        action="issue",
+        passphrase_file=secret,
+        address="dr@ehpad.example.fr",
+        kind="PER",
+        key_size=2048,
+    )
     assert await cli_pki.run(ns, settings) == 0
     ns = argparse.Namespace(action="revoke", passphrase_file=secret, address="dr@ehpad.example.fr")
     assert await cli_pki.run(ns, settings) == 0
@@ -150,8 +186,9 @@ def test_revoked_signer_is_refused(dev_pki: DevPki) -> None:
 
     address = "revoked.signer@hopital.example.fr"
     ident = pki.issue(dev_pki.paths.directory, address, PASSPHRASE, key_size=2048)
-    signed = signing.sign(b"Content-Type: text/plain\r\n\r\nbonjour\r\n", ident.cert, ident.key,
-                       ident.chain)
+    signed = signing.sign(
+        b"Content-Type: text/plain\r\n\r\nbonjour\r\n", ident.cert, ident.key, ident.chain
+    )
     assert verify(signed, [dev_pki.root], crls=[dev_pki.crl()]).ok
     pki.revoke(dev_pki.paths.directory, address, PASSPHRASE)
     result = verify(signed, [dev_pki.root], crls=[dev_pki.crl()])

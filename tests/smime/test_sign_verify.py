@@ -15,9 +15,11 @@ from gateway.smime.signing import sign, signed_data
 from gateway.smime.verification import Reason, Revocation, verify, verify_signed_data
 from tests.smime.conftest import ORG, PASSPHRASE, DevPki
 
-MESSAGE = (b"Content-Type: text/plain; charset=utf-8\n"
-           b"Content-Transfer-Encoding: 8bit\n\n"
-           b"Compte rendu de sortie\nPatient: (synthetic)\n")
+MESSAGE = (
+    b"Content-Type: text/plain; charset=utf-8\n"
+    b"Content-Transfer-Encoding: 8bit\n\n"
+    b"Compte rendu de sortie\nPatient: (synthetic)\n"
+)
 
 
 def test_sign_then_verify(dev_pki: DevPki) -> None:
@@ -79,9 +81,14 @@ def test_missing_intermediate_is_untrusted_and_can_be_supplied(dev_pki: DevPki) 
 
 
 def test_expired_certificate(dev_pki: DevPki) -> None:
-    ident = pki.issue(dev_pki.paths.directory, "expired@hopital.example.fr", PASSPHRASE,
-                      key_size=2048, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=10),
-                      validity=dt.timedelta(days=1))
+    ident = pki.issue(
+        dev_pki.paths.directory,
+        "expired@hopital.example.fr",
+        PASSPHRASE,
+        key_size=2048,
+        now=dt.datetime.now(dt.UTC) - dt.timedelta(days=10),
+        validity=dt.timedelta(days=1),
+    )
     signed = sign(MESSAGE, ident.cert, ident.key, ident.chain)
     result = verify(signed, [dev_pki.root])
     assert not result.ok and result.reason is Reason.EXPIRED
@@ -102,8 +109,9 @@ def test_tls_certificate_cannot_sign_mail(dev_pki: DevPki) -> None:
 
 
 def test_pss_and_sha512(dev_pki: DevPki) -> None:
-    signed = sign(MESSAGE, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain, pss=True,
-                  digest="sha512")
+    signed = sign(
+        MESSAGE, dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain, pss=True, digest="sha512"
+    )
     assert b"micalg=sha-512" in signed
     assert verify(signed, [dev_pki.root]).ok
 
@@ -115,10 +123,13 @@ def test_ecdsa_signer(dev_pki: DevPki, ec_signer: tuple[pki.CertifiedKey, Path, 
 
 
 def test_opaque_signed_data(dev_pki: DevPki) -> None:
-    der = signed_data(canonicalize(MESSAGE), dev_pki.org.cert, dev_pki.org.key,
-                      dev_pki.org.chain, detached=False)
-    entity = (b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n"
-              b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(der))
+    der = signed_data(
+        canonicalize(MESSAGE), dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain, detached=False
+    )
+    entity = (
+        b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(der)
+    )
     assert classify(entity) is SmimeKind.SIGNED_DATA
     result = verify(entity, [dev_pki.root])
     assert result.ok and result.content == canonicalize(MESSAGE)
@@ -168,18 +179,19 @@ def test_classify_and_split(dev_pki: DevPki) -> None:
     assert classify(env) is SmimeKind.AUTH_ENVELOPED
 
 
-def test_a_certificate_with_an_unknown_key_type_is_reported_not_raised(dev_pki: DevPki,
-                                                                       ) -> None:
+def test_a_certificate_with_an_unknown_key_type_is_reported_not_raised(
+    dev_pki: DevPki,
+) -> None:
     """Found by the fuzz test: cryptography raises UnsupportedAlgorithm on such a key."""
     from gateway.smime import signed_data, verify_signed_data
 
-    der = signed_data(b"content", dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain,
-                      detached=False)
+    der = signed_data(
+        b"content", dev_pki.org.cert, dev_pki.org.key, dev_pki.org.chain, detached=False
+    )
     rsa_oid = bytes.fromhex("06092a864886f70d010101")
     assert rsa_oid in der
     broken = der.replace(rsa_oid, bytes.fromhex("060900864886f70d010101"))
-    result = verify_signed_data(broken, [dev_pki.root], [dev_pki.intermediate],
-                                [dev_pki.crl()])
+    result = verify_signed_data(broken, [dev_pki.root], [dev_pki.intermediate], [dev_pki.crl()])
     assert not result.ok and result.reason is not None
 
 

@@ -10,8 +10,9 @@ from gateway.smtp.data import DataState, read_data
 from gateway.smtp.handler import _has_bare_cr_or_lf
 
 
-async def _read(packets: list[bytes], size: int | None = 10_000, line: int = 1001,
-                eof: bool = False) -> tuple[DataState, bytes, bytes]:
+async def _read(
+    packets: list[bytes], size: int | None = 10_000, line: int = 1001, eof: bool = False
+) -> tuple[DataState, bytes, bytes]:
     reader = asyncio.StreamReader(limit=line)
     for p in packets:
         reader.feed_data(p)
@@ -53,8 +54,7 @@ async def test_smuggled_end_markers_do_not_end_data(fake_end: bytes) -> None:
 
 
 async def test_too_much_is_consumed_to_the_end() -> None:
-    state, content, rest = await _read([b"x" * 500 + b"\r\n"] * 40 + [b".\r\nNOOP\r\n"],
-                                       size=2000)
+    state, content, rest = await _read([b"x" * 500 + b"\r\n"] * 40 + [b".\r\nNOOP\r\n"], size=2000)
     assert (state, content, rest) == (DataState.TOO_MUCH, b"", b"NOOP\r\n")
 
 

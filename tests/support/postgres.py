@@ -26,7 +26,8 @@ def _bindir() -> Path:
     if not found:
         raise RuntimeError(
             "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): "
-            "run `make test`, which installs the Debian package 'postgresql'")
+            "run `make test`, which installs the Debian package 'postgresql'"
+        )
     return Path(found[-1]).parent
 
 
@@ -46,13 +47,36 @@ class PostgresCluster:
         subprocess.run([*self._as_user, *cmd], check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust",
-                  "-U", self.user, "--no-sync", "-E", "UTF8")
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories="
-                f"{self.root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=200")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
-                  str(self.root / "log"), "-o", opts, "-w", "-t", "60", "start")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            self.user,
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories="
+            f"{self.root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -64,8 +88,9 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                      "-w", "stop")
+            self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+            )
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -74,5 +99,14 @@ class PostgresCluster:
 
     def create_database(self, name: str, template: str | None = None) -> None:
         """An empty database, or a copy of ``template`` (which nobody may be connected to)."""
-        self._run(str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                  "-U", self.user, *(("-T", template) if template else ()), name)
+        self._run(
+            str(self.bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            *(("-T", template) if template else ()),
+            name,
+        )

@@ -46,14 +46,15 @@ class Slapd:
         self._data = root / "data"
 
     def _config_ldif(self) -> str:
-        includes = "\n".join(f"include: file://{SCHEMA_DIR / n}.ldif"
-                             for n in ("core", "cosine", "inetorgperson"))
+        includes = "\n".join(
+            f"include: file://{SCHEMA_DIR / n}.ldif" for n in ("core", "cosine", "inetorgperson")
+        )
         indexes = "\n".join(_indexes())
         return f"""\
 dn: cn=config
 objectClass: olcGlobal
 cn: config
-olcPidFile: {self.root / 'slapd.pid'}
+olcPidFile: {self.root / "slapd.pid"}
 
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
@@ -66,7 +67,7 @@ objectClass: olcSchemaConfig
 cn: schema
 
 {includes}
-include: file://{ROOT / 'deploy/ldap/pli.ldif'}
+include: file://{ROOT / "deploy/ldap/pli.ldif"}
 
 dn: olcDatabase={{-1}}frontend,cn=config
 objectClass: olcDatabaseConfig
@@ -95,13 +96,21 @@ olcAccess: to * by dn.exact="{ROOT_DN}" write by * read
         self._data.mkdir(parents=True)
         ldif = self.root / "config.ldif"
         ldif.write_text(self._config_ldif())
-        subprocess.run(["slapadd", "-n0", "-F", str(self._conf), "-l", str(ldif)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["slapadd", "-n0", "-F", str(self._conf), "-l", str(ldif)],
+            check=True,
+            capture_output=True,
+        )
         base = self.root / "base.ldif"
-        base.write_text(f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\n"
-                        f"dc: pli\no: pli tests\n")
-        subprocess.run(["slapadd", "-n1", "-F", str(self._conf), "-l", str(base)],
-                       check=True, capture_output=True)
+        base.write_text(
+            f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\n"
+            f"dc: pli\no: pli tests\n"
+        )
+        subprocess.run(
+            ["slapadd", "-n1", "-F", str(self._conf), "-l", str(base)],
+            check=True,
+            capture_output=True,
+        )
 
     def start(self) -> None:
         if self._proc is not None:
@@ -109,7 +118,9 @@ olcAccess: to * by dn.exact="{ROOT_DN}" write by * read
         log = (self.root / "slapd.log").open("ab")
         self._proc = subprocess.Popen(
             ["slapd", "-d", "0", "-h", f"{self.url}/", "-F", str(self._conf)],
-            stdout=log, stderr=log)
+            stdout=log,
+            stderr=log,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -133,7 +144,8 @@ def new_subtree(server: Slapd) -> str:
     base = f"ou=t{secrets.token_hex(5)},{BASE_DN}"
     conn = ldap.initialize(server.url)
     conn.simple_bind_s(ROOT_DN, ROOT_PW)
-    conn.add_s(base, [("objectClass", [b"organizationalUnit"]),
-                      ("ou", [base.split(",")[0][3:].encode()])])
+    conn.add_s(
+        base, [("objectClass", [b"organizationalUnit"]), ("ou", [base.split(",")[0][3:].encode()])]
+    )
     conn.unbind_s()
     return base

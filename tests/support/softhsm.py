@@ -28,9 +28,22 @@ class SoftHsm:
     def new_token(self, prefix: str = "pli") -> str:
         """Initialise a token of its own for one test; return its label."""
         label = f"{prefix}-{secrets.token_hex(4)}"
-        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label,
-                        "--pin", self.pin, "--so-pin", SO_PIN], check=True,
-                       capture_output=True, env={**os.environ})
+        subprocess.run(
+            [
+                "softhsm2-util",
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                self.pin,
+                "--so-pin",
+                SO_PIN,
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ},
+        )
         return label
 
 
@@ -42,6 +55,7 @@ def configure(root: Path) -> Path:
     """Write a configuration keeping tokens under ``root``; return its path."""
     (root / "tokens").mkdir(parents=True, exist_ok=True)
     conf = root / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     return conf

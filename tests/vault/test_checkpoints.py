@@ -19,20 +19,25 @@ async def _events(engine: AsyncEngine, n: int, actor: str = "a@x.fr") -> None:
 async def _recompute_chain(engine: AsyncEngine) -> None:
     """What a database administrator could do: rewrite entry 2, fix every hash after it."""
     async with engine.begin() as conn:
-        await conn.execute(update(audit_event).where(audit_event.c.seq == 2)
-                           .values(actor="someone-else@x.fr"))
+        await conn.execute(
+            update(audit_event).where(audit_event.c.seq == 2).values(actor="someone-else@x.fr")
+        )
         rows = (await conn.execute(select(audit_event).order_by(audit_event.c.seq))).all()
         prev = audit.GENESIS
         for r in rows:
             new = audit.entry_hash(r.seq, r.ts, r._mapping, prev)
-            await conn.execute(update(audit_event).where(audit_event.c.seq == r.seq)
-                               .values(prev_hash=prev, hash=new))
+            await conn.execute(
+                update(audit_event)
+                .where(audit_event.c.seq == r.seq)
+                .values(prev_hash=prev, hash=new)
+            )
             prev = new
         await conn.execute(update(audit_head).where(audit_head.c.id == 1).values(hash=prev))
 
 
 async def test_a_recomputed_chain_no_longer_matches_its_checkpoint(
-        engine: AsyncEngine, tmp_path: Path) -> None:
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
     pub = checkpoints.create_signing_key(tmp_path / "audit.key")
     assert (tmp_path / "audit.key").stat().st_mode & 0o077 == 0
     signer, public = checkpoints.Signer(tmp_path / "audit.key"), checkpoints.load_public_key(pub)
@@ -57,8 +62,9 @@ async def test_forged_cut_and_foreign_checkpoints(engine: AsyncEngine, tmp_path:
     public = checkpoints.load_public_key(tmp_path / "k1.pub")
     await _events(engine, 4)
     await checkpoints.make_checkpoint(engine, signer)
-    assert not (await checkpoints.verify_checkpoints(
-        engine, checkpoints.load_public_key(pub2))).ok  # someone else's key
+    assert not (
+        await checkpoints.verify_checkpoints(engine, checkpoints.load_public_key(pub2))
+    ).ok  # someone else's key
     async with engine.begin() as conn:
         await conn.execute(update(audit_checkpoint).values(hash="0" * 64))
     bad = await checkpoints.verify_checkpoints(engine, public)

@@ -125,9 +125,12 @@ async def _each(pieces: list[bytes]) -> AsyncIterator[bytes]:
 
 
 @settings(max_examples=examples(200), deadline=None)
-@given(size=st.integers(0, 700), chunk=st.sampled_from([1, 7, 64, 100]),
-       cuts=st.lists(st.integers(0, 10_000), max_size=12),
-       recuts=st.lists(st.integers(0, 10_000), max_size=12))
+@given(
+    size=st.integers(0, 700),
+    chunk=st.sampled_from([1, 7, 64, 100]),
+    cuts=st.lists(st.integers(0, 10_000), max_size=12),
+    recuts=st.lists(st.integers(0, 10_000), max_size=12),
+)
 def test_framing_is_independent_of_how_the_stream_is_cut(
     size: int, chunk: int, cuts: list[int], recuts: list[int]
 ) -> None:
@@ -139,17 +142,26 @@ def test_framing_is_independent_of_how_the_stream_is_cut(
 
     async def run() -> None:
         whole = [c async for c in ChunkEncryptor("o", key, base, chunk).encrypt(_each([data]))]
-        cut = [c async for c in ChunkEncryptor("o", key, base, chunk).encrypt(
-            _each(_cut(data, cuts)))]
+        cut = [
+            c async for c in ChunkEncryptor("o", key, base, chunk).encrypt(_each(_cut(data, cuts)))
+        ]
         assert [bytes(c) for c in cut] == [bytes(c) for c in whole]
         sealed = b"".join(whole)
-        back = [bytes(p) async for p in ChunkDecryptor("o", key, base, chunk).decrypt(
-            _each(_cut(sealed, recuts)))]
+        back = [
+            bytes(p)
+            async for p in ChunkDecryptor("o", key, base, chunk).decrypt(
+                _each(_cut(sealed, recuts))
+            )
+        ]
         assert b"".join(back) == data
         if len(whole) > 1:  # dropping the final frame is noticed
             with pytest.raises(IntegrityError):
-                _ = [p async for p in ChunkDecryptor("o", key, base, chunk).decrypt(
-                    _each([b"".join(whole[:-1])]))]
+                _ = [
+                    p
+                    async for p in ChunkDecryptor("o", key, base, chunk).decrypt(
+                        _each([b"".join(whole[:-1])])
+                    )
+                ]
 
     asyncio.run(run())
 
@@ -158,8 +170,12 @@ def test_framing_is_independent_of_how_the_stream_is_cut(
 async def test_sealed_size_matches_what_is_written(size: int) -> None:
     from vault.crypto import sealed_size
 
-    sealed = [c async for c in ChunkEncryptor("o", b"k" * 32, b"n" * 12, 64).encrypt(
-        _each([os.urandom(size)]))]
+    sealed = [
+        c
+        async for c in ChunkEncryptor("o", b"k" * 32, b"n" * 12, 64).encrypt(
+            _each([os.urandom(size)])
+        )
+    ]
     assert sum(len(c) for c in sealed) == sealed_size(size, 64)
 
 
@@ -182,8 +198,9 @@ def test_sealing_a_whole_message_gives_the_streamed_bytes(size: int, chunk: int)
 
 
 @pytest.mark.parametrize("size", [300_000, 3 * 1024 * 1024 + 5])
-async def test_large_whole_messages_seal_and_open_through_the_vault(tmp_path: Path,
-                                                                     size: int) -> None:
+async def test_large_whole_messages_seal_and_open_through_the_vault(
+    tmp_path: Path, size: int
+) -> None:
     """Above the inline limit a message is sealed on one thread and hashed on another."""
     import hashlib
 

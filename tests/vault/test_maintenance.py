@@ -25,14 +25,16 @@ async def _stored(engine: AsyncEngine, vault: Vault, n: int) -> dict[str, bytes]
     return out
 
 
-async def test_rotation_rewraps_without_rewriting(engine: AsyncEngine, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rotation_rewraps_without_rewriting(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kek = tmp_path / "kek"
     create_kek_file(kek)
     old_id = kek_id_of(kek.read_text())
     store = FsBlobStore(tmp_path / "blobs")
-    running = Vault(engine, store, KeyFileProvider.from_file(kek), 4096,
-                    meta_cache=0)  # a live pli serve that reads every row afresh
+    running = Vault(
+        engine, store, KeyFileProvider.from_file(kek), 4096, meta_cache=0
+    )  # a live pli serve that reads every row afresh
     cached = Vault(engine, store, KeyFileProvider.from_file(kek), 4096)  # and one that caches
     objects = await _stored(engine, running, 3)
     for name, data in objects.items():
@@ -84,7 +86,9 @@ async def test_sweep_names_every_bad_object(engine: AsyncEngine, tmp_path: Path)
     report = await maintenance.verify_objects(engine, vault)
     assert report.checked == 4 and not report.ok
     assert {(n, r.split(":")[0]) for n, r in report.failures} == {
-        (names[0], "IntegrityError"), (names[2], "ObjectNotFound")}
+        (names[0], "IntegrityError"),
+        (names[2], "ObjectNotFound"),
+    }
 
 
 async def test_a_running_provider_wraps_with_the_rotated_key_within_a_second(

@@ -18,8 +18,13 @@ from vault.service import Vault
 
 def _vault(engine: AsyncEngine, tmp_path: Path, cache: int = 4096) -> Vault:
     create_kek_file(tmp_path / "kek")
-    return Vault(engine, FsBlobStore(tmp_path / "blobs"), KeyFileProvider.from_file(
-        tmp_path / "kek"), 4096, meta_cache=cache)
+    return Vault(
+        engine,
+        FsBlobStore(tmp_path / "blobs"),
+        KeyFileProvider.from_file(tmp_path / "kek"),
+        4096,
+        meta_cache=cache,
+    )
 
 
 def _count_statements(engine: AsyncEngine) -> list[str]:
@@ -34,7 +39,8 @@ def _count_statements(engine: AsyncEngine) -> list[str]:
 
 @pytest.mark.parametrize("cache", [4096, 0])
 async def test_a_read_after_a_put_needs_no_sql_only_when_cached(
-        engine: AsyncEngine, tmp_path: Path, cache: int) -> None:
+    engine: AsyncEngine, tmp_path: Path, cache: int
+) -> None:
     vault = _vault(engine, tmp_path, cache)
     obj = await vault.put(b"compte rendu" * 1000)
     async with engine.begin() as conn:
@@ -45,7 +51,8 @@ async def test_a_read_after_a_put_needs_no_sql_only_when_cached(
 
 
 async def test_a_row_read_once_is_cached_and_the_cache_is_bounded(
-        engine: AsyncEngine, tmp_path: Path) -> None:
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
     writer = _vault(engine, tmp_path)
     names = []
     for i in range(3):
@@ -53,8 +60,13 @@ async def test_a_row_read_once_is_cached_and_the_cache_is_bounded(
         async with engine.begin() as conn:
             await writer.record(conn, obj)
         names.append(obj.name)
-    reader = Vault(engine, FsBlobStore(tmp_path / "blobs"),
-                   KeyFileProvider.from_file(tmp_path / "kek"), 4096, meta_cache=2)
+    reader = Vault(
+        engine,
+        FsBlobStore(tmp_path / "blobs"),
+        KeyFileProvider.from_file(tmp_path / "kek"),
+        4096,
+        meta_cache=2,
+    )
     statements = _count_statements(engine)
     for name in names:
         await reader.get(name)
@@ -66,7 +78,8 @@ async def test_a_row_read_once_is_cached_and_the_cache_is_bounded(
 
 
 async def test_discarded_and_deleted_objects_are_forgotten(
-        engine: AsyncEngine, tmp_path: Path) -> None:
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
     vault = _vault(engine, tmp_path)
     dropped = await vault.put(b"never recorded")
     await vault.discard(dropped)
@@ -75,7 +88,8 @@ async def test_discarded_and_deleted_objects_are_forgotten(
     kept = await vault.put(b"recorded then deleted")
     async with engine.begin() as conn:
         await vault.record(conn, kept)
-    await vault.delete(kept.name, actor="ops@pli", reason="test",
-                       now=dt.datetime(2100, 1, 1, tzinfo=dt.UTC))  # past its retention
+    await vault.delete(
+        kept.name, actor="ops@pli", reason="test", now=dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    )  # past its retention
     with pytest.raises(ObjectNotFound):
         await vault.get(kept.name)

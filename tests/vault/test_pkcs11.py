@@ -77,8 +77,7 @@ async def test_rotation_rewraps_without_rewriting_objects(
             async with engine.begin() as conn:
                 await vault.record(conn, obj)
             names.append(obj.name)
-        blobs_before = {p: p.read_bytes() for p in (tmp_path / "blobs").rglob("*")
-                        if p.is_file()}
+        blobs_before = {p: p.read_bytes() for p in (tmp_path / "blobs").rglob("*") if p.is_file()}
         # A second process (another instance) rotates: this one must follow.
         other = await Pkcs11KeyProvider.open(MODULE, label, PIN, "pli-kek")
         assert await other.rotate() == "pli-kek-0002"
@@ -90,7 +89,8 @@ async def test_rotation_rewraps_without_rewriting_objects(
             assert await vault.get(name) == f"message {i}".encode() * 1000
         async with engine.connect() as conn:
             assert set((await conn.execute(select(vault_object.c.kek_id))).scalars()) == {
-                "pli-kek-0002"}
+                "pli-kek-0002"
+            }
         assert blobs_before == {p: p.read_bytes() for p in blobs_before}  # not rewritten
         assert keys.kek_ids() == ["pli-kek-0002"]
     finally:
@@ -98,9 +98,9 @@ async def test_rotation_rewraps_without_rewriting_objects(
 
 
 @pytest.mark.slow  # end to end: a real `pli serve` process
-def test_a_server_on_the_hsm_then_rotate_kek(softhsm: SoftHsm,
-                                              tmp_path_factory: pytest.TempPathFactory,
-                                              demo_dirs: DemoDataDirs) -> None:
+def test_a_server_on_the_hsm_then_rotate_kek(
+    softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory, demo_dirs: DemoDataDirs
+) -> None:
     import imaplib
     import smtplib
 
@@ -108,8 +108,10 @@ def test_a_server_on_the_hsm_then_rotate_kek(softhsm: SoftHsm,
     data_dir = tmp_path_factory.mktemp("pli-hsm") / "var"
     pin_file = data_dir.parent / "hsm.pin"
     pin_file.write_text(PIN + "\n")
-    extra = (f'[vault]\nkek = "pkcs11"\n[vault.pkcs11]\nmodule = "{MODULE}"\n'
-             f'token_label = "{label}"\npin_file = "{pin_file}"\n')
+    extra = (
+        f'[vault]\nkek = "pkcs11"\n[vault.pkcs11]\nmodule = "{MODULE}"\n'
+        f'token_label = "{label}"\npin_file = "{pin_file}"\n'
+    )
     pli = start_pli(demo_dirs.copy(data_dir, config_extra=extra))
     nurse = "infirmiere.claire.martin@ehpad-les-tilleuls.mssante.fr"
     gp = "jean.petit@medecin.mssante.fr"
@@ -140,8 +142,10 @@ def test_a_server_on_the_hsm_then_rotate_kek(softhsm: SoftHsm,
         send("after-rotation")
         both = read()
         assert b"before-rotation" in both and b"after-rotation" in both
-        assert not (data_dir / "keys" / "kek.key").exists() or \
-            "pli-kek" not in (data_dir / "keys" / "kek.key").read_text()
+        assert (
+            not (data_dir / "keys" / "kek.key").exists()
+            or "pli-kek" not in (data_dir / "keys" / "kek.key").read_text()
+        )
         verified = pli.cli("vault", "verify")
         assert verified.returncode == 0 and " 0 failed" in verified.stdout, verified.stderr
     finally:

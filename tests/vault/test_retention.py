@@ -38,8 +38,9 @@ def test_longest_applicable_period_wins() -> None:
     assert POLICY.days_for("message") == 30  # no rule names it: the default
     assert POLICY.days_for("message", ["URGENCES@ch-arras.mssante.fr"]) == 7300
     assert POLICY.days_for("message", ["a@ehpad.mssante.fr"]) == 100  # by domain
-    assert POLICY.days_for("message", ["a@ehpad.mssante.fr",
-                                       "urgences@ch-arras.mssante.fr"]) == 7300
+    assert (
+        POLICY.days_for("message", ["a@ehpad.mssante.fr", "urgences@ch-arras.mssante.fr"]) == 7300
+    )
     assert POLICY.days_for("audit-segment", ["a@ehpad.mssante.fr"]) == 3650
     assert POLICY.until(NOW, "scratch") is None  # 0 days: no retention date
     assert POLICY.until(NOW, "message") == NOW + dt.timedelta(days=30)
@@ -48,8 +49,13 @@ def test_longest_applicable_period_wins() -> None:
 @pytest.fixture
 def vault(engine: AsyncEngine, tmp_path: Path) -> Vault:
     create_kek_file(tmp_path / "kek")
-    return Vault(engine, FsBlobStore(tmp_path / "blobs"),
-                 KeyFileProvider.from_file(tmp_path / "kek"), 4096, retention=POLICY)
+    return Vault(
+        engine,
+        FsBlobStore(tmp_path / "blobs"),
+        KeyFileProvider.from_file(tmp_path / "kek"),
+        4096,
+        retention=POLICY,
+    )
 
 
 async def _stored(engine: AsyncEngine, vault: Vault, data: bytes, **kw: object) -> str:
@@ -64,16 +70,19 @@ async def _deletions(engine: AsyncEngine) -> list[audit.AuditRecord]:
     return [r async for r in audit.query(engine, flt)]
 
 
-async def test_retained_object_is_refused_until_its_date(engine: AsyncEngine,
-                                                         vault: Vault) -> None:
+async def test_retained_object_is_refused_until_its_date(engine: AsyncEngine, vault: Vault) -> None:
     name = await _stored(engine, vault, b"dossier", mailboxes=["a@ehpad.mssante.fr"])
     async with engine.connect() as conn:
-        row = (await conn.execute(select(vault_object.c.retain_until, vault_object.c.doc_type)
-                                  .where(vault_object.c.name == name))).one()
+        row = (
+            await conn.execute(
+                select(vault_object.c.retain_until, vault_object.c.doc_type).where(
+                    vault_object.c.name == name
+                )
+            )
+        ).one()
     until = row.retain_until.replace(tzinfo=dt.UTC)
     assert row.doc_type == "message"
-    assert abs(until - dt.datetime.now(dt.UTC) - dt.timedelta(days=100)) < dt.timedelta(
-        minutes=5)
+    assert abs(until - dt.datetime.now(dt.UTC) - dt.timedelta(days=100)) < dt.timedelta(minutes=5)
     with pytest.raises(RetentionLocked, match=f"object {name} is retained until"):
         await vault.delete(name, actor="cli:op", reason="operator")
     assert await vault.get(name) == b"dossier"  # nothing happened
@@ -107,7 +116,9 @@ async def test_legal_hold_blocks_deletion_until_every_hold_is_released(
     async with engine.begin() as conn:
         holds = await retention.list_holds(conn, active_only=False)
         assert [(h.id, h.objects, h.released_by) for h in holds] == [
-            (first, 1, None), (second, 2, "cli:dpo")]
+            (first, 1, None),
+            (second, 2, "cli:dpo"),
+        ]
         assert await retention.release_hold(conn, first, "cli:dpo", NOW) == [name]
         with pytest.raises(retention.HoldNotFound):  # already released
             await retention.release_hold(conn, first, "cli:dpo", NOW)
@@ -115,8 +126,7 @@ async def test_legal_hold_blocks_deletion_until_every_hold_is_released(
     assert len(await _deletions(engine)) == 2
 
 
-async def test_expired_lists_only_past_unheld_objects(engine: AsyncEngine,
-                                                      vault: Vault) -> None:
+async def test_expired_lists_only_past_unheld_objects(engine: AsyncEngine, vault: Vault) -> None:
     short = await _stored(engine, vault, b"short")  # 30 days
     long = await _stored(engine, vault, b"long", mailboxes=["urgences@ch-arras.mssante.fr"])
     held_one = await _stored(engine, vault, b"held")
@@ -130,8 +140,9 @@ async def test_expired_lists_only_past_unheld_objects(engine: AsyncEngine,
     assert long not in found and held_one not in found and dateless not in found
 
 
-async def test_audit_never_holds_the_hold_reason_as_content(engine: AsyncEngine,
-                                                            vault: Vault) -> None:
+async def test_audit_never_holds_the_hold_reason_as_content(
+    engine: AsyncEngine, vault: Vault
+) -> None:
     """A deletion's audit entry names the object, never the data it held."""
     name = await _stored(engine, vault, b"Subject: secret diagnosis", doc_type="scratch")
     await vault.delete(name, actor="cli:op", reason="operator")
@@ -143,19 +154,31 @@ async def test_audit_never_holds_the_hold_reason_as_content(engine: AsyncEngine,
 
 @pytest.mark.parametrize("mode", ["GOVERNANCE", "COMPLIANCE"])
 async def test_s3_locks_each_object_until_its_own_date_and_holds(
-    engine: AsyncEngine, moto: MotoS3Server, tmp_path: Path,
+    engine: AsyncEngine,
+    moto: MotoS3Server,
+    tmp_path: Path,
     mode: Literal["GOVERNANCE", "COMPLIANCE"],
 ) -> None:
     bucket = f"pli-ret-{secrets.token_hex(4)}"
-    store = S3BlobStore(moto.endpoint, moto.access_key, moto.secret_key, bucket, secure=False,
-                        part_size=5 * 1024 * 1024, object_lock=mode, retention_days=1)
+    store = S3BlobStore(
+        moto.endpoint,
+        moto.access_key,
+        moto.secret_key,
+        bucket,
+        secure=False,
+        part_size=5 * 1024 * 1024,
+        object_lock=mode,
+        retention_days=1,
+    )
     await store.ensure_bucket()
     create_kek_file(tmp_path / "kek")
-    vault = Vault(engine, store, KeyFileProvider.from_file(tmp_path / "kek"), 4096,
-                  retention=POLICY)
+    vault = Vault(
+        engine, store, KeyFileProvider.from_file(tmp_path / "kek"), 4096, retention=POLICY
+    )
     try:
-        name = await _stored(engine, vault, b"dossier urgences",
-                             mailboxes=["urgences@ch-arras.mssante.fr"])
+        name = await _stored(
+            engine, vault, b"dossier urgences", mailboxes=["urgences@ch-arras.mssante.fr"]
+        )
         head = store._client.stat_object(bucket, name).metadata or {}
         until = dt.datetime.fromisoformat(head["x-amz-object-lock-retain-until-date"])
         # The vault's 20 years, not the bucket's 1-day floor.

@@ -34,8 +34,9 @@ PART = 5 * MiB
 
 
 def _store(moto: MotoS3Server, bucket: str, **kw: Any) -> S3BlobStore:
-    return S3BlobStore(moto.endpoint, moto.access_key, moto.secret_key, bucket,
-                       secure=False, part_size=PART, **kw)
+    return S3BlobStore(
+        moto.endpoint, moto.access_key, moto.secret_key, bucket, secure=False, part_size=PART, **kw
+    )
 
 
 # On minio's private calls (the default) and on its public put_object/get_object.
@@ -70,7 +71,7 @@ async def _generated(
     """``size`` pseudo-random bytes made on the fly, so the test itself holds no object."""
     seed = os.urandom(chunk)
     for i in range(0, size, chunk):
-        piece = (seed[i % 251:] + seed[: i % 251])[: min(chunk, size - i)]
+        piece = (seed[i % 251 :] + seed[: i % 251])[: min(chunk, size - i)]
         digest.update(piece)
         yield piece
 
@@ -140,7 +141,7 @@ async def test_a_reader_that_stops_early_leaves_the_pool_healthy(store: S3BlobSt
         reader = store.get(name)
         assert isinstance(reader, AsyncGenerator)  # so that it can be closed half-read
         first = await anext(reader)
-        assert first == data[:len(first)]
+        assert first == data[: len(first)]
         await reader.aclose()
     assert await _collect(store, name) == data
     await asyncio.sleep(0.2)  # the abandoned read-aheads have finished by now
@@ -270,8 +271,9 @@ async def test_hung_server_times_out(moto: MotoS3Server, direct: bool) -> None:
 
 @pytest.mark.parametrize("mode", ["GOVERNANCE", "COMPLIANCE"])
 @BOTH_PATHS
-async def test_object_lock_refuses_early_delete(moto: MotoS3Server, mode: str,
-                                                direct: bool) -> None:
+async def test_object_lock_refuses_early_delete(
+    moto: MotoS3Server, mode: str, direct: bool
+) -> None:
     bucket = f"pli-lock-{secrets.token_hex(4)}"
     store = _store(moto, bucket, object_lock=mode, retention_days=1, direct=direct)
     await store.ensure_bucket()
@@ -316,7 +318,9 @@ async def test_whole_objects_go_up_in_one_put_streams_in_parts(
             yield os.urandom(PART)
 
     parted = await vault.put(stream())
-    etag = {o.name: (store._client.stat_object(store._bucket, store._key(o.name)).etag or "")
-            for o in (whole, parted)}
+    etag = {
+        o.name: (store._client.stat_object(store._bucket, store._key(o.name)).etag or "")
+        for o in (whole, parted)
+    }
     assert "-" not in etag[whole.name]  # a single PUT's ETag is a plain MD5
     assert "-" in etag[parted.name]  # multipart: an MD5 of the parts, then "-N"

@@ -22,9 +22,9 @@ def vault_parts(tmp_path: Path) -> tuple[FsBlobStore, KeyFileProvider]:
     return FsBlobStore(tmp_path / "blobs"), KeyFileProvider.from_file(tmp_path / "kek")
 
 
-async def test_vault_put_record_get(engine: AsyncEngine,
-                                   vault_parts: tuple[FsBlobStore, KeyFileProvider],
-                                   tmp_path: Path) -> None:
+async def test_vault_put_record_get(
+    engine: AsyncEngine, vault_parts: tuple[FsBlobStore, KeyFileProvider], tmp_path: Path
+) -> None:
     store, keys = vault_parts
     v = Vault(engine, store, keys, chunk_size=4096)
     data = b"Subject: secret\r\n\r\n" + b"x" * 20_000
@@ -45,8 +45,9 @@ async def test_vault_put_record_get(engine: AsyncEngine,
 async def _fill(engine: AsyncEngine, n: int) -> None:
     for i in range(n):
         async with engine.begin() as conn:
-            await audit.append(conn, audit.AuditEvent(action="test", actor=f"a{i}@x.fr",
-                                                      detail={"i": i}))
+            await audit.append(
+                conn, audit.AuditEvent(action="test", actor=f"a{i}@x.fr", detail={"i": i})
+            )
 
 
 async def test_audit_chain_verifies(engine: AsyncEngine) -> None:
@@ -81,8 +82,9 @@ async def test_audit_tampering_named(engine: AsyncEngine, tamper: str, first_bad
     await _fill(engine, 5)
     async with engine.begin() as conn:
         if tamper == "modify":
-            await conn.execute(update(audit_event).where(audit_event.c.seq == 3)
-                               .values(actor="someone-else@x.fr"))
+            await conn.execute(
+                update(audit_event).where(audit_event.c.seq == 3).values(actor="someone-else@x.fr")
+            )
         elif tamper == "delete-middle":
             await conn.execute(delete(audit_event).where(audit_event.c.seq == 3))
         elif tamper == "delete-last":

@@ -64,14 +64,14 @@ def _feed(dec: BufferDecryptor, pieces: list[bytes]) -> bytearray:
     """Feed like a store does: each piece from one reused block, scribbled over afterwards."""
     block = bytearray(max([len(p) for p in pieces] + [1]))
     for piece in pieces:
-        block[:len(piece)] = piece
-        dec.feed(memoryview(block)[:len(piece)])
+        block[: len(piece)] = piece
+        dec.feed(memoryview(block)[: len(piece)])
         block[:] = b"\xa5" * len(block)
     return dec.result()
 
 
 def _blocks(data: bytes, block: int) -> list[bytes]:
-    return [data[i:i + block] for i in range(0, len(data), block)]
+    return [data[i : i + block] for i in range(0, len(data), block)]
 
 
 def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -94,8 +94,11 @@ def test_buffer_decryptor_round_trip_in_whole_chunk_blocks(size: int) -> None:
 
 
 @settings(max_examples=examples(200), deadline=None)
-@given(size=st.integers(0, 700), chunk=st.sampled_from([1, 7, 64, 100]),
-       cuts=st.lists(st.integers(0, 10_000), max_size=12))
+@given(
+    size=st.integers(0, 700),
+    chunk=st.sampled_from([1, 7, 64, 100]),
+    cuts=st.lists(st.integers(0, 10_000), max_size=12),
+)
 def test_buffer_decryptor_is_independent_of_how_the_stream_is_cut(
     size: int, chunk: int, cuts: list[int]
 ) -> None:
@@ -161,8 +164,9 @@ def _failing_sink(after: int) -> tuple[Callable[[memoryview], None], SinkFailed]
     return sink, error
 
 
-@pytest.mark.parametrize(("size", "block"), [(0, 4096), (1, 4096), (4096, 4096),
-                                             (3 * 4096 + 7, 4096), (300_000, 65536)])
+@pytest.mark.parametrize(
+    ("size", "block"), [(0, 4096), (1, 4096), (4096, 4096), (3 * 4096 + 7, 4096), (300_000, 65536)]
+)
 async def test_fs_read_blocks(tmp_path: Path, size: int, block: int) -> None:
     store, name, data = FsBlobStore(tmp_path), secrets.token_hex(16), os.urandom(size)
     await store.put(name, _aiter(data))
@@ -203,8 +207,9 @@ class KeepAliveRelay:
                 up_writer.write(head + body)
                 answer = await up_reader.read()  # until moto closes
                 up_writer.close()
-                writer.write(re.sub(rb"\r\nconnection: close(?=\r\n)", b"", answer,
-                                    count=1, flags=re.I))
+                writer.write(
+                    re.sub(rb"\r\nconnection: close(?=\r\n)", b"", answer, count=1, flags=re.I)
+                )
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client closed its connection, between requests or mid-response
@@ -225,9 +230,15 @@ S3 = tuple[S3BlobStore, KeepAliveRelay]
 async def _s3(moto: MotoS3Server, direct: bool) -> S3:
     relay = KeepAliveRelay(moto)
     await relay.start()
-    store = S3BlobStore(relay.endpoint, moto.access_key, moto.secret_key,
-                        f"pli-{secrets.token_hex(4)}", secure=False, prefix="vault",
-                        direct=direct)
+    store = S3BlobStore(
+        relay.endpoint,
+        moto.access_key,
+        moto.secret_key,
+        f"pli-{secrets.token_hex(4)}",
+        secure=False,
+        prefix="vault",
+        direct=direct,
+    )
     await store.ensure_bucket()
     return store, relay
 
@@ -305,7 +316,7 @@ async def test_s3_whole_reads_keep_the_connection_alive(s3: S3) -> None:
     reader = store.get(big)
     assert isinstance(reader, AsyncGenerator)  # so that it can be closed half-read
     first = await anext(reader)
-    assert first == data[:len(first)]
+    assert first == data[: len(first)]
     await reader.aclose()
     await _settled(pool)  # the read-ahead in flight has ended and released its connection
     assert _open_idle(pool) == 0, "a half-read socket went back to the pool"
@@ -316,8 +327,7 @@ async def test_s3_whole_reads_keep_the_connection_alive(s3: S3) -> None:
 
 
 @pytest.fixture(params=["fs", "s3", "s3-stock"])
-async def blob_store(request: pytest.FixtureRequest,
-                     tmp_path: Path) -> AsyncIterator[BlobStore]:
+async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
     if request.param == "fs":
         yield FsBlobStore(tmp_path / "blobs")
         return
@@ -366,7 +376,7 @@ async def test_vault_get_detects_a_damaged_or_missing_blob(
     data = os.urandom(100_000)
     changes: list[Callable[[bytes], bytes]] = [
         lambda raw: raw[:-10],  # tail cut
-        lambda raw: raw[:(CHUNK + TAG_SIZE) * 5],  # truncated at a chunk boundary
+        lambda raw: raw[: (CHUNK + TAG_SIZE) * 5],  # truncated at a chunk boundary
         lambda raw: raw[:5000] + bytes([raw[5000] ^ 0x40]) + raw[5001:],  # one bit flipped
         lambda raw: raw + b"\0" * 3,  # longer than recorded
     ]

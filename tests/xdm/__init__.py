@@ -33,8 +33,11 @@ def members(data: bytes) -> list[tuple[str, bytes]]:
         return [(i.filename, archive.read(i)) for i in archive.infolist()]
 
 
-def make_zip(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED,
-             external_attr: int = 0o644 << 16) -> bytes:
+def make_zip(
+    entries: list[tuple[str, bytes]],
+    method: int = zipfile.ZIP_DEFLATED,
+    external_attr: int = 0o644 << 16,
+) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for name, data in entries:
@@ -65,21 +68,26 @@ def _central(data: bytes, name: bytes) -> int:
     pos = data.find(b"PK\x01\x02")
     while pos >= 0:
         name_len = struct.unpack_from("<H", data, pos + 28)[0]
-        if data[pos + 46:pos + 46 + name_len] == name:
+        if data[pos + 46 : pos + 46 + name_len] == name:
             return pos
         pos = data.find(b"PK\x01\x02", pos + 4)
     raise KeyError(name)
 
 
-def patch_entry(data: bytes, name: str, *, file_size: int | None = None,
-                compress_size: int | None = None, flags_or: int = 0,
-                method: int | None = None) -> bytes:
+def patch_entry(
+    data: bytes,
+    name: str,
+    *,
+    file_size: int | None = None,
+    compress_size: int | None = None,
+    flags_or: int = 0,
+    method: int | None = None,
+) -> bytes:
     """Rewrite header fields of ``name`` in both the central directory and the local header."""
     buf = bytearray(data)
     central = _central(data, name.encode())
     local = struct.unpack_from("<L", data, central + 42)[0]
-    for base, (flags, meth, csize, usize) in ((central, (8, 10, 20, 24)),
-                                              (local, (6, 8, 18, 22))):
+    for base, (flags, meth, csize, usize) in ((central, (8, 10, 20, 24)), (local, (6, 8, 18, 22))):
         if file_size is not None:
             struct.pack_into("<L", buf, base + usize, file_size)
         if compress_size is not None:
@@ -91,8 +99,9 @@ def patch_entry(data: bytes, name: str, *, file_size: int | None = None,
     return bytes(buf)
 
 
-def rename_raw(data: bytes, old: str, new: bytes, *, local: bool = True,
-               central: bool = True) -> bytes:
+def rename_raw(
+    data: bytes, old: str, new: bytes, *, local: bool = True, central: bool = True
+) -> bytes:
     """Replace a member name by raw bytes of the same length (NUL, smuggling tests)."""
     raw = old.encode()
     assert len(raw) == len(new)
@@ -100,7 +109,7 @@ def rename_raw(data: bytes, old: str, new: bytes, *, local: bool = True,
     pos = _central(data, raw)
     offset = struct.unpack_from("<L", data, pos + 42)[0]
     if central:
-        buf[pos + 46:pos + 46 + len(raw)] = new
+        buf[pos + 46 : pos + 46 + len(raw)] = new
     if local:
-        buf[offset + 30:offset + 30 + len(raw)] = new
+        buf[offset + 30 : offset + 30 + len(raw)] = new
     return bytes(buf)

@@ -20,8 +20,18 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_build_then_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "IHE_XDM.zip"
-    assert cli_xdm.run(parse("build", str(FIXTURES / "dlu-sample.xml"),
-                             str(FIXTURES / "crh-sample.xml"), "-o", str(out))) == 0
+    assert (
+        cli_xdm.run(
+            parse(
+                "build",
+                str(FIXTURES / "dlu-sample.xml"),
+                str(FIXTURES / "crh-sample.xml"),
+                "-o",
+                str(out),
+            )
+        )
+        == 0
+    )
     assert "2 document(s)" in capsys.readouterr().out
     assert len(read_xdm(out.read_bytes()).documents) == 2
     assert cli_xdm.run(parse("check", str(out))) == 0
@@ -33,8 +43,7 @@ def test_build_then_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_check_sample_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_xdm.run(parse("check", str(FIXTURES / "xdm-sample.zip"), "--format",
-                             "json")) == 0
+    assert cli_xdm.run(parse("check", str(FIXTURES / "xdm-sample.zip"), "--format", "json")) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
     assert report["ins"]["value"] == SAMPLE_INS
@@ -46,8 +55,9 @@ def test_check_sample_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_check_tampered_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.zip"
-    bad.write_bytes(replace_member(sample_zip(), DOC,
-                                   fixture("dlu-sample.xml").replace(b"Aucun.", b"Rien..")))
+    bad.write_bytes(
+        replace_member(sample_zip(), DOC, fixture("dlu-sample.xml").replace(b"Aucun.", b"Rien.."))
+    )
     assert cli_xdm.run(parse("check", str(bad))) == 1
     captured = capsys.readouterr()
     assert "[hash BAD]" in captured.out and "X-MSS-INS: N" in captured.out
@@ -67,17 +77,32 @@ def test_check_hostile_zip_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert len(captured.err.splitlines()) == 1 and "external entity" in captured.err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (("check", "/nonexistent/x.zip"), "cannot read /nonexistent/x.zip"),
-    (("build", str(FIXTURES / "dlu-sample.xml"), "-o", "/nonexistent/dir/out.zip"),
-     "cannot write"),
-    (("build", str(FIXTURES / "dlu-sample.xml"), "-o", "{tmp}/o.zip", "--ins",
-      "231056299901772"), "key 72 does not match 71"),
-    (("build", str(FIXTURES / "README.md"), "-o", "{tmp}/o.zip"), "malformed XML"),
-    (("check", str(FIXTURES / "dlu-sample.xml")), "not a zip archive"),
-])
-def test_bad_input_is_one_line(argv: tuple[str, ...], message: str, tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("check", "/nonexistent/x.zip"), "cannot read /nonexistent/x.zip"),
+        (
+            ("build", str(FIXTURES / "dlu-sample.xml"), "-o", "/nonexistent/dir/out.zip"),
+            "cannot write",
+        ),
+        (
+            (
+                "build",
+                str(FIXTURES / "dlu-sample.xml"),
+                "-o",
+                "{tmp}/o.zip",
+                "--ins",
+                "231056299901772",
+            ),
+            "key 72 does not match 71",
+        ),
+        (("build", str(FIXTURES / "README.md"), "-o", "{tmp}/o.zip"), "malformed XML"),
+        (("check", str(FIXTURES / "dlu-sample.xml")), "not a zip archive"),
+    ],
+)
+def test_bad_input_is_one_line(
+    argv: tuple[str, ...], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = parse(*(a.replace("{tmp}", str(tmp_path)) for a in argv))
     assert cli_xdm.run(args) == 1
     err = capsys.readouterr().err
@@ -88,13 +113,27 @@ def test_bad_input_is_one_line(argv: tuple[str, ...], message: str, tmp_path: Pa
 
 def test_build_with_ins_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cda = tmp_path / "noins.xml"
-    cda.write_bytes(fixture("dlu-sample.xml").replace(b'root="1.2.250.1.213.1.4.10"',
-                                                      b'root="2.25.1"'))
+    cda.write_bytes(
+        fixture("dlu-sample.xml").replace(b'root="1.2.250.1.213.1.4.10"', b'root="2.25.1"')
+    )
     out = tmp_path / "o.zip"
     assert cli_xdm.run(parse("build", str(cda), "-o", str(out), "--ins", SAMPLE_XDS)) == 0
     assert read_xdm(out.read_bytes()).patient_ins is not None
-    assert cli_xdm.run(parse("build", str(cda), "-o", str(out), "--ins", SAMPLE_INS,
-                             "--ins-oid", "1.2.250.1.213.1.4.11")) == 0
+    assert (
+        cli_xdm.run(
+            parse(
+                "build",
+                str(cda),
+                "-o",
+                str(out),
+                "--ins",
+                SAMPLE_INS,
+                "--ins-oid",
+                "1.2.250.1.213.1.4.11",
+            )
+        )
+        == 0
+    )
     package = read_xdm(out.read_bytes())
     assert package.patient_ins is not None and package.patient_ins.kind == "INS-NIR demo"
 
@@ -107,15 +146,17 @@ def test_pli_xdm_from_the_command_line(tmp_path: Path) -> None:
 
     pli = [sys.executable, "-m", "gateway", "xdm"]
     out = tmp_path / "dlu.zip"
-    built = subprocess.run([*pli, "build", str(FIXTURES / "dlu-sample.xml"), "-o", str(out)],
-                           capture_output=True, text=True, timeout=60)
+    built = subprocess.run(
+        [*pli, "build", str(FIXTURES / "dlu-sample.xml"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert built.returncode == 0, built.stderr
-    checked = subprocess.run([*pli, "check", str(out)], capture_output=True, text=True,
-                             timeout=60)
+    checked = subprocess.run([*pli, "check", str(out)], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0 and "X-MSS-INS: O" in checked.stdout
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
-    refused = subprocess.run([*pli, "check", str(bad)], capture_output=True, text=True,
-                             timeout=60)
+    refused = subprocess.run([*pli, "check", str(bad)], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and refused.stderr.startswith("pli: ")
     assert len(refused.stderr.strip().splitlines()) == 1  # one clear line, no traceback

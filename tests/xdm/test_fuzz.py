@@ -18,10 +18,14 @@ from tests.support.profiles import examples
 from tests.xdm import sample_zip
 
 SAMPLE = sample_zip()
-LIMITS = XdmLimits(max_archive_bytes=64 * 1024, max_total_bytes=1024 * 1024,
-                   max_entry_bytes=512 * 1024)
-FUZZ = settings(max_examples=examples(150), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+LIMITS = XdmLimits(
+    max_archive_bytes=64 * 1024, max_total_bytes=1024 * 1024, max_entry_bytes=512 * 1024
+)
+FUZZ = settings(
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _read(data: bytes) -> None:
@@ -46,8 +50,16 @@ def test_random_bytes_behind_a_zip_signature(data: bytes) -> None:
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=len(SAMPLE) - 1),
-                          st.integers(min_value=0, max_value=255)), min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=len(SAMPLE) - 1),
+            st.integers(min_value=0, max_value=255),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_mutated_sample(changes: list[tuple[int, int]]) -> None:
     data = bytearray(SAMPLE)
     for pos, value in changes:
@@ -58,8 +70,11 @@ def test_mutated_sample(changes: list[tuple[int, int]]) -> None:
 
 
 @FUZZ
-@given(st.integers(min_value=0, max_value=len(SAMPLE)),
-       st.integers(min_value=0, max_value=len(SAMPLE)), st.binary(max_size=64))
+@given(
+    st.integers(min_value=0, max_value=len(SAMPLE)),
+    st.integers(min_value=0, max_value=len(SAMPLE)),
+    st.binary(max_size=64),
+)
 def test_spliced_sample(start: int, end: int, insert: bytes) -> None:
     start, end = sorted((start, end))
     _read(SAMPLE[:start] + insert + SAMPLE[end:])

@@ -31,7 +31,11 @@ def test_sample_key_is_97_minus_number_mod_97() -> None:
     assert compute_key("2310562999017") == 71
     ins = parse_ins(SAMPLE_INS, INS_TEST)
     assert (ins.number, ins.key, ins.value, ins.kind) == (
-        "2310562999017", 71, SAMPLE_INS, "INS-NIR test")
+        "2310562999017",
+        71,
+        SAMPLE_INS,
+        "INS-NIR test",
+    )
 
 
 def test_wrong_key_names_both_keys() -> None:
@@ -58,13 +62,16 @@ def test_corsica_only_at_the_departement() -> None:
         compute_key("1A5012A012345")
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ("23105629990177", "15 characters"),
-    ("2310562999017711", "15 characters"),
-    ("23105629990177X", "key .* not two digits"),
-    ("2310562999X1771", "character 11 is not a digit"),
-    ("", "got 0"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("23105629990177", "15 characters"),
+        ("2310562999017711", "15 characters"),
+        ("23105629990177X", "key .* not two digits"),
+        ("2310562999X1771", "character 11 is not a digit"),
+        ("", "got 0"),
+    ],
+)
 def test_malformed_ins_is_named(text: str, match: str) -> None:
     with pytest.raises(InvalidIns, match=match):
         parse_ins(text)
@@ -74,9 +81,15 @@ def test_spaces_between_groups_are_ignored() -> None:
     assert parse_ins("2 31 05 62 999 017 71", INS_TEST).value == SAMPLE_INS
 
 
-@pytest.mark.parametrize(("oid", "kind"), [(INS_NIR, "INS-NIR"), (INS_NIA, "INS-NIA"),
-                                           (INS_TEST, "INS-NIR test"),
-                                           (INS_DEMO, "INS-NIR demo")])
+@pytest.mark.parametrize(
+    ("oid", "kind"),
+    [
+        (INS_NIR, "INS-NIR"),
+        (INS_NIA, "INS-NIA"),
+        (INS_TEST, "INS-NIR test"),
+        (INS_DEMO, "INS-NIR demo"),
+    ],
+)
 def test_the_four_oids(oid: str, kind: str) -> None:
     ins = parse_ins(SAMPLE_INS, oid)
     assert ins.kind == kind
@@ -105,11 +118,18 @@ def test_xds_with_an_ins_oid_and_a_bad_key_is_refused() -> None:
         ins_from_xds(SAMPLE_XDS.replace("771^", "772^"))
 
 
-@pytest.mark.parametrize("text", [
-    "231056299901771", "231056299901771^^^1.2.250.1.213.1.4.10", "^^^&1.2.3&ISO",
-    "231056299901771^1^^&1.2.3&ISO", "231056299901771^^^&1.2.3&DNS",
-    "231056299901771^^^&1.2.3&ISO^PI", "231056299901771^^^ns&1.2.3&ISO",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "231056299901771",
+        "231056299901771^^^1.2.250.1.213.1.4.10",
+        "^^^&1.2.3&ISO",
+        "231056299901771^1^^&1.2.3&ISO",
+        "231056299901771^^^&1.2.3&DNS",
+        "231056299901771^^^&1.2.3&ISO^PI",
+        "231056299901771^^^ns&1.2.3&ISO",
+    ],
+)
 def test_malformed_xds_patient_id(text: str) -> None:
     with pytest.raises(InvalidIns) as caught:
         parse_xds_patient_id(text)
@@ -131,8 +151,9 @@ def test_ins_from_the_sample_cdas(name: str) -> None:
 
 
 def test_cda_with_a_bad_key_names_the_element() -> None:
-    cda = fixture("dlu-sample.xml").replace(b'extension="231056299901771"',
-                                            b'extension="231056299901772"')
+    cda = fixture("dlu-sample.xml").replace(
+        b'extension="231056299901771"', b'extension="231056299901772"'
+    )
     with pytest.raises(InvalidIns, match=r"key 72 does not match 71") as caught:
         ins_from_cda(cda, member="DOC0001.XML")
     assert caught.value.member == "DOC0001.XML"
@@ -147,8 +168,9 @@ def test_cda_without_ins() -> None:
 def test_cda_with_two_different_ins_is_refused() -> None:
     cda = fixture("dlu-sample.xml").replace(
         b'<id root="2.25.208133956694076277825538885431589601846" extension="R-000342"/>',
-        f'<id root="{INS_NIR}" extension="1850119012345{compute_key("1850119012345"):02d}"/>'
-        .encode())
+        f'<id root="{INS_NIR}" '
+        f'extension="1850119012345{compute_key("1850119012345"):02d}"/>'.encode(),
+    )
     with pytest.raises(InvalidIns, match=r"two different INS"):
         ins_from_cda(cda)
 
@@ -159,8 +181,10 @@ def test_not_a_cda() -> None:
 
 
 def test_xxe_in_a_cda_is_refused() -> None:
-    cda = (b'<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n'
-           b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&e;</title></ClinicalDocument>')
+    cda = (
+        b'<?xml version="1.0"?>\n<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n'
+        b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&e;</title></ClinicalDocument>'
+    )
     with pytest.raises(XdmUnsafeXml, match=r"external entity") as caught:
         ins_from_cda(cda, member="DOC0001.XML")
     assert caught.value.member == "DOC0001.XML"

@@ -59,8 +59,7 @@ def test_the_sample_reads_and_validates() -> None:
 
 def test_sample_headers_match_the_dlu_message() -> None:
     # ../messages/dlu-to-hospital.eml carries exactly these two headers.
-    assert mss_headers(read_xdm(sample_zip())) == {"X-MSS-INS": "O",
-                                                   "X-MSS-CODECDA": "34133-9"}
+    assert mss_headers(read_xdm(sample_zip())) == {"X-MSS-INS": "O", "X-MSS-CODECDA": "34133-9"}
 
 
 def test_build_from_the_dlu_reproduces_the_sample_entry() -> None:
@@ -70,8 +69,9 @@ def test_build_from_the_dlu_reproduces_the_sample_entry() -> None:
     assert built.documents[0].type_code == sample.documents[0].type_code
     assert built.documents[0].data == sample.documents[0].data
     # Every metadata field but the generated entry id is the sample's.
-    assert dataclasses.replace(built.documents[0].entry, entry_id="") == \
-        dataclasses.replace(sample.documents[0].entry, entry_id="")
+    assert dataclasses.replace(built.documents[0].entry, entry_id="") == dataclasses.replace(
+        sample.documents[0].entry, entry_id=""
+    )
     names = [n for n, _ in members(build_xdm([("d", fixture("dlu-sample.xml"))]))]
     assert names == [n for n, _ in members(sample_zip())]
 
@@ -82,8 +82,7 @@ def test_build_read_round_trip_two_documents() -> None:
     package = read_xdm(data)
     assert [d.data for d in package.documents] == [dlu, crh]
     assert [d.name for d in package.documents] == [DOC, "IHE_XDM/SUBSET01/DOC0002.XML"]
-    assert [d.type_code.code for d in package.documents if d.type_code] == ["34133-9",
-                                                                             "34112-3"]
+    assert [d.type_code.code for d in package.documents if d.type_code] == ["34133-9", "34112-3"]
     assert package.documents[1].entry.class_code is not None
     assert package.documents[1].entry.class_code.code == "10"
     assert mss_headers(package) == {"X-MSS-INS": "O", "X-MSS-CODECDA": "34133-9,34112-3"}
@@ -106,7 +105,8 @@ def test_build_refuses_contradicting_ins() -> None:
     assert caught.value.member == "'dlu.xml'"
     other = fixture("crh-sample.xml").replace(
         f'root="{INS_TEST}" extension="{SAMPLE_INS}"'.encode(),
-        f'root="{INS_TEST}" extension="{OTHER_INS}"'.encode())
+        f'root="{INS_TEST}" extension="{OTHER_INS}"'.encode(),
+    )
     with pytest.raises(XdmInconsistent):
         build_xdm([("dlu.xml", fixture("dlu-sample.xml")), ("crh.xml", other)])
 
@@ -132,8 +132,11 @@ def test_hash_mismatch_names_the_document() -> None:
 
 def test_size_mismatch_names_the_document() -> None:
     meta = metadata().replace(b"<rim:Value>8394<", b"<rim:Value>8395<")
-    with pytest.raises(XdmIntegrityError, match=r"size 8394 does not match the declared "
-                                                "size 8395") as caught:
+    with pytest.raises(
+        XdmIntegrityError,
+        match=r"size 8394 does not match the declared "
+        "size 8395",
+    ) as caught:
         read_xdm(sample_with(metadata=meta))
     assert (caught.value.member, caught.value.field) == (DOC, "size")
 
@@ -148,8 +151,10 @@ def test_bad_ins_key_in_metadata() -> None:
 
 def test_cda_ins_must_match_metadata() -> None:
     doc = fixture("dlu-sample.xml").replace(SAMPLE_INS.encode(), OTHER_INS.encode())
-    meta = metadata().replace(b"0790371801dfef401083bdc64b7a4990f2e50022",
-                        hashlib.sha1(doc, usedforsecurity=False).hexdigest().encode())
+    meta = metadata().replace(
+        b"0790371801dfef401083bdc64b7a4990f2e50022",
+        hashlib.sha1(doc, usedforsecurity=False).hexdigest().encode(),
+    )
     with pytest.raises(XdmInconsistent, match=r"recordTarget INS differs") as caught:
         read_xdm(sample_with(metadata=meta, document=doc))
     assert caught.value.member == DOC
@@ -161,13 +166,20 @@ def test_ins_must_be_the_same_across_documents() -> None:
     other = crh.replace(SAMPLE_INS.encode(), OTHER_INS.encode())
     meta = dict(members(data))[META]
     first = meta.index(b"<rim:ExtrinsicObject", meta.index(b"<rim:ExtrinsicObject") + 1)
-    tail = meta[first:].replace(SAMPLE_INS.encode(), OTHER_INS.encode()).replace(
-        hashlib.sha1(crh, usedforsecurity=False).hexdigest().encode(),
-        hashlib.sha1(other, usedforsecurity=False).hexdigest().encode())
-    data = replace_member(replace_member(data, META, meta[:first] + tail),
-                          "IHE_XDM/SUBSET01/DOC0002.XML", other)
-    with pytest.raises(XdmInconsistent, match=r"differs from the package's first document"
-                       ) as caught:
+    tail = (
+        meta[first:]
+        .replace(SAMPLE_INS.encode(), OTHER_INS.encode())
+        .replace(
+            hashlib.sha1(crh, usedforsecurity=False).hexdigest().encode(),
+            hashlib.sha1(other, usedforsecurity=False).hexdigest().encode(),
+        )
+    )
+    data = replace_member(
+        replace_member(data, META, meta[:first] + tail), "IHE_XDM/SUBSET01/DOC0002.XML", other
+    )
+    with pytest.raises(
+        XdmInconsistent, match=r"differs from the package's first document"
+    ) as caught:
         read_xdm(data)
     assert caught.value.member == "IHE_XDM/SUBSET01/DOC0002.XML"
     assert mss_headers(inspect_xdm(data))["X-MSS-INS"] == "N"
@@ -182,8 +194,9 @@ def test_submission_set_patient_must_match() -> None:
 
 
 def test_non_ins_patient_id() -> None:
-    meta = metadata().replace(SAMPLE_XDS.replace("&", "&amp;").encode(),
-                              b"R-000342^^^&amp;2.25.1&amp;ISO")
+    meta = metadata().replace(
+        SAMPLE_XDS.replace("&", "&amp;").encode(), b"R-000342^^^&amp;2.25.1&amp;ISO"
+    )
     data = sample_with(metadata=meta)
     with pytest.raises(InvalidIns, match=r"not an INS") as caught:
         read_xdm(data)
@@ -204,8 +217,9 @@ def test_uri_naming_no_member() -> None:
         read_xdm(replace_member(sample_zip(), DOC, None))
 
 
-@pytest.mark.parametrize("uri", [b"../../etc/passwd", b"/etc/passwd", b"..\\DOC0001.XML",
-                                 b"C:DOC0001.XML"])
+@pytest.mark.parametrize(
+    "uri", [b"../../etc/passwd", b"/etc/passwd", b"..\\DOC0001.XML", b"C:DOC0001.XML"]
+)
 def test_uri_traversal_in_metadata(uri: bytes) -> None:
     meta = metadata().replace(b"<rim:Value>DOC0001.XML<", b"<rim:Value>" + uri + b"<")
     with pytest.raises(XdmUnsafeName, match=r"URI .*member name") as caught:

@@ -50,21 +50,24 @@ def with_extra(name: str, data: bytes, method: int = zipfile.ZIP_DEFLATED) -> by
     return out.getvalue()
 
 
-@pytest.mark.parametrize(("name", "problem"), [
-    ("../evil.xml", "'..' path component"),
-    ("IHE_XDM/../../evil.xml", "'..' path component"),
-    ("/etc/cron.d/evil", "absolute path"),
-    ("IHE_XDM\\SUBSET01\\evil.xml", "backslash"),
-    ("C:/Windows/evil.xml", "drive letter"),
-    ("c:evil.xml", "drive letter"),
-    ("IHE_XDM//evil.xml", "empty, '.' or '..'"),
-    ("./evil.xml", "empty, '.' or '..'"),
-    ("DOC.XML:stream", "contains ':'"),
-    ("IHE_XDM/CON.XML", "reserved Windows device"),
-    ("evil\u202eLMX.exe", "invisible formatting"),
-    ("evil\x07.xml", "control"),
-    ("x" * 300, "longer than 255"),
-])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("../evil.xml", "'..' path component"),
+        ("IHE_XDM/../../evil.xml", "'..' path component"),
+        ("/etc/cron.d/evil", "absolute path"),
+        ("IHE_XDM\\SUBSET01\\evil.xml", "backslash"),
+        ("C:/Windows/evil.xml", "drive letter"),
+        ("c:evil.xml", "drive letter"),
+        ("IHE_XDM//evil.xml", "empty, '.' or '..'"),
+        ("./evil.xml", "empty, '.' or '..'"),
+        ("DOC.XML:stream", "contains ':'"),
+        ("IHE_XDM/CON.XML", "reserved Windows device"),
+        ("evil\u202eLMX.exe", "invisible formatting"),
+        ("evil\x07.xml", "control"),
+        ("x" * 300, "longer than 255"),
+    ],
+)
 def test_hostile_member_names(name: str, problem: str) -> None:
     with pytest.raises(XdmUnsafeName, match=problem) as caught:
         read_xdm(with_extra(name, b"x"))
@@ -122,8 +125,7 @@ def test_nested_zip(name: str) -> None:
 
 def test_zip_bomb_by_declared_ratio() -> None:
     started = time.monotonic()
-    with pytest.raises(XdmLimitExceeded, match=r"declared compression ratio above 100:1"
-                       ) as caught:
+    with pytest.raises(XdmLimitExceeded, match=r"declared compression ratio above 100:1") as caught:
         read_xdm(with_extra("BOMB.XML", bytes(20 * MiB)))
     assert (caught.value.member, caught.value.field) == ("BOMB.XML", "compress_size")
     assert time.monotonic() - started < 5
@@ -141,8 +143,9 @@ def test_zip_bomb_with_lying_sizes_stops_at_the_declared_size() -> None:
     # The headers say 1000 bytes; the deflate stream holds 50 MiB of zeros.
     data = patch_entry(with_extra("BOMB.XML", bytes(50 * MiB)), "BOMB.XML", file_size=1000)
     started = time.monotonic()
-    with pytest.raises(XdmLimitExceeded, match=r"more than the 1000 bytes its header declares"
-                       ) as caught:
+    with pytest.raises(
+        XdmLimitExceeded, match=r"more than the 1000 bytes its header declares"
+    ) as caught:
         read_xdm(data)
     assert (caught.value.member, caught.value.field) == ("BOMB.XML", "file_size")
     assert time.monotonic() - started < 5
@@ -151,8 +154,7 @@ def test_zip_bomb_with_lying_sizes_stops_at_the_declared_size() -> None:
 def test_zip_bomb_with_lying_sizes_caught_by_the_actual_ratio() -> None:
     limits = XdmLimits(ratio_floor=0)
     data = patch_entry(with_extra("BOMB.XML", bytes(50 * MiB)), "BOMB.XML", file_size=4 * MiB)
-    with pytest.raises(XdmLimitExceeded, match=r"actual compression ratio above 100:1"
-                       ) as caught:
+    with pytest.raises(XdmLimitExceeded, match=r"actual compression ratio above 100:1") as caught:
         read_xdm(data, limits)
     assert caught.value.member == "BOMB.XML"
 
@@ -190,7 +192,7 @@ def test_too_many_entries() -> None:
 def test_too_many_entries_with_a_lying_end_record() -> None:
     data = bytearray(make_zip([(f"F{i:04d}.TXT", b"") for i in range(300)]))
     eocd = data.rfind(b"PK\x05\x06")
-    data[eocd + 8:eocd + 12] = (5).to_bytes(2, "little") * 2
+    data[eocd + 8 : eocd + 12] = (5).to_bytes(2, "little") * 2
     with pytest.raises(XdmLimitExceeded, match=r"300 entries|does not fit"):
         read_xdm(bytes(data))
 
@@ -207,8 +209,16 @@ def test_overlapping_members() -> None:
     assert caught.value.member == "INDEX.HTM"
 
 
-@pytest.mark.parametrize("data", [b"", b"not a zip", b"PK\x05\x06" + bytes(18),
-                                  sample_zip()[:2000], sample_zip()[: len(sample_zip()) - 10]])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not a zip",
+        b"PK\x05\x06" + bytes(18),
+        sample_zip()[:2000],
+        sample_zip()[: len(sample_zip()) - 10],
+    ],
+)
 def test_not_or_truncated_zip(data: bytes) -> None:
     with pytest.raises(XdmMalformed):
         read_xdm(data)
@@ -217,34 +227,41 @@ def test_not_or_truncated_zip(data: bytes) -> None:
 def test_corrupt_member_data() -> None:
     data = bytearray(sample_zip())
     pos = bytes(data).index(b"PK\x03\x04", 10)  # the second member's local header
-    data[pos + 60:pos + 64] = b"\xff\xff\xff\xff"
+    data[pos + 60 : pos + 64] = b"\xff\xff\xff\xff"
     with pytest.raises(XdmMalformed, match=r"README.TXT: (corrupt|CRC|deflate|decompresses)"):
         read_xdm(bytes(data))
 
 
-XXE_META = (b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
-            b"<r>&x;</r>")
-LAUGHS = (b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
-          b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">'
-          b"]>\n<r>&c;</r>")
+XXE_META = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n<r>&x;</r>'
+)
+LAUGHS = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">'
+    b"]>\n<r>&c;</r>"
+)
 DTD_ONLY = b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ELEMENT r ANY>]>\n<r/>'
 
 
-@pytest.mark.parametrize(("xml", "match"), [(XXE_META, "external entity"),
-                                            (LAUGHS, "entity expansion"),
-                                            (DTD_ONLY, r"DOCTYPE \(DTD\)")])
+@pytest.mark.parametrize(
+    ("xml", "match"),
+    [(XXE_META, "external entity"), (LAUGHS, "entity expansion"), (DTD_ONLY, r"DOCTYPE \(DTD\)")],
+)
 def test_hostile_metadata(xml: bytes, match: str) -> None:
     with pytest.raises(XdmUnsafeXml, match=match) as caught:
         read_xdm(sample_with(metadata=xml))
     assert caught.value.member == META
 
 
-@pytest.mark.parametrize(("xml", "match"), [(XXE_META, "external entity"),
-                                            (LAUGHS, "entity expansion")])
+@pytest.mark.parametrize(
+    ("xml", "match"), [(XXE_META, "external entity"), (LAUGHS, "entity expansion")]
+)
 def test_hostile_cda(xml: bytes, match: str) -> None:
     meta = dict(members(sample_zip()))[META]
-    meta = meta.replace(b"0790371801dfef401083bdc64b7a4990f2e50022",
-                        hashlib.sha1(xml, usedforsecurity=False).hexdigest().encode())
+    meta = meta.replace(
+        b"0790371801dfef401083bdc64b7a4990f2e50022",
+        hashlib.sha1(xml, usedforsecurity=False).hexdigest().encode(),
+    )
     meta = meta.replace(b"<rim:Value>8394<", f"<rim:Value>{len(xml)}<".encode())
     with pytest.raises(XdmUnsafeXml, match=match) as caught:
         read_xdm(sample_with(metadata=meta, document=xml))
@@ -252,8 +269,14 @@ def test_hostile_cda(xml: bytes, match: str) -> None:
 
 
 def test_the_sample_passes_tight_but_fair_limits() -> None:
-    limits = XdmLimits(max_archive_bytes=10_000, max_entries=4, max_entry_bytes=12_000,
-                       max_total_bytes=20_000, max_metadata_bytes=11_000)
+    limits = XdmLimits(
+        max_archive_bytes=10_000,
+        max_entries=4,
+        max_entry_bytes=12_000,
+        max_total_bytes=20_000,
+        max_metadata_bytes=11_000,
+    )
     assert read_xdm(sample_zip(), limits).ok
-    assert read_xdm(replace_member(sample_zip(), "README.TXT", fixture("README.md")[:400]),
-                    limits).ok
+    assert read_xdm(
+        replace_member(sample_zip(), "README.TXT", fixture("README.md")[:400]), limits
+    ).ok

@@ -110,7 +110,8 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         async def go() -> _Outcome:
             async with self._adapt_connection._execute_mutex:
                 outcome: _Outcome = await self._connection._execute(
-                    _run, self._connection._conn, sql, params, many)
+                    _run, self._connection._conn, sql, params, many
+                )
                 return outcome
 
         try:
