@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import email.message
 import email.utils
-import re
 import secrets
 from typing import TYPE_CHECKING
 
@@ -34,7 +33,8 @@ from gateway.core.commit import CommitBatcher, EvidenceObject, PendingMessage
 from gateway.core.evidence import SmimeOutcome
 from gateway.core.model import Channel, Origin
 from gateway.core.ports import MailboxWriter, Notifier, OutboundQueue
-from policies import codes, reasons
+from gateway.core.trace import trace_headers
+from policies import codes, encryption, reasons
 from policies.engine import PolicyEngine
 from policies.model import Decision, Verdict
 from policies.rules import EncryptionMode
@@ -51,30 +51,6 @@ log = structlog.get_logger("pli.ingest")
 
 
 _MDN_HEAD = 64 * 1024
-_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:")
-# Why a remote recipient cannot be encrypted to, under "force" (RFC 8551; MSSante).
-_CERT_PROBLEMS = {
-    "no-certificate": (
-        reasons.RECIPIENT_NO_CERTIFICATE,
-        codes.X_DELIVERY_NOT_AUTHORIZED,
-        "has no encryption certificate in the directory",
-    ),
-    "revoked": (
-        reasons.RECIPIENT_CERT_REVOKED,
-        codes.X_DELIVERY_NOT_AUTHORIZED,
-        "has a revoked certificate",
-    ),
-    "expired": (
-        reasons.RECIPIENT_CERT_EXPIRED,
-        codes.X_DELIVERY_NOT_AUTHORIZED,
-        "has an expired certificate",
-    ),
-    "unusable": (
-        reasons.RECIPIENT_CERT_UNUSABLE,
-        codes.X_DELIVERY_NOT_AUTHORIZED,
-        "has no certificate usable for encryption",
-    ),
-}
 
 
 def _new_ref() -> str:
@@ -157,32 +133,9 @@ class Delivery:
         try:
             check = await secure.check_recipient(rcpt)
         except DirectoryUnavailable:
-            return Decision(
-                Verdict.DEFER,
-                reasons.DIRECTORY_UNAVAILABLE,
-                codes.C451_LOCAL_ERROR,
-                codes.X_DIRECTORY_TEMP,
-                "Directory unavailable, try again later",
-                "encryption.force",
-            )
-        if check.certificates:
-            return Decision(
-                Verdict.ACCEPT,
-                reasons.ACCEPTED,
-                codes.C250_OK,
-                codes.X_DEST_VALID,
-                "Recipient OK, queued for delivery (encrypted)",
-                "encryption.force",
-            )
-        reason, enhanced, why = _CERT_PROBLEMS[check.problem]
-        # RFC 3463 §3.8: 5.7.x security or policy status; the text names the recipient.
-        return Decision(
-            Verdict.REJECT,
-            reason,
-            codes.C550_MAILBOX_UNAVAILABLE,
-            enhanced,
-            f"Encryption required: <{rcpt}> {why}",
-            "encryption.force",
+            return encryption.directory_unavailable()
+        return encryption.remote_recipient(
+            rcpt, has_certificate=bool(check.certificates), problem=check.problem
         )
 
     async def check_content(self, data: bytes) -> Decision:
@@ -216,33 +169,6 @@ class Delivery:
             )
         return decision
 
-    def _trace_headers(self, data: bytes) -> bytes:
-        # RFC 5321 §4.4: Return-Path at final delivery, Received trace by every hop.
-        now = email.utils.format_datetime(dt.datetime.now(dt.UTC))
-        # RFC 6409 §8.3: a message without Message-ID gets one; MDNs and DSNs need it.
-        header_end = data.find(b"\r\n\r\n")
-        head = data if header_end < 0 else data[: header_end + 2]
-        message_id = (
-            ""
-            if _MESSAGE_ID.search(head)
-            else f"Message-ID: <{self.ref}.{secrets.token_hex(6)}@{self._svc.hostname}>\r\n"
-        )
-        tls = f" (using {self.origin.tls})" if self.origin.tls else ""
-        helo = self.origin.helo or "unknown"
-        # RFC 3848: S for TLS, A for an authenticated submission.
-        proto = (
-            "ESMTP"
-            + ("S" if self.origin.tls else "")
-            + ("A" if self.origin.authenticated_as else "")
-        )
-        return (
-            f"Return-Path: <{self.sender or ''}>\r\n"
-            f"Received: from {helo} ([{self.origin.remote}]){tls}\r\n"
-            f"\tby {self._svc.hostname} (pli) with {proto} id {self.ref};\r\n"
-            f"\t{now}\r\n"
-            f"{message_id}"
-        ).encode("ascii", "replace")
-
     async def put_body(self, data: bytes) -> None:
         """Store the message encrypted; not visible until commit."""
         if self.sender is None or not (self.recipients or self.remote):
@@ -259,7 +185,9 @@ class Delivery:
             found = await asyncio.to_thread(patients.patient_ins, data, parsed)
             self._patients = sorted({patients.patient_ref(key, ins) for ins in found})
         received_at = dt.datetime.now(dt.UTC)
-        trace = self._trace_headers(data)
+        trace = trace_headers(
+            data, origin=self.origin, sender=self.sender, ref=self.ref, hostname=self._svc.hostname
+        )
         main, original, protected = await self._secure_forms(data)
         if main is not data:
             parsed = None  # decrypted or unwrapped: another tree
