@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -98,10 +99,11 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         max_recipients=s.smtp.max_recipients,
         trusted_proxies=proxies,
     )
-    servers["submission"] = await start_smtp(
+    # The two submission listeners differ only in their port and how TLS starts.
+    start_submission = functools.partial(
+        start_smtp,
         submission,
         host=s.smtp.host,
-        port=s.smtp.submission_port,
         hostname=s.hostname,
         tls_context=tls,
         require_tls=True,
@@ -109,22 +111,14 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
         protocol_class=SubmissionSMTP,
         auth_required=True,
         login_check=submission_login,
-        proxy_protocol_timeout=proxy_timeout,
         bulk_data=s.tuning.smtp_bulk_data,
     )
-    servers["submission_tls"] = await start_smtp(
-        submission,
-        host=s.smtp.host,
-        port=s.smtp.submission_tls_port,
-        hostname=s.hostname,
-        tls_context=tls,
-        require_tls=True,
-        data_size_limit=s.smtp.max_message_size,
-        protocol_class=SubmissionSMTP,
-        auth_required=True,
-        login_check=submission_login,
-        implicit_tls=True,  # no PROXY here: its header would precede the TLS handshake
-        bulk_data=s.tuning.smtp_bulk_data,
+    servers["submission"] = await start_submission(
+        port=s.smtp.submission_port, proxy_protocol_timeout=proxy_timeout
+    )
+    # No PROXY on implicit TLS: its header would precede the TLS handshake.
+    servers["submission_tls"] = await start_submission(
+        port=s.smtp.submission_tls_port, implicit_tls=True
     )
     # IMAP: committed mail wakes IDLE sessions through the notifier the commit path shares.
     imap_limits = ImapLimits(

@@ -13,7 +13,7 @@ from sqlalchemy import Row, delete, select, update
 from gateway.base.db import utc
 from gateway.base.errors import MailboxNotFound, MessageNotFound, PermissionDenied
 from gateway.core.ports import CopyResult, MessageInfo, Principal, StoreMode, StoreResult
-from gateway.mailstore.access import StoreBase, flags_of
+from gateway.mailstore.access import Box, StoreBase, flags_of
 from gateway.mailstore.append import allocate, append_message, copy_rows
 from gateway.mailstore.tables import message
 from vault import audit
@@ -22,33 +22,46 @@ __all__ = ["MessageOps"]
 
 
 class MessageOps(StoreBase):
-    # --- messages ----------------------------------------------------------------------
-    async def fetch_body(
-        self, principal: Principal, mailbox_name: str, uid: int, remote: str, purpose: str = "fetch"
-    ) -> bytes:
+    async def _readable_row(
+        self, principal: Principal, mailbox_name: str, uid: int, *columns: Any
+    ) -> tuple[Box, Row[Any]]:
+        """The mailbox (``r`` right checked) and the message row's ``columns`` (blob and
+        msg_ref always first); raises MessageNotFound."""
         box = await self._open(principal, mailbox_name)
         box.need("r", "read")
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(message.c.blob, message.c.msg_ref).where(
+                    select(message.c.blob, message.c.msg_ref, *columns).where(
                         message.c.mailbox_id == box.id, message.c.uid == uid
                     )
                 )
             ).one_or_none()
         if row is None:
             raise MessageNotFound(f"UID {uid}")
-        data = await self._body(row.blob)
+        return box, row
+
+    async def _audit_read(
+        self, principal: Principal, box: Box, msg_ref: str, uid: int, remote: str, purpose: str
+    ) -> None:
+        """Every read is an audit entry, committed before the data is handed out."""
         await self._reads.append(
             audit.AuditEvent(
                 action="message.read",
                 actor=principal.address,
                 mailbox=box.owner,
-                msg_id=row.msg_ref,
+                msg_id=msg_ref,
                 remote=remote,
                 detail={"protocol": "imap", "uid": uid, "purpose": purpose},
             )
         )
+
+    async def fetch_body(
+        self, principal: Principal, mailbox_name: str, uid: int, remote: str, purpose: str = "fetch"
+    ) -> bytes:
+        box, row = await self._readable_row(principal, mailbox_name, uid)
+        data = await self._body(row.blob)
+        await self._audit_read(principal, box, row.msg_ref, uid, remote, purpose)
         return data
 
     async def fetch_structure(
@@ -56,21 +69,9 @@ class MessageOps(StoreBase):
     ) -> tuple[bytes, bytes]:
         """ENVELOPE and BODYSTRUCTURE from their columns; computed on first use and kept
         for every row of the same body, so a client listing a mailbox decrypts nothing."""
-        box = await self._open(principal, mailbox_name)
-        box.need("r", "read")
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        message.c.blob,
-                        message.c.msg_ref,
-                        message.c.envelope,
-                        message.c.bodystructure,
-                    ).where(message.c.mailbox_id == box.id, message.c.uid == uid)
-                )
-            ).one_or_none()
-        if row is None:
-            raise MessageNotFound(f"UID {uid}")
+        box, row = await self._readable_row(
+            principal, mailbox_name, uid, message.c.envelope, message.c.bodystructure
+        )
         env, tree = row.envelope, row.bodystructure
         if env is None or tree is None:
             env, tree = (p.decode("latin-1") for p in self._structure(await self._body(row.blob)))
@@ -80,16 +81,7 @@ class MessageOps(StoreBase):
                     .where(message.c.blob == row.blob)
                     .values(envelope=env, bodystructure=tree)
                 )
-        await self._reads.append(
-            audit.AuditEvent(
-                action="message.read",
-                actor=principal.address,
-                mailbox=box.owner,
-                msg_id=row.msg_ref,
-                remote=remote,
-                detail={"protocol": "imap", "uid": uid, "purpose": "structure"},
-            )
-        )
+        await self._audit_read(principal, box, row.msg_ref, uid, remote, "structure")
         return str(env).encode("latin-1"), str(tree).encode("latin-1")
 
     async def store_flags(
