@@ -52,11 +52,4 @@ def remote_recipient(recipient: str, *, has_certificate: bool, problem: str) -> 
 
 def directory_unavailable() -> Decision:
     """The certificates cannot be looked up now: try again later, never refuse for good."""
-    return Decision(
-        Verdict.DEFER,
-        reasons.DIRECTORY_UNAVAILABLE,
-        codes.C451_LOCAL_ERROR,
-        codes.X_DIRECTORY_TEMP,
-        "Directory unavailable, try again later",
-        _RULE,
-    )
+    return Decision.directory_unavailable(_RULE)

@@ -31,17 +31,6 @@ log = structlog.get_logger("pli.policy")
 _MAX_TRACKED_SENDERS = 100_000  # rate-limit memory bound (oldest senders forgotten)
 
 
-def _defer_directory() -> Decision:
-    return Decision(
-        Verdict.DEFER,
-        reasons.DIRECTORY_UNAVAILABLE,
-        codes.C451_LOCAL_ERROR,
-        codes.X_DIRECTORY_TEMP,
-        "Directory unavailable, try again later",
-        "directory",
-    )
-
-
 def _explicit(rule: ExplicitRule) -> Decision:
     code, enhanced = rule.reply_code()
     verdict = {"accept": Verdict.ACCEPT, "reject": Verdict.REJECT, "defer": Verdict.DEFER}[
@@ -197,7 +186,7 @@ class PolicyEngine:
                     "senders.trust_space",
                 )
         except DirectoryUnavailable:
-            return _defer_directory()
+            return Decision.directory_unavailable("directory")
         return Decision(
             Verdict.ACCEPT,
             reasons.ACCEPTED,
@@ -290,7 +279,7 @@ class PolicyEngine:
                 )
             entry = await self._directory.resolve(addr)
         except DirectoryUnavailable:
-            return _defer_directory()
+            return Decision.directory_unavailable("directory")
         if entry is None:
             return Decision(
                 Verdict.REJECT,

@@ -42,3 +42,16 @@ class Decision:
         cls, text: str = "OK", enhanced: str = codes.X_DEST_VALID, rule_id: str = "default"
     ) -> Decision:
         return cls(Verdict.ACCEPT, reasons.ACCEPTED, codes.C250_OK, enhanced, text, rule_id)
+
+    @classmethod
+    def directory_unavailable(cls, rule_id: str) -> Decision:
+        """The directory cannot answer now: try again later (``451 4.4.3``), never accept
+        unchecked and never refuse for good because a dependency is down."""
+        return cls(
+            Verdict.DEFER,
+            reasons.DIRECTORY_UNAVAILABLE,
+            codes.C451_LOCAL_ERROR,
+            codes.X_DIRECTORY_TEMP,
+            "Directory unavailable, try again later",
+            rule_id,
+        )

@@ -79,14 +79,7 @@ async def check_submitter(directory: Directory, user: str, address: str) -> Deci
     try:
         allowed = bool(user) and bool(sender) and await may_act_for(directory, user, sender)
     except DirectoryUnavailable:
-        return Decision(
-            Verdict.DEFER,
-            reasons.DIRECTORY_UNAVAILABLE,
-            codes.C451_LOCAL_ERROR,
-            codes.X_DIRECTORY_TEMP,
-            "Directory unavailable, try again later",
-            rule,
-        )
+        return Decision.directory_unavailable(rule)
     if not allowed:
         return Decision(
             Verdict.REJECT,
