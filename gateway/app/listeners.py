@@ -90,7 +90,7 @@ async def start_listeners(services: Services, stack: AsyncExitStack) -> dict[str
     )
 
     async def submission_login(user: str, password: str, remote: str) -> str | None:
-        principal = await services.mailstore.login(user, password, remote, "submission")
+        principal = await services.mailstore.login(user, password, remote, Channel.SUBMISSION)
         return principal.address if principal else None
 
     submission = SmtpHandler(

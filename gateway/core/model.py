@@ -20,7 +20,7 @@ class Channel(StrEnum):
     MTA = "smtp"  # another operator's server (port 25 role), no user authenticated
     SUBMISSION = "submission"  # a user's mail client, authenticated (RFC 6409)
     API = "http"  # a DPI over the HTTP API, authenticated by token, OIDC or certificate
-    IMAP_APPEND = "imap"  # a user storing a message they already hold (mailstore.append)
+    IMAP = "imap"  # a user's IMAP session: reads, APPEND of a message they hold, COPY…
     DSN = "dsn"  # pli's own delivery status notification (RFC 3464)
     MDN = "mdn"  # pli's own disposition notification for an APP mailbox (RFC 8098)
 

@@ -27,6 +27,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.core.model import Channel
+
 __all__ = [
     "ALL_RIGHTS",
     "DELEGATED_RIGHTS",
@@ -192,9 +194,16 @@ class ImapBackend(Protocol):
         ...
 
     async def fetch_body(
-        self, principal: Principal, mailbox: str, uid: int, remote: str, purpose: str = "fetch"
+        self,
+        principal: Principal,
+        mailbox: str,
+        uid: int,
+        remote: str,
+        purpose: str = "fetch",
+        channel: Channel = Channel.IMAP,
     ) -> bytes:
-        """The full RFC 5322 message (decrypted); an audited read. Raises MessageNotFound."""
+        """The full RFC 5322 message (decrypted); an audited read (``channel`` is the way it
+        is read: IMAP, or the API). Raises MessageNotFound."""
         ...
 
     async def fetch_structure(

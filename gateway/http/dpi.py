@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from gateway.base.errors import MessageNotFound
 from gateway.core import mdn
+from gateway.core.model import Channel
 from gateway.core.ports import INBOX, Principal, StoreMode
 from gateway.http import queries
 from gateway.http.auth import Caller
@@ -239,7 +240,12 @@ def dpi_router(ctx: ApiContext, needs: Callable[[str], Any]) -> APIRouter:
         setattr(request.state, MSG_KEY, row.msg_ref)
         try:
             data = await store.fetch_body(
-                Principal(caller.mailbox), INBOX, uid, caller.remote, purpose="api"
+                Principal(caller.mailbox),
+                INBOX,
+                uid,
+                caller.remote,
+                purpose="api",
+                channel=Channel.API,
             )
         except MessageNotFound:
             raise ApiProblem("not-found", "No such message in this mailbox") from None

@@ -29,7 +29,7 @@ from starlette.datastructures import UploadFile
 
 from directory.base import InvalidAddress, normalize_address
 from gateway.base import events
-from gateway.base.errors import PliError
+from gateway.base.errors import PliError, is_temporary
 from gateway.core.ingest import IngestService
 from gateway.core.model import Origin
 from gateway.http.auth import Caller
@@ -296,7 +296,10 @@ async def submit(
         raise
     except PliError as exc:
         await delivery.abort()
-        log.warning(events.HTTP_SEND_TEMPFAIL, reason=exc.reason, msg_ref=delivery.ref)
+        if is_temporary(exc):
+            log.warning(events.HTTP_SEND_TEMPFAIL, reason=exc.reason, msg_ref=delivery.ref)
+        else:  # a permanent refusal raised below the policies (S/MIME, XDM): its own problem
+            log.info(events.HTTP_SEND_REFUSED, reason=exc.reason, msg_ref=delivery.ref)
         raise
     return SendResult(
         id=ref,

@@ -206,7 +206,7 @@ async def append_message(
                     mailbox=owner,
                     msg_id=ref,
                     remote=remote,
-                    detail={"protocol": Channel.IMAP_APPEND.value, "size": stored.size},
+                    detail={"protocol": Channel.IMAP.value, "size": stored.size},
                 ),
             )
             await vault.record(conn, stored)

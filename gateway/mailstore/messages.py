@@ -12,6 +12,7 @@ from sqlalchemy import Row, delete, select, update
 
 from gateway.base.db import utc
 from gateway.base.errors import MailboxNotFound, MessageNotFound, PermissionDenied
+from gateway.core.model import Channel
 from gateway.core.ports import CopyResult, MessageInfo, Principal, StoreMode, StoreResult
 from gateway.mailstore.access import Box, StoreBase, flags_of
 from gateway.mailstore.append import allocate, append_message, copy_rows
@@ -42,7 +43,14 @@ class MessageOps(StoreBase):
         return box, row
 
     async def _audit_read(
-        self, principal: Principal, box: Box, msg_ref: str, uid: int, remote: str, purpose: str
+        self,
+        principal: Principal,
+        box: Box,
+        msg_ref: str,
+        uid: int,
+        remote: str,
+        purpose: str,
+        channel: Channel = Channel.IMAP,
     ) -> None:
         """Every read is an audit entry, committed before the data is handed out."""
         await self._reads.append(
@@ -52,16 +60,22 @@ class MessageOps(StoreBase):
                 mailbox=box.owner,
                 msg_id=msg_ref,
                 remote=remote,
-                detail={"protocol": "imap", "uid": uid, "purpose": purpose},
+                detail={"protocol": channel.value, "uid": uid, "purpose": purpose},
             )
         )
 
     async def fetch_body(
-        self, principal: Principal, mailbox_name: str, uid: int, remote: str, purpose: str = "fetch"
+        self,
+        principal: Principal,
+        mailbox_name: str,
+        uid: int,
+        remote: str,
+        purpose: str = "fetch",
+        channel: Channel = Channel.IMAP,
     ) -> bytes:
         box, row = await self._readable_row(principal, mailbox_name, uid)
         data = await self._body(row.blob)
-        await self._audit_read(principal, box, row.msg_ref, uid, remote, purpose)
+        await self._audit_read(principal, box, row.msg_ref, uid, remote, purpose, channel)
         return data
 
     async def fetch_structure(
@@ -166,7 +180,7 @@ class MessageOps(StoreBase):
                         mailbox=box.owner,
                         msg_id=r.msg_ref,
                         remote=remote,
-                        detail={"protocol": "imap", "uid": int(r.uid)},
+                        detail={"protocol": Channel.IMAP.value, "uid": int(r.uid)},
                     )
                     for r in doomed
                 ],
@@ -213,7 +227,11 @@ class MessageOps(StoreBase):
                             mailbox=dst.owner,
                             msg_id=str(refs.get(d, "")),
                             remote=remote,
-                            detail={"protocol": "imap", "from_owner": src.owner, "uid": d},
+                            detail={
+                                "protocol": Channel.IMAP.value,
+                                "from_owner": src.owner,
+                                "uid": d,
+                            },
                         )
                         for _, d in pairs
                     ],

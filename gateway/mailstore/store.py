@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from directory.base import InvalidAddress, normalize_address
 from gateway.base.errors import LoginThrottled
+from gateway.core.model import Channel
 from gateway.core.ports import MailboxDrop, Principal
 from gateway.mailstore.append import deliver as deliver_rows
 from gateway.mailstore.append import ensure_mailbox
@@ -37,10 +38,10 @@ class MailStore(FolderOps, MessageOps):
         await deliver_rows(conn, drops)
 
     async def authenticate(self, username: str, password: str, remote: str) -> Principal | None:
-        return await self.login(username, password, remote, "imap")
+        return await self.login(username, password, remote, Channel.IMAP)
 
     async def login(
-        self, username: str, password: str, remote: str, protocol: str
+        self, username: str, password: str, remote: str, channel: Channel
     ) -> Principal | None:
         """Check a password for any front end; audited, slowed down and throttled when wrong.
 
@@ -64,7 +65,7 @@ class MailStore(FolderOps, MessageOps):
                     result="ok" if ok else "fail",
                     reason=reason,
                     remote=remote,
-                    detail={"protocol": protocol},
+                    detail={"protocol": channel.value},
                 ),
             )
         if throttled:

@@ -21,15 +21,16 @@ from typing import Any, NoReturn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo, Prehashed
-from pkcs11 import Attribute, Mechanism, ObjectClass
+from pkcs11 import Attribute, Mechanism, ObjectClass, exceptions
 from pkcs11.exceptions import PKCS11Error
 from pkcs11.mechanisms import MGF
 from pkcs11.util.rsa import decode_rsa_private_key
 
+from gateway.base.errors import Unavailable
 from gateway.smime.cms import SmimeError
 from vault.pkcs11 import TokenOpenError, open_session
 
-__all__ = ["HsmError", "Token", "TokenRsaKey"]
+__all__ = ["HsmError", "HsmUnavailable", "Token", "TokenRsaKey"]
 
 _SIGN = {
     "sha256": Mechanism.SHA256_RSA_PKCS,
@@ -50,7 +51,36 @@ _HASH = {
 
 
 class HsmError(SmimeError):
-    """The token refused or cannot do what was asked."""
+    """The token refused what was asked, and would refuse it again (a mechanism it does not
+    offer, data its key cannot decrypt): permanent."""
+
+
+class HsmUnavailable(Unavailable):
+    """The token or its session is gone or failing (removed, closed, out of memory): a
+    temporary failure, so SMTP answers 451 and the sender retries — never a message
+    delivered as undecryptable because the HSM hiccuped."""
+
+    default_reason = "hsm-unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The HSM is unavailable, try again later")
+
+
+# PKCS#11 failures of the device or the session, not of the request (PKCS#11 v2.40 §5.1).
+_DEVICE_FAILURES: tuple[type[PKCS11Error], ...] = (
+    exceptions.DeviceError,
+    exceptions.DeviceMemory,
+    exceptions.DeviceRemoved,
+    exceptions.FunctionFailed,
+    exceptions.GeneralError,
+    exceptions.HostMemory,
+    exceptions.SessionClosed,
+    exceptions.SessionCount,
+    exceptions.SessionHandleInvalid,
+    exceptions.TokenNotPresent,
+    exceptions.TokenNotRecognised,
+    exceptions.UserNotLoggedIn,
+)
 
 
 class Token:
@@ -112,6 +142,8 @@ class Token:
         with self.lock:
             try:
                 return fn(*args, **kwargs)
+            except _DEVICE_FAILURES as exc:
+                raise HsmUnavailable() from exc
             except PKCS11Error as exc:
                 raise HsmError(f"the token refused the operation: {type(exc).__name__}") from None
 

@@ -19,7 +19,7 @@ import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.base import events
-from gateway.base.errors import PliError
+from gateway.base.errors import PliError, is_temporary
 from gateway.base.tls import certificate_names
 from gateway.core.ingest import Delivery, IngestService
 from gateway.core.model import Channel, Origin
@@ -204,7 +204,8 @@ class SmtpHandler:
             ref = await delivery.commit()
         except PliError as exc:
             await delivery.abort()
-            log.warning(events.SMTP_TEMPFAIL, stage="data", reason=exc.reason, msg_ref=delivery.ref)
+            event = events.SMTP_TEMPFAIL if is_temporary(exc) else events.SMTP_REJECT
+            log.warning(event, stage="data", reason=exc.reason, msg_ref=delivery.ref)
             return replies.for_error(exc, delivery.ref)
         return replies.accepted(ref)
 

@@ -19,6 +19,7 @@ import pytest
 
 from gateway.app.services import build_services
 from gateway.base.config import load_settings
+from gateway.core.model import Channel
 from tests.support.cli import pli_in_process as run
 from tests.support.cli import pli_process as pli
 from tests.support.datadir import DemoDataDirs
@@ -138,7 +139,9 @@ async def _failed_logins(data: Path, count: int) -> None:
         # Together: each failure waits a second before it answers (password guessing).
         await asyncio.gather(
             *(
-                services.mailstore.login("dpi@ch-arras.mssante.fr", "wrong", "127.0.0.9", "test")
+                services.mailstore.login(
+                    "dpi@ch-arras.mssante.fr", "wrong", "127.0.0.9", Channel.IMAP
+                )
                 for _ in range(count)
             )
         )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gateway.base.errors import MailboxExists, MailboxNotFound, MessageNotFound, PermissionDenied
+from gateway.core.model import Channel
 from gateway.core.ports import (
     ALL_RIGHTS,
     DELEGATED_RIGHTS,
@@ -149,7 +150,13 @@ class MemoryBackend:
         )
 
     async def fetch_body(
-        self, principal: Principal, mailbox: str, uid: int, remote: str, purpose: str = "fetch"
+        self,
+        principal: Principal,
+        mailbox: str,
+        uid: int,
+        remote: str,
+        purpose: str = "fetch",
+        channel: Channel = Channel.IMAP,
     ) -> bytes:
         _, box = self._box(principal, mailbox)
         if uid not in box.msgs:

@@ -15,8 +15,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from gateway.base.errors import is_temporary
 from gateway.smime import ContentCipher, decrypt, encrypt, notarise, pki, sign, verify
-from gateway.smime.hsm import HsmError, Token
+from gateway.smime.hsm import HsmError, HsmUnavailable, Token
+from gateway.smtp import replies
 from tests.smime.conftest import APP, ORG, DevPki
 from tests.support.datadir import DemoDataDirs
 from tests.support.softhsm import SoftHsm
@@ -220,3 +222,20 @@ def test_oaep_decoding_matches_cryptography_and_refuses_tampering(
             bad[i] ^= 1
             with pytest.raises(HsmError, match="decryption error"):
                 _oaep_decode(bytes(bad), k, algorithm)
+
+
+def test_a_failing_token_is_a_temporary_failure(token: Token, dev_pki: DevPki) -> None:
+    """A removed token or a closed session must make SMTP say 451 (the sender retries),
+    never deliver the message as undecryptable; a request the token refuses stays a
+    permanent S/MIME failure."""
+    holder = _token_key(token, dev_pki.app, APP)
+    assert isinstance(holder.key, rsa.RSAPrivateKey)
+    sealed = encrypt(b"Content-Type: text/plain\r\n\r\nsecret\r\n", [holder.cert])
+    token.close()  # what a pulled token or a restarted HSM daemon does to the session
+    with pytest.raises(HsmUnavailable) as gone:
+        decrypt(sealed, holder.cert, holder.key)
+    assert is_temporary(gone.value)
+    assert replies.for_error(gone.value, "ref1").startswith("451 4.3.0 The HSM is unavailable")
+    refused = HsmError("the token refused the operation: MechanismInvalid")
+    assert not is_temporary(refused)
+    assert replies.for_error(refused).startswith("554 5.7.5 ")
