@@ -180,11 +180,15 @@ async def list_holds(conn: AsyncConnection, active_only: bool = True) -> list[Ho
 
 async def unknown_objects(conn: AsyncConnection, names: Sequence[str]) -> list[str]:
     """Those of ``names`` the vault holds no object of (a hold on them would be a lie)."""
-    known = set(
-        (
-            await conn.execute(
-                select(vault_object.c.name).where(vault_object.c.name.in_(list(names)))
-            )
-        ).scalars()
-    )
+    known: set[str] = set()
+    wanted = list(names)
+    for start in range(0, len(wanted), 1000):  # SQLite and asyncpg cap bound parameters
+        chunk = wanted[start : start + 1000]
+        known |= set(
+            (
+                await conn.execute(
+                    select(vault_object.c.name).where(vault_object.c.name.in_(chunk))
+                )
+            ).scalars()
+        )
     return [n for n in names if n not in known]

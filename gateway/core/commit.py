@@ -83,14 +83,14 @@ class CommitBatcher:
         self._notifier = notifier
         self._max = max_batch
         self._queue: list[tuple[PendingMessage, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None
 
     async def commit(self, item: PendingMessage) -> None:
         """Return once ``item`` is committed; raise the database error otherwise."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, fut))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="pli-group-commit")
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="pli-group-commit")
         await asyncio.shield(fut)
 
     async def _drain(self) -> None:

@@ -29,6 +29,10 @@ __all__ = [
 ]
 
 
+# Bound parameters per IN list: SQLite allows 32,766 per statement, asyncpg 32,767.
+_IN_BATCH = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class EvidenceRow:
     kind: str  # gateway.core.evidence kinds
@@ -55,16 +59,16 @@ async def evidence_rows(engine: AsyncEngine, msg_ref: str) -> list[EvidenceRow]:
 
 async def evidence_objects(conn: AsyncConnection, msg_refs: Iterable[str]) -> set[str]:
     """The evidence objects (original, receipts, outbound copy) of these messages."""
-    refs = list(msg_refs)
-    if not refs:
-        return set()
-    return set(
-        (
-            await conn.execute(
-                select(message_evidence.c.object_name).where(message_evidence.c.msg_ref.in_(refs))
-            )
-        ).scalars()
-    )
+    refs, found = list(msg_refs), set()
+    for start in range(0, len(refs), _IN_BATCH):  # bound the IN list: a mailbox may be huge
+        chunk = refs[start : start + _IN_BATCH]
+        column = message_evidence.c.object_name
+        found |= set(
+            (
+                await conn.execute(select(column).where(message_evidence.c.msg_ref.in_(chunk)))
+            ).scalars()
+        )
+    return found
 
 
 async def forget_evidence(conn: AsyncConnection, object_name: str) -> None:

@@ -56,6 +56,7 @@ from gateway.smime import (
     verify,
 )
 from gateway.smime.hsm import HsmError, Token
+from policies import reasons
 from policies.rules import EncryptionMode
 
 log = structlog.get_logger("pli.secure")
@@ -315,7 +316,7 @@ class SecureMail:
                 certs += check.certificates
         except DirectoryUnavailable as exc:
             raise Unavailable(
-                "Directory unavailable, try again later", reason="directory-unavailable"
+                "Directory unavailable, try again later", reason=reasons.DIRECTORY_UNAVAILABLE
             ) from exc
         signer = self.signer_for(sender)
         if signer is None and not certs:

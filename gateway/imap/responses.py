@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 
 from gateway.base.errors import (
+    Conflict,
     InvalidInput,
     MailboxExists,
     MailboxNotFound,
     MessageNotFound,
+    NotFound,
     PermissionDenied,
     PliError,
     Refused,
@@ -71,11 +73,9 @@ def error_reply(tag: str, exc: BaseException, session_id: str) -> bytes:
         return tagged(tag, "NO", f"[UNAVAILABLE] {text}, try again later (session {session_id})")
     if isinstance(exc, Refused | InvalidInput):
         return tagged(tag, "NO", f"{exc.text} (session {session_id})")
-    if isinstance(exc, PliError):
-        return tagged(tag, "NO", f"[UNAVAILABLE] Temporary failure (session {session_id})")
     return tagged(tag, "NO", f"[SERVERBUG] Internal error (session {session_id})")
 
 
 def expected(exc: BaseException) -> bool:
     """Whether a failure is part of normal operation (no error log line for it)."""
-    return isinstance(exc, PliError) and not is_temporary(exc)
+    return isinstance(exc, Refused | InvalidInput | NotFound | Conflict)

@@ -62,13 +62,13 @@ class ReadAudit:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._queue: list[tuple[audit.AuditEvent, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None
 
     async def append(self, event: audit.AuditEvent) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((event, fut))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="pli-read-audit")
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="pli-read-audit")
         await asyncio.shield(fut)
 
     async def _drain(self) -> None:

@@ -22,6 +22,7 @@ from gateway.base.errors import (
 from gateway.smime.cms import CmsTooLarge, SmimeError
 from gateway.xdm.errors import XdmError
 from policies import codes as c
+from policies import reasons
 from policies.model import Decision
 
 __all__ = [
@@ -75,7 +76,9 @@ def for_error(exc: BaseException, ref: str | None = None) -> str:
     suffix = f" [{ref}]" if ref else ""
     if isinstance(exc, LoginThrottled):
         return reply(c.C454_TEMP_AUTH_FAILURE, c.X_TEMP_AUTH, exc.text + suffix)
-    if isinstance(exc, DirectoryUnavailable):
+    if isinstance(exc, DirectoryUnavailable) or (
+        isinstance(exc, PliError) and exc.reason == reasons.DIRECTORY_UNAVAILABLE
+    ):
         return reply(
             c.C451_LOCAL_ERROR,
             c.X_DIRECTORY_TEMP,

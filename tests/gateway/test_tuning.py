@@ -51,6 +51,10 @@ FENCED_NAMES: dict[str, set[str]] = {
     "_abort_multipart_upload": {"vault/s3_direct.py"},
     "_fp": {"vault/s3_direct.py"},
     "_set_post_data_state": {"gateway/smtp/server.py"},
+    # aiosmtpd's stream pair (the bulk DATA reader) and its STARTTLS marker (implicit TLS).
+    "_reader": {"gateway/smtp/server.py"},
+    "_writer": {"gateway/smtp/server.py"},
+    "_tls_protocol": {"gateway/smtp/server.py"},
     "_call_handler_hook": {"gateway/smtp/server.py"},
     # asyncio has no unread (SMTP DATA) and no discard (IMAP STARTTLS, CVE-2011-0411).
     "_buffer": {"gateway/smtp/data.py", "gateway/imap/server.py"},
@@ -149,6 +153,19 @@ def tls_buffer(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         asyncio.sslproto.SSLProtocol, "max_size", asyncio.sslproto.SSLProtocol.max_size
     )
     yield
+
+
+def test_tls_buffer_is_left_stock_on_an_untested_python(
+    tls_buffer: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patch relies on SSLProtocol's internals as CPython 3.11-3.13 have them: on any
+    other version pli keeps asyncio's own buffer rather than guess."""
+    from gateway.base.tuning import tlsbuffer
+
+    monkeypatch.setattr(tlsbuffer, "_TESTED", ())
+    before = asyncio.sslproto.SSLProtocol.max_size
+    assert limit_tls_read_buffer() is False
+    assert asyncio.sslproto.SSLProtocol.max_size == before
 
 
 @pytest.mark.parametrize("limited", [True, False], ids=["limited", "stock"])

@@ -9,24 +9,27 @@ so 32 KiB reads lose no throughput. asyncio builds its protocol objects itself
 this is a process-wide patch that ``pli serve`` makes once, before it listens.
 
 Relies on ``asyncio.sslproto.SSLProtocol.max_size`` (present and used the same
-way in CPython 3.11, 3.12 and 3.13); where it is missing nothing is changed.
+way in CPython 3.11, 3.12 and 3.13); on any other version, or where it is
+missing, nothing is changed (the stock buffer).
 Switch: ``[tuning] tls_read_buffer``.
 """
 
 from __future__ import annotations
 
 import asyncio.sslproto
+import sys
 
 __all__ = ["STOCK_TLS_READ_BUFFER", "TLS_READ_BUFFER", "limit_tls_read_buffer"]
 
 TLS_READ_BUFFER = 32 * 1024
 STOCK_TLS_READ_BUFFER = 256 * 1024  # asyncio's own, CPython 3.11-3.13
+_TESTED = ((3, 11), (3, 12), (3, 13))  # the CPython versions whose SSLProtocol was checked
 
 
 def limit_tls_read_buffer(size: int = TLS_READ_BUFFER) -> bool:
     """Set the read buffer of every TLS connection made from now on; False if unsupported."""
     current = getattr(asyncio.sslproto.SSLProtocol, "max_size", None)
-    if not isinstance(current, int):
+    if sys.version_info[:2] not in _TESTED or not isinstance(current, int):
         return False
     asyncio.sslproto.SSLProtocol.max_size = size
     return True
