@@ -34,9 +34,6 @@ class Decision:
     def accepted(self) -> bool:
         return self.verdict is Verdict.ACCEPT
 
-    def reply(self) -> str:
-        return f"{self.smtp_code} {self.enhanced_code} {self.text}"
-
     @classmethod
     def accept(
         cls, text: str = "OK", enhanced: str = codes.X_DEST_VALID, rule_id: str = "default"

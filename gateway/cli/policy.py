@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.base.config import Settings
 from gateway.base.errors import PliError
 from gateway.cli.common import open_database
+from gateway.smtp import replies
 from policies.model import Decision
 from policies.rules import RuleError, load_rules
 
@@ -75,7 +76,7 @@ def check(path: Path) -> int:
 
 
 def _line(step: str, d: Decision) -> str:
-    return f"{step}\n  {d.verdict.value:7} {d.reply()}   (rule {d.rule_id})"
+    return f"{step}\n  {d.verdict.value:7} {replies.for_decision(d)}   (rule {d.rule_id})"
 
 
 async def explain(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:

@@ -56,7 +56,7 @@ class SubmissionSMTP(PliSMTP):
             raw = value.encode() if isinstance(value, str) else value
             return b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
-            await self.push("501 5.5.2 Cannot decode base64")
+            await self.push(replies.BAD_BASE64)
             return None
 
     async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
@@ -71,7 +71,7 @@ class SubmissionSMTP(PliSMTP):
             blob = decoded
         parts = blob.split(b"\x00")
         if len(parts) != 3:  # RFC 4616: [authzid] NUL authcid NUL passwd
-            await self.push("501 5.5.2 Malformed PLAIN response")
+            await self.push(replies.BAD_PLAIN)
             return AuthResult(success=False, handled=True)
         return await self._finish(parts[1], parts[2])
 

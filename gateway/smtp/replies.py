@@ -26,8 +26,15 @@ from policies import reasons
 from policies.model import Decision
 
 __all__ = [
+    "BAD_BASE64",
+    "BAD_PLAIN",
     "BARE_CR_LF",
+    "DATA_SYNTAX",
     "INTERNAL_ERROR",
+    "LINE_TOO_LONG",
+    "MESSAGE_TOO_BIG",
+    "NEED_RCPT",
+    "START_DATA",
     "TOO_MANY_RECIPIENTS",
     "accepted",
     "for_decision",
@@ -50,6 +57,16 @@ TOO_MANY_RECIPIENTS = reply(
     c.C452_INSUFFICIENT_STORAGE, c.X_TOO_MANY_RECIPIENTS, "Too many recipients"
 )
 INTERNAL_ERROR = reply(c.C451_LOCAL_ERROR, c.X_OTHER_TEMP, "Internal error, try again later")
+# DATA (RFC 5321 §4.1.1.4, §4.5.3.1.6-7) and AUTH (RFC 4954 §4) answers pli writes itself.
+NEED_RCPT = reply(c.C503_BAD_SEQUENCE, c.X_INVALID_COMMAND, "Error: need RCPT command")
+DATA_SYNTAX = reply(c.C501_BAD_ARGUMENTS, "5.5.4", "Syntax: DATA")
+START_DATA = f"{c.C354_START_DATA} End data with <CR><LF>.<CR><LF>"
+LINE_TOO_LONG = reply(
+    c.C500_SYNTAX_ERROR, c.X_SYNTAX_ERROR, "Line too long (see RFC 5321 4.5.3.1.6)"
+)
+MESSAGE_TOO_BIG = reply(c.C552_STORAGE_EXCEEDED, c.X_MESSAGE_TOO_BIG, "Message too big for system")
+BAD_BASE64 = reply(c.C501_BAD_ARGUMENTS, c.X_SYNTAX_ERROR, "Cannot decode base64")
+BAD_PLAIN = reply(c.C501_BAD_ARGUMENTS, c.X_SYNTAX_ERROR, "Malformed PLAIN response")
 
 # Refusals of a kind, most specific first: (class, basic code, enhanced code).
 _REFUSALS: tuple[tuple[type[PliError], int, str], ...] = (

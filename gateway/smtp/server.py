@@ -17,6 +17,7 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from gateway.base import events
+from gateway.smtp import replies
 from gateway.smtp.data import DataState, read_data
 from gateway.smtp.handler import SmtpHandler
 
@@ -122,12 +123,12 @@ class PliSMTP(SMTP):
         if envelope is None:  # aiosmtpd sets it on connection; a bug, answered 451 4.3.0
             raise RuntimeError("SMTP DATA without an envelope")
         if not envelope.rcpt_tos:
-            await self.push("503 5.5.1 Error: need RCPT command")
+            await self.push(replies.NEED_RCPT)
             return
         if arg:
-            await self.push("501 5.5.4 Syntax: DATA")
+            await self.push(replies.DATA_SYNTAX)
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self.push(replies.START_DATA)
         try:
             result = await read_data(
                 self._reader, size_limit=self.data_size_limit, line_limit=self.line_length_limit
@@ -137,11 +138,11 @@ class PliSMTP(SMTP):
             raise
         if result.state is DataState.TOO_LONG:
             self._set_post_data_state()  # type: ignore[no-untyped-call]
-            await self.push("500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)")
+            await self.push(replies.LINE_TOO_LONG)
             return
         if result.state is DataState.TOO_MUCH:
             self._set_post_data_state()  # type: ignore[no-untyped-call]
-            await self.push("552 5.3.4 Message too big for system")
+            await self.push(replies.MESSAGE_TOO_BIG)
             return
         envelope.content = result.content
         envelope.original_content = result.content

@@ -100,7 +100,11 @@ text = "This laboratory is blocked"
     )
     blocked = await p.check_sender("bio@labo.example.fr")
     assert _sig(blocked) == (554, "5.7.1", "rule.blocked-lab")
-    assert blocked.reply() == "554 5.7.1 This laboratory is blocked"
+    assert (blocked.smtp_code, blocked.enhanced_code, blocked.text) == (
+        554,
+        "5.7.1",
+        "This laboratory is blocked",
+    )
 
 
 async def test_rate_limit_per_sender(directory: SqlDirectory) -> None:
