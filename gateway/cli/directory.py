@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Entry, normalize_address
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
+from gateway.base.errors import UsageError
 from gateway.cli.common import with_database
 from vault import audit
 
@@ -210,7 +210,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             return 0
         if args.action == "search":
             if not 1 <= args.limit <= 500:
-                raise PliError("--limit must be between 1 and 500")
+                raise UsageError("--limit must be between 1 and 500")
             found = await backend.search(args.text, args.limit)
             for entry in found:
                 if args.format == "json":

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
+from gateway.base.errors import NotFound
 from gateway.core import evidence, records
 from gateway.core.trust import TrustStore, load_trust
 from gateway.mailstore import queries as mailbox_queries
@@ -147,7 +147,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     ref = args.message_id.strip()
     main_name, rows = await _evidence_rows(engine, ref)
     if main_name is None:
-        raise PliError(f"no message {ref} in this gateway")
+        raise NotFound(f"no message {ref} in this gateway")
     async with AsyncExitStack() as stack:
         vault = await open_vault(settings, engine, stack)
         # bytes: asn1crypto accepts nothing else, and a one-off command can pay the copy

@@ -38,7 +38,9 @@ def test_search_show_and_stats(data_dir: Path) -> None:
     ]
     assert ORG in {r["address"] for r in rows}
     assert pli("directory", "search", "zzzz-nobody", *dd).stdout == ""
-    assert pli("directory", "search", "x", "--limit", "0", *dd).returncode == 1
+    out_of_range = pli("directory", "search", "x", "--limit", "0", *dd)  # a usage mistake
+    assert out_of_range.returncode == 2, out_of_range.stderr
+    assert out_of_range.stderr == "pli: error: --limit must be between 1 and 500\n"
     shown = json.loads(pli("directory", "show", SOPHIE, "--format", "json", *dd).stdout)
     assert shown["display_name"] == "Dr Sophie BERNARD" and shown["kind"] == "PER"
     stats = pli("directory", "stats", *dd).stdout
