@@ -3,7 +3,8 @@ provider and vault out, each registered on the caller's exit stack.
 
 The only module that names concrete backend classes (the CLI opens the same
 ones for its commands); everything above sees the ``typing.Protocol``s of
-``directory.base`` and ``vault.base``.
+``directory.base`` and ``vault.base``, and :class:`DirectoryChanges` for the
+operator's directory changes, whose implementation differs per backend.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Directory, DirectoryAdmin
 from directory.ldap import LdapConfig, LdapDirectory
-from directory.sql import SqlDirectory
+from directory.sql import SqlDirectory, bump_generation
 from gateway.base.config import Settings, read_secret
 from gateway.base.errors import ConfigError
 from vault.base import BlobStore, KeyProvider
@@ -27,14 +28,17 @@ from vault.keys import KeyFileProvider
 from vault.retention import RetentionPolicy
 from vault.service import Vault
 
-if TYPE_CHECKING:  # imported when used: python-pkcs11 loads only for an HSM
+if TYPE_CHECKING:  # imported when used: python-pkcs11 only for an HSM, importers by the CLI
+    from directory.sql_import import ImportReport, Progress
     from vault.pkcs11 import Pkcs11KeyProvider
 
 __all__ = [
     "DirectoryBackend",
+    "DirectoryChanges",
     "ldap_config",
     "open_blob_store",
     "open_directory",
+    "open_directory_changes",
     "open_key_provider",
     "open_pkcs11_key_provider",
     "open_vault",
@@ -70,20 +74,117 @@ def ldap_config(settings: Settings) -> LdapConfig:
     )
 
 
+def _open_ldap(settings: Settings, stack: AsyncExitStack) -> LdapDirectory:
+    if not settings.directory.ldap.url:
+        raise ConfigError(
+            "invalid configuration key 'directory.ldap.url': empty, "
+            "and the LDAP directory was asked for"
+        )
+    ldap_dir = LdapDirectory(ldap_config(settings))
+    stack.push_async_callback(ldap_dir.aclose)
+    return ldap_dir
+
+
 def open_directory(
     settings: Settings, engine: AsyncEngine, stack: AsyncExitStack, backend: str | None = None
 ) -> DirectoryBackend:
     """The configured directory backend (or ``backend``), closed with the stack."""
     if (backend or settings.directory.backend) == "ldap":
-        if not settings.directory.ldap.url:
-            raise ConfigError(
-                "invalid configuration key 'directory.ldap.url': empty, "
-                "and the LDAP directory was asked for"
-            )
-        ldap_dir = LdapDirectory(ldap_config(settings))
-        stack.push_async_callback(ldap_dir.aclose)
-        return ldap_dir
+        return _open_ldap(settings, stack)
     return SqlDirectory(engine)
+
+
+class DirectoryChanges(Protocol):
+    """An operator's changes to a directory backend (``pli directory import|delegate``).
+
+    Every change that wrote something has bumped the SQL change generation when
+    the call returns, whatever the backend: the caches of running instances
+    drop stale answers within a second.
+    """
+
+    async def import_extraction(
+        self, source: Path, *, dry_run: bool, max_errors: int, progress: Progress | None
+    ) -> ImportReport: ...
+
+    async def import_trustlist(self, source: Path) -> int: ...
+
+    async def set_delegation(self, mailbox: str, user: str, *, revoke: bool = False) -> bool: ...
+
+
+class _SqlChanges:
+    """The SQL directory bumps the generation in each change's own transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._directory = SqlDirectory(engine)
+
+    async def import_extraction(
+        self, source: Path, *, dry_run: bool, max_errors: int, progress: Progress | None
+    ) -> ImportReport:
+        from directory.sql_import import import_extraction
+
+        return await import_extraction(
+            self._engine, source, dry_run=dry_run, max_errors=max_errors, progress=progress
+        )
+
+    async def import_trustlist(self, source: Path) -> int:
+        from directory.sql_import import import_trustlist
+
+        return await import_trustlist(self._engine, source)
+
+    async def set_delegation(self, mailbox: str, user: str, *, revoke: bool = False) -> bool:
+        return await self._directory.set_delegation(mailbox, user, revoke=revoke)
+
+
+class _LdapChanges:
+    """LDAP keeps no generation: the shared SQL one is bumped after each change that wrote
+    (LDAP has no transaction to bump it in)."""
+
+    def __init__(self, directory: LdapDirectory, engine: AsyncEngine) -> None:
+        self._directory, self._engine = directory, engine
+
+    async def _bump(self) -> None:
+        async with self._engine.begin() as conn:
+            await bump_generation(conn)
+
+    async def import_extraction(
+        self, source: Path, *, dry_run: bool, max_errors: int, progress: Progress | None
+    ) -> ImportReport:
+        from directory.ldap_import import import_extraction_ldap
+
+        report = await import_extraction_ldap(
+            self._directory, source, dry_run=dry_run, max_errors=max_errors, progress=progress
+        )
+        if report.ok and not dry_run:
+            await self._bump()
+        return report
+
+    async def import_trustlist(self, source: Path) -> int:
+        from directory.ldap_import import import_trustlist_ldap
+        from directory.trustlist import parse_trustlist
+
+        def parse() -> list[str]:
+            with source.open("rb") as fh:
+                return parse_trustlist(fh)
+
+        count = await import_trustlist_ldap(self._directory, await asyncio.to_thread(parse))
+        await self._bump()
+        return count
+
+    async def set_delegation(self, mailbox: str, user: str, *, revoke: bool = False) -> bool:
+        changed = await self._directory.set_delegation(mailbox, user, revoke=revoke)
+        if changed:
+            await self._bump()
+        return changed
+
+
+def open_directory_changes(
+    settings: Settings, engine: AsyncEngine, stack: AsyncExitStack, backend: str | None = None
+) -> DirectoryChanges:
+    """The operator's changes to the configured directory backend (or ``backend``)."""
+    if (backend or settings.directory.backend) == "ldap":
+        return _LdapChanges(_open_ldap(settings, stack), engine)
+    return _SqlChanges(engine)
 
 
 async def open_blob_store(settings: Settings, stack: AsyncExitStack) -> BlobStore:

@@ -165,7 +165,7 @@ async def export(engine: AsyncEngine, flt: audit.AuditFilter) -> int:
 
 async def _patient(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     """The patient's right to know: who accessed their documents, when, from where."""
-    from gateway.base.errors import PliError
+    from gateway.base.errors import InvalidInput, NotFound
     from gateway.core.patients import load_patient_key, patient_ref
     from gateway.xdm import XdmError
     from gateway.xdm.ins import parse_ins
@@ -173,10 +173,10 @@ async def _patient(args: argparse.Namespace, settings: Settings, engine: AsyncEn
     try:
         ins = parse_ins(args.ins)
     except XdmError as exc:
-        raise PliError(f"INS: {exc}") from None
+        raise InvalidInput(f"INS: {exc}") from None
     path = settings.patient_key_path()
     if not path.exists():
-        raise PliError(f"no patient pseudonymisation key at {path}: nothing was recorded")
+        raise NotFound(f"no patient pseudonymisation key at {path}: nothing was recorded")
     ref = patient_ref(load_patient_key(path), ins)
     count = await _print(audit.patient_trail(engine, ref), args.format)
     if args.format == "table":

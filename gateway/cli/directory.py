@@ -1,9 +1,10 @@
 """``pli directory …``: import, show, search, stats, delegate, on the SQL or LDAP backend.
 
 Parsing and printing only; the work is done by ``directory`` (backends,
-importers). Every change (import, delegation) is audited and bumps the SQL
-change generation, so the caches of running instances drop stale answers
-within a second, whatever the backend.
+importers), reached through the composition root so that no backend is named
+here. Every change (import, delegation) is audited; it bumps the SQL change
+generation (``DirectoryChanges``), so the caches of running instances drop
+stale answers within a second, whatever the backend.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import Entry, normalize_address
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
+from gateway.base.errors import UsageError
 from gateway.cli.common import with_database
 from vault import audit
 
@@ -118,31 +119,16 @@ async def _audit(
         )
 
 
-async def _bump(engine: AsyncEngine) -> None:
-    from directory.sql import bump_generation
-
-    async with engine.begin() as conn:
-        await bump_generation(conn)
-
-
 async def _import(
     args: argparse.Namespace, settings: Settings, engine: AsyncEngine, stack: AsyncExitStack
 ) -> int:
-    from directory import ldap_import, sql_import
-    from directory.ldap import LdapDirectory
-    from directory.trustlist import parse_trustlist
-    from gateway.app.backends import open_directory
+    from gateway.app.backends import open_directory_changes
 
     target = args.to or settings.directory.backend
     fmt = args.format or ("liste-blanche" if args.file.suffix.lower() == ".xml" else "extraction")
-    backend = open_directory(settings, engine, stack, backend=target)
+    changes = open_directory_changes(settings, engine, stack, backend=target)
     if fmt == "liste-blanche":
-        if isinstance(backend, LdapDirectory):
-            with args.file.open("rb") as fh:
-                count = await ldap_import.import_trustlist_ldap(backend, parse_trustlist(fh))
-            await _bump(engine)
-        else:
-            count = await sql_import.import_trustlist(engine, args.file)
+        count = await changes.import_trustlist(args.file)
         await _audit(engine, "directory.import", backend=target, format=fmt, domains=count)
         print(f"trusted domains: {count} ({target})")
         return 0
@@ -150,16 +136,9 @@ async def _import(
     if not args.quiet and sys.stderr.isatty():
         bar = _ProgressBar(args.file.stat().st_size, sys.stderr)
     try:
-        if isinstance(backend, LdapDirectory):
-            report = await ldap_import.import_extraction_ldap(
-                backend, args.file, dry_run=args.dry_run, max_errors=args.max_errors, progress=bar
-            )
-            if report.ok and not args.dry_run:
-                await _bump(engine)
-        else:
-            report = await sql_import.import_extraction(
-                engine, args.file, dry_run=args.dry_run, max_errors=args.max_errors, progress=bar
-            )
+        report = await changes.import_extraction(
+            args.file, dry_run=args.dry_run, max_errors=args.max_errors, progress=bar
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -187,12 +166,35 @@ async def _import(
     return 0 if report.ok else 1
 
 
+async def _delegate(
+    args: argparse.Namespace, settings: Settings, engine: AsyncEngine, stack: AsyncExitStack
+) -> int:
+    from gateway.app.backends import open_directory_changes
+
+    changes = open_directory_changes(settings, engine, stack)
+    mailbox, user = normalize_address(args.mailbox), normalize_address(args.user)
+    changed = await changes.set_delegation(mailbox, user, revoke=args.revoke)
+    if changed:
+        await _audit(
+            engine,
+            "directory.revoke" if args.revoke else "directory.delegate",
+            mailbox=mailbox,
+            user=user,
+        )
+    verb = "revoked" if args.revoke else "granted"
+    state = verb if changed else f"already {verb}"
+    print(f"{user} acting for {mailbox}: {state}")
+    return 0
+
+
 async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from gateway.app.backends import open_directory
 
     async with AsyncExitStack() as stack:
         if args.action == "import":
             return await _import(args, settings, engine, stack)
+        if args.action == "delegate":
+            return await _delegate(args, settings, engine, stack)
         backend = open_directory(settings, engine, stack)
         if args.action == "show":
             entry = await backend.resolve(normalize_address(args.address))
@@ -210,7 +212,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             return 0
         if args.action == "search":
             if not 1 <= args.limit <= 500:
-                raise PliError("--limit must be between 1 and 500")
+                raise UsageError("--limit must be between 1 and 500")
             found = await backend.search(args.text, args.limit)
             for entry in found:
                 if args.format == "json":
@@ -223,33 +225,17 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             if args.format == "table":
                 print(f"{len(found)} found", file=sys.stderr)
             return 0
-        if args.action == "stats":
-            s = await backend.stats()
-            print(f"backend          {s.backend}")
-            print(f"mailboxes        {s.entries}")
-            for kind in ("PER", "ORG", "APP", "CAB"):
-                print(f"  {kind}            {s.entries_by_kind.get(kind, 0)}")
-            print(f"liste rouge      {s.liste_rouge}")
-            print(f"mail domains     {s.domains}")
-            print(f"trusted domains  {s.trusted_domains}")
-            print(f"delegations      {s.delegations}")
-            print(f"certificates     {s.certificates}")
-            return 0
-        # delegate
-        mailbox, user = normalize_address(args.mailbox), normalize_address(args.user)
-        changed = await backend.set_delegation(mailbox, user, revoke=args.revoke)
-        if changed:
-            if backend.name != "sql":
-                await _bump(engine)  # the SQL backend bumps in its own transaction
-            await _audit(
-                engine,
-                "directory.revoke" if args.revoke else "directory.delegate",
-                mailbox=mailbox,
-                user=user,
-            )
-        verb = "revoked" if args.revoke else "granted"
-        state = verb if changed else f"already {verb}"
-        print(f"{user} acting for {mailbox}: {state}")
+        # stats
+        s = await backend.stats()
+        print(f"backend          {s.backend}")
+        print(f"mailboxes        {s.entries}")
+        for kind in ("PER", "ORG", "APP", "CAB"):
+            print(f"  {kind}            {s.entries_by_kind.get(kind, 0)}")
+        print(f"liste rouge      {s.liste_rouge}")
+        print(f"mail domains     {s.domains}")
+        print(f"trusted domains  {s.trusted_domains}")
+        print(f"delegations      {s.delegations}")
+        print(f"certificates     {s.certificates}")
         return 0
 
 

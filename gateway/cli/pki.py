@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.base.config import Settings
-from gateway.base.errors import UsageError
+from gateway.base.errors import ConfigError, InvalidInput
 from gateway.cli.common import settings_of
 from gateway.smime import pki
 
@@ -88,7 +88,7 @@ def read_passphrase(path: Path | None) -> bytes | None:
     raw = sys.stdin.buffer.readline() if str(path) == "-" else path.read_bytes()
     secret = raw.splitlines()[0] if raw.strip() else b""
     if not secret:
-        raise UsageError("the passphrase is empty")
+        raise InvalidInput("the passphrase is empty")
     return secret
 
 
@@ -98,7 +98,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     paths = pki.PkiPaths(directory)
     if args.action == "init":
         if not settings.domains:
-            raise UsageError("no served domains in the configuration (domains = [...])")
+            raise ConfigError("no served domains in the configuration (domains = [...])")
         await asyncio.to_thread(
             pki.init_pki,
             directory,
@@ -147,19 +147,16 @@ def _hsm_import(
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from gateway.core.trust import open_token
-    from gateway.smime.hsm import HsmError
 
     token = open_token(settings)
     if token is None:
-        raise UsageError("no HSM configured: set smime.pkcs11_module (and the token, PIN)")
+        raise ConfigError("no HSM configured: set smime.pkcs11_module (and the token, PIN)")
     _, key_path = paths.mailbox(args.address)
     try:
         key = pki.load_private_key(key_path, passphrase)
         if not isinstance(key, rsa.RSAPrivateKey):
-            raise UsageError(f"{key_path}: only RSA keys go into the token")
-        token.import_key(args.address.lower(), key)
-    except HsmError as exc:
-        raise UsageError(exc.text) from None
+            raise InvalidInput(f"{key_path}: only RSA keys go into the token")
+        token.import_key(args.address.lower(), key)  # HsmError: the token's refusal, as it is
     finally:
         token.close()
     if not args.keep_file:

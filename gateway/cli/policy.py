@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
+from gateway.base.errors import ConfigError, InvalidInput
 from gateway.cli.common import open_database
 from gateway.smtp import replies
 from policies.model import Decision
@@ -65,8 +65,8 @@ def add_parser(
 def check(path: Path) -> int:
     try:
         rules = load_rules(path)
-    except RuleError as exc:
-        raise PliError(str(exc)) from None
+    except RuleError as exc:  # the file named on the command line is the input
+        raise InvalidInput(str(exc)) from None
     print(
         f"{path}: OK ({len(rules.rules)} explicit rules; max message size "
         f"{rules.limits.max_message_size} bytes; {len(rules.attachments.allowed_types)} "
@@ -86,7 +86,9 @@ async def explain(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     try:
         rules = load_rules(args.rules or settings.policy_path())
     except RuleError as exc:
-        raise PliError(str(exc)) from None
+        if args.rules:  # the file to try is the operator's input
+            raise InvalidInput(str(exc)) from None
+        raise ConfigError(str(exc)) from None  # the configured file, as at start-up
     async with AsyncExitStack() as stack:
         policy = PolicyEngine(open_directory(settings, engine, stack), settings.domains, rules)
         sender = await policy.check_sender(args.sender, count=False)

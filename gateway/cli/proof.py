@@ -1,26 +1,25 @@
 """``pli vault proof MESSAGE_ID [--export DIR]``: what pli received, when, from whom, and
 whether its notarisation receipts still verify.
 
-Reads the message's evidence rows (``message_evidence``), the objects from the
-vault and the ``message.accepted`` audit entry, checks every receipt against
-the PKI (``gateway/core/secure.py`` trust: roots, intermediates, CRLs), prints
-facts (sizes, digests, counts, times, addresses, result codes) and leaves an
-audit entry of the access. ``--export`` writes files that ``openssl cms
--verify`` checks offline. It must never print message content, subjects or
-attachment names; exported files are the operator's to protect.
+Loads the message's evidence rows (``message_evidence``), the objects from the
+vault and the ``message.accepted`` audit entry; :func:`gateway.core.proof.check`
+decides which receipt covers which bytes and whether each verifies against the
+PKI (roots, intermediates, CRLs). This module prints its facts (sizes,
+digests, counts, times, addresses, result codes) and leaves an audit entry of
+the access. ``--export`` writes files that ``openssl cms -verify`` checks
+offline. It must never print message content, subjects or attachment names;
+exported files are the operator's to protect.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import getpass
 import hashlib
 import os
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
-from gateway.core import evidence, records
+from gateway.base.errors import NotFound
+from gateway.core import evidence, proof, records
 from gateway.core.trust import TrustStore, load_trust
 from gateway.mailstore import queries as mailbox_queries
 from gateway.outbound import store as outbound_store
-from gateway.smime import verify_notarisation
 from vault import audit
 
 __all__ = ["add_parser", "run"]
@@ -53,17 +51,6 @@ def add_parser(vault_sub: Any, common: Callable[[argparse.ArgumentParser], None]
         help="write message.eml, message.p7s, part-N.bin/.p7s, original.eml, "
         "chain.pem for openssl cms -verify",
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    label: str  # "message", "original", "part 3"
-    stem: str  # export file stem: message, original, part-3
-    data: bytes
-    receipt: bytes
-    ok: bool
-    why: str
-    received_at: dt.datetime | None
 
 
 async def _evidence_rows(
@@ -86,38 +73,6 @@ async def _accepted(engine: AsyncEngine, ref: str) -> audit.AuditRecord | None:
     return None
 
 
-def _check(trust: TrustStore, label: str, stem: str, data: bytes, receipt: bytes) -> _Checked:
-    n = verify_notarisation(receipt, data, trust.roots, trust.intermediates, trust.crls())
-    why = "" if n.result.ok else (n.result.reason.value if n.result.reason else "invalid")
-    return _Checked(label, stem, data, receipt, n.result.ok, why, n.received_at)
-
-
-def _checks(
-    trust: TrustStore,
-    main: bytes,
-    original: bytes | None,
-    receipts: Sequence[tuple[str, int | None, bytes]],
-) -> list[_Checked]:
-    parts = dict(evidence.attachment_parts(main))
-    out = []
-    for kind, part, der in receipts:
-        if kind == evidence.RECEIPT:
-            out.append(_check(trust, "message", "message", main, der))
-        elif kind == evidence.RECEIPT_ORIGINAL and original is not None:
-            out.append(_check(trust, "original", "original", original, der))
-        elif kind == evidence.RECEIPT_PART and part is not None:
-            data = parts.get(part)
-            if data is None:
-                out.append(
-                    _Checked(
-                        f"part {part}", f"part-{part}", b"", der, False, "part-not-found", None
-                    )
-                )
-            else:
-                out.append(_check(trust, f"part {part}", f"part-{part}", data, der))
-    return out
-
-
 def _write(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # evidence is health data
     with os.fdopen(fd, "wb") as fh:
@@ -125,14 +80,16 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _export(
-    directory: Path, checks: Sequence[_Checked], original: bytes | None, trust: TrustStore
+    directory: Path,
+    checks: Sequence[proof.ReceiptCheck],
+    original: bytes | None,
+    trust: TrustStore,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for c in checks:
-        _write(
-            directory / f"{c.stem}.{'eml' if c.stem in ('message', 'original') else 'bin'}", c.data
-        )
-        _write(directory / f"{c.stem}.p7s", c.receipt)
+        stem = c.covers.replace(" ", "-")  # message, original, part-3
+        _write(directory / f"{stem}.{'bin' if c.part is not None else 'eml'}", c.data)
+        _write(directory / f"{stem}.p7s", c.receipt)
     if original is not None:
         _write(directory / "original.eml", original)
     _write(
@@ -147,7 +104,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     ref = args.message_id.strip()
     main_name, rows = await _evidence_rows(engine, ref)
     if main_name is None:
-        raise PliError(f"no message {ref} in this gateway")
+        raise NotFound(f"no message {ref} in this gateway")
     async with AsyncExitStack() as stack:
         vault = await open_vault(settings, engine, stack)
         # bytes: asn1crypto accepts nothing else, and a one-off command can pay the copy
@@ -157,13 +114,13 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         receipts = [
             (r.kind, r.part, bytes(await vault.get(r.object_name)))
             for r in rows
-            if r.kind in (evidence.RECEIPT, evidence.RECEIPT_ORIGINAL, evidence.RECEIPT_PART)
+            if r.kind in evidence.RECEIPTS
         ]
     trust = await asyncio.to_thread(load_trust, settings)
-    checks = await asyncio.to_thread(_checks, trust, main, original, receipts)
+    checked = await asyncio.to_thread(proof.check, trust, main, original, receipts)
     accepted = await _accepted(engine, ref)
     detail = accepted.detail if accepted else {}
-    attachments = len(await asyncio.to_thread(evidence.attachment_parts, main))
+    attachments = checked.attachments
     print(f"message    {ref}")
     print(
         f"received   {len(main)} bytes, sha256 {hashlib.sha256(main).hexdigest()}, "
@@ -174,7 +131,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             f"original   {len(original)} bytes, sha256 {hashlib.sha256(original).hexdigest()}"
             " (S/MIME form as received, kept as evidence)"
         )
-    when = next((c.received_at for c in checks if c.ok and c.received_at), None)
+    when = checked.received_at
     print(f"at         {when.isoformat() if when else 'unknown (no valid receipt)'}")
     if accepted is not None:
         print(
@@ -184,13 +141,13 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
     smime = str(detail.get("smime", "not recorded"))
     reason = f" ({detail['smime_reason']})" if detail.get("smime_reason") else ""
     print(f"s/mime     {smime}{reason}, decrypted: {'yes' if detail.get('decrypted') else 'no'}")
-    for c in checks:
+    for c in checked.checks:
         state = "verifies" if c.ok else f"DOES NOT VERIFY ({c.why})"
-        print(f"receipt    {c.label}: {state}")
-    if not checks:
+        print(f"receipt    {c.covers}: {state}")
+    if not checked.checks:
         print("receipt    none (notarisation was off when this message arrived)")
     if args.export is not None:
-        await asyncio.to_thread(_export, args.export, checks, original, trust)
+        await asyncio.to_thread(_export, args.export, checked.checks, original, trust)
         print(
             f"exported   {args.export} (check: openssl cms -verify -binary -inform DER "
             "-in message.p7s -content message.eml -CAfile chain.pem -purpose any)"
@@ -202,8 +159,8 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
                 action="vault.proof",
                 actor=f"cli:{getpass.getuser()}",
                 msg_id=ref,
-                result="ok" if checks and all(c.ok for c in checks) else "fail",
-                detail={"receipts": len(checks), "exported": args.export is not None},
+                result="ok" if checked.verified else "fail",
+                detail={"receipts": len(checked.checks), "exported": args.export is not None},
             ),
         )
-    return 0 if checks and all(c.ok for c in checks) else 1
+    return 0 if checked.verified else 1

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.base.errors import PliError
+from gateway.base.errors import UsageError
 from gateway.cli.common import open_database
 from gateway.outbound import store
 from vault import audit
@@ -66,7 +66,7 @@ async def run(args: argparse.Namespace, engine: AsyncEngine) -> int:
         return 0
     if args.action == "retry":
         if not args.ids and not args.all:
-            raise PliError("name entries (ID ...) or use --all")
+            raise UsageError("name entries (ID ...) or use --all")
         count = await store.retry(engine, None if args.all else args.ids, now)
         print(f"{count} entries due now")
         return 0
@@ -75,7 +75,7 @@ async def run(args: argparse.Namespace, engine: AsyncEngine) -> int:
         # Named entries may be cancelled while queued: the operator takes responsibility.
         states = [store.QUEUED, store.DELIVERED, store.FAILED]
     if not states:
-        raise PliError("name entries (ID ...) or use --delivered / --failed")
+        raise UsageError("name entries (ID ...) or use --delivered / --failed")
     count = await store.purge(engine, states=states, entry_ids=args.ids or None)
     async with engine.begin() as conn:
         await audit.append(

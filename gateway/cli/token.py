@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from directory.base import DELEGABLE_KINDS, InvalidAddress, normalize_address
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
+from gateway.base.errors import InvalidInput, NotFound, Refused, UsageError
 from gateway.cli.common import with_database
 from gateway.mailstore.tokens import SCOPES, TokenInfo, TokenService
 from vault import audit
@@ -62,15 +62,15 @@ async def _check_mailbox(settings: Settings, engine: AsyncEngine, address: str) 
     try:
         mailbox = normalize_address(address)
     except InvalidAddress as exc:
-        raise PliError(f"invalid mailbox address: {exc}") from None
+        raise InvalidInput(f"invalid mailbox address: {exc}") from None
     if mailbox.rpartition("@")[2] not in {d.lower() for d in settings.domains}:
-        raise PliError(f"{mailbox} is not in a domain this gateway serves")
+        raise InvalidInput(f"{mailbox} is not in a domain this gateway serves")
     async with AsyncExitStack() as stack:
         entry = await open_directory(settings, engine, stack).resolve(mailbox)
     if entry is None:
-        raise PliError(f"{mailbox} is not in the directory; import it first")
+        raise NotFound(f"{mailbox} is not in the directory; import it first")
     if entry.kind.value not in DELEGABLE_KINDS:
-        raise PliError(
+        raise Refused(
             f"{mailbox} is a {entry.kind.value} mailbox; API tokens are for "
             f"shared mailboxes ({', '.join(sorted(DELEGABLE_KINDS))})"
         )
@@ -114,10 +114,10 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         mailbox = ""
         if args.mailbox or scopes & {"send", "read"}:
             if not args.mailbox:
-                raise PliError("--mailbox is required for the send and read scopes")
+                raise UsageError("--mailbox is required for the send and read scopes")
             mailbox = await _check_mailbox(settings, engine, args.mailbox)
         if args.expires is not None and args.expires <= 0:
-            raise PliError("--expires must be a positive number of days")
+            raise UsageError("--expires must be a positive number of days")
         info, secret = await tokens.create(
             mailbox,
             scopes,
@@ -150,7 +150,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
             )
         return 0
     if not await tokens.revoke(args.id):
-        raise PliError(f"no active token {args.id}")
+        raise NotFound(f"no active token {args.id}")
     await _event(engine, "token.revoked", args.id)
     print(f"token {args.id} revoked")
     return 0

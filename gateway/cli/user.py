@@ -8,7 +8,7 @@ import getpass
 import sys
 from collections.abc import Callable
 
-from gateway.base.errors import PliError
+from gateway.base.errors import InvalidInput, NotFound
 from gateway.cli.common import open_database
 
 __all__ = ["add_parser", "command"]
@@ -29,7 +29,7 @@ def _read_password(from_stdin: bool) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("New password: ")
     if getpass.getpass("Again: ") != first:
-        raise PliError("the two passwords differ")
+        raise InvalidInput("the two passwords differ")
     return first
 
 
@@ -46,7 +46,7 @@ async def command(args: argparse.Namespace) -> int:
         async with AsyncExitStack() as stack:
             entry = await open_directory(settings, engine, stack).resolve(address)
         if entry is None:
-            raise PliError(f"{address} is not in the directory; import it first")
+            raise NotFound(f"{address} is not in the directory; import it first")
         await Accounts(engine).set_password(address, _read_password(args.stdin))
         print(f"password set for {address}")
         return 0

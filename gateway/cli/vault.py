@@ -17,7 +17,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.base.config import Settings
-from gateway.base.errors import PliError
+from gateway.base.errors import NotFound, Refused
 from gateway.cli import proof as cli_proof
 from gateway.cli.common import with_database
 from gateway.outbound.store import OutboundQueue
@@ -121,7 +121,7 @@ async def run(args: argparse.Namespace, settings: Settings, engine: AsyncEngine)
         return await _rotate_in_hsm(args, settings, engine)
     if args.action == "rotate-kek":
         if env_key:
-            raise PliError(
+            raise Refused(
                 "the key-encryption key comes from PLI_VAULT_KEK_HEX: rotate it "
                 "where it is kept, then set the old one second in a key file"
             )
@@ -225,9 +225,9 @@ async def _retention_action(
         try:
             await vault.delete(args.name, actor=_actor(), reason=args.reason)
         except (RetentionLocked, LegalHoldActive) as exc:
-            raise PliError(f"refused: {exc}") from None
+            raise Refused(f"refused: {exc}") from None
         except ObjectNotFound:
-            raise PliError(f"no object {args.name} in the vault") from None
+            raise NotFound(f"no object {args.name} in the vault") from None
         print(f"deleted {args.name}")
         return 0
     if args.action == "purge":
@@ -302,14 +302,14 @@ async def _retention_action(
     else:
         names = sorted(set(args.object))
     if not names:
-        raise PliError(
+        raise NotFound(
             "nothing to hold: no object found for "
             f"{args.message or args.mailbox or ' '.join(args.object)}"
         )
     async with engine.begin() as conn:
         missing = await retention.unknown_objects(conn, names)
         if missing:
-            raise PliError(f"no object {missing[0]} in the vault")
+            raise NotFound(f"no object {missing[0]} in the vault")
         hold_id = await retention.place_hold(conn, names, args.reason[:255], _actor(), now)
         await audit.append(
             conn,

@@ -2,7 +2,7 @@
 field pli writes, and the attachments that notarisation receipts cover.
 
 This module owns the byte-level rules shared by ``gateway/core/secure.py`` (which
-writes presented and outbound messages and receipts) and ``gateway/cli/proof.py``
+writes presented and outbound messages and receipts) and ``gateway/core/proof.py``
 (which must find the same attachment by the same index twenty years later): how
 a message splits into outer header fields and its MIME entity, how a decrypted
 entity is put back under the outer fields, and which MIME parts count as
@@ -26,6 +26,7 @@ __all__ = [
     "ORIGINAL",
     "OUTBOUND",
     "RECEIPT",
+    "RECEIPTS",
     "RECEIPT_ORIGINAL",
     "RECEIPT_PART",
     "SmimeOutcome",
@@ -45,6 +46,7 @@ RECEIPT = "receipt"  # notarisation of the main object (what IMAP and the API sh
 RECEIPT_ORIGINAL = "receipt-original"  # notarisation of the original, when kept
 RECEIPT_PART = "receipt-part"  # notarisation of one attachment's decoded bytes
 OUTBOUND = "outbound"  # the signed/encrypted copy the outbound queue sends
+RECEIPTS = frozenset({RECEIPT, RECEIPT_ORIGINAL, RECEIPT_PART})  # what gateway/core/proof checks
 
 _BLANK = re.compile(rb"\r?\n\r?\n")
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")

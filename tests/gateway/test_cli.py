@@ -68,6 +68,24 @@ def test_usage_error_is_exit_2() -> None:
     assert pli("audit", "query", "--since", "yesterday").returncode == 2
 
 
+def test_usage_mistake_is_2_and_a_missing_thing_is_1(data_dir: Path) -> None:
+    """Exit 2 only for a wrong command line, as argparse's own errors; what the command
+    looked for and did not find is a failure (1). Both are one line naming the problem."""
+    dd = ("--data-dir", str(data_dir))
+    usage = run("queue", "retry", *dd)
+    assert usage.returncode == 2
+    assert usage.stderr == "pli: error: name entries (ID ...) or use --all\n"
+    assert run("queue", "purge", *dd).returncode == 2
+    assert run("token", "create", "--scope", "send", *dd).returncode == 2  # no --mailbox
+    missing = run("token", "revoke", "t0000000000", *dd)
+    assert missing.returncode == 1
+    assert missing.stderr == "pli: error: no active token t0000000000\n"
+    gone = run("vault", "delete", "0" * 64, "--reason", "test", *dd)
+    assert (
+        gone.returncode == 1 and gone.stderr == f"pli: error: no object {'0' * 64} in the vault\n"
+    )
+
+
 def test_init_is_idempotent_and_keeps_secrets(data_dir: Path) -> None:
     kek = (data_dir / "keys" / "kek.key").read_text()
     accounts = (data_dir / "demo-accounts.txt").read_text()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -38,7 +40,9 @@ def test_search_show_and_stats(data_dir: Path) -> None:
     ]
     assert ORG in {r["address"] for r in rows}
     assert pli("directory", "search", "zzzz-nobody", *dd).stdout == ""
-    assert pli("directory", "search", "x", "--limit", "0", *dd).returncode == 1
+    out_of_range = pli("directory", "search", "x", "--limit", "0", *dd)  # a usage mistake
+    assert out_of_range.returncode == 2, out_of_range.stderr
+    assert out_of_range.stderr == "pli: error: --limit must be between 1 and 500\n"
     shown = json.loads(pli("directory", "show", SOPHIE, "--format", "json", *dd).stdout)
     assert shown["display_name"] == "Dr Sophie BERNARD" and shown["kind"] == "PER"
     stats = pli("directory", "stats", *dd).stdout
@@ -68,6 +72,13 @@ def test_delegate_is_checked_audited_and_revocable(data_dir: Path) -> None:
     assert pli("audit", "verify", *dd).returncode == 0
 
 
+def _generation(data_dir: Path) -> int:
+    """The SQL change counter the caches of running instances watch."""
+    with closing(sqlite3.connect(data_dir / "pli.db")) as db:
+        row = db.execute("SELECT generation FROM directory_state WHERE id = 1").fetchone()
+    return int(row[0])
+
+
 def test_import_to_ldap_and_use_it_as_the_backend(data_dir: Path, slapd: Slapd) -> None:
     env = {
         "PLI_DIRECTORY__BACKEND": "ldap",
@@ -77,16 +88,25 @@ def test_import_to_ldap_and_use_it_as_the_backend(data_dir: Path, slapd: Slapd) 
         "PLI_DIRECTORY__LDAP__BIND_PASSWORD": ROOT_PW,
     }
     dd = ("--data-dir", str(data_dir))
-    done = pli(
-        "directory", "import", str(FIX / "extraction-sample.txt"), "--to", "ldap", *dd, env=env
-    )
+    extraction = ("directory", "import", str(FIX / "extraction-sample.txt"), "--to", "ldap")
+    before = _generation(data_dir)
+    dry = pli(*extraction, "--dry-run", *dd, env=env)
+    assert dry.returncode == 0 and "dry run" in dry.stdout, dry.stderr
+    assert _generation(data_dir) == before  # nothing written, nothing to forget
+    done = pli(*extraction, *dd, env=env)
     assert done.returncode == 0 and "200 added" in done.stdout, done.stderr
+    # LDAP keeps no generation: the SQL one tells running instances to drop their caches.
+    assert _generation(data_dir) == before + 1
     trust = pli("directory", "import", str(FIX / "liste-blanche-sample.xml"), *dd, env=env)
     assert trust.returncode == 0 and "(ldap)" in trust.stdout, trust.stderr
+    assert _generation(data_dir) == before + 2
     assert "backend          ldap" in pli("directory", "stats", *dd, env=env).stdout
     assert "Dr Sophie BERNARD" in pli("directory", "show", SOPHIE, *dd, env=env).stdout
     assert ORG in pli("directory", "search", "geriatrie", *dd, env=env).stdout
     assert "granted" in pli("directory", "delegate", ORG, SOPHIE, *dd, env=env).stdout
+    assert _generation(data_dir) == before + 3
+    assert "already granted" in pli("directory", "delegate", ORG, SOPHIE, *dd, env=env).stdout
+    assert _generation(data_dir) == before + 3  # no change, no bump
     down = pli(
         "directory",
         "show",

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Connection, select
 
 from gateway.base.db import create_engine
-from gateway.base.errors import PliError
+from gateway.base.errors import InvalidInput, NotFound, PliError, Refused, UsageError
 from gateway.cli import token as cli_token
 from gateway.cli.main import build_parser
 from gateway.mailstore.tables import api_token
@@ -76,19 +76,23 @@ async def test_cli_create_list_revoke(data_dir: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert await _cli(data_dir, "list", "--format", "json") == 0
     assert '"state": "revoked"' in capsys.readouterr().out
-    with pytest.raises(PliError):
+    with pytest.raises(NotFound, match=f"no active token {token_id}"):
         await _cli(data_dir, "revoke", token_id)
 
 
 async def test_cli_refuses_bad_mailboxes(data_dir: Path) -> None:
-    for argv in (
-        ["--mailbox", DOCTOR, "--scope", "read"],  # a person's own mailbox
-        ["--mailbox", "nobody@ch-arras.mssante.fr", "--scope", "read"],
-        ["--mailbox", "dpi@elsewhere.example", "--scope", "read"],
-        ["--scope", "send"],
-    ):
-        with pytest.raises(PliError):
+    cases: list[tuple[list[str], type[PliError]]] = [
+        (["--mailbox", DOCTOR, "--scope", "read"], Refused),  # a person's own mailbox
+        (["--mailbox", "nobody@ch-arras.mssante.fr", "--scope", "read"], NotFound),
+        (["--mailbox", "dpi@elsewhere.example", "--scope", "read"], InvalidInput),
+        (["--mailbox", "not-an-address", "--scope", "read"], InvalidInput),
+        (["--scope", "send"], UsageError),  # the command line lacks --mailbox (exit 2)
+        (["--scope", "audit", "--expires", "0"], UsageError),
+    ]
+    for argv, error in cases:
+        with pytest.raises(error) as raised:
             await _cli(data_dir, "create", *argv)
+        assert type(raised.value) is error, argv
     # An auditor's token needs no mailbox.
     assert await _cli(data_dir, "create", "--scope", "audit") == 0
 
