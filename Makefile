@@ -48,7 +48,8 @@ test: install apt-deps
 	$(BIN)/pytest
 
 ## make docs: regenerate docs/configuration.md from the settings models' docstrings
-##   (gateway/base/config.py); make test fails while it is out of date.
+##   (the sections in gateway/base/sections.py, the top-level keys on Settings in
+##   gateway/base/config.py); make test fails while it is out of date.
 docs: install
 	$(BIN)/pli config describe --format markdown > docs/configuration.md.tmp
 	mv docs/configuration.md.tmp docs/configuration.md
