@@ -1,9 +1,10 @@
-"""Database engine creation and schema migration for every package's tables.
+"""Database engines for every package (SQLite made durable once here); stored times as UTC.
 
 SQLite is tuned here once (WAL, ``synchronous=FULL`` because a 250 is a
 promise that survives power loss, a busy timeout so writers queue instead of
-failing); PostgreSQL needs nothing special. Migrations live in
-:mod:`gateway.migrations`, which knows every package's tables.
+failing); PostgreSQL needs nothing special. The schema is not this module's:
+migrations live in :mod:`gateway.migrations`, which knows every package's
+tables (and, being above them all, cannot live in ``gateway.base``).
 """
 
 from __future__ import annotations
