@@ -4,10 +4,11 @@ The file path comes from ``--config`` or ``PLI_CONFIG``, else ``DATA_DIR/pli.tom
 if it exists. ``PLI_SMTP__MTA_PORT=0`` overrides ``[smtp] mta_port``: nested keys
 are joined with ``__``. Everything is validated at start-up and an invalid value
 fails with a :class:`ConfigError` naming the key, never later in a request.
-Backends are chosen here by name; only ``gateway/app/backends.py`` turns names into
-objects. The sections are in :mod:`gateway.base.sections` (re-exported here); each
-key's docstring is its user documentation: ``pli config describe`` prints it, and
-``docs/configuration.md`` is generated from it (``make docs``).
+Backends are chosen here by name; the composition roots turn names into objects
+(``gateway/app/backends.py``, which the CLI uses too). The sections are in
+:mod:`gateway.base.sections` (re-exported here); each key's docstring is its user
+documentation: ``pli config describe`` prints it, and ``docs/configuration.md`` is
+generated from it (``make docs``).
 """
 
 from __future__ import annotations

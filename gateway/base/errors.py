@@ -13,7 +13,8 @@ own roots (they cannot import it) and the front ends map them the same way::
     ├── ConfigError                  the configuration is invalid; the text names the key
     ├── UsageError                   the command line is wrong (exit code 2)
     ├── InvalidInput                 a client's or operator's input is wrong; names the field
-    │   └── WeakPassword             below the password rules
+    │   ├── WeakPassword             below the password rules
+    │   └── gateway.smime.pki.PkiError     the development PKI refused a request
     ├── NotFound                     no such thing, or not yours to see (the same answer)
     │   ├── MailboxNotFound          no such mailbox (folder) for this user
     │   ├── MessageNotFound          no such UID (or no longer)
@@ -23,12 +24,14 @@ own roots (they cannot import it) and the front ends map them the same way::
     ├── Refused                      permanent: retrying the same request fails again
     │   ├── PermissionDenied         rights missing; ``code`` is the RFC 5530 response code
     │   ├── ContentRefused           the message itself (header bomb, bad MIME)
+    │   │   └── gateway.xdm.errors.XdmError   a refused IHE XDM package, CDA or INS
     │   ├── OutboundNotSecured       ``force`` encryption and a certificate vanished
-    │   ├── gateway.smime.cms.SmimeError   bad, unsupported or undecryptable CMS
-    │   ├── gateway.smime.pki.PkiError     the development PKI refused a request
-    │   └── gateway.xdm.errors.XdmError    a refused IHE XDM package, CDA or INS
+    │   └── gateway.smime.cms.SmimeError      bad, unsupported or undecryptable CMS
+    │       └── gateway.smime.hsm.HsmError    the token refuses the request itself
     └── TemporaryFailure             a dependency failed; try again later, never a 5xx
-        ├── Unavailable              database, vault or identity provider down
+        ├── Unavailable              database, vault or a dependency down
+        │   ├── gateway.smime.hsm.HsmUnavailable      the token or its session failed
+        │   └── gateway.http.oidc.OidcUnavailable     the identity provider's keys
         └── LoginThrottled           too many failed logins; no password was checked
 
     directory.base.DirectoryError    (its own root: directory imports no gateway)
@@ -38,6 +41,8 @@ own roots (they cannot import it) and the front ends map them the same way::
     ├── VaultUnavailable             -> answered as a TemporaryFailure
     └── ObjectNotFound, IntegrityError, RetentionLocked, LegalHoldActive,
         retention.HoldNotFound, pkcs11.TokenOpenError
+    sqlalchemy's OperationalError, TimeoutError   the database is down or saturated
+                                     -> answered as a TemporaryFailure
     policies.rules.RuleError         a rule file is invalid (-> ConfigError at start-up)
 
 :func:`is_temporary` is the one answer to "may the client retry?" for all of
@@ -51,6 +56,9 @@ only (ruff's S101): ``python -O`` strips it.
 """
 
 from __future__ import annotations
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 
 from directory.base import DirectoryUnavailable
 from vault.base import VaultUnavailable
@@ -216,5 +224,13 @@ class LoginThrottled(TemporaryFailure):
 
 
 def is_temporary(exc: BaseException) -> bool:
-    """Whether the client may retry: true for every dependency failure of any package."""
-    return isinstance(exc, TemporaryFailure | DirectoryUnavailable | VaultUnavailable)
+    """Whether the client may retry: true for every dependency failure of any package,
+    the database's included (a lost connection, a pool exhausted, a locked SQLite)."""
+    return isinstance(
+        exc,
+        TemporaryFailure
+        | DirectoryUnavailable
+        | VaultUnavailable
+        | OperationalError
+        | SqlTimeoutError,
+    )

@@ -45,7 +45,7 @@ def test_every_key_is_listed_once_with_a_description() -> None:
         "smime.pkcs11_pin",
     } <= set(listed)
     undocumented = [k.path for k in keys() if not k.description]
-    assert not undocumented, f"give these a docstring in gateway/base/config.py: {undocumented}"
+    assert not undocumented, f"give these a docstring in gateway/base/sections.py: {undocumented}"
 
 
 def test_a_key_reads_as_the_loader_takes_it() -> None:
